@@ -1,0 +1,109 @@
+"""The interface between the cost model and the simulator: :class:`IterationCost`.
+
+The simulator never builds FLOP counts itself; it asks an ``IterationCost`` for the duration of
+one iteration, of N consecutive decode steps (in closed form), of a batch-1 prefill, of a KV swap,
+and for the KV capacity of an instance. The roofline model in :mod:`schedlab.costmodel.iteration`
+implements it for a (model, GPU, tensor-parallel degree); :class:`ConstantIterationCost` gives every
+iteration the same duration, which is what the slotted optimal-baseline problems in
+:mod:`schedlab.solvers` assume.
+
+>>> c = ConstantIterationCost(slot_s=0.5, kv_capacity_tokens=1000)
+>>> c.decode_steps_time_s(batch_size=4, context_sum=100, n_steps=np.array([1, 3])).tolist()
+[0.5, 1.5]
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Protocol, runtime_checkable
+
+import numpy as np
+
+from schedlab.errors import check_nonneg_int, check_positive_float
+
+__all__ = ["IterationCost", "ConstantIterationCost"]
+
+
+@runtime_checkable
+class IterationCost(Protocol):
+    """What the simulator needs from a cost model for one serving instance.
+
+    Conventions: a *prefill chunk* processes ``prefill_tokens[i]`` new prompt tokens of request i
+    whose first ``prefill_context[i]`` tokens are already in the KV cache (0 for a fresh prompt,
+    the cached prefix or the previous chunks otherwise). A *decode* request generates one token
+    while attending to its whole context (prompt plus tokens generated so far); the decode part
+    of an iteration is described by the number of decode requests and the sum of their contexts.
+    """
+
+    #: KV-cache bytes per token of the whole instance (all its tensor-parallel devices together).
+    kv_bytes_per_token: float
+    #: Tokens of KV the instance can hold (memory left after weights and activations).
+    kv_capacity_tokens: int
+
+    def iteration_time_s(
+        self,
+        prefill_tokens: np.ndarray,
+        prefill_context: np.ndarray,
+        decode_batch: int,
+        decode_context_sum: int,
+    ) -> float:
+        """Seconds for one iteration mixing prefill chunks and ``decode_batch`` decode tokens."""
+        ...
+
+    def decode_steps_time_s(
+        self, batch_size: int, context_sum: int, n_steps: np.ndarray | int
+    ) -> np.ndarray | float:
+        """Total seconds of ``n_steps`` consecutive decode-only iterations of an unchanged batch.
+
+        At the first step the contexts sum to ``context_sum``; each step adds one token to every
+        request, so step k (0-based) has ``context_sum + k * batch_size``. Closed form, no loop over
+        steps; vectorised over an array of ``n_steps`` (the result then has its shape).
+        """
+        ...
+
+    def prefill_time_s(self, input_tokens: np.ndarray) -> np.ndarray:
+        """Seconds of a batch-1 prefill of each whole prompt (vectorised)."""
+        ...
+
+    def swap_time_s(self, tokens: np.ndarray | int) -> np.ndarray | float:
+        """Seconds to move the KV of ``tokens`` tokens between device and host memory."""
+        ...
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ConstantIterationCost:
+    """Every iteration, whatever its content, takes ``slot_s`` seconds; swaps are free.
+
+    This is the slotted time model of the optimal-baseline problems (one iteration per slot).
+    ``kv_bytes_per_token`` is 1 so KV bytes and KV tokens coincide.
+    """
+
+    slot_s: float = 1.0
+    kv_capacity_tokens: int = 2**62
+    kv_bytes_per_token: float = 1.0
+
+    def __post_init__(self) -> None:
+        check_positive_float(self.slot_s, "slot_s", "ConstantIterationCost")
+        check_nonneg_int(self.kv_capacity_tokens, "kv_capacity_tokens", "ConstantIterationCost")
+
+    def iteration_time_s(
+        self,
+        prefill_tokens: np.ndarray,
+        prefill_context: np.ndarray,
+        decode_batch: int,
+        decode_context_sum: int,
+    ) -> float:
+        return self.slot_s
+
+    def decode_steps_time_s(
+        self, batch_size: int, context_sum: int, n_steps: np.ndarray | int
+    ) -> np.ndarray | float:
+        return np.asarray(n_steps, dtype=np.float64) * self.slot_s if np.ndim(n_steps) else (
+            float(n_steps) * self.slot_s
+        )
+
+    def prefill_time_s(self, input_tokens: np.ndarray) -> np.ndarray:
+        return np.full(np.shape(input_tokens), self.slot_s, dtype=np.float64)
+
+    def swap_time_s(self, tokens: np.ndarray | int) -> np.ndarray | float:
+        return np.zeros(np.shape(tokens)) if np.ndim(tokens) else 0.0

@@ -1,0 +1,206 @@
+"""Errors and argument checks shared by every layer of schedlab.
+
+All bad input at a public boundary raises :class:`ValueError` (or a subclass) whose message names the
+parameter, the function, what was expected and what was received, in the style of scikit-learn::
+
+    The 'token_budget' parameter of chunked_prefill must be an int in [1, inf). Got 0 instead.
+
+Example
+-------
+>>> check_positive_int(4, "batch_size", "simulate")
+4
+>>> check_positive_int(0, "batch_size", "simulate")
+Traceback (most recent call last):
+...
+ValueError: The 'batch_size' parameter of simulate must be an int in [1, inf). Got 0 instead.
+"""
+
+from __future__ import annotations
+
+import difflib
+import math
+from collections.abc import Iterable
+from numbers import Integral, Real
+
+import numpy as np
+
+__all__ = [
+    "SchedlabError",
+    "SimulationStalled",
+    "DataFormatError",
+    "check_positive_int",
+    "check_nonneg_int",
+    "check_positive_float",
+    "check_nonneg_float",
+    "check_fraction",
+    "check_array",
+    "unknown_name_error",
+]
+
+
+class SchedlabError(Exception):
+    """Base class of schedlab's own run-time errors (not input validation)."""
+
+
+class SimulationStalled(SchedlabError, RuntimeError):
+    """A simulation stopped making progress; the message names the stuck requests."""
+
+
+class DataFormatError(ValueError):
+    """A data file is malformed. The message names the file, the line and the field."""
+
+    def __init__(self, path: str, line: int | None, field: str | None, message: str):
+        self.path, self.line, self.field = str(path), line, field
+        where = f"{path}"
+        if line is not None:
+            where += f", line {line}"
+        if field is not None:
+            where += f", field {field!r}"
+        super().__init__(f"{where}: {message}")
+
+
+def _fmt(value: object) -> str:
+    return repr(value)
+
+
+def check_positive_int(value: object, name: str, where: str) -> int:
+    """Return ``value`` as an int, or raise ``ValueError`` unless it is an integer >= 1."""
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, Integral) or value < 1:
+        raise ValueError(
+            f"The {name!r} parameter of {where} must be an int in [1, inf). Got {_fmt(value)} instead."
+        )
+    return int(value)
+
+
+def check_nonneg_int(value: object, name: str, where: str) -> int:
+    """Return ``value`` as an int, or raise ``ValueError`` unless it is an integer >= 0."""
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, Integral) or value < 0:
+        raise ValueError(
+            f"The {name!r} parameter of {where} must be an int in [0, inf). Got {_fmt(value)} instead."
+        )
+    return int(value)
+
+
+def _real(value: object) -> float | None:
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, Real):
+        return None
+    v = float(value)
+    return None if math.isnan(v) else v
+
+
+def check_positive_float(value: object, name: str, where: str, *, allow_inf: bool = False) -> float:
+    """Return ``value`` as a float, or raise ``ValueError`` unless it is a real number > 0."""
+    v = _real(value)
+    if v is None or v <= 0 or (math.isinf(v) and not allow_inf):
+        hi = "inf]" if allow_inf else "inf)"
+        raise ValueError(
+            f"The {name!r} parameter of {where} must be a float in (0, {hi}. Got {_fmt(value)} instead."
+        )
+    return v
+
+
+def check_nonneg_float(value: object, name: str, where: str, *, allow_inf: bool = False) -> float:
+    """Return ``value`` as a float, or raise ``ValueError`` unless it is a real number >= 0."""
+    v = _real(value)
+    if v is None or v < 0 or (math.isinf(v) and not allow_inf):
+        hi = "inf]" if allow_inf else "inf)"
+        raise ValueError(
+            f"The {name!r} parameter of {where} must be a float in [0, {hi}. Got {_fmt(value)} instead."
+        )
+    return v
+
+
+def check_fraction(value: object, name: str, where: str, *, open_low: bool = True) -> float:
+    """Return ``value`` as a float, or raise ``ValueError`` unless it lies in (0, 1] (or [0, 1])."""
+    v = _real(value)
+    lo_ok = v is not None and (v > 0 if open_low else v >= 0)
+    if v is None or not lo_ok or v > 1:
+        lo = "(0" if open_low else "[0"
+        raise ValueError(
+            f"The {name!r} parameter of {where} must be a float in {lo}, 1]. Got {_fmt(value)} instead."
+        )
+    return v
+
+
+def check_array(
+    values: object,
+    name: str,
+    where: str,
+    *,
+    dtype: type | np.dtype = np.float64,
+    ndim: int = 1,
+    min_value: float | None = None,
+    integer: bool = False,
+    allow_nan: bool = False,
+    length: int | None = None,
+) -> np.ndarray:
+    """Convert ``values`` to a numpy array and check it, naming the first bad element.
+
+    Returns a new read-only array of ``dtype``. Raises ``ValueError`` on NaN or infinity (unless
+    ``allow_nan``), values below ``min_value``, non-integers when ``integer``, or a wrong shape.
+
+    >>> check_array([1, 2], "input_tokens", "Workload", dtype=np.int64, min_value=0).tolist()
+    [1, 2]
+    >>> check_array([1, -2], "input_tokens", "Workload", min_value=0)
+    Traceback (most recent call last):
+    ...
+    ValueError: The 'input_tokens' parameter of Workload must be >= 0; element 1 is -2.0.
+    """
+    try:
+        arr = np.asarray(values, dtype=np.float64 if integer else dtype)
+    except (TypeError, ValueError) as exc:
+        raise ValueError(
+            f"The {name!r} parameter of {where} must be numeric. Got {type(values).__name__}: {exc}"
+        ) from None
+    if arr.ndim != ndim:
+        raise ValueError(
+            f"The {name!r} parameter of {where} must be {ndim}-dimensional. Got shape {arr.shape}."
+        )
+    if length is not None and arr.shape[0] != length:
+        raise ValueError(
+            f"The {name!r} parameter of {where} must have length {length}. Got {arr.shape[0]}."
+        )
+    if arr.dtype.kind == "f":
+        bad = ~np.isfinite(arr)
+        if allow_nan:
+            bad &= ~np.isnan(arr)
+        if bad.any():
+            i = int(np.flatnonzero(bad.ravel())[0])
+            raise ValueError(
+                f"The {name!r} parameter of {where} must be finite; element {i} is {arr.ravel()[i].item()!r}."
+            )
+    if min_value is not None:
+        below = arr < min_value
+        if below.any():
+            i = int(np.flatnonzero(below.ravel())[0])
+            raise ValueError(
+                f"The {name!r} parameter of {where} must be >= {min_value}; "
+                f"element {i} is {arr.ravel()[i].item()!r}."
+            )
+    if integer:
+        frac = arr != np.round(arr)
+        if frac.any():
+            i = int(np.flatnonzero(frac.ravel())[0])
+            raise ValueError(
+                f"The {name!r} parameter of {where} must hold integers; element {i} is {arr.ravel()[i].item()!r}."
+            )
+        arr = arr.astype(dtype)
+    else:
+        arr = np.array(arr, dtype=dtype, copy=True)
+    arr.flags.writeable = False
+    return arr
+
+
+def unknown_name_error(kind: str, name: str, known: Iterable[str]) -> ValueError:
+    """Build the ``ValueError`` for an unknown catalog or registry name, listing close matches.
+
+    >>> str(unknown_name_error("GPU", "h10", ["h100-sxm", "a100-80gb"]))
+    "Unknown GPU 'h10'. Close matches: 'h100-sxm'. Known: 'a100-80gb', 'h100-sxm'."
+    """
+    known = sorted(known)
+    close = difflib.get_close_matches(str(name).lower(), known, n=3, cutoff=0.5)
+    msg = f"Unknown {kind} {name!r}."
+    if close:
+        msg += " Close matches: " + ", ".join(repr(c) for c in close) + "."
+    msg += " Known: " + ", ".join(repr(k) for k in known) + "."
+    return ValueError(msg)
