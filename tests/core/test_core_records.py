@@ -1,0 +1,122 @@
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from schedlab.errors import check_positive_int, unknown_name_error
+from schedlab.records import PrefixBlocks, Workload
+
+
+def small_workload(**kw):
+    base = dict(arrival_s=[0.0, 0.5, 0.5, 2.0], input_tokens=[10, 20, 30, 40], output_tokens=[1, 2, 3, 4])
+    base.update(kw)
+    return Workload(**base)
+
+
+def test_columns_are_read_only_copies():
+    src = np.array([5, 6])
+    w = Workload(arrival_s=[0, 1], input_tokens=src, output_tokens=[1, 1])
+    src[0] = 99
+    assert w.input_tokens.tolist() == [5, 6]
+    with pytest.raises(ValueError, match="read-only"):
+        w.arrival_s[0] = 3.0
+
+
+@pytest.mark.parametrize(
+    "field, value, message",
+    [
+        ("input_tokens", [10, -1, 3, 4], "'input_tokens'.*>= 1; element 1"),
+        ("output_tokens", [1, 2, 0, 4], "'output_tokens'.*>= 1; element 2"),
+        ("input_tokens", [10, 2.5, 3, 4], "'input_tokens'.*integers; element 1"),
+        ("arrival_s", [0.0, math.nan, 1.0, 2.0], "'arrival_s'.*finite; element 1"),
+        ("arrival_s", [0.0, 2.0, 1.0, 3.0], "'arrival_s'.*non-decreasing; element 2"),
+        ("output_tokens", [1, 2, 3], "'output_tokens'.*length 4"),
+    ],
+)
+def test_bad_columns_name_field_and_element(field, value, message):
+    with pytest.raises(ValueError, match=message):
+        small_workload(**{field: value})
+
+
+def test_duplicate_request_ids_rejected():
+    with pytest.raises(ValueError, match="unique"):
+        small_workload(request_id=[1, 1, 2, 3])
+
+
+def test_sorted_by_arrival_sorts_every_column_stably():
+    w = Workload.sorted_by_arrival(
+        arrival_s=[2.0, 0.0, 1.0, 0.0],
+        input_tokens=[1, 2, 3, 4],
+        output_tokens=[5, 6, 7, 8],
+        prefix_block_ids=[[1], [2, 3], [], [4]],
+        features={"lang": np.array(["a", "b", "c", "d"])},
+    )
+    assert w.arrival_s.tolist() == [0.0, 0.0, 1.0, 2.0]
+    assert w.input_tokens.tolist() == [2, 4, 3, 1]
+    assert w.request_id.tolist() == [0, 1, 2, 3]
+    assert [w.prefix_block_ids[i].tolist() for i in range(4)] == [[2, 3], [4], [], [1]]
+    assert w.features["lang"].tolist() == ["b", "d", "c", "a"]
+
+
+def test_take_keeps_all_columns():
+    w = small_workload(group_id=[0, 0, 1, 1], slo_ttft_s=[1, 1, 2, 2],
+                       prefix_block_ids=[[1, 2], [3], [], [4, 5, 6]])
+    sub = w.take(np.array([3, 1]))
+    assert sub.request_id.tolist() == [1, 3]
+    assert sub.group_id.tolist() == [0, 1]
+    assert sub.prefix_block_ids[1].tolist() == [4, 5, 6]
+    assert w.head(2).input_tokens.tolist() == [10, 20]
+
+
+@settings(max_examples=50, deadline=None)
+@given(
+    st.lists(
+        st.tuples(
+            st.floats(0, 1e6, allow_nan=False),
+            st.integers(1, 10**6),
+            st.integers(1, 10**5),
+            st.lists(st.integers(0, 10**9), max_size=5),
+        ),
+        max_size=30,
+    )
+)
+def test_pandas_round_trip(rows):
+    rows = sorted(rows, key=lambda r: r[0])
+    w = Workload(
+        arrival_s=[r[0] for r in rows],
+        input_tokens=[r[1] for r in rows],
+        output_tokens=[r[2] for r in rows],
+        prefix_block_ids=[r[3] for r in rows],
+        group_id=[i // 2 for i in range(len(rows))],
+        block_tokens=256,
+        name="rt",
+    )
+    back = Workload.from_pandas(w.to_pandas())
+    for col in ("arrival_s", "input_tokens", "output_tokens", "request_id", "group_id"):
+        assert np.array_equal(getattr(back, col), getattr(w, col))
+    assert np.array_equal(back.prefix_block_ids.ids, w.prefix_block_ids.ids)
+    assert np.array_equal(back.prefix_block_ids.offsets, w.prefix_block_ids.offsets)
+    assert back.block_tokens == 256 and back.name == "rt"
+
+
+def test_prefix_blocks_must_be_csr():
+    with pytest.raises(ValueError, match="CSR"):
+        PrefixBlocks(ids=np.array([1, 2]), offsets=np.array([0, 3]))
+
+
+def test_from_pandas_names_missing_columns():
+    import pandas as pd
+
+    with pytest.raises(ValueError, match="output_tokens"):
+        Workload.from_pandas(pd.DataFrame({"arrival_s": [0.0], "input_tokens": [3]}))
+
+
+def test_error_helpers():
+    with pytest.raises(ValueError, match=r"'tp' parameter of build must be an int in \[1, inf\)"):
+        check_positive_int(True, "tp", "build")
+    err = unknown_name_error("model", "lama-2-7b", ["llama-2-7b", "opt-13b"])
+    assert "Close matches: 'llama-2-7b'" in str(err)
