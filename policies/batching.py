@@ -1,0 +1,214 @@
+"""Batch formation shared by the policies: the longest feasible prefix of a priority order, the
+KV evictions it needs, proactive prefetch, and rejection of requests that can never run.
+
+Everything is vectorised over the view's columns; the policies differ only in the order they
+pass and in which requests they allow to be evicted.
+
+>>> import numpy as np
+>>> from schedlab.policies.base import QueueView
+>>> v = QueueView.from_columns(now_s=0.0, input_tokens=[40, 40, 40], kv_capacity_tokens=100)
+>>> r = longest_prefix(v, np.array([2, 0, 1]))
+>>> r.batch.tolist(), r.evict.tolist()
+([2, 0], [])
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+from schedlab.policies.base import KV_GPU, KV_HOST, BatchDecision, QueueView
+from schedlab.policies.kv import kv_demand, step_tokens
+
+__all__ = [
+    "PREEMPT_MODES",
+    "PrefixResult",
+    "check_preempt",
+    "infeasible",
+    "longest_prefix",
+    "prefetch",
+    "split_preemptions",
+]
+
+PREEMPT_MODES = ("swap", "recompute")
+
+_EMPTY = np.zeros(0, dtype=np.int64)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class PrefixResult:
+    """``batch``: positions to run (a prefix of the order); ``evict``: device-resident positions
+    (outside the batch) whose KV must leave the device; ``free_after``: device KV tokens left free
+    once the evictions are done and the batch has grown."""
+
+    batch: np.ndarray
+    evict: np.ndarray
+    free_after: int
+
+
+def check_preempt(preempt: str, where: str) -> str:
+    """Validate a ``preempt`` parameter (``"swap"`` or ``"recompute"``).
+
+    >>> check_preempt("swap", "vllm")
+    'swap'
+    """
+    if preempt not in PREEMPT_MODES:
+        raise ValueError(
+            f"The 'preempt' parameter of {where} must be one of {PREEMPT_MODES}. "
+            f"Got {preempt!r} instead."
+        )
+    return preempt
+
+
+def infeasible(view: QueueView) -> tuple[np.ndarray, tuple[str, ...]]:
+    """Positions that can never run on this instance, with a reason each: the next step alone
+    needs more KV than the whole device holds, or (without chunked prefill) more tokens than the
+    per-iteration budget. Policies reject them so the simulation cannot stall on them.
+
+    >>> from schedlab.policies.base import QueueView
+    >>> infeasible(QueueView.from_columns(now_s=0.0, input_tokens=[10, 500], kv_capacity_tokens=100))
+    (array([1]), ('needs 500 KV tokens, more than the instance capacity of 100',))
+    """
+    demand = kv_demand(view)
+    step = step_tokens(view)
+    too_big = demand > view.kv_capacity_tokens
+    over_budget = step > view.max_batch_tokens
+    bad = np.flatnonzero(too_big | over_budget)
+    if bad.shape[0] == 0:
+        return _EMPTY, ()
+    reasons = tuple(
+        f"needs {int(demand[i])} KV tokens, more than the instance capacity of "
+        f"{view.kv_capacity_tokens}"
+        if too_big[i]
+        else f"needs {int(step[i])} tokens in one iteration, more than max_batch_tokens="
+        f"{view.max_batch_tokens}"
+        for i in bad
+    )
+    return bad, reasons
+
+
+def longest_prefix(
+    view: QueueView,
+    order: np.ndarray,
+    *,
+    evictable: np.ndarray | None = None,
+    reserve_tokens: int | np.ndarray = 0,
+    max_batch_size: int | None = None,
+    max_batch_tokens: int | None = None,
+    free_tokens: int | None = None,
+) -> PrefixResult:
+    """The longest prefix of ``order`` that fits, and the evictions it needs.
+
+    A prefix fits when its size is at most ``max_batch_size``, its tokens (:func:`step_tokens`)
+    at most ``max_batch_tokens``, and its KV demand (:func:`kv_demand`) plus ``reserve_tokens``
+    at most the free device KV plus the device KV of the *evictable* requests after it in the
+    order (``evictable`` is a boolean mask over all positions; default: none evictable).
+    ``reserve_tokens`` (a scalar or one value per order position) never applies to the first
+    request, so the head of the order always runs when it fits on its own. Evictions take
+    evictable device-resident requests from the *back* of the order until the deficit is covered.
+    Strict: a request that does not fit ends the batch; nothing behind it is considered.
+
+    >>> import numpy as np
+    >>> from schedlab.policies.base import QueueView, KV_GPU
+    >>> v = QueueView.from_columns(now_s=0.0, input_tokens=[40, 40, 40], kv_capacity_tokens=100,
+    ...     prefilled_tokens=[0, 0, 40], generated_tokens=[0, 0, 1], kv_tokens=[0, 0, 41],
+    ...     kv_location=[0, 0, KV_GPU])
+    >>> r = longest_prefix(v, np.array([0, 1, 2]), evictable=np.ones(3, bool))
+    >>> r.batch.tolist(), r.evict.tolist(), r.free_after
+    ([0, 1], [2], 20)
+    """
+    bs = view.max_batch_size if max_batch_size is None else max_batch_size
+    tok_cap = view.max_batch_tokens if max_batch_tokens is None else max_batch_tokens
+    free = view.kv_free_tokens if free_tokens is None else free_tokens
+    m = order.shape[0]
+    if m == 0 or bs <= 0:
+        return PrefixResult(batch=_EMPTY, evict=_EMPTY, free_after=int(free))
+    step = step_tokens(view)[order]
+    dem = np.cumsum(kv_demand(view)[order])
+    if evictable is None:
+        ev_kv = np.zeros(m, dtype=np.int64)
+    else:
+        ev_kv = np.where(
+            evictable[order] & (view.kv_location[order] == KV_GPU), view.kv_tokens[order], 0
+        )
+    # reclaim[k]: evictable device KV strictly behind position k of the order
+    reclaim = np.cumsum(ev_kv[::-1])[::-1] - ev_kv
+    reserve = np.broadcast_to(np.asarray(reserve_tokens, dtype=np.int64), (m,)).copy()
+    reserve[0] = 0
+    ok = (np.cumsum(step) <= tok_cap) & (dem + reserve <= free + reclaim)
+    ok[min(bs, m) :] = False
+    k = m if ok.all() else int(np.argmin(ok))
+    if k == 0:
+        return PrefixResult(batch=_EMPTY, evict=_EMPTY, free_after=int(free))
+    deficit = int(dem[k - 1] + reserve[k - 1]) - int(free)
+    evict = _EMPTY
+    if deficit > 0:
+        back = ev_kv[k:][::-1]
+        cum = np.cumsum(back)
+        j = int(np.searchsorted(cum, deficit)) + 1
+        take = np.flatnonzero(back[:j] > 0)
+        evict = order[k:][::-1][take]
+        free += int(cum[j - 1])
+    return PrefixResult(batch=order[:k], evict=evict, free_after=int(free - dem[k - 1]))
+
+
+def split_preemptions(
+    view: QueueView, evict: np.ndarray, preempt: str
+) -> tuple[np.ndarray, np.ndarray]:
+    """Split evicted positions into ``(swap_out, recompute)``. With ``preempt="swap"`` requests
+    are swapped out while host swap space lasts (in the given order) and recomputed after that.
+
+    >>> import numpy as np
+    >>> from schedlab.policies.base import QueueView, KV_GPU
+    >>> v = QueueView.from_columns(now_s=0.0, input_tokens=[8, 8], kv_capacity_tokens=64,
+    ...     kv_tokens=[9, 9], kv_location=[KV_GPU, KV_GPU], host_kv_free_tokens=10)
+    >>> [a.tolist() for a in split_preemptions(v, np.array([1, 0]), "swap")]
+    [[1], [0]]
+    """
+    if evict.shape[0] == 0:
+        return _EMPTY, _EMPTY
+    if preempt == "recompute":
+        return _EMPTY, evict
+    fits = np.cumsum(view.kv_tokens[evict]) <= view.host_kv_free_tokens
+    return evict[fits], evict[~fits]
+
+
+def prefetch(
+    view: QueueView,
+    order: np.ndarray,
+    *,
+    free_tokens: int,
+    reserve_tokens: int,
+    limit: int,
+) -> np.ndarray:
+    """Host-resident requests of ``order`` to swap in ahead of time: the first ``limit`` of them
+    in order, each taken while the device keeps ``reserve_tokens`` free after it (FastServe's
+    proactive swap-in; requests that do not fit are passed over, as in the authors' code).
+
+    >>> import numpy as np
+    >>> from schedlab.policies.base import QueueView, KV_HOST
+    >>> v = QueueView.from_columns(now_s=0.0, input_tokens=[8, 8, 8], kv_capacity_tokens=100,
+    ...     kv_tokens=[30, 50, 10], kv_location=[KV_HOST] * 3)
+    >>> prefetch(v, np.array([0, 1, 2]), free_tokens=60, reserve_tokens=5, limit=3).tolist()
+    [0, 2]
+    """
+    host = order[view.kv_location[order] == KV_HOST][:limit]
+    taken = []
+    room = free_tokens - reserve_tokens
+    for i, kv in zip(host.tolist(), view.kv_tokens[host].tolist()):
+        if kv <= room:
+            taken.append(i)
+            room -= kv
+    return np.asarray(taken, dtype=np.int64)
+
+
+def decision_with_rejects(
+    decision_kwargs: dict, reject: np.ndarray, reasons: tuple[str, ...]
+) -> BatchDecision:
+    """Build the :class:`BatchDecision`, adding the rejected positions (helper of the policies).
+
+    >>> import numpy as np
+    >>> decision_with_rejects({"run": np.array([0])}, np.array([1]), ("too big",)).reject.tolist()
+    [1]
+    """
+    return BatchDecision(reject=reject, reject_reason=reasons, **decision_kwargs)

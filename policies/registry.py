@@ -1,0 +1,77 @@
+"""Registries of batching policies and routers: a name or any callable, the networkx way.
+
+``REGISTRY`` and ``ROUTERS`` are read-only mappings from a name to a pure function. Functions
+that take them (the simulator) accept either a registered name or a callable of their own;
+:func:`get_policy` and :func:`get_router` resolve both, and an unknown name raises ``ValueError``
+listing close matches and every known name.
+
+>>> get_policy("fcfs").__name__
+'fcfs'
+>>> get_policy(lambda view: None).__name__
+'<lambda>'
+>>> get_policy("fcfss")
+Traceback (most recent call last):
+...
+ValueError: Unknown batching policy 'fcfss'. Close matches: 'fcfs'...
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from types import MappingProxyType
+from typing import Any
+
+from schedlab.policies.fcfs import fcfs
+from schedlab.policies.routers import least_kv, least_tokens, round_robin
+
+from schedlab.errors import unknown_name_error
+
+__all__ = ["REGISTRY", "ROUTERS", "get_policy", "get_router"]
+
+#: Batching policies by registry name.
+REGISTRY: Mapping[str, Callable[..., Any]] = MappingProxyType(
+    {
+        "fcfs": fcfs,
+    }
+)
+
+#: Routers by registry name.
+ROUTERS: Mapping[str, Callable[..., Any]] = MappingProxyType(
+    {
+        "round-robin": round_robin,
+        "least-tokens": least_tokens,
+        "least-kv": least_kv,
+    }
+)
+
+
+def _resolve(kind: str, table: Mapping[str, Callable[..., Any]], name_or_callable: Any) -> Any:
+    if callable(name_or_callable):
+        return name_or_callable
+    if isinstance(name_or_callable, str):
+        try:
+            return table[name_or_callable]
+        except KeyError:
+            raise unknown_name_error(kind, name_or_callable, table) from None
+    raise ValueError(
+        f"The 'policy' parameter of get_{kind.split()[-1]} must be a registered name or a "
+        f"callable. Got {type(name_or_callable).__name__} instead."
+    )
+
+
+def get_policy(name_or_callable: str | Callable[..., Any]) -> Callable[..., Any]:
+    """The batching policy registered under a name, or the callable itself.
+
+    >>> sorted(REGISTRY)[:1]
+    ['fcfs']
+    """
+    return _resolve("batching policy", REGISTRY, name_or_callable)
+
+
+def get_router(name_or_callable: str | Callable[..., Any]) -> Callable[..., Any]:
+    """The router registered under a name, or the callable itself.
+
+    >>> get_router("round-robin").__name__
+    'round_robin'
+    """
+    return _resolve("router", ROUTERS, name_or_callable)
