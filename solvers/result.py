@@ -1,0 +1,78 @@
+"""What every solve returns: :class:`SolveResult`.
+
+A feasible answer that is not proven optimal is a normal result (status ``FEASIBLE``), not an
+error; ``gap`` is ``(objective - bound) / objective``, 0 for a proven optimum.
+
+>>> r = SolveResult(status="FEASIBLE", objective=50.0, bound=40.0, wall_s=0.1, schedule=None)
+>>> r.gap, r.has_solution, r.proven_optimal
+(0.2, True, False)
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Any
+
+__all__ = ["STATUSES", "SolveResult"]
+
+#: Statuses a solve can end with.
+STATUSES = ("OPTIMAL", "FEASIBLE", "INFEASIBLE", "UNKNOWN")
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class SolveResult:
+    """Status, objective, best proven lower bound, relative gap, wall time and the schedule.
+
+    ``objective`` is ``None`` when no solution was found (``INFEASIBLE`` or ``UNKNOWN``);
+    ``schedule`` is the solver's solution in the family's schedule form (or ``None``);
+    ``stats`` holds solver-specific counters (variables, constraints, branches).
+    """
+
+    status: str
+    objective: float | None
+    bound: float
+    wall_s: float
+    schedule: Any
+    stats: dict[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if self.status not in STATUSES:
+            raise ValueError(
+                f"The 'status' parameter of SolveResult must be one of {STATUSES}. "
+                f"Got {self.status!r} instead."
+            )
+        if self.status in ("OPTIMAL", "FEASIBLE") and self.objective is None:
+            raise ValueError(f"SolveResult with status {self.status} needs an objective.")
+
+    @property
+    def gap(self) -> float:
+        """``(objective - bound) / objective``; ``inf`` without a solution, 0 when optimal."""
+        if self.objective is None:
+            return math.inf
+        if self.status == "OPTIMAL":
+            return 0.0
+        if self.objective == 0:
+            return 0.0 if self.bound >= 0 else math.inf
+        return max(0.0, (self.objective - self.bound) / abs(self.objective))
+
+    @property
+    def has_solution(self) -> bool:
+        """A schedule and objective are available."""
+        return self.objective is not None
+
+    @property
+    def proven_optimal(self) -> bool:
+        """The solver proved the objective optimal."""
+        return self.status == "OPTIMAL"
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready summary (without the schedule)."""
+        return {
+            "status": self.status,
+            "objective": self.objective,
+            "bound": self.bound,
+            "gap": self.gap if math.isfinite(self.gap) else None,
+            "wall_s": self.wall_s,
+            **{f"stats.{k}": v for k, v in self.stats.items()},
+        }
