@@ -1,0 +1,417 @@
+"""Iteration costs for the simulator: the roofline model of one serving instance, in closed form.
+
+:class:`RooflineIterationCost` implements :class:`~schedlab.costmodel.base.IterationCost` for a
+(model, GPU, tensor-parallel degree). One iteration processes ``T`` tokens (prefill chunks plus one
+token per decode request) through every layer; its time is the sum of its kernels' times
+(:func:`~schedlab.costmodel.roofline.roofline_time_s`), each layer being:
+
+* the *token-linear* operators (norms, QKV, RoPE, O-proj, MLP or MoE, residual adds) on ``T``
+  tokens, plus two ring all-reduces of ``T * hidden`` activations when ``tp > 1``;
+* one varlen prefill-attention kernel over all prefill chunks, and one decode-attention kernel
+  over the decode requests, whose cost depends only on their number and context sum;
+
+plus the embedding, the final norm and the LM head on the ``R`` sequences that emit a token
+(every decode request and, as an upper bound, every prefill chunk), with an all-gather of the
+logits under tensor parallelism. The token-linear and LM-head parts depend on ``T`` and ``R`` only,
+so they are tabulated at build time for up to :data:`TABLE_TOKENS` tokens: a call costs a table
+look-up and a few scalar operations.
+
+N consecutive decode steps of an unchanged batch of ``B`` requests: step ``k`` has context sum
+``S0 + k*B``; only the decode-attention term changes, and it is the maximum of two linear functions
+of the context sum (compute and memory), so the sum over steps is exact in closed form: the steps
+before the compute/memory crossover sum the memory line, the rest the compute line.
+
+>>> cost = RooflineIterationCost.build("llama-2-7b", "a100-80gb")
+>>> step = cost.iteration_time_s(np.array([], dtype=np.int64), np.array([], dtype=np.int64), 8, 8000)
+>>> 0.010 < step < 0.020   # 7B weights (13.5 GB) streamed at ~80% of 2 TB/s
+True
+>>> steps = cost.decode_steps_time_s(8, 8000, np.array([1, 10]))
+>>> bool(abs(steps[0] - step) < 1e-12), bool(steps[1] > 10 * step)
+(True, True)
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+from schedlab.costmodel import ops
+from schedlab.costmodel.hardware import Accelerator, get_accelerator, get_interconnect
+from schedlab.costmodel.models import ModelSpec, get_model
+from schedlab.costmodel.roofline import (
+    Efficiency,
+    all_gather_time_s,
+    all_reduce_time_s,
+    op_is_compute_bound,
+    op_time_s,
+)
+
+from schedlab.errors import check_array, check_fraction, check_nonneg_int, check_positive_int
+
+__all__ = ["DEFAULT_ACTIVATION_TOKENS", "TABLE_TOKENS", "RooflineIterationCost", "iteration_cost"]
+
+#: Token counts below this are looked up in the build-time tables; larger ones are computed.
+TABLE_TOKENS = 16384
+#: Tokens whose activations are reserved in memory (vLLM's default ``max_num_batched_tokens``
+#: with chunked prefill is 8192 on large GPUs).
+DEFAULT_ACTIVATION_TOKENS = 8192
+
+_WHERE = "RooflineIterationCost"
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class RooflineIterationCost:
+    """Closed-form iteration costs of ``model`` on ``tp`` devices of ``gpu``.
+
+    Build it with :meth:`build`. Attributes: ``kv_bytes_per_token`` (bytes of KV per token over
+    the whole instance: every device's share, KV heads replicated when ``num_kv_heads < tp``, the
+    MLA latent replicated on every device) and ``kv_capacity_tokens``
+    (``tp * HBM * gpu_memory_utilization - weights - activation reserve``, in tokens).
+    """
+
+    model: ModelSpec
+    gpu: Accelerator
+    tp: int
+    dtype: str
+    efficiency: Efficiency
+    gpu_memory_utilization: float
+    kv_bytes_per_token: float
+    kv_capacity_tokens: int
+    activation_reserve_bytes: float
+    _linear: list = field(repr=False, compare=False)
+    _head: list = field(repr=False, compare=False)
+    _dec_flops_per_ctx: float = field(repr=False, compare=False)
+    _dec_mem_per_ctx: float = field(repr=False, compare=False)
+    _dec_mem_per_req: float = field(repr=False, compare=False)
+    _peak: float = field(repr=False, compare=False)
+    _attn_ec: float = field(repr=False, compare=False)
+    _rows_half: float = field(repr=False, compare=False)
+    _launch: float = field(repr=False, compare=False)
+    _swap_s_per_token: float = field(repr=False, compare=False)
+    _swap_latency_s: float = field(repr=False, compare=False)
+
+    # ------------------------------------------------------------------------------ building
+    @classmethod
+    def build(
+        cls,
+        model: str | ModelSpec,
+        gpu: str | Accelerator,
+        tp: int = 1,
+        *,
+        dtype: str = "bf16",
+        calibration: Efficiency | str | None = None,
+        gpu_memory_utilization: float = 0.9,
+        activation_tokens: int = DEFAULT_ACTIVATION_TOKENS,
+    ) -> RooflineIterationCost:
+        """Build the cost model. ``calibration`` is an :class:`Efficiency`, a JSON file written by
+        ``schedlab costmodel calibrate``, or ``None`` for the documented defaults.
+
+        Raises ``ValueError`` for unknown names, ``tp < 1`` and when the weights do not fit.
+
+        >>> RooflineIterationCost.build("llama-2-70b", "a100-80gb", tp=1)
+        Traceback (most recent call last):
+        ...
+        ValueError: llama-2-70b does not fit on 1 x a100-80gb (tp=1): weights 138.0 GB + activations 2.2 GB > 72.0 GB usable (gpu_memory_utilization=0.9).
+        >>> RooflineIterationCost.build("llama-2-70b", "a100-80gb", tp=4).kv_capacity_tokens
+        443775
+        """
+        spec = get_model(model)
+        acc = get_accelerator(gpu)
+        tp = check_positive_int(tp, "tp", f"{_WHERE}.build")
+        util = check_fraction(gpu_memory_utilization, "gpu_memory_utilization", f"{_WHERE}.build")
+        check_nonneg_int(activation_tokens, "activation_tokens", f"{_WHERE}.build")
+        acc.peak_flops(dtype)
+        if calibration is None:
+            eff = Efficiency()
+        elif isinstance(calibration, Efficiency):
+            eff = calibration
+        else:
+            eff = Efficiency.load(calibration)
+
+        kvb_dev = ops.kv_bytes_per_token_per_device(spec, tp) * spec.num_layers
+        kv_bytes_per_token = float(kvb_dev * tp)
+        ffn_width = max(spec.ffn_hidden, spec.moe_ffn_hidden * max(spec.experts_top_k, 1))
+        reserve_dev = activation_tokens * (6 * spec.hidden_size + 3 * ffn_width / tp) * spec.dtype_bytes
+        usable = tp * acc.hbm_capacity_bytes * util
+        free = usable - spec.weight_bytes() - tp * reserve_dev
+        if free < kv_bytes_per_token:
+            raise ValueError(
+                f"{spec.name} does not fit on {tp} x {acc.name} (tp={tp}): weights "
+                f"{spec.weight_bytes() / 1e9:.1f} GB + activations {tp * reserve_dev / 1e9:.1f} GB "
+                f"> {usable / 1e9:.1f} GB usable (gpu_memory_utilization={util})."
+            )
+
+        tokens = np.arange(TABLE_TOKENS, dtype=np.float64)
+        linear = _linear_time(spec, acc, tp, dtype, eff, tokens)
+        head = _head_time(spec, acc, tp, dtype, eff, tokens)
+        dec_one = ops.attention_decode(spec, 0.0, 1.0, tp)   # per context token
+        dec_req = ops.attention_decode(spec, 1.0, 0.0, tp)   # per request
+        host = get_interconnect(acc.host_link)
+        per_dev_bw = host.bytes_per_s * eff.link_efficiency("host")
+        return cls(
+            model=spec,
+            gpu=acc,
+            tp=tp,
+            dtype=dtype,
+            efficiency=eff,
+            gpu_memory_utilization=util,
+            kv_bytes_per_token=kv_bytes_per_token,
+            kv_capacity_tokens=int(free // kv_bytes_per_token),
+            activation_reserve_bytes=float(tp * reserve_dev),
+            _linear=linear.tolist(),
+            _head=head.tolist(),
+            _dec_flops_per_ctx=float(dec_one.flops) * spec.num_layers,
+            _dec_mem_per_ctx=float(dec_one.bytes) * spec.num_layers
+            / (acc.hbm_bytes_per_s * eff.memory_efficiency("attention")),
+            _dec_mem_per_req=float(dec_req.bytes) * spec.num_layers
+            / (acc.hbm_bytes_per_s * eff.memory_efficiency("attention")),
+            _peak=acc.peak_flops(dtype),
+            _attn_ec=eff.compute_efficiency("attention"),
+            _rows_half=eff.rows_half,
+            _launch=eff.launch_s(acc) * spec.num_layers,
+            # every device moves its own share of the KV over its own host link, in parallel
+            _swap_s_per_token=kvb_dev / per_dev_bw,
+            _swap_latency_s=host.latency_s,
+        )
+
+    # ------------------------------------------------------------------------------ pieces
+    def _linear_s(self, tokens: int) -> float:
+        if tokens < TABLE_TOKENS:
+            return self._linear[tokens]
+        return float(_linear_time(self.model, self.gpu, self.tp, self.dtype, self.efficiency,
+                                  np.array([float(tokens)]))[0])
+
+    def _head_s(self, rows: int) -> float:
+        if rows < TABLE_TOKENS:
+            return self._head[rows]
+        return float(_head_time(self.model, self.gpu, self.tp, self.dtype, self.efficiency,
+                                np.array([float(rows)]))[0])
+
+    def _decode_lines(self, batch: int) -> tuple[float, float, float]:
+        """Decode attention (all layers) as ``max(a_c * S, a_m * S + c_m)`` for batch ``batch``."""
+        ec = self._attn_ec * batch / (batch + self._rows_half)
+        return (self._dec_flops_per_ctx / (self._peak * ec), self._dec_mem_per_ctx,
+                self._dec_mem_per_req * batch)
+
+    def _decode_attention_s(self, batch: int, context_sum: float) -> float:
+        if batch == 0:
+            return 0.0
+        a_c, a_m, c_m = self._decode_lines(batch)
+        return max(a_c * context_sum, a_m * context_sum + c_m) + self._launch
+
+    def _prefill_attention_s(self, chunk: np.ndarray, cached: np.ndarray) -> float:
+        op = ops.attention_prefill(self.model, chunk, cached, self.tp)
+        flops, nbytes, rows = float(op.flops.sum()), float(op.bytes.sum()), float(chunk.sum())
+        if rows == 0:
+            return 0.0
+        ec = self._attn_ec * rows / (rows + self._rows_half)
+        layers = self.model.num_layers
+        mem = nbytes / (self.gpu.hbm_bytes_per_s * self.efficiency.memory_efficiency("attention"))
+        return layers * max(flops / (self._peak * ec), mem) + self._launch
+
+    # ------------------------------------------------------------------------------ protocol
+    def iteration_time_s(
+        self,
+        prefill_tokens: np.ndarray,
+        prefill_context: np.ndarray,
+        decode_batch: int,
+        decode_context_sum: int,
+    ) -> float:
+        """Seconds of one iteration: prefill chunks plus ``decode_batch`` decode tokens.
+
+        >>> cost = RooflineIterationCost.build("llama-2-7b", "a100-80gb")
+        >>> a = cost.iteration_time_s(np.array([512]), np.array([0]), 0, 0)
+        >>> b = cost.iteration_time_s(np.array([512]), np.array([0]), 16, 16 * 1000)
+        >>> 0 < a < b
+        True
+        """
+        decode_batch = check_nonneg_int(decode_batch, "decode_batch", "iteration_time_s")
+        decode_context_sum = check_nonneg_int(decode_context_sum, "decode_context_sum",
+                                              "iteration_time_s")
+        pt = np.asarray(prefill_tokens)
+        pc = np.asarray(prefill_context)
+        if pt.shape != pc.shape or pt.ndim != 1:
+            raise ValueError(
+                "The 'prefill_tokens' and 'prefill_context' parameters of iteration_time_s must be "
+                f"1-D arrays of one length. Got shapes {pt.shape} and {pc.shape}."
+            )
+        prefill = 0.0
+        n_chunks = 0
+        tokens = decode_batch
+        if pt.size:
+            pt = _check_tokens(pt, "prefill_tokens")
+            pc = _check_tokens(pc, "prefill_context")
+            t = int(pt.sum())
+            if t:
+                tokens += t
+                n_chunks = int(np.count_nonzero(pt))
+                prefill = self._prefill_attention_s(pt, pc)
+        if tokens == 0:
+            return 0.0
+        return (self._linear_s(tokens) + self._head_s(decode_batch + n_chunks) + prefill
+                + self._decode_attention_s(decode_batch, decode_context_sum))
+
+    def decode_steps_time_s(
+        self, batch_size: int, context_sum: int, n_steps: np.ndarray | int
+    ) -> np.ndarray | float:
+        """Total seconds of ``n_steps`` decode-only iterations of an unchanged batch, exactly.
+
+        >>> cost = RooflineIterationCost.build("llama-2-7b", "a100-80gb")
+        >>> loop = sum(cost.iteration_time_s(np.array([], int), np.array([], int), 4, 400 + 4 * k)
+        ...            for k in range(5))
+        >>> abs(cost.decode_steps_time_s(4, 400, 5) - loop) < 1e-12
+        True
+        """
+        batch = check_nonneg_int(batch_size, "batch_size", "decode_steps_time_s")
+        s0 = check_nonneg_int(context_sum, "context_sum", "decode_steps_time_s")
+        if np.ndim(n_steps) == 0:
+            n = check_nonneg_int(n_steps, "n_steps", "decode_steps_time_s")
+            if batch == 0 or n == 0:
+                return 0.0
+            fixed, a_c, a_m, c_m, k_mem = self._decode_plan(batch, s0)
+            k0 = min(k_mem, n)
+            ssum_n = n * s0 + batch * n * (n - 1) / 2
+            ssum_k0 = k0 * s0 + batch * k0 * (k0 - 1) / 2
+            return n * fixed + a_m * ssum_k0 + c_m * k0 + a_c * (ssum_n - ssum_k0)
+        n = check_array(n_steps, "n_steps", "decode_steps_time_s", dtype=np.int64,
+                        ndim=np.ndim(n_steps), min_value=0, integer=True).astype(np.float64)
+        if batch == 0:
+            return np.zeros(n.shape)
+        fixed, a_c, a_m, c_m, k_mem = self._decode_plan(batch, s0)
+        k0 = np.minimum(float(k_mem), n)
+        ssum_n = n * s0 + batch * n * (n - 1) / 2
+        ssum_k0 = k0 * s0 + batch * k0 * (k0 - 1) / 2
+        return n * fixed + a_m * ssum_k0 + c_m * k0 + a_c * (ssum_n - ssum_k0)
+
+    def _decode_plan(self, batch: int, s0: int) -> tuple[float, float, float, float, int]:
+        """Per-step constant, the two attention lines, and how many first steps are memory-bound."""
+        fixed = self._linear_s(batch) + self._head_s(batch) + self._launch
+        a_c, a_m, c_m = self._decode_lines(batch)
+        if a_c <= a_m:
+            k_mem = 2**62                      # the memory line is above for every context
+        else:
+            s_cross = c_m / (a_c - a_m)        # memory-bound while S <= s_cross
+            k_mem = 0 if s0 > s_cross else math.floor((s_cross - s0) / batch) + 1
+        return fixed, a_c, a_m, c_m, k_mem
+
+    def prefill_time_s(self, input_tokens: np.ndarray) -> np.ndarray:
+        """Seconds of a batch-1 prefill of each whole prompt (vectorised).
+
+        >>> cost = RooflineIterationCost.build("llama-2-7b", "a100-80gb")
+        >>> t = cost.prefill_time_s(np.array([128, 2048]))
+        >>> bool(t[0] < t[1])
+        True
+        """
+        n = check_array(input_tokens, "input_tokens", "prefill_time_s", dtype=np.int64,
+                        ndim=np.ndim(input_tokens), min_value=0, integer=True)
+        flat = n.ravel()
+        inside = flat < TABLE_TOKENS
+        linear = np.empty(flat.shape)
+        linear[inside] = np.asarray(self._linear)[flat[inside]]
+        if not inside.all():
+            linear[~inside] = _linear_time(self.model, self.gpu, self.tp, self.dtype,
+                                           self.efficiency, flat[~inside].astype(np.float64))
+        op = ops.attention_prefill(self.model, flat, 0.0, self.tp)
+        ec = self._attn_ec * flat / (flat + self._rows_half)
+        attn_mem = op.bytes / (self.gpu.hbm_bytes_per_s * self.efficiency.memory_efficiency("attention"))
+        with np.errstate(divide="ignore", invalid="ignore"):
+            attn = np.where(flat > 0, self.model.num_layers
+                            * np.maximum(op.flops / (self._peak * ec), attn_mem) + self._launch, 0.0)
+        total = np.where(flat > 0, linear + self._head[1] + attn, 0.0)
+        return total.reshape(n.shape)
+
+    def swap_time_s(self, tokens: np.ndarray | int) -> np.ndarray | float:
+        """Seconds to move the KV of ``tokens`` tokens between HBM and host memory (one way).
+
+        >>> cost = RooflineIterationCost.build("llama-2-7b", "a100-80gb")
+        >>> round(cost.swap_time_s(1000) * 1e3, 1)   # 524 MB over PCIe 4 at 75% of 32 GB/s
+        21.8
+        """
+        if np.ndim(tokens) == 0:
+            n = check_nonneg_int(tokens, "tokens", "swap_time_s")
+            return self._swap_latency_s + n * self._swap_s_per_token if n else 0.0
+        arr = check_array(tokens, "tokens", "swap_time_s", dtype=np.int64, ndim=np.ndim(tokens),
+                          min_value=0, integer=True)
+        return np.where(arr > 0, self._swap_latency_s + arr * self._swap_s_per_token, 0.0)
+
+    # ------------------------------------------------------------------------------ reporting
+    def decode_step_breakdown(self, batch_size: int, context_sum: int) -> dict[str, float | bool]:
+        """Seconds of one decode step split into linear layers, LM head and attention, and whether
+        the linear layers and the attention are compute-bound (for reports)."""
+        batch = check_positive_int(batch_size, "batch_size", "decode_step_breakdown")
+        s = check_nonneg_int(context_sum, "context_sum", "decode_step_breakdown")
+        a_c, a_m, c_m = self._decode_lines(batch)
+        gemm_bound = _linear_compute_bound(self.model, self.gpu, self.tp, self.dtype,
+                                           self.efficiency, float(batch))
+        return {
+            "linear_s": self._linear_s(batch),
+            "head_s": self._head_s(batch),
+            "attention_s": self._decode_attention_s(batch, s),
+            "linear_compute_bound": gemm_bound,
+            "attention_compute_bound": a_c * s > a_m * s + c_m,
+        }
+
+
+def _check_tokens(values: np.ndarray, name: str) -> np.ndarray:
+    if values.dtype.kind in "iu":
+        if values.size and values.min() < 0:
+            i = int(np.flatnonzero(values < 0)[0])
+            raise ValueError(f"The {name!r} parameter of iteration_time_s must be >= 0; "
+                             f"element {i} is {values[i]}.")
+        return values
+    return check_array(values, name, "iteration_time_s", dtype=np.int64, min_value=0, integer=True)
+
+
+def _layer_mix(spec: ModelSpec) -> tuple[tuple[int, bool], ...]:
+    return tuple((n, is_moe) for n, is_moe in ((spec.dense_layers, False), (spec.moe_layers, True))
+                 if n)
+
+
+def _linear_time(spec: ModelSpec, gpu: Accelerator, tp: int, dtype: str, eff: Efficiency,
+                 tokens: np.ndarray) -> np.ndarray:
+    """Seconds of every token-linear operator of every layer plus embedding and TP all-reduces."""
+    total = op_time_s(ops.embedding(spec, tokens, tp), gpu, eff, dtype)
+    for count, is_moe in _layer_mix(spec):
+        layer = sum(op_time_s(op, gpu, eff, dtype)
+                    for op in ops.layer_linear_ops(spec, tokens, tp, moe_layer=is_moe))
+        total = total + count * layer
+    if tp > 1:
+        link = get_interconnect(gpu.scale_up_link)
+        act_bytes = tokens * spec.hidden_size * spec.dtype_bytes
+        ar = np.where(tokens > 0, all_reduce_time_s(act_bytes, tp, link, efficiency=eff), 0.0)
+        total = total + 2 * spec.num_layers * ar
+    return np.where(tokens > 0, total, 0.0)
+
+
+def _head_time(spec: ModelSpec, gpu: Accelerator, tp: int, dtype: str, eff: Efficiency,
+               rows: np.ndarray) -> np.ndarray:
+    """Seconds of the final norm and LM head on ``rows`` sequences, plus the logits all-gather."""
+    total = (op_time_s(ops.norm(spec, rows, "final_norm"), gpu, eff, dtype)
+             + op_time_s(ops.logits(spec, rows, tp), gpu, eff, dtype))
+    if tp > 1:
+        link = get_interconnect(gpu.scale_up_link)
+        total = total + np.where(rows > 0, all_gather_time_s(
+            rows * spec.vocab_size * spec.dtype_bytes, tp, link, efficiency=eff), 0.0)
+    return np.where(rows > 0, total, 0.0)
+
+
+def _linear_compute_bound(spec: ModelSpec, gpu: Accelerator, tp: int, dtype: str,
+                          eff: Efficiency, tokens: float) -> bool:
+    """Whether the GEMMs of one layer spend more time compute-bound than memory-bound."""
+    layer = ops.layer_linear_ops(spec, np.array(tokens), tp, moe_layer=spec.num_experts > 0)
+    gemms = [op for op in layer if op.kind == "gemm"]
+    bound = sum(float(op_time_s(op, gpu, eff, dtype)) for op in gemms
+                if bool(op_is_compute_bound(op, gpu, eff, dtype)))
+    return bound > 0.5 * sum(float(op_time_s(op, gpu, eff, dtype)) for op in gemms)
+
+
+def iteration_cost(model: str | ModelSpec, gpu: str | Accelerator, tp: int = 1,
+                   **kwargs: Any) -> RooflineIterationCost:
+    """Shorthand for :meth:`RooflineIterationCost.build`.
+
+    >>> iteration_cost("llama-3-8b", "h100-sxm").tp
+    1
+    """
+    return RooflineIterationCost.build(model, gpu, tp, **kwargs)
