@@ -12,8 +12,10 @@ next). The highest-priority request always fits alone, so every slot with work m
 >>> from schedlab.solvers.iteration_problem import IterationProblem
 >>> p = IterationProblem(arrival_slot=[0, 0], input_tokens=[2, 2], output_tokens=[3, 1],
 ...                      max_batch_size=1, max_batch_tokens=4, kv_capacity_tokens=10)
->>> list_schedule(p, "fcfs").completion_slot().tolist(), list_schedule(p, "srpt").completion_slot().tolist()
-([2, 3], [3, 0])
+>>> list_schedule(p, "fcfs").completion_slot().tolist()
+[2, 3]
+>>> list_schedule(p, "srpt").completion_slot().tolist()
+[3, 0]
 """
 
 from __future__ import annotations

@@ -85,7 +85,9 @@ class IterationProblem:
         )
         n = a.shape[0]
         if n == 0:
-            raise ValueError(f"The 'arrival_slot' parameter of {_WHERE} must hold at least one request.")
+            raise ValueError(
+                f"The 'arrival_slot' parameter of {_WHERE} must hold at least one request."
+            )
         if np.any(np.diff(a) < 0):
             i = int(np.flatnonzero(np.diff(a) < 0)[0]) + 1
             raise ValueError(
@@ -134,7 +136,8 @@ class IterationProblem:
     def jct_deadlines(self, upper_bound: int) -> np.ndarray:
         """Latest completion slot of each request in any schedule of total JCT <= ``upper_bound``.
 
-        Every other request ``k`` has JCT >= ``o_k``, so ``JCT_j <= upper_bound - sum_{k != j} o_k``,
+        Every other request ``k`` has JCT >= ``o_k``, so
+        ``JCT_j <= upper_bound - sum_{k != j} o_k``,
         i.e. ``C_j <= a_j - 1 + upper_bound - sum_{k != j} o_k``.
 
         >>> p = IterationProblem(arrival_slot=[0, 2], input_tokens=[1, 1], output_tokens=[2, 3],
@@ -189,7 +192,8 @@ def random_problem(
     n = check_positive_int(n, "n", "random_problem")
     if not isinstance(rng, np.random.Generator):
         raise ValueError(
-            f"The 'rng' parameter of random_problem must be a numpy Generator. Got {type(rng).__name__}."
+            "The 'rng' parameter of random_problem must be a numpy Generator. "
+            f"Got {type(rng).__name__}."
         )
     span = n // 2 if arrival_span_slots is None else arrival_span_slots
     arrival = np.sort(rng.integers(0, span + 1, size=n))

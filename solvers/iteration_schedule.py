@@ -48,7 +48,9 @@ class Schedule:
     def __post_init__(self) -> None:
         set_ = object.__setattr__
         n = check_positive_int(self.n_requests, "n_requests", _WHERE)
-        req = check_array(self.request, "request", _WHERE, dtype=np.int64, integer=True, min_value=0)
+        req = check_array(
+            self.request, "request", _WHERE, dtype=np.int64, integer=True, min_value=0
+        )
         m = req.shape[0]
         if m and int(req.max()) >= n:
             i = int(np.argmax(req))
@@ -209,8 +211,8 @@ class Schedule:
         if np.unique(kept_slots).size != kept_slots.size:
             vals, counts = np.unique(kept_slots, return_counts=True)
             raise ValueError(
-                f"The 'log' parameter of {where} has two iterations in slot {int(vals[counts > 1][0])} "
-                "of one instance."
+                f"The 'log' parameter of {where} has two iterations in slot "
+                f"{int(vals[counts > 1][0])} of one instance."
             )
         counts = np.diff(offsets)
         entry_iter = np.repeat(np.arange(start.shape[0]), counts)

@@ -87,7 +87,8 @@ class VerifyResult:
             if more > 0:
                 lines.append(f"  ... and {more} more")
             raise ScheduleInvalid(
-                f"Schedule breaks {len(self.violations)} rule(s) of the problem:\n" + "\n".join(lines)
+                f"Schedule breaks {len(self.violations)} rule(s) of the problem:\n"
+                + "\n".join(lines)
             )
         return self
 
@@ -132,7 +133,8 @@ def verify(problem: IterationProblem, schedule: Schedule) -> VerifyResult:
     first[1:] = r_sorted[1:] != r_sorted[:-1]
     starts = np.flatnonzero(first)
     run_index = np.empty(r_sorted.size, dtype=np.int64)
-    run_index[by_req] = np.arange(r_sorted.size) - np.repeat(starts, np.diff(np.r_[starts, r_sorted.size])) + 1
+    group_len = np.diff(np.r_[starts, r_sorted.size])
+    run_index[by_req] = np.arange(r_sorted.size) - np.repeat(starts, group_len) + 1
     is_first = run_index == 1
 
     # prefill

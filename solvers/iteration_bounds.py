@@ -1,0 +1,141 @@
+"""Lower bounds on the optimal total JCT of an :class:`IterationProblem`.
+
+- :meth:`IterationProblem.trivial_bound`: ``sum_j o_j`` (each request needs ``o_j`` slots).
+- :func:`lp_bound`: the LP relaxation of the time-indexed model, solved with scipy's HiGHS.
+  Variables in ``[0, 1]`` over each request's window (the same windows as the CP-SAT model,
+  derived from a list-schedule upper bound, which every optimal schedule respects):
+  ``x[j,t]`` runs, ``p[j,t]`` prefill slot, ``d[j,t]`` done by the end of slot t. Constraints:
+  ``sum_t x = o_j``, ``sum_t p = 1``, ``p <= x``, ``x[j,t] <= sum_{s<=t} p[j,s]``,
+  ``o_j d[j,t] <= sum_{s<=t} x[j,s]``, ``d`` non-decreasing and 1 at the window's end,
+  ``x[j,t] + d[j,t-1] <= 1``; per slot the batch size, the token budget
+  (``sum_j (input_j - 1) p + x``) and a linear KV under-estimate (a running request holds at
+  least ``input_j + 1`` tokens). Objective ``sum_j (o_j + sum_t (1 - d[j,t]))``, the total JCT.
+
+Any optimal schedule is feasible for the LP, so its value is a valid lower bound; rounded up,
+since JCTs are integers.
+
+>>> from schedlab.solvers.iteration_problem import IterationProblem
+>>> p = IterationProblem(arrival_slot=[0, 0], input_tokens=[2, 2], output_tokens=[3, 1],
+...                      max_batch_size=1, max_batch_tokens=4, kv_capacity_tokens=10)
+>>> p.trivial_bound(), lp_bound(p)
+(4, 5)
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+from schedlab.solvers.iteration_problem import IterationProblem, kv_tokens_at_run
+
+__all__ = ["lp_bound"]
+
+
+def lp_bound(problem: IterationProblem, upper_bound: int | None = None) -> int:
+    """LP-relaxation lower bound on the optimal total JCT (see the module docstring).
+
+    ``upper_bound`` is the total JCT of any feasible schedule (default: the better list
+    schedule); it only sets the windows, so a looser one gives the same or a weaker bound.
+    """
+    from scipy.optimize import linprog
+    from scipy.sparse import coo_matrix
+
+    if not isinstance(problem, IterationProblem):
+        raise ValueError(
+            f"The 'problem' parameter of lp_bound must be an IterationProblem. "
+            f"Got {type(problem).__name__}."
+        )
+    if upper_bound is None:
+        from schedlab.solvers.iteration_cpsat import best_list_schedule
+
+        upper_bound = best_list_schedule(problem)[1]
+    a, inp, o = problem.arrival_slot, problem.input_tokens, problem.output_tokens
+    last = problem.jct_deadlines(upper_bound)
+    n = problem.n
+
+    # variable indices
+    nv = 0
+    X: list[dict[int, int]] = []
+    P: list[dict[int, int]] = []
+    D: list[dict[int, int]] = []
+    for j in range(n):
+        slots = range(int(a[j]), int(last[j]) + 1)
+        X.append({t: nv + i for i, t in enumerate(slots)})
+        nv += len(X[j])
+        pslots = [t for t in slots if t <= last[j] - o[j] + 1]
+        P.append({t: nv + i for i, t in enumerate(pslots)})
+        nv += len(P[j])
+        dslots = [t for t in slots if t >= a[j] + o[j] - 1]
+        D.append({t: nv + i for i, t in enumerate(dslots)})
+        nv += len(D[j])
+
+    rows: list[int] = []
+    cols: list[int] = []
+    vals: list[float] = []
+    rhs: list[float] = []
+    eq_rows: list[int] = []
+    eq_cols: list[int] = []
+    eq_vals: list[float] = []
+    eq_rhs: list[float] = []
+
+    def ub_row(terms: list[tuple[int, float]], b: float) -> None:
+        r = len(rhs)
+        for c, v in terms:
+            rows.append(r)
+            cols.append(c)
+            vals.append(v)
+        rhs.append(b)
+
+    def eq_row(terms: list[tuple[int, float]], b: float) -> None:
+        r = len(eq_rhs)
+        for c, v in terms:
+            eq_rows.append(r)
+            eq_cols.append(c)
+            eq_vals.append(v)
+        eq_rhs.append(b)
+
+    for j in range(n):
+        eq_row([(c, 1.0) for c in X[j].values()], float(o[j]))
+        eq_row([(c, 1.0) for c in P[j].values()], 1.0)
+        eq_row([(D[j][int(last[j])], 1.0)], 1.0)
+        started: list[tuple[int, float]] = []
+        runs: list[tuple[int, float]] = []
+        prev_d: int | None = None
+        for t, xc in X[j].items():
+            runs.append((xc, -1.0))
+            if t in P[j]:
+                ub_row([(P[j][t], 1.0), (xc, -1.0)], 0.0)
+                started.append((P[j][t], -1.0))
+            ub_row([(xc, 1.0), *started], 0.0)
+            if prev_d is not None:
+                ub_row([(xc, 1.0), (prev_d, 1.0)], 1.0)
+            if t in D[j]:
+                ub_row([(D[j][t], float(o[j])), *runs], 0.0)
+                if prev_d is not None:
+                    ub_row([(prev_d, 1.0), (D[j][t], -1.0)], 0.0)
+                prev_d = D[j][t]
+
+    for t in range(int(a.min()), int(last.max()) + 1):
+        live = [j for j in range(n) if t in X[j]]
+        ub_row([(X[j][t], 1.0) for j in live], float(problem.max_batch_size))
+        tok = [(X[j][t], 1.0) for j in live]
+        tok += [(P[j][t], float(inp[j] - 1)) for j in live if t in P[j]]
+        ub_row(tok, float(problem.max_batch_tokens))
+        kv = [(X[j][t], float(kv_tokens_at_run(int(inp[j]), 1))) for j in live]
+        ub_row(kv, float(problem.kv_capacity_tokens))
+
+    cost = np.zeros(nv)
+    const = float(o.sum())
+    for j in range(n):
+        for c in D[j].values():
+            cost[c] = -1.0
+        const += len(D[j])
+    a_ub = coo_matrix((vals, (rows, cols)), shape=(len(rhs), nv)).tocsr()
+    a_eq = coo_matrix((eq_vals, (eq_rows, eq_cols)), shape=(len(eq_rhs), nv)).tocsr()
+    res = linprog(
+        cost, A_ub=a_ub, b_ub=np.asarray(rhs), A_eq=a_eq, b_eq=np.asarray(eq_rhs),
+        bounds=(0.0, 1.0), method="highs",
+    )
+    if res.status != 0:
+        raise RuntimeError(f"HiGHS could not solve the LP relaxation: {res.message}")
+    return max(problem.trivial_bound(), int(math.ceil(const + res.fun - 1e-6)))
