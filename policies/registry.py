@@ -22,7 +22,10 @@ from types import MappingProxyType
 from typing import Any
 
 from schedlab.policies.fcfs import fcfs
+from schedlab.policies.mlfq import mlfq, skip_join_mlfq
 from schedlab.policies.routers import least_kv, least_tokens, round_robin
+from schedlab.policies.sjf import sjf, srpt
+from schedlab.policies.vllm import vllm
 
 from schedlab.errors import unknown_name_error
 
@@ -32,6 +35,11 @@ __all__ = ["REGISTRY", "ROUTERS", "get_policy", "get_router"]
 REGISTRY: Mapping[str, Callable[..., Any]] = MappingProxyType(
     {
         "fcfs": fcfs,
+        "vllm": vllm,
+        "sjf": sjf,
+        "srpt": srpt,
+        "mlfq": mlfq,
+        "skip-join-mlfq": skip_join_mlfq,
     }
 )
 
