@@ -82,7 +82,8 @@ def resolve_name(kind: str, name: object, table: Mapping[str, _T], aliases: Mapp
     """Look ``name`` up in ``table`` (keys canonical) after normalisation and ``aliases``.
 
     An instance of ``cls`` is returned unchanged; an unknown name raises the ``ValueError`` of
-    :func:`schedlab.errors.unknown_name_error`, which lists close matches.
+    :func:`schedlab.errors.unknown_name_error`, which lists close matches among the catalog names
+    (aliases resolve but are not listed).
 
     >>> resolve_name("GPU", "A100_80GB", ACCELERATORS, {}, Accelerator).name
     'a100-80gb'
@@ -97,7 +98,7 @@ def resolve_name(kind: str, name: object, table: Mapping[str, _T], aliases: Mapp
     key = canonical_name(name)
     key = aliases.get(key, key)
     if key not in table:
-        raise unknown_name_error(kind, name, list(table) + list(aliases))
+        raise unknown_name_error(kind, name, table)
     return table[key]
 
 

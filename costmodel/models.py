@@ -24,8 +24,9 @@ Lookups are case-insensitive, treat ``_``, spaces and ``-`` alike, and accept th
 from __future__ import annotations
 
 import types
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
+from typing import Any
 
 from schedlab.costmodel.hardware import canonical_name, resolve_name
 from schedlab.errors import check_nonneg_int, check_positive_int
@@ -271,6 +272,39 @@ class ModelSpec:
         """
         return self.num_params() * self.dtype_bytes
 
+    @classmethod
+    def from_hf_config(cls, config: Mapping[str, Any], name: str | None = None, *,
+                       ignore_keys: Iterable[str] = ()) -> ModelSpec:
+        """Build a spec from a Hugging Face ``config.json`` dict (no network).
+
+        Families (by ``model_type``): ``llama``, ``mistral``, ``qwen2``, ``qwen3``, ``internlm``
+        (gated SiLU MLP; ``num_key_value_heads`` and ``head_dim`` optional), ``mixtral``
+        (``num_local_experts``, ``num_experts_per_tok``), ``deepseek_v2``/``deepseek_v3``/``kimi_k2``
+        (routed and shared experts, ``first_k_dense_replace``, MLA), ``opt`` (``ffn_dim``, ReLU,
+        tied embeddings), ``phi`` (GELU, ``partial_rotary_factor``) and the original ``qwen``
+        (Qwen-7B/72B: its ``intermediate_size`` counts both MLP branches, so ``ffn_hidden`` is
+        half of it). ``torch_dtype`` (or ``dtype``) sets ``dtype_bytes`` (absent: 2).
+        ``max_context`` is ``max_position_embeddings`` (rope scaling is not applied).
+
+        Nothing that changes the cost is dropped: a missing required key, a key this function
+        does not know (beyond a list of keys that do not change the cost, such as token ids,
+        dropout rates and norm epsilons), ``quantization_config``, an active ``sliding_window``
+        or an OPT ``word_embed_proj_dim`` different from ``hidden_size`` raise ``ValueError``
+        naming the key. Pass ``ignore_keys`` to cost a model without some keys on purpose.
+
+        >>> cfg = {"model_type": "llama", "num_hidden_layers": 32, "hidden_size": 4096,
+        ...        "num_attention_heads": 32, "num_key_value_heads": 8, "intermediate_size": 14336,
+        ...        "vocab_size": 128256, "max_position_embeddings": 8192, "torch_dtype": "bfloat16"}
+        >>> m = ModelSpec.from_hf_config(cfg, name="my-llama")
+        >>> m.kv_bytes_per_token(), m.head_dim
+        (131072, 128)
+        >>> ModelSpec.from_hf_config({**cfg, "num_local_experts": 8})
+        Traceback (most recent call last):
+        ...
+        ValueError: ModelSpec.from_hf_config does not know the key(s) ['num_local_experts'] for model_type 'llama', which may change the cost. Remove them or pass ignore_keys=[...] to cost the model without them.
+        """
+        return _from_hf_config(config, name, ignore_keys)
+
 
 # ------------------------------------------------------------------------------------------------
 # Catalog
@@ -411,3 +445,202 @@ def get_model(name: str | ModelSpec) -> ModelSpec:
     ValueError: Unknown model 'llama-2-7'. Close matches: ...
     """
     return resolve_name("model", name, MODELS, _MODEL_ALIASES, ModelSpec)
+
+
+# ------------------------------------------------------------------------------------------------
+# Hugging Face config.json
+# ------------------------------------------------------------------------------------------------
+
+_WHERE_HF = "ModelSpec.from_hf_config"
+
+#: Keys that do not change FLOPs, bytes or KV size (ids, dropout, init, norm eps, rope base,
+#: router training losses, runtime flags). Biases are among them: under 0.1% of the weights.
+_COST_FREE_KEYS = frozenset({
+    "_name_or_path", "architectures", "auto_map", "transformers_version", "model_type",
+    "torch_dtype", "dtype", "bos_token_id", "eos_token_id", "pad_token_id", "tokenizer_class",
+    "initializer_range", "initializer_factor", "init_std", "use_cache", "pretraining_tp",
+    "rms_norm_eps", "layer_norm_eps", "layer_norm_epsilon", "rope_theta", "rope_scaling",
+    "rotary", "rotary_emb_base", "attention_dropout", "attention_bias", "mlp_bias", "bias",
+    "hidden_act", "activation_function", "dropout", "activation_dropout", "resid_pdrop",
+    "embd_pdrop", "attn_pdrop", "emb_dropout_prob", "attn_dropout_prob", "layerdrop",
+    "tie_word_embeddings", "max_position_embeddings", "max_window_layers", "use_sliding_window",
+    "sliding_window", "router_aux_loss_coef", "output_router_logits", "router_jitter_noise",
+    "aux_loss_alpha", "seq_aux", "norm_topk_prob", "routed_scaling_factor", "scoring_func",
+    "topk_method", "n_group", "topk_group", "ep_size", "moe_layer_freq",
+    "num_nextn_predict_layers", "qk_layernorm", "do_layer_norm_before",
+    "_remove_final_layer_norm", "enable_bias", "layer_norm_elementwise_affine", "prefix",
+    "no_bias", "use_dynamic_ntk", "use_logn_attn", "use_flash_attn", "softmax_in_fp32",
+    "scale_attn_weights", "onnx_safe", "use_cache_quantization", "use_cache_kernel",
+    "bf16", "fp16", "fp32", "seq_length", "kv_channels", "rotary_pct",
+})
+
+_DTYPE_BYTES = {"float32": 4, "float": 4, "float16": 2, "half": 2, "bfloat16": 2,
+                "float8_e4m3fn": 1, "float8_e5m2": 1}
+
+_LLAMA_LIKE = ("llama", "mistral", "qwen2", "qwen3", "internlm")
+_DEEPSEEK_LIKE = ("deepseek_v2", "deepseek_v3", "kimi_k2")
+_FAMILIES = (*_LLAMA_LIKE, "mixtral", *_DEEPSEEK_LIKE, "opt", "phi", "qwen")
+
+
+class _Reader:
+    """Reads keys from a config and remembers which ones it used."""
+
+    def __init__(self, config: Mapping[str, Any]):
+        self.config, self.used = config, set()
+
+    def has(self, key: str) -> bool:
+        return self.config.get(key) is not None
+
+    def raw(self, key: str, default: Any = None) -> Any:
+        self.used.add(key)
+        value = self.config.get(key)
+        return default if value is None else value
+
+    def integer(self, key: str, default: int | None = None, *, positive: bool = True) -> int:
+        value = self.raw(key, default)
+        if value is None:
+            raise ValueError(f"{_WHERE_HF}: the config has no {key!r} (required).")
+        check = check_positive_int if positive else check_nonneg_int
+        return check(value, key, _WHERE_HF)
+
+
+def _dtype_bytes(r: _Reader) -> int:
+    for key in ("torch_dtype", "dtype"):
+        if r.has(key):
+            value = str(r.raw(key)).removeprefix("torch.")
+            if value not in _DTYPE_BYTES:
+                raise ValueError(
+                    f"The {key!r} key of the config given to {_WHERE_HF} must be one of "
+                    f"{sorted(_DTYPE_BYTES)}. Got {value!r} instead."
+                )
+            return _DTYPE_BYTES[value]
+    for flag, nbytes in (("bf16", 2), ("fp16", 2), ("fp32", 4)):  # original Qwen's flags
+        if r.raw(flag, False) is True:
+            return nbytes
+    return 2
+
+
+def _check_sliding_window(r: _Reader, model_type: str, max_context: int) -> None:
+    window = r.raw("sliding_window")
+    if window is None:
+        return
+    enabled = r.raw("use_sliding_window", True) if model_type in ("qwen2", "qwen3") else True
+    if enabled and window < max_context:
+        raise ValueError(
+            f"The 'sliding_window' key of the config given to {_WHERE_HF} is {window} (< "
+            f"max_position_embeddings={max_context}): sliding-window attention is not modelled. "
+            "Pass ignore_keys=['sliding_window'] to cost full attention."
+        )
+
+
+def _from_hf_config(config: Mapping[str, Any], name: str | None,
+                    ignore_keys: Iterable[str]) -> ModelSpec:
+    if not isinstance(config, Mapping):
+        raise ValueError(
+            f"The 'config' parameter of {_WHERE_HF} must be a dict (a parsed config.json). "
+            f"Got {type(config).__name__} instead."
+        )
+    ignored = {ignore_keys} if isinstance(ignore_keys, str) else set(ignore_keys)
+    r = _Reader({k: v for k, v in config.items() if k not in ignored})
+    if not r.has("model_type"):
+        raise ValueError(f"{_WHERE_HF}: the config has no 'model_type' (required).")
+    model_type = str(r.raw("model_type"))
+    if model_type not in _FAMILIES:
+        raise ValueError(
+            f"The 'model_type' key of the config given to {_WHERE_HF} must be one of "
+            f"{sorted(_FAMILIES)}. Got {model_type!r} instead."
+        )
+    if r.has("quantization_config"):
+        raise ValueError(
+            f"The 'quantization_config' key of the config given to {_WHERE_HF} is not modelled "
+            "(ModelSpec has one element size for weights and KV). Pass "
+            "ignore_keys=['quantization_config'] to cost the model at its torch_dtype, or set "
+            "dtype_bytes with dataclasses.replace."
+        )
+    layers, hidden = r.integer("num_hidden_layers"), r.integer("hidden_size")
+    heads = r.integer("num_attention_heads")
+    fields: dict[str, Any] = dict(
+        num_layers=layers, hidden_size=hidden, num_heads=heads,
+        num_kv_heads=r.integer("num_key_value_heads", heads), vocab_size=r.integer("vocab_size"),
+        dtype_bytes=_dtype_bytes(r), gated_mlp=True,
+        tie_embeddings=bool(r.raw("tie_word_embeddings", model_type == "opt")),
+    )
+    if model_type in _DEEPSEEK_LIKE:
+        fields.update(_deepseek_fields(r))
+    else:
+        default_head_dim = hidden // heads if hidden % heads == 0 else None
+        key = "kv_channels" if model_type == "qwen" else "head_dim"
+        fields["head_dim"] = r.integer(key, default_head_dim)
+        fields.update(_mlp_fields(r, model_type))
+    if model_type == "qwen":
+        fields["max_context"] = r.integer("max_position_embeddings", r.raw("seq_length"))
+        fields["rotary_fraction"] = float(r.raw("rotary_pct", 1.0))
+    else:
+        fields["max_context"] = r.integer("max_position_embeddings")
+    _check_sliding_window(r, model_type, fields["max_context"])
+    unknown = sorted(set(r.config) - r.used - _COST_FREE_KEYS)
+    if unknown:
+        raise ValueError(
+            f"{_WHERE_HF} does not know the key(s) {unknown} for model_type {model_type!r}, "
+            "which may change the cost. Remove them or pass ignore_keys=[...] to cost the model "
+            "without them."
+        )
+    label = name if name is not None else str(config.get("_name_or_path") or f"{model_type}-custom")
+    return ModelSpec(name=label, source=f"{_WHERE_HF} (model_type {model_type!r})", **fields)
+
+
+def _mlp_fields(r: _Reader, model_type: str) -> dict[str, Any]:
+    if model_type == "opt":
+        proj = r.integer("word_embed_proj_dim", r.raw("hidden_size"))
+        if proj != r.raw("hidden_size"):
+            raise ValueError(
+                f"The 'word_embed_proj_dim' key of the config given to {_WHERE_HF} must equal "
+                f"hidden_size={r.raw('hidden_size')} (OPT's project_in/out layers are not "
+                f"modelled). Got {proj} instead."
+            )
+        return dict(ffn_hidden=r.integer("ffn_dim"), gated_mlp=False)
+    if model_type == "phi":
+        return dict(ffn_hidden=r.integer("intermediate_size"), gated_mlp=False,
+                    rotary_fraction=float(r.raw("partial_rotary_factor", 1.0)))
+    if model_type == "qwen":
+        both = r.integer("intermediate_size")
+        if both % 2:
+            raise ValueError(
+                f"The 'intermediate_size' key of the config given to {_WHERE_HF} must be even for "
+                f"the original Qwen (it counts both MLP branches). Got {both} instead."
+            )
+        return dict(ffn_hidden=both // 2)
+    ffn = r.integer("intermediate_size")
+    if model_type != "mixtral":
+        return dict(ffn_hidden=ffn)
+    return dict(ffn_hidden=ffn, moe_ffn_hidden=ffn, num_experts=r.integer("num_local_experts"),
+                experts_top_k=r.integer("num_experts_per_tok"))
+
+
+def _deepseek_fields(r: _Reader) -> dict[str, Any]:
+    nope, v = r.integer("qk_nope_head_dim"), r.integer("v_head_dim")
+    if nope != v:
+        raise ValueError(
+            f"The 'v_head_dim' key of the config given to {_WHERE_HF} must equal "
+            f"qk_nope_head_dim={nope} (ModelSpec.head_dim stands for both). Got {v} instead."
+        )
+    if r.raw("moe_layer_freq", 1) != 1:
+        raise ValueError(
+            f"The 'moe_layer_freq' key of the config given to {_WHERE_HF} must be 1 (every layer "
+            f"after first_k_dense_replace is MoE). Got {r.raw('moe_layer_freq')!r} instead."
+        )
+    experts = r.integer("n_routed_experts", 0, positive=False)
+    fields = dict(
+        head_dim=nope, num_kv_heads=r.raw("num_attention_heads"),
+        ffn_hidden=r.integer("intermediate_size"), kv_lora_rank=r.integer("kv_lora_rank"),
+        q_lora_rank=r.integer("q_lora_rank", 0, positive=False),
+        qk_rope_head_dim=r.integer("qk_rope_head_dim"), num_experts=experts,
+    )
+    if experts:
+        fields.update(
+            experts_top_k=r.integer("num_experts_per_tok"),
+            num_shared_experts=r.integer("n_shared_experts", 0, positive=False),
+            moe_ffn_hidden=r.integer("moe_intermediate_size"),
+            first_dense_layers=r.integer("first_k_dense_replace", 0, positive=False),
+        )
+    return fields
