@@ -1,0 +1,139 @@
+"""Cluster records for the simulator: :class:`InstanceSpec` and :class:`Cluster`.
+
+An instance is one serving engine (a model on ``tp`` GPUs) with its batching limits, its KV cache
+(capacity from the cost model unless given) and its preemption mode. A cluster is a tuple of
+instances; the router spreads arriving requests over them.
+
+Extension point: later disaggregated setups (Mooncake prefill and decode pools, LoongServe
+elastic instances) add a ``role`` or pool field here and a KV-transfer link between instances;
+the engine treats every instance alike and asks this record only for limits and costs.
+
+>>> from schedlab.costmodel.base import ConstantIterationCost
+>>> spec = InstanceSpec(cost=ConstantIterationCost(kv_capacity_tokens=4096), max_batch_size=8)
+>>> c = Cluster.homogeneous(n_instances=2, cost=ConstantIterationCost(kv_capacity_tokens=4096))
+>>> len(c), c.instances[1].max_batch_size, spec.resolved_cost().kv_capacity_tokens
+(2, 256, 4096)
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+from schedlab.costmodel.base import IterationCost
+from schedlab.errors import check_nonneg_int, check_positive_int
+
+__all__ = ["Cluster", "InstanceSpec"]
+
+_PREEMPTION = ("swap", "recompute")
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class InstanceSpec:
+    """One serving instance.
+
+    Parameters
+    ----------
+    model, gpu : catalog names (or spec records) of the model and the accelerator; used to build
+        the cost model when ``cost`` is None.
+    tp : tensor-parallel degree.
+    max_batch_size : most requests in one iteration.
+    max_batch_tokens : token budget of one iteration (prefill tokens plus one per decode).
+    chunk_tokens : largest prefill chunk; 0 turns chunked prefill off (whole prompts).
+    block_tokens : KV page size (shown to policies).
+    preemption : ``'swap'`` (KV to host memory) or ``'recompute'`` (drop KV); informs policies
+        that consult it; the engine executes whatever moves a policy returns.
+    host_kv_capacity_tokens : swap space in host memory, in tokens.
+    kv_capacity_tokens : device KV capacity; None takes the cost model's.
+    cost : an :class:`~schedlab.costmodel.base.IterationCost`; None builds the roofline model of
+        ``(model, gpu, tp)`` through :func:`schedlab.costmodel.iteration_cost`.
+    """
+
+    model: Any = None
+    gpu: Any = None
+    tp: int = 1
+    max_batch_size: int = 256
+    max_batch_tokens: int = 8192
+    chunk_tokens: int = 0
+    block_tokens: int = 16
+    preemption: str = "swap"
+    host_kv_capacity_tokens: int = 2**62
+    kv_capacity_tokens: int | None = None
+    cost: IterationCost | None = None
+
+    def __post_init__(self) -> None:
+        w = "InstanceSpec"
+        check_positive_int(self.tp, "tp", w)
+        check_positive_int(self.max_batch_size, "max_batch_size", w)
+        check_positive_int(self.max_batch_tokens, "max_batch_tokens", w)
+        check_nonneg_int(self.chunk_tokens, "chunk_tokens", w)
+        check_positive_int(self.block_tokens, "block_tokens", w)
+        check_nonneg_int(self.host_kv_capacity_tokens, "host_kv_capacity_tokens", w)
+        if self.kv_capacity_tokens is not None:
+            check_positive_int(self.kv_capacity_tokens, "kv_capacity_tokens", w)
+        if self.preemption not in _PREEMPTION:
+            raise ValueError(
+                f"The 'preemption' parameter of {w} must be one of {_PREEMPTION}. "
+                f"Got {self.preemption!r} instead."
+            )
+        if self.cost is None and (self.model is None or self.gpu is None):
+            raise ValueError(
+                f"{w} needs either 'cost' (an IterationCost) or both 'model' and 'gpu' to build "
+                f"one. Got model={self.model!r}, gpu={self.gpu!r}, cost=None."
+            )
+        if self.cost is not None and not isinstance(self.cost, IterationCost):
+            raise ValueError(
+                f"The 'cost' parameter of {w} must implement IterationCost (iteration_time_s, "
+                f"decode_steps_time_s, prefill_time_s, swap_time_s, kv_capacity_tokens). "
+                f"Got {type(self.cost).__name__}."
+            )
+
+    def resolved_cost(self) -> IterationCost:
+        """The cost model: ``cost`` if given, else the roofline model of (model, gpu, tp)."""
+        if self.cost is not None:
+            return self.cost
+        from schedlab.costmodel import iteration_cost
+
+        return iteration_cost(self.model, self.gpu, self.tp)
+
+    def kv_capacity(self, cost: IterationCost) -> int:
+        """Device KV capacity in tokens (the override, else the cost model's)."""
+        if self.kv_capacity_tokens is not None:
+            return int(self.kv_capacity_tokens)
+        return int(cost.kv_capacity_tokens)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Cluster:
+    """A tuple of :class:`InstanceSpec` (one or more)."""
+
+    instances: tuple[InstanceSpec, ...] = field(default_factory=tuple)
+
+    def __post_init__(self) -> None:
+        inst = tuple(self.instances)
+        if not inst:
+            raise ValueError("The 'instances' parameter of Cluster must hold at least one InstanceSpec.")
+        for i, s in enumerate(inst):
+            if not isinstance(s, InstanceSpec):
+                raise ValueError(  # noqa: TRY004 (the project raises ValueError on bad input)
+                    f"The 'instances' parameter of Cluster must hold InstanceSpec records; "
+                    f"element {i} is {type(s).__name__}."
+                )
+        object.__setattr__(self, "instances", inst)
+
+    def __len__(self) -> int:
+        return len(self.instances)
+
+    @classmethod
+    def homogeneous(
+        cls, model: Any = None, gpu: Any = None, n_instances: int = 1, tp: int = 1, **spec: Any
+    ) -> Cluster:
+        """``n_instances`` identical instances; ``spec`` takes any :class:`InstanceSpec` field.
+
+        The cost model is built once and shared by all instances.
+        """
+        check_positive_int(n_instances, "n_instances", "Cluster.homogeneous")
+        one = InstanceSpec(model=model, gpu=gpu, tp=tp, **spec)
+        if one.cost is None:
+            one = replace(one, cost=one.resolved_cost())
+        return cls(instances=(one,) * n_instances)

@@ -1,0 +1,537 @@
+"""One serving instance in the simulator: its queue, KV cache, policy calls and runs.
+
+At each decision point the instance builds a :class:`~schedlab.policies.base.QueueView` of its
+active requests (arrived, assigned here, not finished), calls the batching policy, checks the
+:class:`~schedlab.policies.base.BatchDecision` (positions, batch size, token budget, KV capacity
+after the moves: capacity is never exceeded), applies rejections and KV moves, and starts a *run*:
+
+- one iteration (any batch with a prefill chunk or KV moves), or
+- a stretch of decode-only iterations of an unchanged batch, costed in closed form with
+  ``IterationCost.decode_steps_time_s`` and ended at the earliest of: the first completion in the
+  batch, the moment the KV cache would overflow, the first iteration boundary at or after the
+  policy's ``reconsider_at_s``, and (cut short by :meth:`InstanceRuntime.cut_at`) the first
+  boundary at or after the next arrival to this instance. No Python loop per decode step.
+
+When a run ends its effects are applied in one vectorised step and the policy decides again.
+
+Extension points: a prefill-only or decode-only role (Mooncake disaggregation) changes which
+requests :meth:`InstanceRuntime.admit` accepts and adds a hand-off at completion of the prefill;
+speculative decoding changes how many tokens a decode step yields (``generated += k`` per
+step); each is a change inside :meth:`InstanceRuntime._finish_iteration` /
+:meth:`InstanceRuntime._finish_decode`, not a new engine.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+
+from schedlab.errors import SimulationStalled
+from schedlab.policies.base import KV_GPU, KV_HOST, KV_NONE, BatchDecision, QueueView
+from schedlab.sim.cluster import InstanceSpec
+from schedlab.sim.state import COMPLETED, REJECTED, RequestTable
+
+__all__ = ["InstanceRuntime", "IterationLog"]
+
+_EMPTY = np.zeros(0, dtype=np.int64)
+_RUN_NONE, _RUN_ITER, _RUN_DECODE, _RUN_MOVES = 0, 1, 2, 3
+
+
+def _ro(a: np.ndarray) -> np.ndarray:
+    a.flags.writeable = False
+    return a
+
+
+class IterationLog:
+    """Every iteration individually (closed-form stretches expanded), as growing chunks."""
+
+    __slots__ = ("counts", "end", "instance", "output", "prefill", "request", "start")
+
+    def __init__(self) -> None:
+        self.start: list[np.ndarray] = []
+        self.end: list[np.ndarray] = []
+        self.instance: list[np.ndarray] = []
+        self.counts: list[np.ndarray] = []
+        self.request: list[np.ndarray] = []
+        self.prefill: list[np.ndarray] = []
+        self.output: list[np.ndarray] = []
+
+    def add(
+        self,
+        inst: int,
+        starts: np.ndarray,
+        ends: np.ndarray,
+        req: np.ndarray,
+        prefill: np.ndarray,
+        output: np.ndarray,
+    ) -> None:
+        """``len(starts)`` iterations, each running ``req`` with the same entries."""
+        k = starts.shape[0]
+        self.start.append(starts)
+        self.end.append(ends)
+        self.instance.append(np.full(k, inst, dtype=np.int64))
+        self.counts.append(np.full(k, req.shape[0], dtype=np.int64))
+        self.request.append(np.tile(req, k))
+        self.prefill.append(np.tile(prefill, k))
+        self.output.append(np.tile(output, k))
+
+    def to_dict(self) -> dict[str, np.ndarray]:
+        """Arrays ``start_s``, ``end_s``, ``instance``, ``offsets`` (CSR), ``request``,
+        ``prefill_tokens``, ``output_token``, iterations sorted by (start, instance)."""
+
+        def cat(parts: list[np.ndarray], dtype: Any) -> np.ndarray:
+            return np.concatenate(parts).astype(dtype) if parts else np.zeros(0, dtype=dtype)
+
+        start, end = cat(self.start, np.float64), cat(self.end, np.float64)
+        inst, counts = cat(self.instance, np.int64), cat(self.counts, np.int64)
+        req, pre = cat(self.request, np.int64), cat(self.prefill, np.int64)
+        out = cat(self.output, bool)
+        order = np.lexsort((inst, start))
+        offsets = np.zeros(counts.shape[0] + 1, dtype=np.int64)
+        np.cumsum(counts, out=offsets[1:])
+        lens = counts[order]
+        new_off = np.zeros_like(offsets)
+        np.cumsum(lens, out=new_off[1:])
+        pos = np.repeat(offsets[:-1][order] - new_off[:-1], lens) + np.arange(new_off[-1])
+        return {
+            "start_s": start[order],
+            "end_s": end[order],
+            "instance": inst[order],
+            "offsets": new_off,
+            "request": req[pos],
+            "prefill_tokens": pre[pos],
+            "output_token": out[pos],
+        }
+
+
+class InstanceRuntime:
+    """Mutable state and behaviour of one instance during one :func:`simulate` run."""
+
+    def __init__(
+        self,
+        *,
+        index: int,
+        spec: InstanceSpec,
+        cost: Any,
+        table: RequestTable,
+        est_prefill: np.ndarray,
+        policy: Callable[..., BatchDecision],
+        policy_name: str,
+        policy_params: dict[str, Any],
+        shared: dict[str, np.ndarray],
+        reasons: dict[str, int],
+        log: IterationLog | None,
+        closed_form: bool,
+        max_idle_decisions: int,
+    ) -> None:
+        self.i = index
+        self.spec = spec
+        self.cost = cost
+        self.T = table
+        self.est_all = est_prefill
+        self.policy = policy
+        self.policy_name = policy_name
+        self.params = policy_params
+        self.shared = shared
+        self.reasons = reasons
+        self.log = log
+        self.closed_form = closed_form
+        self.max_idle = max_idle_decisions
+        self.cap = spec.kv_capacity(cost)
+        self.host_cap = int(spec.host_kv_capacity_tokens)
+        self.act = _EMPTY
+        self.gpu_used = 0
+        self.host_used = 0
+        self.token = 0
+        self.kind = _RUN_NONE
+        self.batch = _EMPTY
+        self.chunks = _EMPTY
+        self.t0 = 0.0
+        self.t_end = math.inf
+        self.ends = np.zeros(0)
+        self.decide_at = math.inf
+        self.busy_s = 0.0
+        self.iterations = 0
+        self.decisions = 0
+        self.idle_decisions = 0
+
+    # ------------------------------------------------------------------ arrivals
+    @property
+    def busy(self) -> bool:
+        return self.kind != _RUN_NONE
+
+    def admit(self, idx: np.ndarray, now: float) -> None:
+        """Accept newly routed requests, rejecting at once those that can never be served."""
+        T, spec = self.T, self.spec
+        T.instance[idx] = self.i
+        T.est_prefill[idx] = self.est_all[idx]
+        too_big = T.input[idx] + T.output[idx] > self.cap
+        if spec.chunk_tokens == 0:
+            over_budget = T.input[idx] > spec.max_batch_tokens
+        else:
+            over_budget = np.zeros(idx.shape[0], dtype=bool)
+        if too_big.any() or over_budget.any():
+            self._reject(idx[too_big], "prompt_exceeds_kv_capacity", now)
+            self._reject(idx[over_budget & ~too_big], "prompt_exceeds_batch_token_budget", now)
+            idx = idx[~(too_big | over_budget)]
+        if idx.shape[0]:
+            self.act = np.concatenate((self.act, idx)) if self.act.shape[0] else idx
+            self.shared["outstanding"][self.i] += T.outstanding(idx)
+            self.shared["queue_length"][self.i] = self.act.shape[0]
+
+    def cut_at(self, t: float) -> float | None:
+        """Stop a closed-form decode stretch at the first iteration boundary at or after ``t``;
+        returns the new end time (the caller schedules it) or None when nothing changes."""
+        if self.kind != _RUN_DECODE or self.ends.shape[0] <= 1:
+            return None
+        k = int(np.searchsorted(self.ends, t, side="left")) + 1
+        if k >= self.ends.shape[0]:
+            return None
+        self.ends = self.ends[:k]
+        self.t_end = float(self.ends[-1])
+        self.token += 1
+        return self.t_end
+
+    # ------------------------------------------------------------------ bookkeeping
+    def _reject(self, idx: np.ndarray, reason: str, now: float) -> None:
+        if not idx.shape[0]:
+            return
+        T = self.T
+        code = self.reasons.setdefault(reason, len(self.reasons))
+        gpu = T.loc[idx] == KV_GPU
+        host = T.loc[idx] == KV_HOST
+        self.gpu_used -= int(T.kv[idx][gpu].sum())
+        self.host_used -= int(T.kv[idx][host].sum())
+        T.status[idx] = REJECTED
+        T.reject_code[idx] = code
+        T.finish[idx] = now
+        T.loc[idx] = KV_NONE
+        T.kv[idx] = 0
+
+    def _drop_finished(self) -> None:
+        T = self.T
+        keep = T.status[self.act] == 0
+        if not keep.all():
+            gone = self.act[~keep]
+            self.act = self.act[keep]
+            left = T.pred[gone] - T.generated[gone]
+            self.shared["outstanding"][self.i] -= float(
+                (T.target[gone] - T.prefilled[gone]).sum() + left[left > 0].sum()
+            )
+            self.shared["queue_length"][self.i] = self.act.shape[0]
+        self.shared["kv_used"][self.i] = self.gpu_used
+
+    def _fail(self, message: str) -> ValueError:
+        return ValueError(f"Policy {self.policy_name!r} on instance {self.i}: {message}")
+
+    # ------------------------------------------------------------------ decisions
+    def view(self, now: float) -> QueueView:
+        """The read-only :class:`QueueView` of the active requests at ``now``."""
+        T, a, spec = self.T, self.act, self.spec
+        return QueueView(
+            now_s=now,
+            request_id=_ro(a.copy()),
+            arrival_s=_ro(T.arrival[a]),
+            input_tokens=_ro(T.target[a]),
+            output_tokens_pred=_ro(T.pred[a]),
+            prefilled_tokens=_ro(T.prefilled[a]),
+            generated_tokens=_ro(T.generated[a]),
+            kv_tokens=_ro(T.kv[a]),
+            kv_location=_ro(T.loc[a]),
+            running=_ro(T.running[a]),
+            priority=_ro(T.priority[a]),
+            attained_s=_ro(T.attained[a]),
+            last_run_s=_ro(T.last_run[a]),
+            est_prefill_s=_ro(T.est_prefill[a]),
+            kv_capacity_tokens=self.cap,
+            kv_free_tokens=self.cap - self.gpu_used,
+            max_batch_size=spec.max_batch_size,
+            max_batch_tokens=spec.max_batch_tokens,
+            chunk_tokens=spec.chunk_tokens,
+            block_tokens=spec.block_tokens,
+            host_kv_free_tokens=self.host_cap - self.host_used,
+        )
+
+    def _positions(self, pos: np.ndarray, n: int, name: str) -> None:
+        if pos.ndim != 1:
+            raise self._fail(f"BatchDecision.{name} must be 1-D positions. Got shape {pos.shape}.")
+        if pos.shape[0] and (pos.min() < 0 or pos.max() >= n):
+            raise self._fail(
+                f"BatchDecision.{name} holds positions outside [0, {n}): {pos.tolist()[:10]}."
+            )
+
+    def decide(self, now: float) -> float | None:
+        """Ask the policy, apply its decision and start a run; returns the time of this
+        instance's next event (run end or wake-up) or None when it idles until an arrival."""
+        self.kind = _RUN_NONE
+        self.decide_at = math.inf
+        T, act = self.T, self.act
+        n = act.shape[0]
+        if self.batch.shape[0]:
+            T.running[self.batch] = False
+            self.batch = _EMPTY
+        if n == 0:
+            return None
+        d = self.policy(self.view(now), **self.params)
+        if not isinstance(d, BatchDecision):
+            raise self._fail(f"must return a BatchDecision. Got {type(d).__name__}.")
+        self.decisions += 1
+        if d.priority is not None:
+            T.priority[act] = self._column(d.priority, n, "priority", np.int64)
+        if d.attained_s is not None:
+            T.attained[act] = self._column(d.attained_s, n, "attained_s", np.float64)
+        run = d.run
+        self._positions(run, n, "run")
+        moves = (d.swap_out, d.recompute, d.swap_in, d.reject)
+        allpos = run
+        if any(p.shape[0] for p in moves):
+            for name, p in zip(("swap_out", "recompute", "swap_in", "reject"), moves):
+                self._positions(p, n, name)
+            allpos = np.concatenate((run, *moves))
+        if allpos.shape[0] > 1 and np.bincount(allpos).max() > 1:
+            raise self._fail(
+                "a position appears twice among run, swap_out, recompute, swap_in and reject: "
+                f"run={run.tolist()[:10]}, swap_out={d.swap_out.tolist()[:10]}, "
+                f"recompute={d.recompute.tolist()[:10]}, swap_in={d.swap_in.tolist()[:10]}, "
+                f"reject={d.reject.tolist()[:10]}."
+            )
+        move_s = 0.0
+        if allpos is not run:
+            move_s = self._apply_moves(d, now)
+        reconsider = float(d.reconsider_at_s)
+        if run.shape[0] == 0:
+            self._drop_finished()
+            self._count_idle(now, progressed=d.reject.shape[0] > 0)
+            if move_s > 0:
+                self.kind, self.t0, self.t_end = _RUN_MOVES, now, now + move_s
+                return self.t_end
+            if self.act.shape[0] == 0 or math.isinf(reconsider):
+                return None
+            self.decide_at = max(reconsider, now)
+            return self.decide_at
+        self.idle_decisions = 0
+        ridx = act[run]
+        host = T.loc[ridx] == KV_HOST
+        if host.any():
+            hidx = ridx[host]
+            tok = int(T.kv[hidx].sum())
+            move_s += float(self.cost.swap_time_s(tok))
+            self.gpu_used += tok
+            self.host_used -= tok
+            T.loc[hidx] = KV_GPU
+        return self._start(now, d, ridx, move_s, reconsider)
+
+    def _column(self, values: Any, n: int, name: str, dtype: Any) -> np.ndarray:
+        a = np.asarray(values, dtype=dtype)
+        if a.shape != (n,):
+            raise self._fail(f"BatchDecision.{name} must have shape ({n},). Got {a.shape}.")
+        return a
+
+    def _count_idle(self, now: float, *, progressed: bool) -> None:
+        self.idle_decisions = 0 if progressed else self.idle_decisions + 1
+        if self.idle_decisions > self.max_idle:
+            stuck = self.act[:10].tolist()
+            raise SimulationStalled(
+                f"Instance {self.i} made {self.idle_decisions} decisions in a row without running "
+                f"anything at t={now:.6g}s (policy {self.policy_name!r}); stuck requests "
+                f"(workload indices, first 10 of {self.act.shape[0]}): {stuck}."
+            )
+
+    def _apply_moves(self, d: BatchDecision, now: float) -> float:
+        T, act, cost = self.T, self.act, self.cost
+        move_s = 0.0
+        if d.reject.shape[0]:
+            ridx = act[d.reject]
+            for r, reason in zip(ridx.tolist(), d.reject_reason):
+                self._reject(np.array([r]), str(reason), now)  # leaves in _drop_finished
+        if d.swap_out.shape[0]:
+            idx = act[d.swap_out]
+            if (T.loc[idx] != KV_GPU).any():
+                bad = d.swap_out[T.loc[idx] != KV_GPU].tolist()
+                raise self._fail(f"swap_out of positions {bad[:10]} whose KV is not on the device.")
+            tok = int(T.kv[idx].sum())
+            if self.host_used + tok > self.host_cap:
+                raise self._fail(
+                    f"swap_out of {tok} KV tokens exceeds host swap space "
+                    f"({self.host_cap - self.host_used} tokens free)."
+                )
+            self.gpu_used -= tok
+            self.host_used += tok
+            T.loc[idx] = KV_HOST
+            T.preemptions[idx] += 1
+            T.swaps[idx] += 1
+            move_s += float(cost.swap_time_s(tok))
+        if d.recompute.shape[0]:
+            idx = act[d.recompute]
+            if (T.loc[idx] == KV_NONE).any():
+                bad = d.recompute[T.loc[idx] == KV_NONE].tolist()
+                raise self._fail(f"recompute of positions {bad[:10]} that hold no KV.")
+            out = self.shared["outstanding"]
+            out[self.i] -= T.outstanding(idx)
+            gpu = T.loc[idx] == KV_GPU
+            self.gpu_used -= int(T.kv[idx][gpu].sum())
+            self.host_used -= int(T.kv[idx][~gpu].sum())
+            T.target[idx] = T.input[idx] + T.generated[idx]
+            T.gen_base[idx] = T.generated[idx]
+            T.prefilled[idx] = 0
+            T.kv[idx] = 0
+            T.loc[idx] = KV_NONE
+            T.preemptions[idx] += 1
+            out[self.i] += T.outstanding(idx)
+        if d.swap_in.shape[0]:
+            idx = act[d.swap_in]
+            if (T.loc[idx] != KV_HOST).any():
+                bad = d.swap_in[T.loc[idx] != KV_HOST].tolist()
+                raise self._fail(f"swap_in of positions {bad[:10]} whose KV is not on the host.")
+            tok = int(T.kv[idx].sum())
+            self.gpu_used += tok
+            self.host_used -= tok
+            T.loc[idx] = KV_GPU
+            move_s += float(cost.swap_time_s(tok))
+        if self.gpu_used > self.cap:
+            raise self._fail(
+                f"after its KV moves the device holds {self.gpu_used} KV tokens, over the "
+                f"capacity of {self.cap}."
+            )
+        return move_s
+
+    # ------------------------------------------------------------------ runs
+    def _start(
+        self, now: float, d: BatchDecision, ridx: np.ndarray, move_s: float, reconsider: float
+    ) -> float:
+        T, spec = self.T, self.spec
+        b = ridx.shape[0]
+        if b > spec.max_batch_size:
+            raise self._fail(f"runs {b} requests, over max_batch_size={spec.max_batch_size}.")
+        rem = T.target[ridx] - T.prefilled[ridx]
+        is_pref = rem > 0
+        n_pref = int(np.count_nonzero(is_pref))
+        n_dec = b - n_pref
+        T.running[ridx] = True
+        self.batch = ridx
+        if n_pref == 0 and move_s == 0.0:
+            if b > spec.max_batch_tokens:
+                raise self._fail(f"runs {b} tokens, over max_batch_tokens={spec.max_batch_tokens}.")
+            if self.gpu_used + b > self.cap:
+                raise self._kv_error(b)
+            return self._start_decode(now, ridx, reconsider)
+        if d.prefill_chunk is None:
+            c = np.minimum(rem, spec.chunk_tokens) if spec.chunk_tokens else rem
+            c = np.where(is_pref, c, 0)
+        else:
+            c = np.asarray(d.prefill_chunk, dtype=np.int64)
+            if c.shape != (b,):
+                raise self._fail(f"prefill_chunk must have shape ({b},). Got {c.shape}.")
+            c = np.where(is_pref, c, 0)
+            limit = np.minimum(rem, spec.chunk_tokens) if spec.chunk_tokens else rem
+            bad = is_pref & ((c < 1) | (c > limit) | ((spec.chunk_tokens == 0) & (c != rem)))
+            if bad.any():
+                raise self._fail(
+                    f"prefill_chunk {c[bad].tolist()[:5]} outside [1, remaining prompt "
+                    f"{limit[bad].tolist()[:5]}] (whole prompts when chunk_tokens=0)."
+                )
+        tokens = int(c.sum()) + n_dec
+        if tokens > spec.max_batch_tokens:
+            raise self._fail(
+                f"runs {tokens} tokens, over max_batch_tokens={spec.max_batch_tokens}."
+            )
+        done_pref = is_pref & (c == rem)
+        added = tokens + int(np.count_nonzero(done_pref))
+        if self.gpu_used + added > self.cap:
+            raise self._kv_error(added)
+        kv = T.kv[ridx]
+        dur = float(
+            self.cost.iteration_time_s(c[is_pref], T.prefilled[ridx][is_pref], n_dec, int(kv[~is_pref].sum()))
+        )
+        self.kind, self.chunks, self.t0 = _RUN_ITER, c, now
+        self.t_end = now + dur + move_s
+        return self.t_end
+
+    def _kv_error(self, added: int) -> ValueError:
+        return self._fail(
+            f"the batch adds {added} KV tokens to the {self.gpu_used} held, over the device KV "
+            f"capacity of {self.cap} tokens (preempt by swap_out or recompute, or run fewer)."
+        )
+
+    def _start_decode(self, now: float, ridx: np.ndarray, reconsider: float) -> float:
+        T = self.T
+        b = ridx.shape[0]
+        k = int((T.output[ridx] - T.generated[ridx]).min())
+        k = min(k, (self.cap - self.gpu_used) // b)
+        if not self.closed_form:
+            k = 1
+        ctx = int(T.kv[ridx].sum())
+        ends = now + np.asarray(
+            self.cost.decode_steps_time_s(b, ctx, np.arange(1, k + 1, dtype=np.int64)),
+            dtype=np.float64,
+        )
+        if k > 1 and reconsider < ends[-1]:
+            ends = ends[: int(np.searchsorted(ends, reconsider, side="left")) + 1]
+        self.kind, self.ends, self.t0 = _RUN_DECODE, ends, now
+        self.t_end = float(ends[-1])
+        return self.t_end
+
+    def finish(self, now: float) -> None:
+        """Apply the effects of the run ending at ``now``."""
+        kind = self.kind
+        if kind == _RUN_ITER:
+            self._finish_iteration(now)
+        elif kind == _RUN_DECODE:
+            self._finish_decode(now)
+        self.busy_s += now - self.t0
+        self._drop_finished()
+
+    def _finish_iteration(self, now: float) -> None:
+        T, ridx, c = self.T, self.batch, self.chunks
+        self.iterations += 1
+        out_before = T.outstanding(ridx)
+        is_pref = c > 0
+        T.prefilled[ridx] += c
+        T.loc[ridx[is_pref]] = KV_GPU
+        done_pref = is_pref & (T.prefilled[ridx] >= T.target[ridx])
+        emits = done_pref | ~is_pref
+        T.generated[ridx] += emits
+        T.kv[ridx] += c + emits
+        self.gpu_used += int(c.sum()) + int(np.count_nonzero(emits))
+        first = ridx[done_pref]
+        ft = T.first_token[first]
+        T.first_token[first] = np.where(np.isnan(ft), now, ft)
+        T.attained[ridx] += now - self.t0
+        T.last_run[ridx] = now
+        self.shared["outstanding"][self.i] += T.outstanding(ridx) - out_before
+        self._complete(ridx, now)
+        if self.log is not None:
+            self.log.add(self.i, np.array([self.t0]), np.array([now]), ridx, c, emits)
+
+    def _finish_decode(self, now: float) -> None:
+        T, ridx = self.T, self.batch
+        k = self.ends.shape[0]
+        self.iterations += k
+        out_before = T.outstanding(ridx)
+        T.generated[ridx] += k
+        T.kv[ridx] += k
+        self.gpu_used += k * ridx.shape[0]
+        T.attained[ridx] += now - self.t0
+        T.last_run[ridx] = now
+        self.shared["outstanding"][self.i] += T.outstanding(ridx) - out_before
+        self._complete(ridx, now)
+        if self.log is not None:
+            starts = np.concatenate(([self.t0], self.ends[:-1]))
+            b = ridx.shape[0]
+            self.log.add(
+                self.i, starts, self.ends.copy(), ridx, np.zeros(b, np.int64), np.ones(b, bool)
+            )
+
+    def _complete(self, ridx: np.ndarray, now: float) -> None:
+        T = self.T
+        done = T.generated[ridx] >= T.output[ridx]
+        if done.any():
+            fin = ridx[done]
+            self.gpu_used -= int(T.kv[fin].sum())
+            T.status[fin] = COMPLETED
+            T.finish[fin] = now
+            T.kv[fin] = 0
+            T.loc[fin] = KV_NONE

@@ -1,0 +1,300 @@
+"""``simulate(workload, cluster, policy)``: the discrete-event serving simulator.
+
+The driver merges the workload's arrivals (streamed in time order, never pushed one by one) with
+the :class:`~schedlab.sim.engine.EventQueue` of instance events. Requests arriving at the same
+time are routed together (one router call); each instance then decides, runs iterations or
+closed-form decode stretches (:mod:`schedlab.sim.instance`), and decides again when a run ends.
+
+Decision points of an instance: an arrival to it (a running decode stretch stops at the first
+iteration boundary at or after the arrival), the end of each run (a completion, a prefill, a KV
+move, a KV limit), and the policy's ``reconsider_at_s``. A policy's moves are checked: a decision
+that would exceed KV capacity, the batch size or the token budget raises ``ValueError`` naming
+the policy. A run that stops making progress raises
+:class:`~schedlab.errors.SimulationStalled` naming the stuck requests.
+
+Extension points (no fork needed): routers see a :class:`~schedlab.policies.base.RouterView`
+and may be replaced by a placement policy for prefill/decode pools; new per-instance behaviour
+lives in :class:`~schedlab.sim.instance.InstanceRuntime`; new event kinds go through the
+:class:`~schedlab.sim.engine.EventQueue` with their own priority.
+
+>>> import numpy as np
+>>> from schedlab import Workload
+>>> from schedlab.costmodel.base import ConstantIterationCost
+>>> from schedlab.policies.base import BatchDecision
+>>> from schedlab.sim import InstanceSpec
+>>> def run_all(view, /):  # every active request, prompts whole (a toy FCFS)
+...     return BatchDecision(run=np.arange(view.n))
+>>> w = Workload(arrival_s=[0.0, 0.0], input_tokens=[4, 4], output_tokens=[3, 1])
+>>> res = simulate(w, InstanceSpec(cost=ConstantIterationCost(slot_s=1.0)), run_all)
+>>> res.finish_s.tolist(), res.status.tolist()
+([3.0, 1.0], ['completed', 'completed'])
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+
+from schedlab.errors import SimulationStalled, check_array, check_positive_int
+from schedlab.policies.base import BatchDecision, RouterView
+from schedlab.records import Workload
+from schedlab.sim.cluster import Cluster, InstanceSpec
+from schedlab.sim.engine import PRIORITY_DECIDE, PRIORITY_RUN_END, EventQueue
+from schedlab.sim.instance import InstanceRuntime, IterationLog
+from schedlab.sim.result import SimResult
+from schedlab.sim.state import PENDING, RequestTable
+
+__all__ = ["simulate"]
+
+_STATUS = np.array(["pending", "completed", "rejected"])
+
+
+def _resolve(obj: Any, kind: str) -> tuple[Callable[..., Any], str]:
+    """A policy or router given by registry name or as any callable."""
+    if isinstance(obj, str):
+        import schedlab.policies as registry
+
+        getter = getattr(registry, "get_policy" if kind == "policy" else "get_router", None)
+        if getter is None:
+            raise ValueError(
+                f"The {kind!r} parameter of simulate names {obj!r}, but no {kind} registry is "
+                f"installed (schedlab.policies.get_{kind}); pass a callable instead."
+            )
+        return getter(obj), obj
+    if callable(obj):
+        return obj, getattr(obj, "__name__", type(obj).__name__)
+    raise ValueError(
+        f"The {kind!r} parameter of simulate must be a registry name or a callable. "
+        f"Got {type(obj).__name__}."
+    )
+
+
+def _as_cluster(cluster: Cluster | InstanceSpec) -> Cluster:
+    if isinstance(cluster, InstanceSpec):
+        return Cluster(instances=(cluster,))
+    if isinstance(cluster, Cluster):
+        return cluster
+    raise ValueError(
+        "The 'cluster' parameter of simulate must be a Cluster or an InstanceSpec. "
+        f"Got {type(cluster).__name__}."
+    )
+
+
+def simulate(
+    workload: Workload,
+    cluster: Cluster | InstanceSpec,
+    policy: str | Callable[..., BatchDecision],
+    *,
+    policy_params: dict[str, Any] | None = None,
+    router: str | Callable[..., np.ndarray] = "round-robin",
+    router_params: dict[str, Any] | None = None,
+    predicted_output_tokens: np.ndarray | None = None,
+    record_iterations: bool = False,
+    closed_form: bool = True,
+    max_idle_decisions: int = 10_000,
+) -> SimResult:
+    """Simulate serving ``workload`` on ``cluster`` with a batching ``policy``.
+
+    Parameters
+    ----------
+    workload : the requests (arrival order).
+    cluster : a :class:`Cluster` or a single :class:`InstanceSpec`.
+    policy : a registry name (``schedlab.policies.get_policy``) or any callable
+        ``policy(view, /, **policy_params) -> BatchDecision``.
+    router : a registry name or callable ``router(view, /, **router_params)`` returning an
+        instance index per arriving request; not called for a single instance.
+    predicted_output_tokens : what policies and routers see as ``output_tokens_pred``; None
+        gives the true lengths (an oracle). The truth only decides completion.
+    record_iterations : keep every iteration in ``SimResult.iteration_log`` (small runs only).
+    closed_form : advance unchanged decode batches in one closed-form step (False steps one
+        iteration at a time, for testing; results are identical).
+    max_idle_decisions : decisions in a row without running anything after which an instance
+        is declared stalled.
+
+    A request whose prompt plus output can never fit in KV is rejected with
+    ``'prompt_exceeds_kv_capacity'``; without chunked prefill, a prompt over the token budget with
+    ``'prompt_exceeds_batch_token_budget'``; policies reject with their own reasons. After a
+    recomputation preemption a request's ``input_tokens`` in the view is its prompt plus the
+    tokens it had generated (they are prefilled again).
+    """
+    wall0 = time.perf_counter()
+    if not isinstance(workload, Workload):
+        raise ValueError(  # noqa: TRY004 (the project raises ValueError on bad input)
+            f"The 'workload' parameter of simulate must be a Workload. Got {type(workload).__name__}."
+        )
+    cl = _as_cluster(cluster)
+    check_positive_int(max_idle_decisions, "max_idle_decisions", "simulate")
+    pol, pol_name = _resolve(policy, "policy")
+    n = len(workload)
+    if predicted_output_tokens is None:
+        pred = workload.output_tokens.astype(np.float64)
+    else:
+        pred = check_array(
+            predicted_output_tokens, "predicted_output_tokens", "simulate", min_value=0.0, length=n
+        )
+    T = RequestTable.empty(workload.arrival_s, workload.input_tokens, workload.output_tokens, pred)
+    k = len(cl)
+    shared = {
+        "outstanding": np.zeros(k),
+        "kv_used": np.zeros(k, dtype=np.int64),
+        "queue_length": np.zeros(k, dtype=np.int64),
+    }
+    reasons: dict[str, int] = {}
+    log = IterationLog() if record_iterations else None
+    est_cache: dict[int, np.ndarray] = {}
+    insts: list[InstanceRuntime] = []
+    for i, spec in enumerate(cl.instances):
+        cost = spec.resolved_cost()
+        if id(cost) not in est_cache:
+            est_cache[id(cost)] = np.asarray(cost.prefill_time_s(T.input), dtype=np.float64)
+        insts.append(
+            InstanceRuntime(
+                index=i, spec=spec, cost=cost, table=T, est_prefill=est_cache[id(cost)],
+                policy=pol, policy_name=pol_name, policy_params=dict(policy_params or {}),
+                shared=shared, reasons=reasons, log=log, closed_form=bool(closed_form),
+                max_idle_decisions=max_idle_decisions,
+            )
+        )
+    route = None
+    if k > 1:
+        route, _ = _resolve(router, "router")
+    caps = np.array([x.cap for x in insts], dtype=np.int64)
+    caps.flags.writeable = False
+    _run(T, insts, route, dict(router_params or {}), shared, caps)
+
+    names = list(reasons) + [""]
+    codes = np.where(T.reject_code >= 0, T.reject_code, len(names) - 1)
+    return SimResult(
+        request_id=workload.request_id,
+        instance=T.instance,
+        arrival_s=T.arrival,
+        first_token_s=T.first_token,
+        finish_s=T.finish,
+        status=_STATUS[T.status],
+        reject_reason=np.array(names, dtype=object)[codes].astype(str),
+        input_tokens=T.input,
+        output_tokens=T.output,
+        preemptions=T.preemptions,
+        swaps=T.swaps,
+        n_instances=k,
+        busy_s=float(sum(x.busy_s for x in insts)),
+        iterations=int(sum(x.iterations for x in insts)),
+        decisions=int(sum(x.decisions for x in insts)),
+        wall_s=time.perf_counter() - wall0,
+        slo_ttft_col=workload.slo_ttft_s,
+        slo_tpot_col=workload.slo_tpot_s,
+        iteration_log=None if log is None else log.to_dict(),
+        policy=pol_name,
+    )
+
+
+def _ro(a: np.ndarray) -> np.ndarray:
+    a.flags.writeable = False
+    return a
+
+
+def _run(
+    T: RequestTable,
+    insts: list[InstanceRuntime],
+    route: Callable[..., np.ndarray] | None,
+    router_params: dict[str, Any],
+    shared: dict[str, np.ndarray],
+    caps: np.ndarray,
+) -> None:
+    """The event loop: arrivals first at equal times, then instance events."""
+    q = EventQueue()
+    arrival = T.arrival
+    n = arrival.shape[0]
+    ptr = 0
+    rounds = 0
+    k = len(insts)
+    inf = math.inf
+    while True:
+        t_arr = float(arrival[ptr]) if ptr < n else inf
+        t_ev = q.peek_time()
+        if t_arr == inf and t_ev == inf:
+            break
+        if t_arr <= t_ev:
+            end = int(np.searchsorted(arrival, t_arr, side="right"))
+            idx = np.arange(ptr, end, dtype=np.int64)
+            if route is None:
+                groups = [(0, idx)]
+            else:
+                groups = _route(route, router_params, T, idx, t_arr, shared, caps, rounds, ptr, k)
+                rounds += 1
+            ptr = end
+            for i, sub in groups:
+                inst = insts[i]
+                inst.admit(sub, t_arr)
+                if inst.busy:
+                    new_end = inst.cut_at(t_arr)
+                    if new_end is not None:
+                        q.push(new_end, PRIORITY_RUN_END, target=i, token=inst.token)
+                elif inst.decide_at != t_arr:
+                    inst.token += 1
+                    inst.decide_at = t_arr
+                    q.push(t_arr, PRIORITY_DECIDE, target=i, token=inst.token)
+            continue
+        t, _, _, i, token = q.pop()
+        inst = insts[i]
+        if token != inst.token:
+            continue
+        if inst.busy:
+            inst.finish(t)
+        nxt = inst.decide(t)
+        if nxt is not None:
+            inst.token += 1
+            q.push(nxt, PRIORITY_RUN_END if inst.busy else PRIORITY_DECIDE, target=i, token=inst.token)
+    pending = np.flatnonzero(T.status == PENDING)
+    if pending.shape[0]:
+        show = pending[:10]
+        raise SimulationStalled(
+            f"The simulation ran out of events with {pending.shape[0]} requests unfinished "
+            f"(the policy left them waiting and asked for no wake-up). Stuck requests (workload "
+            f"index: instance, prefilled/target, generated/output): "
+            + ", ".join(
+                f"{r}: {T.instance[r]}, {T.prefilled[r]}/{T.target[r]}, {T.generated[r]}/{T.output[r]}"
+                for r in show.tolist()
+            )
+            + "."
+        )
+
+
+def _route(
+    route: Callable[..., np.ndarray],
+    params: dict[str, Any],
+    T: RequestTable,
+    idx: np.ndarray,
+    now: float,
+    shared: dict[str, np.ndarray],
+    caps: np.ndarray,
+    rounds: int,
+    routed: int,
+    k: int,
+) -> list[tuple[int, np.ndarray]]:
+    view = RouterView(
+        now_s=now,
+        request_id=_ro(idx.copy()),
+        input_tokens=_ro(T.input[idx]),
+        output_tokens_pred=_ro(T.pred[idx]),
+        outstanding_tokens=_ro(shared["outstanding"].copy()),
+        kv_used_tokens=_ro(shared["kv_used"].copy()),
+        kv_capacity_tokens=caps,
+        queue_length=_ro(shared["queue_length"].copy()),
+        round=rounds,
+        routed_so_far=routed,
+    )
+    dest = np.asarray(route(view, **params))
+    m = idx.shape[0]
+    if dest.shape != (m,) or dest.dtype.kind not in "iu" or (m and (dest.min() < 0 or dest.max() >= k)):
+        raise ValueError(
+            f"The router must return {m} instance indices in [0, {k}) (one per arriving "
+            f"request). Got {dest!r}."
+        )
+    if m == 1:
+        return [(int(dest[0]), idx)]
+    return [(int(i), idx[dest == i]) for i in np.unique(dest)]

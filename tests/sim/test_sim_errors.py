@@ -1,0 +1,111 @@
+"""Simulator failure modes: stalls raise SimulationStalled, bad input raises ValueError."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from schedlab.costmodel.base import ConstantIterationCost
+from schedlab.policies.base import BatchDecision
+from sim_toy_policies import idle_forever, idle_now, toy_fcfs
+
+from schedlab import Workload
+from schedlab.errors import SimulationStalled
+from schedlab.sim import Cluster, InstanceSpec, simulate
+
+W = Workload(arrival_s=[0.0, 1.0], input_tokens=[4, 4], output_tokens=[3, 2])
+SPEC = InstanceSpec(cost=ConstantIterationCost())
+
+
+def test_policy_that_never_runs_stalls_naming_requests() -> None:
+    with pytest.raises(SimulationStalled, match=r"2 requests unfinished.*0: 0, 0/4, 0/3"):
+        simulate(W, SPEC, idle_forever)
+
+
+def test_livelock_at_one_instant_stalls() -> None:
+    with pytest.raises(SimulationStalled, match=r"idle_now.*stuck requests.*\[0\]"):
+        simulate(W, SPEC, idle_now, max_idle_decisions=50)
+
+
+def test_unknown_policy_name_lists_known_ones() -> None:
+    with pytest.raises(ValueError, match=r"Unknown .*'fcfz'.*Known: .*'fcfs'"):
+        simulate(W, SPEC, "fcfz")
+
+
+def test_policy_must_return_a_decision() -> None:
+    with pytest.raises(ValueError, match="must return a BatchDecision"):
+        simulate(W, SPEC, lambda view: [0])
+
+
+@pytest.mark.parametrize(
+    "decision, message",
+    [
+        (BatchDecision(run=np.array([5])), "outside"),
+        (BatchDecision(run=np.array([0, 0])), "appears twice"),
+        (BatchDecision(run=np.array([0]), swap_out=np.array([0])), "appears twice"),
+        (BatchDecision(run=np.array([], dtype=np.int64), swap_in=np.array([0])), "not on the host"),
+        (BatchDecision(run=np.array([0]), prefill_chunk=np.array([2])), "prefill_chunk"),
+        (BatchDecision(run=np.array([0]), priority=np.array([1, 2, 3])), "priority"),
+    ],
+)
+def test_bad_decisions_raise_naming_the_policy(decision, message) -> None:
+    def bad_policy(view, /):
+        return decision
+
+    w = Workload(arrival_s=[0.0], input_tokens=[4], output_tokens=[3])
+    with pytest.raises(ValueError, match=f"bad_policy.*{message}"):
+        simulate(w, SPEC, bad_policy)
+
+
+def test_batch_size_and_token_budget_are_enforced() -> None:
+    w = Workload(arrival_s=[0.0, 0.0, 0.0], input_tokens=[4, 4, 4], output_tokens=[3, 3, 3])
+
+    def everyone(view, /):
+        return BatchDecision(run=np.arange(view.n))
+
+    with pytest.raises(ValueError, match="max_batch_size=2"):
+        simulate(w, InstanceSpec(cost=ConstantIterationCost(), max_batch_size=2), everyone)
+    with pytest.raises(ValueError, match="max_batch_tokens=10"):
+        simulate(w, InstanceSpec(cost=ConstantIterationCost(), max_batch_tokens=10), everyone)
+
+
+@pytest.mark.parametrize(
+    "kwargs, message",
+    [
+        ({"max_batch_size": 0}, "max_batch_size"),
+        ({"chunk_tokens": -1}, "chunk_tokens"),
+        ({"preemption": "drop"}, "preemption"),
+        ({"tp": 0}, "tp"),
+        ({"cost": "fast"}, "IterationCost"),
+    ],
+)
+def test_bad_instance_spec(kwargs, message) -> None:
+    base = {"cost": ConstantIterationCost()}
+    base.update(kwargs)
+    with pytest.raises(ValueError, match=message):
+        InstanceSpec(**base)
+
+
+def test_instance_spec_needs_cost_or_model() -> None:
+    with pytest.raises(ValueError, match="model"):
+        InstanceSpec(model="llama-2-7b")
+    with pytest.raises(ValueError, match="at least one"):
+        Cluster(instances=())
+
+
+def test_bad_simulate_arguments() -> None:
+    with pytest.raises(ValueError, match="'workload'"):
+        simulate([1, 2], SPEC, toy_fcfs)
+    with pytest.raises(ValueError, match="'cluster'"):
+        simulate(W, "a100", toy_fcfs)
+    with pytest.raises(ValueError, match="predicted_output_tokens"):
+        simulate(W, SPEC, toy_fcfs, predicted_output_tokens=[1.0])
+    with pytest.raises(ValueError, match="predicted_output_tokens"):
+        simulate(W, SPEC, toy_fcfs, predicted_output_tokens=[1.0, -2.0])
+    with pytest.raises(ValueError, match="'policy'"):
+        simulate(W, SPEC, 42)
+
+
+def test_bad_router_output() -> None:
+    cl = Cluster.homogeneous(n_instances=2, cost=ConstantIterationCost())
+    with pytest.raises(ValueError, match=r"router must return 1 instance indices in \[0, 2\)"):
+        simulate(W, cl, toy_fcfs, router=lambda view: np.array([7]))
