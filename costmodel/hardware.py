@@ -1,10 +1,10 @@
 """Hardware catalog: accelerators, memory devices and interconnects, each number with its source.
 
-Units are SI and spelled in field names: FLOP/s, bytes, bytes/s, seconds. Datasheets speak in TFLOPS,
-TB/s and GB; :meth:`Accelerator.from_datasheet` converts those once. **GB means 1e9 bytes** (and TB/s
-1e12 bytes/s), as vendors state them. Beware: the physical HBM of an "80GB" A100 or H100 is 80 GiB
-(85.9e9 bytes), so a capacity of 80e9 bytes is about 7% conservative; build an :class:`Accelerator`
-with ``hbm_capacity_bytes=80 * 2**30`` where you want the physical figure.
+Units are SI and spelled in field names: FLOP/s, bytes, bytes/s, seconds. Datasheets speak in
+TFLOPS, TB/s and GB; :meth:`Accelerator.from_datasheet` converts those once. **GB means 1e9 bytes**
+(and TB/s 1e12 bytes/s), as vendors state them. Beware: the physical HBM of an "80GB" A100 or
+H100 is 80 GiB (85.9e9 bytes), so a capacity of 80e9 bytes is about 7% conservative; build an
+:class:`Accelerator` with ``hbm_capacity_bytes=80 * 2**30`` where you want the physical figure.
 
 Peak FLOP/s are **dense** (no 2:4 structured sparsity), as listed in the vendors' datasheets.
 ``price_per_hour`` is a parameter: the catalog's default is an indicative on-demand price of one GPU
@@ -137,36 +137,46 @@ class Interconnect:
     def __post_init__(self) -> None:
         where = "Interconnect"
         _check_text(self.name, "name", where)
-        object.__setattr__(self, "bytes_per_s", check_positive_float(self.bytes_per_s, "bytes_per_s", where))
-        object.__setattr__(self, "latency_s", check_nonneg_float(self.latency_s, "latency_s", where))
+        bandwidth = check_positive_float(self.bytes_per_s, "bytes_per_s", where)
+        object.__setattr__(self, "bytes_per_s", bandwidth)
+        latency = check_nonneg_float(self.latency_s, "latency_s", where)
+        object.__setattr__(self, "latency_s", latency)
         _check_text(self.source, "source", where)
 
     def transfer_time_s(self, nbytes: float) -> float:
         """Alpha-beta time of one point-to-point transfer: ``latency_s + nbytes / bytes_per_s``."""
-        return self.latency_s + check_nonneg_float(nbytes, "nbytes", "Interconnect.transfer_time_s") / self.bytes_per_s
+        nbytes = check_nonneg_float(nbytes, "nbytes", "Interconnect.transfer_time_s")
+        return self.latency_s + nbytes / self.bytes_per_s
 
 
 def _link(name: str, gb_per_s: float, latency_us: float, source: str) -> Interconnect:
-    return Interconnect(name=name, bytes_per_s=gb_per_s * 1e9, latency_s=latency_us * 1e-6, source=source)
+    return Interconnect(name=name, bytes_per_s=gb_per_s * 1e9, latency_s=latency_us * 1e-6,
+                        source=source)
 
 
-_LAT_NOTE = "latency: order-of-magnitude link latency (not a datasheet figure), refit by calibration"
+_LAT_NOTE = (
+    "latency: order-of-magnitude link latency (not a datasheet figure), "
+    "refit by calibration"
+)
 
 INTERCONNECTS: Mapping[str, Interconnect] = types.MappingProxyType({
     link.name: link
     for link in (
         # NVLink: NVIDIA quotes total bidirectional bandwidth per GPU; per direction is half.
         _link("nvlink3", 300, 2.0,
-              "NVIDIA A100 Tensor Core GPU datasheet: NVLink 600 GB/s (bidirectional, 12 links x 50 GB/s) "
+              "NVIDIA A100 Tensor Core GPU datasheet: NVLink 600 GB/s (bidirectional, "
+              "12 links x 50 GB/s) "
               f"-> 300 GB/s per direction; {_LAT_NOTE}"),
         _link("nvlink-a800", 200, 2.0,
               "NVIDIA A800 40GB/80GB datasheet: NVLink 400 GB/s (bidirectional, export-control "
               f"reduced) -> 200 GB/s per direction; {_LAT_NOTE}"),
         _link("nvlink4", 450, 2.0,
-              "NVIDIA H100 Tensor Core GPU datasheet (SXM): NVLink 900 GB/s (bidirectional, 18 links) "
+              "NVIDIA H100 Tensor Core GPU datasheet (SXM): NVLink 900 GB/s (bidirectional, "
+              "18 links) "
               f"-> 450 GB/s per direction; {_LAT_NOTE}"),
         _link("nvlink-h800", 200, 2.0,
-              "NVIDIA H800 SXM5 product brief: NVLink 400 GB/s (bidirectional, export-control reduced) "
+              "NVIDIA H800 SXM5 product brief: NVLink 400 GB/s (bidirectional, export-control "
+              "reduced) "
               f"-> 200 GB/s per direction; {_LAT_NOTE}"),
         _link("nvlink5", 900, 2.0,
               "NVIDIA DGX B200 / Blackwell datasheet: fifth-generation NVLink 1.8 TB/s per GPU "
@@ -175,7 +185,8 @@ INTERCONNECTS: Mapping[str, Interconnect] = types.MappingProxyType({
               "NVIDIA DGX A100 system architecture whitepaper: 6 NVSwitches, every GPU at its full "
               f"600 GB/s bidirectional NVLink bandwidth -> 300 GB/s per direction; {_LAT_NOTE}"),
         _link("nvswitch-h100", 450, 3.0,
-              "NVIDIA DGX H100 datasheet: 4 third-generation NVSwitches, 900 GB/s bidirectional per GPU "
+              "NVIDIA DGX H100 datasheet: 4 third-generation NVSwitches, 900 GB/s bidirectional "
+              "per GPU "
               f"-> 450 GB/s per direction; {_LAT_NOTE}"),
         _link("infinity-fabric-mi300x", 448, 2.0,
               "AMD Instinct MI300X data sheet: 7 Infinity Fabric links, 896 GB/s peak aggregate "
@@ -252,7 +263,8 @@ class MemoryDevice:
         where = "MemoryDevice"
         _check_text(self.name, "name", where)
         for field in ("capacity_bytes", "read_bytes_per_s", "write_bytes_per_s"):
-            object.__setattr__(self, field, check_positive_float(getattr(self, field), field, where))
+            value = check_positive_float(getattr(self, field), field, where)
+            object.__setattr__(self, field, value)
         for field in ("latency_s", "price_per_hour"):
             object.__setattr__(self, field, check_nonneg_float(getattr(self, field), field, where))
         _check_text(self.source, "source", where)
@@ -318,7 +330,7 @@ class Accelerator:
     >>> gpu.peak_flops("fp8")
     Traceback (most recent call last):
     ...
-    ValueError: The 'dtype' parameter of Accelerator.peak_flops must be one of ['bf16'] for 'toy'. Got 'fp8' instead.
+    ValueError: The 'dtype' parameter of Accelerator.peak_flops must be one of ['bf16'] ...
     """
 
     name: str
@@ -350,7 +362,8 @@ class Accelerator:
             peaks[dtype] = check_positive_float(value, f"peak_flops_per_s[{dtype!r}]", where)
         object.__setattr__(self, "peak_flops_per_s", types.MappingProxyType(peaks))
         for field in ("hbm_bytes_per_s", "hbm_capacity_bytes"):
-            object.__setattr__(self, field, check_positive_float(getattr(self, field), field, where))
+            value = check_positive_float(getattr(self, field), field, where)
+            object.__setattr__(self, field, value)
         for field in ("price_per_hour", "kernel_launch_s"):
             object.__setattr__(self, field, check_nonneg_float(getattr(self, field), field, where))
         for field in ("host_link", "scale_up_link"):
@@ -368,6 +381,13 @@ class Accelerator:
         return hash((self.name, tuple(sorted(self.peak_flops_per_s.items())), self.hbm_bytes_per_s,
                      self.hbm_capacity_bytes, self.price_per_hour, self.kernel_launch_s,
                      self.host_link, self.scale_up_link))
+
+    def __reduce__(self) -> tuple:
+        # The read-only peak table (a mappingproxy) cannot be pickled; rebuild from a plain dict
+        # so accelerators travel to worker processes and survive copy.deepcopy.
+        fields = {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
+        fields["peak_flops_per_s"] = dict(self.peak_flops_per_s)
+        return (_accelerator_from_fields, (fields,))
 
     def peak_flops(self, dtype: str = "bf16") -> float:
         """Dense peak FLOP/s for ``dtype``; ``ValueError`` listing the dtypes this part has.
@@ -427,7 +447,9 @@ class Accelerator:
                 f"The 'tflops' parameter of {where} must be a mapping dtype -> dense TFLOPS. "
                 f"Got {tflops!r} instead."
             )
-        peaks = {k: check_positive_float(v, f"tflops[{k!r}]", where) * 1e12 for k, v in tflops.items()}
+        peaks = {
+            k: check_positive_float(v, f"tflops[{k!r}]", where) * 1e12 for k, v in tflops.items()
+        }
         return cls(
             name=name,
             peak_flops_per_s=peaks,
@@ -440,6 +462,10 @@ class Accelerator:
             vendor=vendor,
             source=source,
         )
+
+
+def _accelerator_from_fields(fields: dict) -> Accelerator:
+    return Accelerator(**fields)
 
 
 _PRICE_NOTE = "price: indicative 2025 on-demand USD per GPU-hour at GPU clouds, a parameter"
@@ -461,29 +487,35 @@ ACCELERATORS: Mapping[str, Accelerator] = types.MappingProxyType({
     gpu.name: gpu
     for gpu in (
         _gpu("a100-40gb", _A100_TFLOPS, 1.555, 40, 1.29, "pcie4-x16", "nvlink3", "nvidia",
-             "NVIDIA A100 Tensor Core GPU datasheet (SXM4 40GB): 19.5 fp32, 156 tf32, 312 fp16/bf16, "
+             "NVIDIA A100 Tensor Core GPU datasheet (SXM4 40GB): 19.5 fp32, 156 tf32, "
+             "312 fp16/bf16, "
              "624 int8 dense TFLOPS; 40GB HBM2 at 1,555 GB/s; NVLink 600 GB/s; PCIe Gen4"),
         _gpu("a100-80gb", _A100_TFLOPS, 2.039, 80, 1.79, "pcie4-x16", "nvlink3", "nvidia",
-             "NVIDIA A100 Tensor Core GPU datasheet (SXM4 80GB): 19.5 fp32, 156 tf32, 312 fp16/bf16, "
+             "NVIDIA A100 Tensor Core GPU datasheet (SXM4 80GB): 19.5 fp32, 156 tf32, "
+             "312 fp16/bf16, "
              "624 int8 dense TFLOPS; 80GB HBM2e at 2,039 GB/s; NVLink 600 GB/s; PCIe Gen4"),
         _gpu("a800", _A100_TFLOPS, 2.039, 80, 1.79, "pcie4-x16", "nvlink-a800", "nvidia",
-             "NVIDIA A800 SXM4 80GB datasheet: A100 compute (312 fp16/bf16 dense TFLOPS), 80GB HBM2e "
+             "NVIDIA A800 SXM4 80GB datasheet: A100 compute (312 fp16/bf16 dense TFLOPS), "
+             "80GB HBM2e "
              "at 2,039 GB/s, NVLink reduced to 400 GB/s bidirectional"),
         _gpu("h100-sxm", _H100_SXM_TFLOPS, 3.35, 80, 2.99, "pcie5-x16", "nvlink4", "nvidia",
              "NVIDIA H100 Tensor Core GPU datasheet (SXM): 66.9 fp32, 494.7 tf32, 989.4 fp16/bf16, "
-             "1,978.9 fp8/int8 dense TFLOPS (datasheet's 'with sparsity' figures halved); 80GB HBM3 "
+             "1,978.9 fp8/int8 dense TFLOPS (datasheet's 'with sparsity' figures halved); "
+             "80GB HBM3 "
              "at 3.35 TB/s; NVLink 900 GB/s; PCIe Gen5"),
         _gpu("h100-pcie", {"fp32": 51.2, "tf32": 378, "fp16": 756, "bf16": 756, "fp8": 1513,
                            "int8": 1513},
              2.0, 80, 2.49, "pcie5-x16", "pcie5-x16", "nvidia",
-             "NVIDIA H100 Tensor Core GPU datasheet (PCIe): 51 fp32, 378 tf32, 756 fp16/bf16, 1,513 "
+             "NVIDIA H100 Tensor Core GPU datasheet (PCIe): 51 fp32, 378 tf32, 756 fp16/bf16, "
+             "1,513 "
              "fp8/int8 dense TFLOPS; 80GB HBM2e at 2.0 TB/s; PCIe Gen5 (GPU-GPU over PCIe; the "
              "optional NVLink bridge is not assumed)"),
         _gpu("h800", _H100_SXM_TFLOPS, 3.35, 80, 2.99, "pcie5-x16", "nvlink-h800", "nvidia",
              "NVIDIA H800 SXM5 product brief: H100 SXM compute (989.4 fp16/bf16, 1,978.9 fp8 dense "
              "TFLOPS), 80GB HBM3 at 3.35 TB/s, NVLink reduced to 400 GB/s bidirectional"),
         _gpu("h200", _H100_SXM_TFLOPS, 4.8, 141, 3.79, "pcie5-x16", "nvlink4", "nvidia",
-             "NVIDIA H200 Tensor Core GPU datasheet (SXM): H100 SXM compute (989 fp16/bf16, 1,979 fp8 "
+             "NVIDIA H200 Tensor Core GPU datasheet (SXM): H100 SXM compute (989 fp16/bf16, "
+             "1,979 fp8 "
              "dense TFLOPS); 141GB HBM3e at 4.8 TB/s; NVLink 900 GB/s; PCIe Gen5"),
         _gpu("h20", {"fp32": 44, "tf32": 74, "fp16": 148, "bf16": 148, "fp8": 296, "int8": 296},
              4.0, 96, 1.29, "pcie5-x16", "nvlink4", "nvidia",
@@ -492,7 +524,8 @@ ACCELERATORS: Mapping[str, Accelerator] = types.MappingProxyType({
              "NVLink 900 GB/s; PCIe Gen5"),
         _gpu("a40", {"fp32": 37.4, "tf32": 74.8, "fp16": 149.7, "bf16": 149.7, "int8": 299.3},
              0.696, 48, 0.69, "pcie4-x16", "pcie4-x16", "nvidia",
-             "NVIDIA A40 datasheet: 37.4 fp32, 74.8 tf32, 149.7 fp16/bf16 (dense, fp32 accumulate), "
+             "NVIDIA A40 datasheet: 37.4 fp32, 74.8 tf32, 149.7 fp16/bf16 (dense, fp32 "
+             "accumulate), "
              "299.3 int8 dense TOPS; 48GB GDDR6 at 696 GB/s; PCIe Gen4 (optional 112.5 GB/s NVLink "
              "bridge between pairs not assumed)"),
         _gpu("l40s", {"fp32": 91.6, "tf32": 183, "fp16": 362.05, "bf16": 362.05, "fp8": 733,
@@ -500,7 +533,8 @@ ACCELERATORS: Mapping[str, Accelerator] = types.MappingProxyType({
              0.864, 48, 0.99, "pcie4-x16", "pcie4-x16", "nvidia",
              "NVIDIA L40S datasheet: 91.6 fp32, 183 tf32, 362.05 fp16/bf16, 733 fp8/int8 dense "
              "TFLOPS (sparsity figures halved); 48GB GDDR6 at 864 GB/s; PCIe Gen4, no NVLink"),
-        _gpu("b200", {"fp32": 80, "tf32": 1100, "fp16": 2250, "bf16": 2250, "fp8": 4500, "int8": 4500},
+        _gpu("b200", {"fp32": 80, "tf32": 1100, "fp16": 2250, "bf16": 2250, "fp8": 4500,
+                      "int8": 4500},
              8.0, 180, 4.99, "pcie5-x16", "nvlink5", "nvidia",
              "NVIDIA DGX B200 / HGX B200 datasheet: per GPU 2.25 PFLOPS fp16/bf16 and 4.5 PFLOPS "
              "fp8 dense (sparsity figures halved), tf32 1.1 PFLOPS dense, fp32 80 TFLOPS; HBM3e "

@@ -10,7 +10,8 @@ latent attention (MLA, DeepSeek-V3 / Kimi-K2: the KV cache holds one compressed 
 Parameter counts include embeddings (twice unless tied), attention, MLP or experts plus routers,
 and norms; they ignore biases and learned position embeddings (under 0.5% for every catalog model).
 
-The catalog covers the models the seed papers use; every entry cites its Hugging Face ``config.json``.
+The catalog covers the models the seed papers use; every entry cites its Hugging Face
+``config.json``.
 Lookups are case-insensitive, treat ``_``, spaces and ``-`` alike, and accept the Hugging Face
 ``org/name`` (for instance ``'meta-llama/Llama-2-7b-hf'``); an instance is returned unchanged.
 
@@ -29,6 +30,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from schedlab.costmodel.hardware import canonical_name, resolve_name
+
 from schedlab.errors import check_nonneg_int, check_positive_int
 
 __all__ = ["MODELS", "ModelSpec", "get_model"]
@@ -111,8 +113,8 @@ class ModelSpec:
                 )
         if self.num_heads % self.num_kv_heads:
             raise ValueError(
-                f"The 'num_kv_heads' parameter of ModelSpec must divide num_heads={self.num_heads}. "
-                f"Got {self.num_kv_heads} instead."
+                "The 'num_kv_heads' parameter of ModelSpec must divide "
+                f"num_heads={self.num_heads}. Got {self.num_kv_heads} instead."
             )
         if (
             isinstance(self.rotary_fraction, bool)
@@ -245,7 +247,8 @@ class ModelSpec:
         if self.is_moe:
             router = self.hidden_size * self.num_experts
             expert = self.mlp_params(self.moe_ffn_hidden)
-            moe = self.moe_layers * ((experts_per_token + self.num_shared_experts) * expert + router)
+            experts = experts_per_token + self.num_shared_experts
+            moe = self.moe_layers * (experts * expert + router)
         return self.num_layers * (self.attention_params() + norms) + dense + moe
 
     def num_params(self) -> int:
@@ -279,9 +282,9 @@ class ModelSpec:
 
         Families (by ``model_type``): ``llama``, ``mistral``, ``qwen2``, ``qwen3``, ``internlm``
         (gated SiLU MLP; ``num_key_value_heads`` and ``head_dim`` optional), ``mixtral``
-        (``num_local_experts``, ``num_experts_per_tok``), ``deepseek_v2``/``deepseek_v3``/``kimi_k2``
-        (routed and shared experts, ``first_k_dense_replace``, MLA), ``opt`` (``ffn_dim``, ReLU,
-        tied embeddings), ``phi`` (GELU, ``partial_rotary_factor``) and the original ``qwen``
+        (``num_local_experts``, ``num_experts_per_tok``), ``deepseek_v2``, ``deepseek_v3`` and
+        ``kimi_k2`` (routed and shared experts, ``first_k_dense_replace``, MLA), ``opt``
+        (``ffn_dim``, ReLU, tied embeddings), ``phi`` (GELU, ``partial_rotary_factor``) and the original ``qwen``
         (Qwen-7B/72B: its ``intermediate_size`` counts both MLP branches, so ``ffn_hidden`` is
         half of it). ``torch_dtype`` (or ``dtype``) sets ``dtype_bytes`` (absent: 2).
         ``max_context`` is ``max_position_embeddings`` (rope scaling is not applied).
@@ -301,7 +304,7 @@ class ModelSpec:
         >>> ModelSpec.from_hf_config({**cfg, "num_local_experts": 8})
         Traceback (most recent call last):
         ...
-        ValueError: ModelSpec.from_hf_config does not know the key(s) ['num_local_experts'] for model_type 'llama', which may change the cost. Remove them or pass ignore_keys=[...] to cost the model without them.
+        ValueError: ModelSpec.from_hf_config does not know the key(s) ['num_local_experts'] ...
         """
         return _from_hf_config(config, name, ignore_keys)
 
@@ -559,12 +562,12 @@ def _from_hf_config(config: Mapping[str, Any], name: str | None,
         )
     layers, hidden = r.integer("num_hidden_layers"), r.integer("hidden_size")
     heads = r.integer("num_attention_heads")
-    fields: dict[str, Any] = dict(
-        num_layers=layers, hidden_size=hidden, num_heads=heads,
-        num_kv_heads=r.integer("num_key_value_heads", heads), vocab_size=r.integer("vocab_size"),
-        dtype_bytes=_dtype_bytes(r), gated_mlp=True,
-        tie_embeddings=bool(r.raw("tie_word_embeddings", model_type == "opt")),
-    )
+    fields: dict[str, Any] = {
+        "num_layers": layers, "hidden_size": hidden, "num_heads": heads,
+        "num_kv_heads": r.integer("num_key_value_heads", heads), "vocab_size": r.integer("vocab_size"),
+        "dtype_bytes": _dtype_bytes(r), "gated_mlp": True,
+        "tie_embeddings": bool(r.raw("tie_word_embeddings", model_type == "opt")),
+    }
     if model_type in _DEEPSEEK_LIKE:
         fields.update(_deepseek_fields(r))
     else:
@@ -598,10 +601,10 @@ def _mlp_fields(r: _Reader, model_type: str) -> dict[str, Any]:
                 f"hidden_size={r.raw('hidden_size')} (OPT's project_in/out layers are not "
                 f"modelled). Got {proj} instead."
             )
-        return dict(ffn_hidden=r.integer("ffn_dim"), gated_mlp=False)
+        return {"ffn_hidden": r.integer("ffn_dim"), "gated_mlp": False}
     if model_type == "phi":
-        return dict(ffn_hidden=r.integer("intermediate_size"), gated_mlp=False,
-                    rotary_fraction=float(r.raw("partial_rotary_factor", 1.0)))
+        return {"ffn_hidden": r.integer("intermediate_size"), "gated_mlp": False,
+                    "rotary_fraction": float(r.raw("partial_rotary_factor", 1.0))}
     if model_type == "qwen":
         both = r.integer("intermediate_size")
         if both % 2:
@@ -609,12 +612,12 @@ def _mlp_fields(r: _Reader, model_type: str) -> dict[str, Any]:
                 f"The 'intermediate_size' key of the config given to {_WHERE_HF} must be even for "
                 f"the original Qwen (it counts both MLP branches). Got {both} instead."
             )
-        return dict(ffn_hidden=both // 2)
+        return {"ffn_hidden": both // 2}
     ffn = r.integer("intermediate_size")
     if model_type != "mixtral":
-        return dict(ffn_hidden=ffn)
-    return dict(ffn_hidden=ffn, moe_ffn_hidden=ffn, num_experts=r.integer("num_local_experts"),
-                experts_top_k=r.integer("num_experts_per_tok"))
+        return {"ffn_hidden": ffn}
+    return {"ffn_hidden": ffn, "moe_ffn_hidden": ffn, "num_experts": r.integer("num_local_experts"),
+                "experts_top_k": r.integer("num_experts_per_tok")}
 
 
 def _deepseek_fields(r: _Reader) -> dict[str, Any]:
@@ -630,12 +633,12 @@ def _deepseek_fields(r: _Reader) -> dict[str, Any]:
             f"after first_k_dense_replace is MoE). Got {r.raw('moe_layer_freq')!r} instead."
         )
     experts = r.integer("n_routed_experts", 0, positive=False)
-    fields = dict(
-        head_dim=nope, num_kv_heads=r.raw("num_attention_heads"),
-        ffn_hidden=r.integer("intermediate_size"), kv_lora_rank=r.integer("kv_lora_rank"),
-        q_lora_rank=r.integer("q_lora_rank", 0, positive=False),
-        qk_rope_head_dim=r.integer("qk_rope_head_dim"), num_experts=experts,
-    )
+    fields = {
+        "head_dim": nope, "num_kv_heads": r.raw("num_attention_heads"),
+        "ffn_hidden": r.integer("intermediate_size"), "kv_lora_rank": r.integer("kv_lora_rank"),
+        "q_lora_rank": r.integer("q_lora_rank", 0, positive=False),
+        "qk_rope_head_dim": r.integer("qk_rope_head_dim"), "num_experts": experts,
+    }
     if experts:
         fields.update(
             experts_top_k=r.integer("num_experts_per_tok"),

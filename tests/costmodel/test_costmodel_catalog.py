@@ -3,13 +3,16 @@
 
 from __future__ import annotations
 
+import copy
 import dataclasses
+import doctest
+import pickle
 import types
 
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-
+from schedlab.costmodel import hardware, models
 from schedlab.costmodel.hardware import (
     ACCELERATORS,
     INTERCONNECTS,
@@ -215,6 +218,27 @@ def test_catalogs_are_read_only(table) -> None:
         table["x"] = None  # type: ignore[index]
 
 
+def test_specs_pickle_and_deepcopy() -> None:
+    for obj in (*ACCELERATORS.values(), *MODELS.values(), *INTERCONNECTS.values(),
+                *MEMORY_DEVICES.values()):
+        assert pickle.loads(pickle.dumps(obj)) == obj
+        assert copy.deepcopy(obj) == obj
+    gpu = get_accelerator("h20")
+    assert hash(pickle.loads(pickle.dumps(gpu))) == hash(gpu)
+
+
+@pytest.mark.parametrize("module", [hardware, models])
+def test_catalog_docstring_examples(module) -> None:
+    # tests/test_doctests.py walks schedlab.__path__ only, which misses the mapped subpackages.
+    finder = doctest.DocTestFinder(exclude_empty=True)
+    runner = doctest.DocTestRunner(optionflags=doctest.ELLIPSIS | doctest.NORMALIZE_WHITESPACE)
+    tests = finder.find(module, module.__name__)
+    assert sum(len(t.examples) for t in tests) > 10
+    for test in tests:
+        runner.run(test)
+    assert runner.summarize(verbose=False).failed == 0
+
+
 def test_specs_are_frozen() -> None:
     with pytest.raises(dataclasses.FrozenInstanceError):
         get_model("llama-2-7b").num_layers = 1  # type: ignore[misc]
@@ -339,10 +363,10 @@ def test_bad_accelerator_fields(change: dict, field: str) -> None:
 
 
 @pytest.mark.parametrize(("cls", "kwargs", "field"), [
-    (Interconnect, dict(name="l", bytes_per_s=0, latency_s=0, source="s"), "bytes_per_s"),
-    (Interconnect, dict(name="l", bytes_per_s=1, latency_s=-1, source="s"), "latency_s"),
-    (MemoryDevice, dict(name="m", capacity_bytes=1, read_bytes_per_s=1, write_bytes_per_s=0,
-                        latency_s=0, price_per_hour=0, source="s"), "write_bytes_per_s"),
+    (Interconnect, {"name": "l", "bytes_per_s": 0, "latency_s": 0, "source": "s"}, "bytes_per_s"),
+    (Interconnect, {"name": "l", "bytes_per_s": 1, "latency_s": -1, "source": "s"}, "latency_s"),
+    (MemoryDevice, {"name": "m", "capacity_bytes": 1, "read_bytes_per_s": 1, "write_bytes_per_s": 0,
+                        "latency_s": 0, "price_per_hour": 0, "source": "s"}, "write_bytes_per_s"),
 ])
 def test_bad_link_and_memory_fields(cls, kwargs, field) -> None:
     with pytest.raises(ValueError, match=field):
