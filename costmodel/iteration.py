@@ -337,14 +337,24 @@ class RooflineIterationCost:
         return np.where(arr > 0, self._swap_latency_s + arr * self._swap_s_per_token, 0.0)
 
     # ------------------------------------------------------------------------------ reporting
+    def linear_is_compute_bound(self, tokens: int) -> bool:
+        """Whether one layer's GEMMs on ``tokens`` tokens spend most of their time compute-bound.
+
+        >>> cost = RooflineIterationCost.build("llama-2-7b", "a100-80gb")
+        >>> cost.linear_is_compute_bound(1), cost.linear_is_compute_bound(4096)
+        (False, True)
+        """
+        tokens = check_positive_int(tokens, "tokens", "linear_is_compute_bound")
+        return _linear_compute_bound(self.model, self.gpu, self.tp, self.dtype, self.efficiency,
+                                     float(tokens))
+
     def decode_step_breakdown(self, batch_size: int, context_sum: int) -> dict[str, float | bool]:
         """Seconds of one decode step split into linear layers, LM head and attention, and whether
         the linear layers and the attention are compute-bound (for reports)."""
         batch = check_positive_int(batch_size, "batch_size", "decode_step_breakdown")
         s = check_nonneg_int(context_sum, "context_sum", "decode_step_breakdown")
         a_c, a_m, c_m = self._decode_lines(batch)
-        gemm_bound = _linear_compute_bound(self.model, self.gpu, self.tp, self.dtype,
-                                           self.efficiency, float(batch))
+        gemm_bound = self.linear_is_compute_bound(batch)
         return {
             "linear_s": self._linear_s(batch),
             "head_s": self._head_s(batch),
