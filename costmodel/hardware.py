@@ -499,10 +499,10 @@ ACCELERATORS: Mapping[str, Accelerator] = types.MappingProxyType({
              "80GB HBM2e "
              "at 2,039 GB/s, NVLink reduced to 400 GB/s bidirectional"),
         _gpu("h100-sxm", _H100_SXM_TFLOPS, 3.35, 80, 2.99, "pcie5-x16", "nvlink4", "nvidia",
-             "NVIDIA H100 Tensor Core GPU datasheet (SXM): 66.9 fp32, 494.7 tf32, 989.4 fp16/bf16, "
-             "1,978.9 fp8/int8 dense TFLOPS (datasheet's 'with sparsity' figures halved); "
-             "80GB HBM3 "
-             "at 3.35 TB/s; NVLink 900 GB/s; PCIe Gen5"),
+             "NVIDIA H100 Tensor Core GPU Architecture whitepaper, SXM5 table: 66.9 fp32, 494.7 "
+             "tf32, 989.4 fp16/bf16, 1,978.9 fp8/int8 dense TFLOPS (the datasheet prints the "
+             "'with sparsity' figures 989/1,979/3,958); H100 datasheet (SXM): 80GB HBM3 at "
+             "3.35 TB/s; NVLink 900 GB/s; PCIe Gen5"),
         _gpu("h100-pcie", {"fp32": 51.2, "tf32": 378, "fp16": 756, "bf16": 756, "fp8": 1513,
                            "int8": 1513},
              2.0, 80, 2.49, "pcie5-x16", "pcie5-x16", "nvidia",
