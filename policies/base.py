@@ -26,20 +26,21 @@ Example
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass, field, fields
-from typing import Any, Callable, Protocol
+from typing import Any, Protocol
 
 import numpy as np
 
 __all__ = [
-    "KV_NONE",
     "KV_GPU",
     "KV_HOST",
-    "QueueView",
+    "KV_NONE",
     "BatchDecision",
-    "RouterView",
     "BatchingPolicy",
+    "QueueView",
     "Router",
+    "RouterView",
 ]
 
 #: ``kv_location`` codes: no KV anywhere (not started, or dropped for recomputation) ...

@@ -61,23 +61,23 @@ def check_preempt(preempt: str, where: str) -> str:
 
 
 def infeasible(view: QueueView) -> tuple[np.ndarray, tuple[str, ...]]:
-    """Positions that can never run on this instance, with a reason each: the next step alone
-    needs more KV than the whole device holds, or (without chunked prefill) more tokens than the
+    """Positions that can never run on this instance, with a reason each: the request's KV
+    after its next step (what it holds plus :func:`step_tokens`) exceeds the whole device, or (without chunked prefill) more tokens than the
     per-iteration budget. Policies reject them so the simulation cannot stall on them.
 
     >>> from schedlab.policies.base import QueueView
     >>> infeasible(QueueView.from_columns(now_s=0.0, input_tokens=[10, 500], kv_capacity_tokens=100))
     (array([1]), ('needs 500 KV tokens, more than the instance capacity of 100',))
     """
-    demand = kv_demand(view)
     step = step_tokens(view)
-    too_big = demand > view.kv_capacity_tokens
+    total = view.kv_tokens + step
+    too_big = total > view.kv_capacity_tokens
     over_budget = step > view.max_batch_tokens
     bad = np.flatnonzero(too_big | over_budget)
     if bad.shape[0] == 0:
         return _EMPTY, ()
     reasons = tuple(
-        f"needs {int(demand[i])} KV tokens, more than the instance capacity of "
+        f"needs {int(total[i])} KV tokens, more than the instance capacity of "
         f"{view.kv_capacity_tokens}"
         if too_big[i]
         else f"needs {int(step[i])} tokens in one iteration, more than max_batch_tokens="

@@ -80,6 +80,14 @@ def run_to_completion(view: QueueView, waiting_order: np.ndarray) -> BatchDecisi
         )
         fit[max(slots, 0) :] = False
         k = waiting_order.shape[0] if fit.all() else int(np.argmin(fit))
+        if k == 0 and admitted.shape[0] == 0 and slots > 0:
+            # an idle instance takes the head even when its predicted footprint exceeds the
+            # free KV (only its next step must fit), so a long prediction cannot stall the queue
+            head = waiting_order[:1]
+            k = int(
+                kv_demand(view)[head][0] <= view.kv_free_tokens
+                and step_tokens(view)[head][0] <= tok_left
+            )
         run = np.concatenate([run, waiting_order[:k]])
     return decision_with_rejects({"run": run, "recompute": base.evict}, reject, reasons)
 

@@ -1,0 +1,200 @@
+"""Hypothesis strategies for schedlab's records: workloads, instance queue views, router views.
+
+Every view they produce is *consistent*: device-resident KV never exceeds the capacity,
+``kv_free_tokens`` is the capacity minus it, prefill progress never exceeds the prompt, a request
+in its decode phase holds its prompt and output in KV, running requests have started, and
+``est_prefill_s`` grows with the prompt (as a cost model's batch-1 prefill time does).
+
+>>> from hypothesis import given, settings
+>>> @settings(max_examples=5, deadline=None, database=None)
+... @given(queue_views(max_requests=6))
+... def test(view):
+...     assert view.kv_free_tokens >= 0
+>>> test()
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from hypothesis import strategies as st
+
+from schedlab.policies.base import KV_GPU, KV_HOST, KV_NONE, QueueView, RouterView
+from schedlab.records import Workload
+
+__all__ = ["PHASES", "queue_views", "router_views", "workloads"]
+
+#: Request phases drawn by :func:`queue_views`.
+PHASES = ("new", "prefilling", "decoding", "swapped", "recomputing")
+
+
+@st.composite
+def workloads(
+    draw: st.DrawFn,
+    *,
+    min_requests: int = 1,
+    max_requests: int = 30,
+    max_input_tokens: int = 2048,
+    max_output_tokens: int = 512,
+    max_gap_s: float = 2.0,
+) -> Workload:
+    """A :class:`~schedlab.records.Workload` with sorted arrivals and positive lengths.
+
+    >>> from hypothesis import given, settings
+    >>> @settings(max_examples=5, deadline=None, database=None)
+    ... @given(workloads(max_requests=4))
+    ... def test(w):
+    ...     assert 1 <= len(w) <= 4 and (w.input_tokens >= 1).all()
+    >>> test()
+    """
+    n = draw(st.integers(min_requests, max_requests))
+    gaps = draw(st.lists(st.floats(0.0, max_gap_s), min_size=n, max_size=n))
+    inp = draw(st.lists(st.integers(1, max_input_tokens), min_size=n, max_size=n))
+    out = draw(st.lists(st.integers(1, max_output_tokens), min_size=n, max_size=n))
+    return Workload(arrival_s=np.cumsum(gaps), input_tokens=inp, output_tokens=out)
+
+
+@st.composite
+def _request(draw: st.DrawFn, *, chunked: bool, max_input: int, max_output: int) -> dict:
+    inp = draw(st.integers(1, max_input))
+    pred = draw(st.integers(1, max_output))
+    if draw(st.booleans()):
+        pred = draw(st.floats(1.0, float(max_output), allow_nan=False))
+    phases = PHASES if chunked and inp > 1 else tuple(p for p in PHASES if p != "prefilling")
+    phase = draw(st.sampled_from(phases))
+    gen = draw(st.integers(1, max_output)) if phase in ("decoding", "swapped", "recomputing") else 0
+    prefilled = {
+        "new": 0,
+        "prefilling": draw(st.integers(1, inp - 1)) if phase == "prefilling" else 0,
+        "decoding": inp,
+        "swapped": inp,
+        "recomputing": 0,
+    }[phase]
+    kv = {"prefilling": prefilled, "decoding": inp + gen - 1, "swapped": inp + gen - 1}.get(
+        phase, 0
+    )
+    loc = {"prefilling": KV_GPU, "decoding": KV_GPU, "swapped": KV_HOST}.get(phase, KV_NONE)
+    running = phase in ("prefilling", "decoding") and draw(st.booleans())
+    seen = phase != "new" or draw(st.booleans())
+    return {
+        "input_tokens": inp,
+        "output_tokens_pred": pred,
+        "prefilled_tokens": prefilled,
+        "generated_tokens": gen,
+        "kv_tokens": kv,
+        "kv_location": loc,
+        "running": running,
+        "priority": draw(st.integers(0, 6)) if seen else -1,
+        "attained_s": draw(st.floats(0.0, 0.5)) if seen else 0.0,
+        "arrival_s": draw(st.floats(0.0, 10.0)),
+        "age_frac": draw(st.floats(0.0, 1.0)),
+    }
+
+
+@st.composite
+def queue_views(
+    draw: st.DrawFn,
+    *,
+    min_requests: int = 0,
+    max_requests: int = 24,
+    max_input_tokens: int = 1024,
+    max_output_tokens: int = 256,
+    chunked: bool | None = None,
+) -> QueueView:
+    """A consistent :class:`~schedlab.policies.base.QueueView` of one instance.
+
+    Requests are drawn in every phase (:data:`PHASES`): new, mid-prefill (only with chunked
+    prefill), decoding on the device, swapped to the host, or preempted by recomputation. The
+    KV capacity is the device-resident KV plus a random slack (sometimes none), so views range
+    from idle to full. ``chunked`` forces chunked prefill on or off (random when None).
+
+    >>> from hypothesis import given, settings
+    >>> @settings(max_examples=5, deadline=None, database=None)
+    ... @given(queue_views(max_requests=5, chunked=False))
+    ... def test(view):
+    ...     assert (view.prefilled_tokens <= view.input_tokens).all() and view.chunk_tokens == 0
+    >>> test()
+    """
+    use_chunks = draw(st.booleans()) if chunked is None else chunked
+    n = draw(st.integers(min_requests, max_requests))
+    reqs = [
+        draw(_request(chunked=use_chunks, max_input=max_input_tokens, max_output=max_output_tokens))
+        for _ in range(n)
+    ]
+    col = {k: np.array([r[k] for r in reqs]) for k in (reqs[0] if reqs else {})}
+    now = 10.0 + draw(st.floats(0.0, 5.0))
+    arrival = col.get("arrival_s", np.zeros(0))
+    last_run = arrival + col.get("age_frac", np.zeros(0)) * (now - arrival)
+    inp = col.get("input_tokens", np.zeros(0, dtype=np.int64))
+    per_token = draw(st.floats(1e-6, 1e-4))
+    fixed = draw(st.floats(0.0, 0.02))
+    on_gpu = col.get("kv_location", np.zeros(0)) == KV_GPU
+    used = int(col["kv_tokens"][on_gpu].sum()) if n else 0
+    slack = draw(st.one_of(st.just(0), st.integers(0, 4 * max_input_tokens)))
+    capacity = max(used + slack, 1)
+    ids = draw(st.permutations(range(n))) if n else []
+    columns = {
+        k: col[k]
+        for k in (
+            "output_tokens_pred",
+            "prefilled_tokens",
+            "generated_tokens",
+            "kv_tokens",
+            "kv_location",
+            "running",
+            "priority",
+            "attained_s",
+        )
+        if n
+    }
+    return QueueView.from_columns(
+        now_s=now,
+        input_tokens=inp,
+        kv_capacity_tokens=capacity,
+        request_id=np.asarray(ids, dtype=np.int64) + draw(st.integers(0, 1000)),
+        arrival_s=arrival,
+        last_run_s=last_run,
+        est_prefill_s=fixed + per_token * inp,
+        max_batch_size=draw(st.integers(1, 32)),
+        max_batch_tokens=draw(st.integers(64, 8192)),
+        chunk_tokens=draw(st.integers(1, 512)) if use_chunks else 0,
+        block_tokens=draw(st.sampled_from([1, 16])),
+        host_kv_free_tokens=draw(st.one_of(st.just(2**62), st.integers(0, 4096))),
+        **columns,
+    )
+
+
+@st.composite
+def router_views(draw: st.DrawFn, *, max_instances: int = 8, max_arrivals: int = 10) -> RouterView:
+    """A consistent :class:`~schedlab.policies.base.RouterView`: KV used never above capacity.
+
+    >>> from hypothesis import given, settings
+    >>> @settings(max_examples=5, deadline=None, database=None)
+    ... @given(router_views())
+    ... def test(view):
+    ...     assert (view.kv_used_tokens <= view.kv_capacity_tokens).all()
+    >>> test()
+    """
+    k = draw(st.integers(1, max_instances))
+    m = draw(st.integers(1, max_arrivals))
+    cap = np.array(draw(st.lists(st.integers(1, 10_000), min_size=k, max_size=k)))
+    frac = np.array(draw(st.lists(st.floats(0.0, 1.0), min_size=k, max_size=k)))
+
+    def ints(lo: int, hi: int, size: int) -> np.ndarray:
+        return np.array(draw(st.lists(st.integers(lo, hi), min_size=size, max_size=size)))
+
+    def ro(a: np.ndarray) -> np.ndarray:
+        a.flags.writeable = False
+        return a
+
+    return RouterView(
+        now_s=draw(st.floats(0.0, 100.0)),
+        request_id=ro(np.arange(m, dtype=np.int64)),
+        input_tokens=ro(ints(1, 4096, m)),
+        output_tokens_pred=ro(ints(1, 1024, m).astype(np.float64)),
+        outstanding_tokens=ro(ints(0, 100_000, k)),
+        kv_used_tokens=ro(np.floor(frac * cap).astype(np.int64)),
+        kv_capacity_tokens=ro(cap),
+        queue_length=ro(ints(0, 100, k)),
+        round=draw(st.integers(0, 1000)),
+        routed_so_far=draw(st.integers(0, 10_000)),
+    )
