@@ -11,10 +11,19 @@ import pytest
 import schedlab
 
 
+#: The subpackages mapped from top-level folders (package-dir): an editable install does not
+#: show them under ``schedlab.__path__``, so each is walked from its own path.
+SUBPACKAGES = ("costmodel", "datasets", "policies", "predictors", "solvers", "seeds")
+
+
 def _modules() -> list[str]:
-    names = []
-    for info in pkgutil.walk_packages(schedlab.__path__, prefix="schedlab."):
-        names.append(info.name)
+    names = {info.name for info in pkgutil.walk_packages(schedlab.__path__, prefix="schedlab.")}
+    for sub in SUBPACKAGES:
+        pkg = importlib.import_module(f"schedlab.{sub}")
+        names.add(pkg.__name__)
+        names.update(
+            info.name for info in pkgutil.walk_packages(pkg.__path__, prefix=f"{pkg.__name__}.")
+        )
     return sorted(names)
 
 
