@@ -1,0 +1,65 @@
+"""Real traces built in, loaders that say what is wrong, and workload generators.
+
+Loading (pandas is imported on first use, not at ``import schedlab.datasets``):
+
+- :func:`load` / :func:`load_with_report`: a shipped trace by name or a file in any supported
+  format (Mooncake JSONL, Azure LLM CSV, Vidur length statistics, SSJF proxy-model predictions, any
+  CSV/JSONL with a column mapping) as a :class:`~schedlab.records.Workload`.
+- :func:`list_datasets`, :func:`describe`, :data:`SHIPPED`: what ships, with row counts, time
+  span, mean rate and length statistics.
+
+Generating (every generator takes ``seed``: an int or a ``numpy.random.Generator``):
+
+- arrivals: :func:`poisson_arrivals`, :func:`gamma_arrivals`, :func:`replay`,
+  :func:`rescale_arrivals`;
+- lengths: :func:`resample_lengths`, :func:`fit_lengths` (log-normal, gamma, Weibull, log-logistic
+  ranked by the Kolmogorov-Smirnov statistic), :func:`synthetic_workload`;
+- RL rollouts: :func:`rollout_batch` (P prompts x G samples, heavy tail, within-group correlation).
+
+>>> from schedlab import datasets
+>>> w = datasets.load("azure-code-2023")
+>>> len(w), w.name
+(8819, 'azure-code-2023')
+>>> b = datasets.rollout_batch(n_prompts=4, samples_per_prompt=8, seed=0)
+>>> len(b), sorted(set(b.group_id.tolist()))
+(32, [0, 1, 2, 3])
+"""
+
+from schedlab.datasets.arrivals import (
+    gamma_arrivals,
+    poisson_arrivals,
+    replay,
+    rescale_arrivals,
+)
+from schedlab.datasets.catalog import SHIPPED, shipped_path, verify_checksum
+from schedlab.datasets.formats import FORMATS
+from schedlab.datasets.lengths import LengthFit, fit_lengths, resample_lengths, synthetic_workload
+from schedlab.datasets.loading import infer_format, load, load_with_report
+from schedlab.datasets.report import LoadReport, LoadResult, RowProblem, SkippedRowsWarning
+from schedlab.datasets.rollout import rollout_batch
+from schedlab.datasets.summary import describe, list_datasets
+
+__all__ = [
+    "load",
+    "load_with_report",
+    "infer_format",
+    "list_datasets",
+    "describe",
+    "SHIPPED",
+    "FORMATS",
+    "shipped_path",
+    "verify_checksum",
+    "LoadReport",
+    "LoadResult",
+    "RowProblem",
+    "SkippedRowsWarning",
+    "poisson_arrivals",
+    "gamma_arrivals",
+    "rescale_arrivals",
+    "replay",
+    "resample_lengths",
+    "fit_lengths",
+    "LengthFit",
+    "synthetic_workload",
+    "rollout_batch",
+]

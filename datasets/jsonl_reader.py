@@ -1,0 +1,130 @@
+"""Chunked JSONL reading (one JSON object per line) with line numbers.
+
+Each line is parsed with :func:`json.loads`; a line that is not a JSON object is a bad line. The
+needed keys become raw columns (a missing key is a missing value), and a list-valued key such as
+Mooncake's ``hash_ids`` becomes CSR block ids, checked to be lists of non-negative integers.
+``.gz`` files are read through :mod:`gzip`.
+
+>>> import tempfile, os
+>>> p = os.path.join(tempfile.mkdtemp(), "t.jsonl")
+>>> _ = open(p, "w").write('{"a": 1, "h": [0, 1]}\\n{"a": 2, "h": []}\\n')
+>>> [(c["a"].tolist(), lines.tolist(), blk[1].tolist())
+...  for c, lines, bad, blk in iter_jsonl_chunks(p, ["a"], list_key="h")]
+[([1, 2], [1, 2], [2, 0])]
+"""
+
+from __future__ import annotations
+
+import gzip
+import json
+from collections.abc import Iterator
+from itertools import islice
+from pathlib import Path
+from typing import IO, TYPE_CHECKING
+
+import numpy as np
+
+from schedlab.errors import DataFormatError
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+__all__ = ["iter_jsonl_chunks", "open_text", "first_record"]
+
+_MISSING = object()
+
+
+def open_text(path: str | Path) -> IO[str]:
+    """Open a text file, transparently gunzipping ``*.gz``."""
+    if str(path).endswith(".gz"):
+        return gzip.open(path, "rt", encoding="utf-8")
+    return open(path, encoding="utf-8")
+
+
+def first_record(path: str | Path) -> dict:
+    """The first JSON object of a JSONL file (for format inference)."""
+    with open_text(path) as f:
+        for i, line in enumerate(f, start=1):
+            if line.strip():
+                try:
+                    rec = json.loads(line)
+                except json.JSONDecodeError as exc:
+                    raise DataFormatError(str(path), i, None, f"not valid JSON: {exc}") from None
+                if not isinstance(rec, dict):
+                    raise DataFormatError(str(path), i, None, "not a JSON object")
+                return rec
+    raise DataFormatError(str(path), None, None, "the file holds no JSON records")
+
+
+def _blocks(values: list, lines_n: int):
+    """CSR of list values, with a bad mask for rows that are not lists of ints >= 0."""
+    counts = np.zeros(lines_n, dtype=np.int64)
+    bad = np.zeros(lines_n, dtype=bool)
+    reasons: dict[int, str] = {}
+    flat: list[int] = []
+    for r, v in enumerate(values):
+        if v is _MISSING or v is None:
+            bad[r], reasons[r] = True, "missing value"
+        elif not isinstance(v, list) or not all(type(x) is int and x >= 0 for x in v):
+            bad[r], reasons[r] = True, f"must be a list of non-negative integers; got {str(v)[:60]}"
+        else:
+            counts[r] = len(v)
+            flat.extend(v)
+    ids = np.fromiter(flat, dtype=np.int64, count=len(flat))
+    return ids, counts, bad, lambda i: reasons[i]
+
+
+def iter_jsonl_chunks(
+    path: str | Path,
+    keys: list[str],
+    *,
+    list_key: str | None = None,
+    chunk_rows: int = 200_000,
+) -> Iterator[tuple[pd.DataFrame, np.ndarray, list[tuple[int, str]], tuple | None]]:
+    """Yield ``(chunk, lines, bad_lines, blocks)`` for up to ``chunk_rows`` lines at a time.
+
+    ``chunk`` holds the raw values of ``keys`` (object columns, ``None`` where a key is missing),
+    ``lines`` the 1-based line of each row, ``bad_lines`` ``(line, message)`` of lines that are not
+    JSON objects, and ``blocks`` ``(ids, counts, bad_mask, why)`` for ``list_key`` (else ``None``).
+    """
+    import pandas as pd
+
+    line_no = 0
+    with open_text(path) as f:
+        while True:
+            try:
+                raw_lines = list(islice(f, chunk_rows))
+            except UnicodeDecodeError as exc:
+                raise DataFormatError(str(path), line_no + 1, None, f"not UTF-8 text: {exc}") from None
+            if not raw_lines:
+                return
+            cols: dict[str, list] = {k: [] for k in keys}
+            lists: list = []
+            lines: list[int] = []
+            bad: list[tuple[int, str]] = []
+            for text in raw_lines:
+                line_no += 1
+                try:
+                    rec = json.loads(text)
+                except json.JSONDecodeError as exc:
+                    msg = "empty line" if not text.strip() else f"malformed line, not valid JSON: {exc}"
+                    bad.append((line_no, msg))
+                    continue
+                if not isinstance(rec, dict):
+                    bad.append((line_no, f"malformed line: a JSON {type(rec).__name__}, not an object"))
+                    continue
+                lines.append(line_no)
+                for k in keys:
+                    cols[k].append(rec.get(k))
+                if list_key is not None:
+                    lists.append(rec.get(list_key, _MISSING))
+            frame = pd.DataFrame({k: pd.Series(v, dtype=_dtype(v)) for k, v in cols.items()})
+            blocks = _blocks(lists, len(lines)) if list_key is not None else None
+            yield frame, np.asarray(lines, dtype=np.int64), bad, blocks
+
+
+def _dtype(values: list) -> str | None:
+    """int64 when every value is a plain int (fast path), else object (checked later)."""
+    if all(type(v) is int for v in values):
+        return "int64"
+    return "object"

@@ -1,0 +1,215 @@
+"""One entry point for every trace: :func:`load` (a :class:`Workload`) and :func:`load_with_report`.
+
+>>> w = load("azure-code-2023")
+>>> len(w), float(w.arrival_s[0]), round(w.duration_s)
+(8819, 0.0, 3436)
+>>> w = load("mooncake-conversation", start_s=60, end_s=120)
+>>> bool(w.arrival_s.min() >= 0 and w.arrival_s.max() < 60), w.prefix_block_ids is not None
+(True, True)
+"""
+
+from __future__ import annotations
+
+import warnings
+from collections.abc import Mapping
+from pathlib import Path
+
+from schedlab.datasets.assemble import Assembler, ColumnSpec
+from schedlab.datasets.catalog import SHIPPED, shipped_path
+from schedlab.datasets.csv_reader import iter_csv_chunks, read_header
+from schedlab.datasets.formats import FORMATS, match_columns, user_spec
+from schedlab.datasets.jsonl_reader import first_record, iter_jsonl_chunks
+from schedlab.datasets.report import LoadResult, SkippedRowsWarning
+from schedlab.errors import DataFormatError, check_nonneg_float, check_positive_int
+from schedlab.records import Workload
+
+__all__ = ["load", "load_with_report", "infer_format"]
+
+_WHERE = "load"
+
+
+def _kind_of(path: Path) -> str | None:
+    name = path.name.lower().removesuffix(".gz")
+    if name.endswith((".jsonl", ".ndjson", ".json")):
+        return "jsonl"
+    if name.endswith((".csv", ".txt")):
+        return "csv"
+    return None
+
+
+def infer_format(path: str | Path) -> str:
+    """The format of a file from its extension and its header (CSV) or first record (JSONL).
+
+    >>> from schedlab.datasets.catalog import shipped_path
+    >>> infer_format(shipped_path("mooncake-synthetic")), infer_format(shipped_path("azure-conv-2023"))
+    ('mooncake', 'azure')
+    """
+    path = Path(path)
+    kind = _kind_of(path)
+    if kind is None:
+        raise ValueError(
+            f"The format of {str(path)!r} cannot be inferred from its extension (expected .csv, "
+            f".jsonl, .json, optionally .gz). Pass format= one of {sorted(FORMATS)}."
+        )
+    cols = read_header(path) if kind == "csv" else list(first_record(path))
+    found = match_columns(cols)
+    if found is None or FORMATS[found].kind != kind:
+        raise DataFormatError(
+            str(path), 1, None,
+            f"no known {kind.upper()} format matches the columns {cols}; known formats: "
+            + "; ".join(f"{f.name}: {f.description}" for f in FORMATS.values() if f.spec)
+            + f". For other files pass format={kind!r} and columns={{'arrival_s': ..., "
+            "'input_tokens': ..., 'output_tokens': ...}}.",
+        )
+    return found
+
+
+def load_with_report(
+    name_or_path: str | Path,
+    format: str | None = None,
+    *,
+    columns: Mapping[str, str] | None = None,
+    time_unit: str = "s",
+    start_s: float | None = None,
+    end_s: float | None = None,
+    sort: bool = False,
+    on_error: str = "raise",
+    zero_tokens: str = "error",
+    default_input_tokens: int = 1,
+    block_tokens: int | None = None,
+    chunk_rows: int = 1_000_000,
+    name: str | None = None,
+) -> LoadResult:
+    """Like :func:`load`, but also returns the :class:`~schedlab.datasets.report.LoadReport`.
+
+    >>> r = load_with_report("azure-conv-2023", end_s=600)
+    >>> r.report.rows_loaded == len(r.workload), r.report.n_skipped, r.report.outside_window > 0
+    (True, 0, True)
+    """
+    if on_error not in ("raise", "skip"):
+        raise ValueError(
+            f"The 'on_error' parameter of load must be 'raise' or 'skip'. Got {on_error!r} instead."
+        )
+    if zero_tokens not in ("error", "clip"):
+        raise ValueError(
+            f"The 'zero_tokens' parameter of load must be 'error' or 'clip'. Got {zero_tokens!r} instead."
+        )
+    for value, pname in ((start_s, "start_s"), (end_s, "end_s")):
+        if value is not None:
+            check_nonneg_float(value, pname, _WHERE)
+    if start_s is not None and end_s is not None and end_s <= start_s:
+        raise ValueError(
+            f"The 'end_s' parameter of load must be greater than start_s={start_s}. Got {end_s} instead."
+        )
+    check_positive_int(chunk_rows, "chunk_rows", _WHERE)
+    check_positive_int(default_input_tokens, "default_input_tokens", _WHERE)
+
+    key = str(name_or_path)
+    if key in SHIPPED and not Path(key).exists():
+        path = shipped_path(key)
+        format = format or SHIPPED[key].format
+        label = name or key
+    else:
+        path = Path(name_or_path)
+        if not path.is_file():
+            if not path.exists() and "/" not in key and "." not in key:
+                raise ValueError(
+                    f"{key!r} is neither a shipped dataset ({', '.join(sorted(SHIPPED))}) nor a file."
+                )
+            raise FileNotFoundError(f"No such data file: {str(path)!r}")
+        label = name or path.name.split(".")[0]
+        if format is None:
+            format = (_kind_of(path) or "csv") if columns is not None else infer_format(path)
+    if format not in FORMATS:
+        from schedlab.errors import unknown_name_error
+
+        raise unknown_name_error("format", format, FORMATS)
+    fmt = FORMATS[format]
+    if columns is not None:
+        spec: ColumnSpec = user_spec(columns, time_unit=time_unit, kind=fmt.kind)
+    elif fmt.spec is None:
+        raise ValueError(
+            f"The {format!r} format of load needs a 'columns' mapping, e.g. "
+            "columns={'arrival_s': 'ts', 'input_tokens': 'prompt', 'output_tokens': 'gen'}."
+        )
+    else:
+        spec = fmt.spec
+    if spec.arrival is None and (start_s is not None or end_s is not None or sort):
+        raise ValueError(
+            f"The start_s/end_s/sort parameters of load need timestamps, but the {format!r} "
+            f"data in {str(path)!r} has none."
+        )
+    asm = Assembler(
+        str(path), format, spec,
+        on_error=on_error, zero_tokens=zero_tokens, start_s=start_s, end_s=end_s, sort=sort,
+        default_input_tokens=default_input_tokens,
+        block_tokens=block_tokens if block_tokens is not None else fmt.block_tokens,
+    )
+    needed = spec.source_columns()
+    if fmt.kind == "csv":
+        header = read_header(path)
+        for col in needed:
+            if col not in header:
+                raise DataFormatError(str(path), 1, col, f"missing column; the header has {header}")
+        text = (spec.arrival,) if spec.time_unit == "datetime" else ()
+        for chunk, lines, bad in iter_csv_chunks(path, needed, chunk_rows=chunk_rows, text_columns=text):
+            if not asm.feed(chunk, lines, bad_lines=bad):
+                break
+    else:
+        keys = [c for c in needed if c != spec.prefix_blocks]
+        for chunk, lines, bad, blocks in iter_jsonl_chunks(
+            path, keys, list_key=spec.prefix_blocks, chunk_rows=min(chunk_rows, 200_000)
+        ):
+            if not asm.feed(chunk, lines, bad_lines=bad, blocks=blocks):
+                break
+    workload, report = asm.finish(name=label)
+    return LoadResult(workload=workload, report=report)
+
+
+def load(
+    name_or_path: str | Path,
+    format: str | None = None,
+    **options: object,
+) -> Workload:
+    """Load a shipped trace by name, or a trace file in any supported format, as a :class:`Workload`.
+
+    Parameters
+    ----------
+    name_or_path : a shipped name (:data:`~schedlab.datasets.catalog.SHIPPED`) or a file path
+        (``.csv``/``.jsonl``, optionally ``.gz``).
+    format : ``mooncake``, ``azure``, ``vidur``, ``proxy-predictions``, ``csv`` or ``jsonl``
+        (see :mod:`schedlab.datasets.formats`); inferred from the extension and header if omitted.
+    columns : for ``csv``/``jsonl``, a mapping of workload field -> source column
+        (``arrival_s``, ``input_tokens``, ``output_tokens``, ``group_id``, ``feature.NAME``,
+        ``prefix_block_ids``); ``time_unit`` (``s``, ``ms``, ``us``, ``ns``, ``datetime``) says
+        what the arrival column holds.
+    start_s, end_s : keep only requests with ``start_s <= t < end_s``, ``t`` in seconds since the
+        first timestamp of the file; the returned ``arrival_s`` is ``t - start_s``. A time-sorted
+        file is not read past ``end_s``.
+    sort : sort the requests by time instead of rejecting a timestamp that goes backwards
+        (times are then measured from the earliest one).
+    on_error : ``"raise"`` (default) raises :class:`~schedlab.errors.DataFormatError` naming the
+        file, 1-based line (header = line 1) and field of the first bad row; ``"skip"`` leaves bad
+        rows out, warns (:class:`~schedlab.datasets.report.SkippedRowsWarning`) with their count and
+        lines; :func:`load_with_report` returns them all.
+    zero_tokens : ``"error"`` (default: a 0-token count is a bad row) or ``"clip"`` (read 0 as 1;
+        the report lists those lines).
+    default_input_tokens : prompt length given to every request of a format without prompt
+        lengths (``proxy-predictions``); default 1.
+    block_tokens : tokens per prefix block (Mooncake: 512).
+    chunk_rows : rows parsed at a time (bounds the parser's memory).
+    name : label of the workload (default: the dataset name or the file stem).
+
+    Files without timestamps (``vidur``, ``proxy-predictions``) load as an offline batch: every
+    request arrives at 0 s; attach arrivals with a generator from
+    :mod:`schedlab.datasets.arrivals`.
+
+    >>> w = load("mooncake-synthetic")
+    >>> len(w), w.block_tokens, int(w.prefix_block_ids.counts().sum()) > len(w)
+    (3993, 512, True)
+    """
+    result = load_with_report(name_or_path, format, **options)  # type: ignore[arg-type]
+    r = result.report
+    if r.n_skipped or r.clipped_lines.size:
+        warnings.warn(r.summary(), SkippedRowsWarning, stacklevel=2)
+    return result.workload
