@@ -1,0 +1,39 @@
+"""Optimal baselines: one problem record per decision family, shared by heuristics and the
+optimum, an exact solver with a time limit, lower bounds and a verifier.
+
+Offline iteration scheduling on one serving instance (FastServe digest §1.5):
+:class:`IterationProblem`, :class:`Schedule`, :func:`verify`, :func:`solve_cpsat` (CP-SAT,
+OR-Tools loaded on first use), :func:`lp_bound` (scipy HiGHS), :func:`list_schedule`, and
+:class:`SolveResult` (status, objective, bound, gap, wall time, schedule).
+
+>>> import numpy as np
+>>> from schedlab.solvers import random_problem, solve_cpsat, verify
+>>> p = random_problem(6, np.random.default_rng(3))
+>>> r = solve_cpsat(p, time_limit_s=5)
+>>> r.status, verify(p, r.schedule).objective == r.objective
+('OPTIMAL', True)
+"""
+
+from schedlab.solvers.iteration_bounds import lp_bound
+from schedlab.solvers.iteration_cpsat import solve_cpsat
+from schedlab.solvers.iteration_heuristics import best_list_schedule, list_schedule
+from schedlab.solvers.iteration_problem import IterationProblem, kv_tokens_at_run, random_problem
+from schedlab.solvers.iteration_schedule import Schedule
+from schedlab.solvers.iteration_verify import ScheduleInvalid, VerifyResult, Violation, verify
+from schedlab.solvers.result import SolveResult
+
+__all__ = [
+    "IterationProblem",
+    "Schedule",
+    "ScheduleInvalid",
+    "SolveResult",
+    "VerifyResult",
+    "Violation",
+    "best_list_schedule",
+    "kv_tokens_at_run",
+    "list_schedule",
+    "lp_bound",
+    "random_problem",
+    "solve_cpsat",
+    "verify",
+]

@@ -26,6 +26,7 @@ from __future__ import annotations
 import math
 
 import numpy as np
+from schedlab.solvers.iteration_heuristics import best_list_schedule
 from schedlab.solvers.iteration_problem import IterationProblem, kv_tokens_at_run
 
 __all__ = ["lp_bound"]
@@ -46,8 +47,6 @@ def lp_bound(problem: IterationProblem, upper_bound: int | None = None) -> int:
             f"Got {type(problem).__name__}."
         )
     if upper_bound is None:
-        from schedlab.solvers.iteration_cpsat import best_list_schedule
-
         upper_bound = best_list_schedule(problem)[1]
     a, inp, o = problem.arrival_slot, problem.input_tokens, problem.output_tokens
     last = problem.jct_deadlines(upper_bound)

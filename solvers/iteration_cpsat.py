@@ -28,20 +28,21 @@ requests hold device KV). Built in labelled stages:
 
 from __future__ import annotations
 
+import math
 import time
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
-from schedlab.solvers.iteration_heuristics import list_schedule
+from schedlab.solvers.iteration_bounds import lp_bound
+from schedlab.solvers.iteration_heuristics import best_list_schedule
 from schedlab.solvers.iteration_problem import IterationProblem, kv_tokens_at_run
 from schedlab.solvers.iteration_schedule import Schedule
-from schedlab.solvers.iteration_verify import verify
 from schedlab.solvers.result import SolveResult
 
 from schedlab.errors import check_positive_float, check_positive_int
 
-__all__ = ["IterationModel", "best_list_schedule", "build_model", "solve_cpsat"]
+__all__ = ["IterationModel", "build_model", "solve_cpsat"]
 
 _WHERE = "solve_cpsat"
 
@@ -61,19 +62,6 @@ class IterationModel:
     first: np.ndarray
     last: np.ndarray
     upper_bound: int
-
-
-def best_list_schedule(problem: IterationProblem) -> tuple[Schedule, int]:
-    """The better of the FCFS and SRPT list schedules and its total JCT."""
-    best: tuple[Schedule, int] | None = None
-    for rule in ("srpt", "fcfs"):
-        s = list_schedule(problem, rule)
-        obj = verify(problem, s).raise_if_invalid().objective
-        assert obj is not None
-        if best is None or obj < best[1]:
-            best = (s, obj)
-    assert best is not None
-    return best
 
 
 def build_model(problem: IterationProblem, upper_bound: int) -> IterationModel:
@@ -200,9 +188,11 @@ def solve_cpsat(
     """Minimise total JCT of ``problem`` with CP-SAT within ``time_limit_s`` seconds.
 
     Returns a :class:`SolveResult` whose ``schedule`` is a :class:`Schedule` (checked by
-    :func:`verify`), ``bound`` the best proven lower bound (at least the trivial
-    ``sum_j o_j``) and ``stats`` the model size, the list-schedule upper bound and CP-SAT's
-    counters. ``FEASIBLE`` (not proven optimal in time) is a normal outcome.
+    :func:`verify`) and ``stats`` the model size, the list-schedule upper bound, where the
+    solution came from and CP-SAT's counters. Every instance is feasible, so the status is
+    ``OPTIMAL`` or ``FEASIBLE`` (not proven optimal in time: a normal outcome). A ``FEASIBLE``
+    answer carries CP-SAT's best solution, or the better list schedule when CP-SAT found none in
+    time, and as ``bound`` the better of CP-SAT's proven bound and :func:`lp_bound`.
     """
     from ortools.sat.python import cp_model
 
@@ -223,9 +213,11 @@ def solve_cpsat(
     solver.parameters.num_workers = num_workers
     solver.parameters.random_seed = int(seed)
     code = solver.Solve(im.model)
-    status = solver.StatusName(code)
-    if status == "MODEL_INVALID":  # a bug in build_model, never a user error
-        raise RuntimeError(f"CP-SAT rejected the model: {im.model.Validate()}")
+    if code in (cp_model.MODEL_INVALID, cp_model.INFEASIBLE):  # a bug in build_model
+        raise RuntimeError(
+            f"CP-SAT found the model {solver.StatusName(code)} although the list schedule is "
+            f"feasible: {im.model.Validate()}"
+        )
     proto = im.model.Proto()
     stats: dict[str, Any] = {
         "n_variables": len(proto.variables),
@@ -236,8 +228,6 @@ def solve_cpsat(
         "conflicts": int(solver.NumConflicts()),
         "solver_wall_s": float(solver.WallTime()),
     }
-    schedule = None
-    objective = None
     if code in (cp_model.OPTIMAL, cp_model.FEASIBLE):
         req: list[int] = []
         slot: list[int] = []
@@ -250,11 +240,20 @@ def solve_cpsat(
             n_requests=problem.n, request=req, slot=slot, input_tokens=problem.input_tokens
         )
         objective = float(solver.ObjectiveValue())
-    bound = float(max(solver.BestObjectiveBound(), problem.trivial_bound()))
+        stats["solution_source"] = "cp-sat"
+    else:  # no CP-SAT solution in time: the list schedule is still a feasible answer
+        schedule, objective = start_schedule, float(ub)
+        stats["solution_source"] = "list-schedule"
     if code == cp_model.OPTIMAL:
-        bound = float(objective)  # type: ignore[arg-type]
+        status, bound = "OPTIMAL", objective
+    else:
+        status = "FEASIBLE"
+        cp_bound = solver.BestObjectiveBound() if code == cp_model.FEASIBLE else -math.inf
+        bound = float(max(cp_bound, lp_bound(problem, ub)))
+        if bound >= objective:  # the bounds closed the gap
+            status, bound = "OPTIMAL", objective
     return SolveResult(
-        status=status if status in ("OPTIMAL", "FEASIBLE", "INFEASIBLE") else "UNKNOWN",
+        status=status,
         objective=objective,
         bound=bound,
         wall_s=time.perf_counter() - t0,

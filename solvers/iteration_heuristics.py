@@ -23,10 +23,11 @@ from __future__ import annotations
 import numpy as np
 from schedlab.solvers.iteration_problem import IterationProblem, kv_tokens_at_run
 from schedlab.solvers.iteration_schedule import Schedule
+from schedlab.solvers.iteration_verify import verify
 
 from schedlab.errors import unknown_name_error
 
-__all__ = ["PRIORITY_RULES", "list_schedule"]
+__all__ = ["PRIORITY_RULES", "best_list_schedule", "list_schedule"]
 
 #: Names accepted by :func:`list_schedule`.
 PRIORITY_RULES = ("fcfs", "srpt")
@@ -77,3 +78,16 @@ def list_schedule(problem: IterationProblem, rule: str = "fcfs") -> Schedule:
         prefill_tokens=np.concatenate(pres),
         output_token=np.ones(req.size, dtype=bool),
     )
+
+
+def best_list_schedule(problem: IterationProblem) -> tuple[Schedule, int]:
+    """The better of the FCFS and SRPT list schedules and its total JCT."""
+    best: tuple[Schedule, int] | None = None
+    for rule in ("srpt", "fcfs"):
+        s = list_schedule(problem, rule)
+        obj = verify(problem, s).raise_if_invalid().objective
+        assert obj is not None
+        if best is None or obj < best[1]:
+            best = (s, obj)
+    assert best is not None
+    return best
