@@ -17,8 +17,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
-from schedlab.policies.base import KV_GPU, KV_HOST, BatchDecision, QueueView
-from schedlab.policies.kv import kv_demand, step_tokens
+from schedlab.policies.base import KV_HOST, BatchDecision, QueueView
+from schedlab.policies.kv import RequestCosts, request_costs
 
 __all__ = [
     "PREEMPT_MODES",
@@ -60,22 +60,27 @@ def check_preempt(preempt: str, where: str) -> str:
     return preempt
 
 
-def infeasible(view: QueueView) -> tuple[np.ndarray, tuple[str, ...]]:
-    """Positions that can never run on this instance, with a reason each: the request's KV
-    after its next step (what it holds plus :func:`step_tokens`) exceeds the whole device, or (without chunked prefill) more tokens than the
-    per-iteration budget. Policies reject them so the simulation cannot stall on them.
+def infeasible(
+    view: QueueView, costs: RequestCosts | None = None
+) -> tuple[np.ndarray, tuple[str, ...]]:
+    """Positions that can never run on this instance, with a reason each: the KV a request holds
+    plus its next step (:func:`~schedlab.policies.kv.step_tokens`) exceeds the whole device, or
+    (without chunked prefill) its step exceeds the per-iteration token budget. Policies reject
+    them so the simulation cannot stall on them. ``costs`` saves recomputing
+    :func:`~schedlab.policies.kv.request_costs`.
 
     >>> from schedlab.policies.base import QueueView
     >>> infeasible(QueueView.from_columns(now_s=0.0, input_tokens=[10, 500], kv_capacity_tokens=100))
     (array([1]), ('needs 500 KV tokens, more than the instance capacity of 100',))
     """
-    step = step_tokens(view)
+    step = (request_costs(view) if costs is None else costs).step
     total = view.kv_tokens + step
     too_big = total > view.kv_capacity_tokens
     over_budget = step > view.max_batch_tokens
-    bad = np.flatnonzero(too_big | over_budget)
-    if bad.shape[0] == 0:
+    bad_mask = too_big | over_budget
+    if not bad_mask.any():
         return _EMPTY, ()
+    bad = np.flatnonzero(bad_mask)
     reasons = tuple(
         f"needs {int(total[i])} KV tokens, more than the instance capacity of "
         f"{view.kv_capacity_tokens}"
@@ -91,22 +96,20 @@ def longest_prefix(
     view: QueueView,
     order: np.ndarray,
     *,
+    costs: RequestCosts | None = None,
     evictable: np.ndarray | None = None,
     reserve_tokens: int | np.ndarray = 0,
-    max_batch_size: int | None = None,
-    max_batch_tokens: int | None = None,
-    free_tokens: int | None = None,
 ) -> PrefixResult:
     """The longest prefix of ``order`` that fits, and the evictions it needs.
 
-    A prefix fits when its size is at most ``max_batch_size``, its tokens (:func:`step_tokens`)
-    at most ``max_batch_tokens``, and its KV demand (:func:`kv_demand`) plus ``reserve_tokens``
-    at most the free device KV plus the device KV of the *evictable* requests after it in the
-    order (``evictable`` is a boolean mask over all positions; default: none evictable).
+    A prefix fits when its size is at most ``max_batch_size``, its tokens (``step``) at most
+    ``max_batch_tokens``, and its KV demand (``demand``, see :mod:`schedlab.policies.kv`) plus
+    ``reserve_tokens`` at most the free device KV plus the device KV of the *evictable* requests
+    after it in the order (``evictable`` is a boolean mask over all positions; default: none).
     ``reserve_tokens`` (a scalar or one value per order position) never applies to the first
-    request, so the head of the order always runs when it fits on its own. Evictions take
-    evictable device-resident requests from the *back* of the order until the deficit is covered.
-    Strict: a request that does not fit ends the batch; nothing behind it is considered.
+    request, so the head of the order runs whenever it fits on its own. Evictions take evictable
+    device-resident requests from the *back* of the order until the deficit is covered. Strict:
+    a request that does not fit ends the batch; nothing behind it is considered.
 
     >>> import numpy as np
     >>> from schedlab.policies.base import QueueView, KV_GPU
@@ -117,39 +120,43 @@ def longest_prefix(
     >>> r.batch.tolist(), r.evict.tolist(), r.free_after
     ([0, 1], [2], 20)
     """
-    bs = view.max_batch_size if max_batch_size is None else max_batch_size
-    tok_cap = view.max_batch_tokens if max_batch_tokens is None else max_batch_tokens
-    free = view.kv_free_tokens if free_tokens is None else free_tokens
+    c = request_costs(view) if costs is None else costs
+    free = int(view.kv_free_tokens)
     m = order.shape[0]
-    if m == 0 or bs <= 0:
-        return PrefixResult(batch=_EMPTY, evict=_EMPTY, free_after=int(free))
-    step = step_tokens(view)[order]
-    dem = np.cumsum(kv_demand(view)[order])
+    if m == 0:
+        return PrefixResult(batch=_EMPTY, evict=_EMPTY, free_after=free)
+    dem = np.cumsum(c.demand[order])
+    ok = np.cumsum(c.step[order]) <= view.max_batch_tokens
     if evictable is None:
-        ev_kv = np.zeros(m, dtype=np.int64)
+        ev_kv = None
+        room = free
     else:
-        ev_kv = np.where(
-            evictable[order] & (view.kv_location[order] == KV_GPU), view.kv_tokens[order], 0
-        )
-    # reclaim[k]: evictable device KV strictly behind position k of the order
-    reclaim = np.cumsum(ev_kv[::-1])[::-1] - ev_kv
-    reserve = np.broadcast_to(np.asarray(reserve_tokens, dtype=np.int64), (m,)).copy()
-    reserve[0] = 0
-    ok = (np.cumsum(step) <= tok_cap) & (dem + reserve <= free + reclaim)
-    ok[min(bs, m) :] = False
+        ev_kv = (c.gpu_kv * evictable)[order]
+        # evictable device KV strictly behind each position of the order
+        room = free + (int(ev_kv.sum()) - np.cumsum(ev_kv))
+    if np.ndim(reserve_tokens) == 0 and reserve_tokens == 0:
+        reserve = None
+        ok &= dem <= room
+    else:
+        reserve = np.broadcast_to(np.asarray(reserve_tokens, dtype=np.int64), (m,))
+        kv_ok = dem + reserve <= room
+        kv_ok[0] = dem[0] <= (room if evictable is None else room[0])
+        ok &= kv_ok
+    if m > view.max_batch_size:
+        ok[view.max_batch_size :] = False
     k = m if ok.all() else int(np.argmin(ok))
     if k == 0:
-        return PrefixResult(batch=_EMPTY, evict=_EMPTY, free_after=int(free))
-    deficit = int(dem[k - 1] + reserve[k - 1]) - int(free)
+        return PrefixResult(batch=_EMPTY, evict=_EMPTY, free_after=free)
+    reserve_last = 0 if reserve is None or k == 1 else int(reserve[k - 1])
+    deficit = int(dem[k - 1]) + reserve_last - free
     evict = _EMPTY
-    if deficit > 0:
+    if deficit > 0 and ev_kv is not None:
         back = ev_kv[k:][::-1]
         cum = np.cumsum(back)
         j = int(np.searchsorted(cum, deficit)) + 1
-        take = np.flatnonzero(back[:j] > 0)
-        evict = order[k:][::-1][take]
+        evict = order[k:][::-1][:j][back[:j] > 0]
         free += int(cum[j - 1])
-    return PrefixResult(batch=order[:k], evict=evict, free_after=int(free - dem[k - 1]))
+    return PrefixResult(batch=order[:k], evict=evict, free_after=free - int(dem[k - 1]))
 
 
 def split_preemptions(

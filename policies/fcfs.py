@@ -11,9 +11,9 @@ shares with non-preemptive SJF.
 from __future__ import annotations
 
 import numpy as np
-from schedlab.policies.base import KV_GPU, KV_NONE, BatchDecision, QueueView
+from schedlab.policies.base import KV_NONE, BatchDecision, QueueView
 from schedlab.policies.batching import decision_with_rejects, infeasible, longest_prefix
-from schedlab.policies.kv import footprint_tokens, kv_demand, step_tokens
+from schedlab.policies.kv import request_costs
 
 __all__ = ["arrival_order", "fcfs", "run_to_completion", "started"]
 
@@ -47,48 +47,64 @@ def arrival_order(view: QueueView, positions: np.ndarray | None = None) -> np.nd
     return positions[np.lexsort((view.request_id[positions], view.arrival_s[positions]))]
 
 
-def run_to_completion(view: QueueView, waiting_order: np.ndarray) -> BatchDecision:
+def run_to_completion(
+    view: QueueView,
+    waiting_key: np.ndarray | None,
+) -> BatchDecision:
     """Non-preemptive iteration-level batching: every admitted (started) request runs each
-    iteration in arrival order; waiting requests are admitted in ``waiting_order`` while the batch
-    size, the token budget and the KV *reservation* allow, stopping at the first that does not fit.
+    iteration in arrival order; waiting requests are admitted in increasing ``waiting_key``
+    (ties by arrival, then request id; arrival order when None) while the batch size, the token
+    budget and the KV *reservation* allow, stopping at the first that does not fit.
 
     Admission reserves each request's predicted final footprint (prompt plus predicted output,
     :func:`~schedlab.policies.kv.footprint_tokens`), as Orca reserves KV for a request's maximum
     length, so admitted requests never run out of KV when the predictions hold. When they do not
-    (a request outgrows its prediction), the latest-admitted requests are preempted by
-    recomputation so the decision stays within capacity. ``waiting_order`` must list the
-    positions that have not started and are not infeasible.
+    (a request outgrows its prediction), the latest-arrived admitted requests are preempted by
+    recomputation so the decision stays within capacity. An idle instance admits the head of the
+    queue whenever its next step fits, even if its predicted footprint does not, so a long
+    prediction cannot stall the queue. Infeasible requests are rejected.
+
+    >>> from schedlab.policies.base import QueueView
+    >>> v = QueueView.from_columns(now_s=0.0, input_tokens=[10, 10], output_tokens_pred=[50, 5],
+    ...     kv_capacity_tokens=70)
+    >>> run_to_completion(v, None).run.tolist(), run_to_completion(v, v.output_tokens_pred).run.tolist()
+    ([0], [1, 0])
     """
-    reject, reasons = infeasible(view)
+    c = request_costs(view)
+    reject, reasons = infeasible(view, c)
     is_started = started(view)
-    ok = np.ones(view.n, dtype=bool)
-    ok[reject] = False
-    admitted = arrival_order(view, np.flatnonzero(is_started & ok))
-    base = longest_prefix(view, admitted, evictable=np.ones(view.n, dtype=bool))
+    if reject.shape[0]:
+        is_started = is_started.copy()
+        is_started[reject] = False
+    admitted = arrival_order(view, np.flatnonzero(is_started))
+    base = longest_prefix(view, admitted, costs=c, evictable=c.on_gpu)
     run = base.batch
-    if run.shape[0] == admitted.shape[0] and base.evict.shape[0] == 0 and waiting_order.shape[0]:
-        on_gpu = view.kv_location[admitted] == KV_GPU
-        held = np.where(on_gpu, view.kv_tokens[admitted], 0)
-        reserved = int(
-            np.maximum(footprint_tokens(view)[admitted] - held, kv_demand(view)[admitted]).sum()
-        )
+    waiting = np.flatnonzero(~is_started)
+    if reject.shape[0]:
+        waiting = waiting[~np.isin(waiting, reject)]
+    if run.shape[0] == admitted.shape[0] and base.evict.shape[0] == 0 and waiting.shape[0]:
+        if waiting_key is None:
+            waiting = arrival_order(view, waiting)
+        else:
+            waiting = waiting[
+                np.lexsort(
+                    (view.request_id[waiting], view.arrival_s[waiting], waiting_key[waiting])
+                )
+            ]
+        foot = view.input_tokens + np.ceil(view.output_tokens_pred).astype(np.int64)
+        foot = np.maximum(foot, view.kv_tokens + c.step)
+        reserved = int(np.maximum(foot[admitted] - c.gpu_kv[admitted], c.demand[admitted]).sum())
         room = view.kv_free_tokens - reserved
-        tok_left = view.max_batch_tokens - int(step_tokens(view)[run].sum())
+        tok_left = view.max_batch_tokens - int(c.step[run].sum())
         slots = view.max_batch_size - admitted.shape[0]
-        fit = (np.cumsum(footprint_tokens(view)[waiting_order]) <= room) & (
-            np.cumsum(step_tokens(view)[waiting_order]) <= tok_left
-        )
+        fit = (np.cumsum(foot[waiting]) <= room) & (np.cumsum(c.step[waiting]) <= tok_left)
         fit[max(slots, 0) :] = False
-        k = waiting_order.shape[0] if fit.all() else int(np.argmin(fit))
+        k = waiting.shape[0] if fit.all() else int(np.argmin(fit))
         if k == 0 and admitted.shape[0] == 0 and slots > 0:
-            # an idle instance takes the head even when its predicted footprint exceeds the
-            # free KV (only its next step must fit), so a long prediction cannot stall the queue
-            head = waiting_order[:1]
-            k = int(
-                kv_demand(view)[head][0] <= view.kv_free_tokens
-                and step_tokens(view)[head][0] <= tok_left
-            )
-        run = np.concatenate([run, waiting_order[:k]])
+            head = waiting[0]
+            k = int(c.demand[head] <= view.kv_free_tokens and c.step[head] <= tok_left)
+        if k:
+            run = np.concatenate([run, waiting[:k]])
     return decision_with_rejects({"run": run, "recompute": base.evict}, reject, reasons)
 
 
@@ -118,6 +134,4 @@ def fcfs(view: QueueView, /) -> BatchDecision:
     >>> fcfs(v).run.tolist()   # 17 more reserved for request 0 leaves room for one 15-token job
     [0, 1]
     """
-    waiting = arrival_order(view, np.flatnonzero(~started(view)))
-    waiting = waiting[~np.isin(waiting, infeasible(view)[0])]
-    return run_to_completion(view, waiting)
+    return run_to_completion(view, None)

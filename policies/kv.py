@@ -22,10 +22,57 @@ One place defines what running a request *now* costs, so every policy and
 
 from __future__ import annotations
 
+from typing import NamedTuple
+
 import numpy as np
 from schedlab.policies.base import KV_GPU, KV_HOST, KV_NONE, QueueView
 
-__all__ = ["footprint_tokens", "gpu_kv", "kv_demand", "kv_growth", "prefill_left", "step_tokens"]
+__all__ = [
+    "RequestCosts",
+    "footprint_tokens",
+    "gpu_kv",
+    "kv_demand",
+    "kv_growth",
+    "prefill_left",
+    "request_costs",
+    "step_tokens",
+]
+
+
+class RequestCosts(NamedTuple):
+    """Per-request costs of running now, computed once per decision (:func:`request_costs`):
+    ``step`` (:func:`step_tokens`), ``demand`` (:func:`kv_demand`), ``on_gpu`` (KV on the
+    device) and ``gpu_kv`` (:func:`gpu_kv`)."""
+
+    step: np.ndarray
+    demand: np.ndarray
+    on_gpu: np.ndarray
+    gpu_kv: np.ndarray
+
+
+def request_costs(view: QueueView) -> RequestCosts:
+    """All of this module's per-request quantities in one vectorised pass (the policies' hot path).
+
+    >>> from schedlab.policies.base import QueueView, KV_HOST
+    >>> c = request_costs(QueueView.from_columns(now_s=0.0, input_tokens=[8, 8],
+    ...     kv_capacity_tokens=64, prefilled_tokens=[0, 8], generated_tokens=[0, 2],
+    ...     kv_tokens=[0, 10], kv_location=[0, KV_HOST]))
+    >>> c.step.tolist(), c.demand.tolist(), c.gpu_kv.tolist()
+    ([8, 1], [8, 11], [0, 0])
+    """
+    loc = view.kv_location
+    left = view.input_tokens - view.prefilled_tokens
+    recomputing = (loc == KV_NONE) & (view.generated_tokens > 0)
+    if recomputing.any():
+        left = np.where(recomputing, view.input_tokens + view.generated_tokens, left)
+    if view.chunk_tokens > 0:
+        left = np.minimum(left, view.chunk_tokens)
+    step = np.maximum(left, 1)
+    on_gpu = loc == KV_GPU
+    gkv = view.kv_tokens * on_gpu
+    host = loc == KV_HOST
+    demand = step + view.kv_tokens * host if host.any() else step
+    return RequestCosts(step=step, demand=demand, on_gpu=on_gpu, gpu_kv=gkv)
 
 
 def prefill_left(view: QueueView) -> np.ndarray:
@@ -52,10 +99,7 @@ def step_tokens(view: QueueView) -> np.ndarray:
     ...     kv_location=[1, 0])).tolist()
     [1, 16]
     """
-    left = prefill_left(view)
-    if view.chunk_tokens > 0:
-        left = np.minimum(left, view.chunk_tokens)
-    return np.where(left > 0, left, 1)
+    return request_costs(view).step
 
 
 def kv_growth(view: QueueView) -> np.ndarray:
@@ -76,7 +120,7 @@ def gpu_kv(view: QueueView) -> np.ndarray:
     ...     kv_tokens=[9, 9], kv_location=[KV_GPU, KV_HOST])).tolist()
     [9, 0]
     """
-    return np.where(view.kv_location == KV_GPU, view.kv_tokens, 0)
+    return request_costs(view).gpu_kv
 
 
 def kv_demand(view: QueueView) -> np.ndarray:
@@ -87,8 +131,7 @@ def kv_demand(view: QueueView) -> np.ndarray:
     ...     prefilled_tokens=[8], generated_tokens=[2], kv_tokens=[10], kv_location=[KV_HOST])).tolist()
     [11]
     """
-    host = np.where(view.kv_location == KV_HOST, view.kv_tokens, 0)
-    return step_tokens(view) + host
+    return request_costs(view).demand
 
 
 def footprint_tokens(view: QueueView) -> np.ndarray:

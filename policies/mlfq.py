@@ -17,7 +17,7 @@ from __future__ import annotations
 import math
 
 import numpy as np
-from schedlab.policies.base import KV_GPU, BatchDecision, QueueView
+from schedlab.policies.base import BatchDecision, QueueView
 from schedlab.policies.batching import (
     check_preempt,
     decision_with_rejects,
@@ -27,10 +27,13 @@ from schedlab.policies.batching import (
     split_preemptions,
 )
 from schedlab.policies.fcfs import started
+from schedlab.policies.kv import request_costs
 
 from schedlab.errors import check_nonneg_int, check_positive_float, check_positive_int
 
 __all__ = ["initial_queue", "mlfq", "priority_order", "skip_join_mlfq"]
+
+_EMPTY = np.zeros(0, dtype=np.int64)
 
 
 def initial_queue(
@@ -187,50 +190,53 @@ def skip_join_mlfq(
             else 0
         )
     quantum = q0 * np.power(r, prio.astype(np.float64))
-    demote = (att > quantum) & (prio < top)
-    prio[demote] += 1
-    att[demote] = 0.0
-    waiting = ~view.running
+    demote = att > quantum
+    if num_queues is not None:
+        demote &= prio < top
+    if demote.any():
+        prio[demote] += 1
+        att[demote] = 0.0
+        quantum[demote] *= r
     promotable = (prio > 0) | (att > 0) if reset_attained_on_promotion else prio > 0
-    starving = waiting & promotable & (now - view.last_run_s >= thr)
-    prio[starving] = 0
-    if reset_attained_on_promotion:
-        att[starving] = 0.0
+    starving = promotable & ~view.running & (now - view.last_run_s >= thr)
+    if starving.any():
+        prio[starving] = 0
+        quantum[starving] = q0
+        promotable &= ~starving
+        if reset_attained_on_promotion:
+            att[starving] = 0.0
 
-    reject, reasons = infeasible(view)
-    ok = np.ones(view.n, dtype=bool)
-    ok[reject] = False
-    order = priority_order(view, prio, np.flatnonzero(ok))
+    c = request_costs(view)
+    reject, reasons = infeasible(view, c)
+    order = priority_order(view, prio, np.arange(view.n))
+    if reject.shape[0]:
+        order = order[~np.isin(order, reject)]
     reserve = (
         max(view.max_batch_size, min_free_blocks) * view.block_tokens if proactive_offloading else 0
     )
-    on_gpu = view.kv_location == KV_GPU
-    res = longest_prefix(view, order, evictable=on_gpu, reserve_tokens=reserve)
+    res = longest_prefix(view, order, costs=c, evictable=c.on_gpu, reserve_tokens=reserve)
+    batch = res.batch
     swap_out, recompute = split_preemptions(view, res.evict, preempt)
-    swap_in = np.zeros(0, dtype=np.int64)
+    swap_in = _EMPTY
     if proactive_offloading and res.evict.shape[0] == 0:
         swap_in = prefetch(
             view,
-            order[res.batch.shape[0] :],
+            order[batch.shape[0] :],
             free_tokens=res.free_after,
             reserve_tokens=reserve,
             limit=view.max_batch_size,
         )
 
-    batch = res.batch
-    in_batch = np.zeros(view.n, dtype=bool)
-    in_batch[batch] = True
-    expiring = in_batch & (prio < top)
-    left = q0 * np.power(r, prio[expiring].astype(np.float64)) - att[expiring]
-    wake = now + float(left.min()) if left.shape[0] else math.inf
-    still = (
-        ~in_batch
-        & ~view.running
-        & ok
-        & ((prio > 0) | (att > 0) if reset_attained_on_promotion else prio > 0)
-    )
-    if still.any():
-        wake = min(wake, float((view.last_run_s[still] + thr).min()))
+    # wake up when a batched job's quantum runs out or a job left out reaches the threshold
+    wake = math.inf
+    expiring = batch if num_queues is None else batch[prio[batch] < top]
+    if expiring.shape[0]:
+        wake = now + float((quantum[expiring] - att[expiring]).min())
+    promotable[batch] = False
+    if reject.shape[0]:
+        promotable[reject] = False
+    if promotable.any():
+        wake = min(wake, float(view.last_run_s[promotable].min()) + thr)
     if wake <= now:
         wake = float(np.nextafter(now, math.inf))
     return decision_with_rejects(

@@ -11,7 +11,7 @@ batching on predicted output lengths (the oracle's true lengths, or any predicto
 from __future__ import annotations
 
 import numpy as np
-from schedlab.policies.base import KV_GPU, BatchDecision, QueueView
+from schedlab.policies.base import BatchDecision, QueueView
 from schedlab.policies.batching import (
     check_preempt,
     decision_with_rejects,
@@ -19,7 +19,8 @@ from schedlab.policies.batching import (
     longest_prefix,
     split_preemptions,
 )
-from schedlab.policies.fcfs import run_to_completion, started
+from schedlab.policies.fcfs import run_to_completion
+from schedlab.policies.kv import request_costs
 
 __all__ = ["remaining_pred", "sjf", "srpt"]
 
@@ -56,10 +57,7 @@ def sjf(view: QueueView, /) -> BatchDecision:
     >>> sjf(v).run.tolist()
     [1, 0]
     """
-    cand = np.flatnonzero(~started(view))
-    cand = cand[~np.isin(cand, infeasible(view)[0])]
-    key = np.lexsort((view.request_id[cand], view.arrival_s[cand], view.output_tokens_pred[cand]))
-    return run_to_completion(view, cand[key])
+    return run_to_completion(view, view.output_tokens_pred)
 
 
 def srpt(view: QueueView, /, *, preempt: str = "swap") -> BatchDecision:
@@ -92,13 +90,11 @@ def srpt(view: QueueView, /, *, preempt: str = "swap") -> BatchDecision:
     ([1], [0])
     """
     check_preempt(preempt, "srpt")
-    reject, reasons = infeasible(view)
-    ok = np.ones(view.n, dtype=bool)
-    ok[reject] = False
-    cand = np.flatnonzero(ok)
-    key = np.lexsort((view.request_id[cand], view.arrival_s[cand], remaining_pred(view)[cand]))
-    order = cand[key]
-    res = longest_prefix(view, order, evictable=view.kv_location == KV_GPU)
+    c = request_costs(view)
+    reject, reasons = infeasible(view, c)
+    key = np.lexsort((view.request_id, view.arrival_s, remaining_pred(view)))
+    order = key[~np.isin(key, reject)] if reject.shape[0] else key
+    res = longest_prefix(view, order, costs=c, evictable=c.on_gpu)
     swap_out, recompute = split_preemptions(view, res.evict, preempt)
     return decision_with_rejects(
         {"run": res.batch, "swap_out": swap_out, "recompute": recompute}, reject, reasons

@@ -9,7 +9,7 @@
 from __future__ import annotations
 
 import numpy as np
-from schedlab.policies.base import KV_GPU, KV_HOST, BatchDecision, QueueView
+from schedlab.policies.base import KV_HOST, BatchDecision, QueueView
 from schedlab.policies.batching import (
     check_preempt,
     decision_with_rejects,
@@ -17,7 +17,7 @@ from schedlab.policies.batching import (
     longest_prefix,
     split_preemptions,
 )
-from schedlab.policies.fcfs import arrival_order
+from schedlab.policies.kv import request_costs
 
 from schedlab.errors import check_fraction
 
@@ -61,18 +61,17 @@ def vllm(
     """
     check_preempt(preempt, "vllm")
     check_fraction(watermark, "watermark", "vllm", open_low=False)
-    reject, reasons = infeasible(view)
-    ok = np.ones(view.n, dtype=bool)
-    ok[reject] = False
+    c = request_costs(view)
+    reject, reasons = infeasible(view, c)
     loc = view.kv_location
-    on_gpu = loc == KV_GPU
-    running = arrival_order(view, np.flatnonzero(ok & on_gpu))
-    swapped = arrival_order(view, np.flatnonzero(ok & (loc == KV_HOST)))
-    waiting = arrival_order(view, np.flatnonzero(ok & ~on_gpu & (loc != KV_HOST)))
-    order = np.concatenate([running, swapped, waiting])
+    group = np.where(c.on_gpu, 0, np.where(loc == KV_HOST, 1, 2))
+    order = np.lexsort((view.request_id, view.arrival_s, group))
+    if reject.shape[0]:
+        order = order[~np.isin(order, reject)]
+    n_old = int(np.count_nonzero(group[order] < 2))
     reserve = np.zeros(order.shape[0], dtype=np.int64)
-    reserve[running.shape[0] + swapped.shape[0] :] = int(watermark * view.kv_capacity_tokens)
-    res = longest_prefix(view, order, evictable=on_gpu, reserve_tokens=reserve)
+    reserve[n_old:] = int(watermark * view.kv_capacity_tokens)
+    res = longest_prefix(view, order, costs=c, evictable=c.on_gpu, reserve_tokens=reserve)
     swap_out, recompute = split_preemptions(view, res.evict, preempt)
     return decision_with_rejects(
         {"run": res.batch, "swap_out": swap_out, "recompute": recompute}, reject, reasons
