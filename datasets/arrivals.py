@@ -20,7 +20,7 @@ import numpy as np
 from schedlab.errors import check_nonneg_float, check_nonneg_int, check_positive_float
 from schedlab.records import Workload
 
-__all__ = ["as_generator", "poisson_arrivals", "gamma_arrivals", "rescale_arrivals", "replay"]
+__all__ = ["as_generator", "gamma_arrivals", "poisson_arrivals", "replay", "rescale_arrivals"]
 
 
 def as_generator(seed: int | np.random.Generator, where: str) -> np.random.Generator:

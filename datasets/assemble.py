@@ -21,15 +21,15 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 import numpy as np
-
 from schedlab.datasets import rowcheck
 from schedlab.datasets.report import LoadReport
+
 from schedlab.records import PrefixBlocks, Workload
 
 if TYPE_CHECKING:
     import pandas as pd
 
-__all__ = ["ColumnSpec", "Assembler", "TIME_UNITS"]
+__all__ = ["TIME_UNITS", "Assembler", "ColumnSpec"]
 
 #: Seconds per unit of a numeric timestamp column; ``"datetime"`` parses date-time text.
 TIME_UNITS = {"s": 1.0, "ms": 1e-3, "us": 1e-6, "ns": 1e-9, "datetime": 1e-9}
@@ -136,7 +136,10 @@ class Assembler:
             t, tbad, twhy = self._time(chunk[spec.arrival])
             checks.append((spec.arrival, tbad, twhy))
         clip_masks = []
-        for key, col in (("input_tokens", spec.input_tokens), ("output_tokens", spec.output_tokens)):
+        for key, col in (
+            ("input_tokens", spec.input_tokens),
+            ("output_tokens", spec.output_tokens),
+        ):
             if col is None:
                 continue
             vals, bad, why = rowcheck.token_column(chunk[col], zero=self.zero_tokens)
@@ -159,7 +162,7 @@ class Assembler:
                 vals, bad = raw.to_numpy(), raw.isna().to_numpy()
                 if vals.dtype == object:
                     vals = vals.astype(str)
-                why = lambda i: "missing value"  # noqa: E731
+                why = lambda i: "missing value"
             cols["feature." + fname] = vals
             checks.append((col, bad, why))
         if blocks is not None:
@@ -226,7 +229,9 @@ class Assembler:
         notes: list[str] = []
         out = self._cols.get("output_tokens")
         n = int(sum(p.size for p in out)) if out else 0
-        features = {k[len("feature.") :]: self._col(k) for k in self._cols if k.startswith("feature.")}
+        features = {
+            k[len("feature.") :]: self._col(k) for k in self._cols if k.startswith("feature.")
+        }
         inp = self._col("input_tokens")
         if inp is None:
             inp = np.full(n, self.default_input_tokens, dtype=np.int64)
@@ -243,7 +248,9 @@ class Assembler:
         if self._block_ids:
             counts = np.concatenate(self._block_counts)
             offsets = np.concatenate(([0], np.cumsum(counts))).astype(np.int64)
-            columns["prefix_block_ids"] = PrefixBlocks(ids=np.concatenate(self._block_ids), offsets=offsets)
+            columns["prefix_block_ids"] = PrefixBlocks(
+                ids=np.concatenate(self._block_ids), offsets=offsets
+            )
         if spec.arrival is None:
             arrival = np.zeros(n)
             notes.append(

@@ -19,18 +19,18 @@ from pathlib import Path
 
 from schedlab.errors import unknown_name_error
 
-__all__ = ["ShippedTrace", "SHIPPED", "DATA_DIR", "shipped_path", "sha256_of", "verify_checksum"]
+__all__ = ["DATA_DIR", "SHIPPED", "ShippedTrace", "sha256_of", "shipped_path", "verify_checksum"]
 
 #: Folder of the shipped data files (and ``NOTICE.md`` with licences and attribution).
 DATA_DIR = Path(__file__).resolve().parent / "data"
 
 _MOONCAKE = (
-    "Ruoyu Qin et al., \"Mooncake: Trading More Storage for Less Computation - A KVCache-centric "
-    "Architecture for Serving LLM Chatbot\", USENIX FAST 2025 (Moonshot AI / Kimi)"
+    'Ruoyu Qin et al., "Mooncake: Trading More Storage for Less Computation - A KVCache-centric '
+    'Architecture for Serving LLM Chatbot", USENIX FAST 2025 (Moonshot AI / Kimi)'
 )
 _AZURE = (
-    "\"Azure LLM Inference Trace 2023\", Microsoft Azure; Patel et al., \"Splitwise: Efficient "
-    "generative LLM inference using phase splitting\", ISCA 2024"
+    '"Azure LLM Inference Trace 2023", Microsoft Azure; Patel et al., "Splitwise: Efficient '
+    'generative LLM inference using phase splitting", ISCA 2024'
 )
 
 

@@ -29,7 +29,7 @@ from schedlab.errors import DataFormatError
 if TYPE_CHECKING:
     import pandas as pd
 
-__all__ = ["read_header", "iter_csv_chunks"]
+__all__ = ["iter_csv_chunks", "read_header"]
 
 _SKIP = re.compile(r"Skipping line (\d+): (.*)")
 
@@ -88,7 +88,9 @@ def iter_csv_chunks(
                 except StopIteration:
                     chunk = None
                 except (pd.errors.ParserError, UnicodeDecodeError) as exc:
-                    raise DataFormatError(str(path), None, None, f"cannot parse the CSV: {exc}") from None
+                    raise DataFormatError(
+                        str(path), None, None, f"cannot parse the CSV: {exc}"
+                    ) from None
             bad_now = []
             for w in caught:
                 if not issubclass(w.category, pd.errors.ParserWarning):

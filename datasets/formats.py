@@ -28,7 +28,7 @@ from dataclasses import dataclass
 
 from schedlab.datasets.assemble import ColumnSpec
 
-__all__ = ["FileFormat", "FORMATS", "match_columns", "user_spec"]
+__all__ = ["FORMATS", "FileFormat", "match_columns", "user_spec"]
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -52,8 +52,11 @@ FORMATS: dict[str, FileFormat] = {
             name="mooncake",
             kind="jsonl",
             spec=ColumnSpec(
-                arrival="timestamp", time_unit="ms", input_tokens="input_length",
-                output_tokens="output_length", prefix_blocks="hash_ids",
+                arrival="timestamp",
+                time_unit="ms",
+                input_tokens="input_length",
+                output_tokens="output_length",
+                prefix_blocks="hash_ids",
             ),
             block_tokens=512,
             description="Mooncake FAST'25 JSONL: timestamp (ms), input_length, output_length, hash_ids",
@@ -62,7 +65,9 @@ FORMATS: dict[str, FileFormat] = {
             name="azure",
             kind="csv",
             spec=ColumnSpec(
-                arrival="TIMESTAMP", time_unit="datetime", input_tokens="ContextTokens",
+                arrival="TIMESTAMP",
+                time_unit="datetime",
+                input_tokens="ContextTokens",
                 output_tokens="GeneratedTokens",
             ),
             description="Azure LLM inference CSV: TIMESTAMP, ContextTokens, GeneratedTokens",
@@ -87,7 +92,9 @@ FORMATS: dict[str, FileFormat] = {
             "(class), latency (no prompt lengths, no times)",
         ),
         FileFormat(name="csv", kind="csv", spec=None, description="any CSV with a columns mapping"),
-        FileFormat(name="jsonl", kind="jsonl", spec=None, description="any JSONL with a columns mapping"),
+        FileFormat(
+            name="jsonl", kind="jsonl", spec=None, description="any JSONL with a columns mapping"
+        ),
     )
 }
 
@@ -121,7 +128,8 @@ def user_spec(columns: Mapping[str, str], *, time_unit: str = "s", kind: str = "
     """
     cols = dict(columns)
     unknown = [
-        k for k in cols
+        k
+        for k in cols
         if k not in _FIELDS and not k.startswith("feature.") and k != "prefix_block_ids"
     ]
     if unknown or "output_tokens" not in cols:
@@ -141,6 +149,8 @@ def user_spec(columns: Mapping[str, str], *, time_unit: str = "s", kind: str = "
         input_tokens=cols.get("input_tokens"),
         output_tokens=cols["output_tokens"],
         group_id=cols.get("group_id"),
-        features={k[len("feature.") :]: (v, "raw") for k, v in cols.items() if k.startswith("feature.")},
+        features={
+            k[len("feature.") :]: (v, "raw") for k, v in cols.items() if k.startswith("feature.")
+        },
         prefix_blocks=cols.get("prefix_block_ids"),
     )

@@ -29,7 +29,7 @@ from schedlab.errors import DataFormatError
 if TYPE_CHECKING:
     import pandas as pd
 
-__all__ = ["iter_jsonl_chunks", "open_text", "first_record"]
+__all__ = ["first_record", "iter_jsonl_chunks", "open_text"]
 
 _MISSING = object()
 
@@ -95,7 +95,9 @@ def iter_jsonl_chunks(
             try:
                 raw_lines = list(islice(f, chunk_rows))
             except UnicodeDecodeError as exc:
-                raise DataFormatError(str(path), line_no + 1, None, f"not UTF-8 text: {exc}") from None
+                raise DataFormatError(
+                    str(path), line_no + 1, None, f"not UTF-8 text: {exc}"
+                ) from None
             if not raw_lines:
                 return
             cols: dict[str, list] = {k: [] for k in keys}
@@ -107,11 +109,17 @@ def iter_jsonl_chunks(
                 try:
                     rec = json.loads(text)
                 except json.JSONDecodeError as exc:
-                    msg = "empty line" if not text.strip() else f"malformed line, not valid JSON: {exc}"
+                    msg = (
+                        "empty line"
+                        if not text.strip()
+                        else f"malformed line, not valid JSON: {exc}"
+                    )
                     bad.append((line_no, msg))
                     continue
                 if not isinstance(rec, dict):
-                    bad.append((line_no, f"malformed line: a JSON {type(rec).__name__}, not an object"))
+                    bad.append(
+                        (line_no, f"malformed line: a JSON {type(rec).__name__}, not an object")
+                    )
                     continue
                 lines.append(line_no)
                 for k in keys:

@@ -21,12 +21,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
-
 from schedlab.datasets.arrivals import as_generator, gamma_arrivals
+
 from schedlab.errors import check_positive_float, check_positive_int
 from schedlab.records import Workload
 
-__all__ = ["LengthFit", "fit_lengths", "resample_lengths", "synthetic_workload", "FAMILIES"]
+__all__ = ["FAMILIES", "LengthFit", "fit_lengths", "resample_lengths", "synthetic_workload"]
 
 #: scipy.stats families tried by :func:`fit_lengths` (log-normal, gamma, Weibull, log-logistic).
 FAMILIES = ("lognorm", "gamma", "weibull_min", "fisk")
@@ -96,11 +96,17 @@ def fit_lengths(
             f"Got {x.size} values{'' if x.size == 0 else f' with minimum {x.min()}'}."
         )
     xs = np.sort(x)
-    fit_x = xs if xs.size <= max_fit_samples else xs[np.linspace(0, xs.size - 1, max_fit_samples).astype(int)]
+    fit_x = (
+        xs
+        if xs.size <= max_fit_samples
+        else xs[np.linspace(0, xs.size - 1, max_fit_samples).astype(int)]
+    )
     fits = []
     for fam in families:
         if not hasattr(stats, fam):
-            raise ValueError(f"The 'families' parameter of fit_lengths names an unknown scipy family {fam!r}.")
+            raise ValueError(
+                f"The 'families' parameter of fit_lengths names an unknown scipy family {fam!r}."
+            )
         dist = getattr(stats, fam)
         params = dist.fit(fit_x, floc=0)
         ks = stats.kstest(xs, dist(*params).cdf).statistic
@@ -155,7 +161,9 @@ def synthetic_workload(
     where = "synthetic_workload"
     rng = as_generator(seed, where)
     n = check_positive_int(n, "n", where)
-    arrival = gamma_arrivals(n, check_positive_float(rate_per_s, "rate_per_s", where), cv=arrival_cv, seed=rng)
+    arrival = gamma_arrivals(
+        n, check_positive_float(rate_per_s, "rate_per_s", where), cv=arrival_cv, seed=rng
+    )
     if lengths == "empirical":
         inp, out = resample_lengths(source, n, seed=rng)
     elif lengths == "fitted":

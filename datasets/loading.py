@@ -20,10 +20,11 @@ from schedlab.datasets.csv_reader import iter_csv_chunks, read_header
 from schedlab.datasets.formats import FORMATS, match_columns, user_spec
 from schedlab.datasets.jsonl_reader import first_record, iter_jsonl_chunks
 from schedlab.datasets.report import LoadResult, SkippedRowsWarning
+
 from schedlab.errors import DataFormatError, check_nonneg_float, check_positive_int
 from schedlab.records import Workload
 
-__all__ = ["load", "load_with_report", "infer_format"]
+__all__ = ["infer_format", "load", "load_with_report"]
 
 _WHERE = "load"
 
@@ -55,7 +56,9 @@ def infer_format(path: str | Path) -> str:
     found = match_columns(cols)
     if found is None or FORMATS[found].kind != kind:
         raise DataFormatError(
-            str(path), 1, None,
+            str(path),
+            1,
+            None,
             f"no known {kind.upper()} format matches the columns {cols}; known formats: "
             + "; ".join(f"{f.name}: {f.description}" for f in FORMATS.values() if f.spec)
             + f". For other files pass format={kind!r} and columns={{'arrival_s': ..., "
@@ -140,8 +143,14 @@ def load_with_report(
             f"data in {str(path)!r} has none."
         )
     asm = Assembler(
-        str(path), format, spec,
-        on_error=on_error, zero_tokens=zero_tokens, start_s=start_s, end_s=end_s, sort=sort,
+        str(path),
+        format,
+        spec,
+        on_error=on_error,
+        zero_tokens=zero_tokens,
+        start_s=start_s,
+        end_s=end_s,
+        sort=sort,
         default_input_tokens=default_input_tokens,
         block_tokens=block_tokens if block_tokens is not None else fmt.block_tokens,
     )
@@ -152,7 +161,9 @@ def load_with_report(
             if col not in header:
                 raise DataFormatError(str(path), 1, col, f"missing column; the header has {header}")
         text = (spec.arrival,) if spec.time_unit == "datetime" else ()
-        for chunk, lines, bad in iter_csv_chunks(path, needed, chunk_rows=chunk_rows, text_columns=text):
+        for chunk, lines, bad in iter_csv_chunks(
+            path, needed, chunk_rows=chunk_rows, text_columns=text
+        ):
             if not asm.feed(chunk, lines, bad_lines=bad):
                 break
     else:

@@ -22,7 +22,7 @@ import numpy as np
 if TYPE_CHECKING:
     from schedlab.records import Workload
 
-__all__ = ["RowProblem", "LoadReport", "LoadResult", "SkippedRowsWarning"]
+__all__ = ["LoadReport", "LoadResult", "RowProblem", "SkippedRowsWarning"]
 
 
 class SkippedRowsWarning(UserWarning):
@@ -101,7 +101,9 @@ class LoadReport:
             "rows_loaded": self.rows_loaded,
             "n_skipped": self.n_skipped,
             "skipped_lines": self.skipped_lines.tolist(),
-            "problems": [{"line": p.line, "field": p.field, "message": p.message} for p in self.problems],
+            "problems": [
+                {"line": p.line, "field": p.field, "message": p.message} for p in self.problems
+            ],
             "clipped_lines": self.clipped_lines.tolist(),
             "outside_window": self.outside_window,
             "notes": list(self.notes),

@@ -41,8 +41,8 @@ from __future__ import annotations
 import math
 
 import numpy as np
-
 from schedlab.datasets.arrivals import as_generator
+
 from schedlab.errors import (
     check_fraction,
     check_nonneg_float,
@@ -51,7 +51,7 @@ from schedlab.errors import (
 )
 from schedlab.records import PrefixBlocks, Workload
 
-__all__ = ["rollout_batch", "rollout_stats", "CALIBRATED"]
+__all__ = ["CALIBRATED", "rollout_batch", "rollout_stats"]
 
 _Z90 = 1.2815515655446004  # standard normal 90th percentile
 
@@ -92,8 +92,16 @@ def rollout_batch(
     P = check_positive_int(n_prompts, "n_prompts", where)
     G = check_positive_int(samples_per_prompt, "samples_per_prompt", where)
     max_tokens = check_positive_int(max_tokens, "max_tokens", where)
-    lo = max(1, max_tokens // 128) if min_tokens is None else check_positive_int(min_tokens, "min_tokens", where)
-    med = max_tokens // 16 if median_tokens is None else check_positive_int(median_tokens, "median_tokens", where)
+    lo = (
+        max(1, max_tokens // 128)
+        if min_tokens is None
+        else check_positive_int(min_tokens, "min_tokens", where)
+    )
+    med = (
+        max_tokens // 16
+        if median_tokens is None
+        else check_positive_int(median_tokens, "median_tokens", where)
+    )
     if not lo < med <= max_tokens:
         raise ValueError(
             f"rollout_batch needs min_tokens < median_tokens <= max_tokens. Got {lo}, {med}, {max_tokens}."
@@ -171,7 +179,7 @@ def rollout_stats(workload: Workload, *, top_fraction: float = 0.1) -> dict[str,
     dev2 = np.bincount(inv, (x - means[inv]) ** 2)
     multi = counts > 1
     cv = np.sqrt(dev2[multi] / (counts[multi] - 1)) / means[multi]
-    k = max(1, int(round(top_fraction * x.size)))
+    k = max(1, round(top_fraction * x.size))
     share = float(np.sort(x)[-k:].sum() / x.sum())
     lx = np.log(x)
     lmeans = np.bincount(inv, lx) / counts

@@ -17,14 +17,14 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 import numpy as np
-
 from schedlab.datasets.report import RowProblem
+
 from schedlab.errors import DataFormatError
 
 if TYPE_CHECKING:
     import pandas as pd
 
-__all__ = ["token_column", "int_column", "number_column", "datetime_ns_column", "Problems"]
+__all__ = ["Problems", "datetime_ns_column", "int_column", "number_column", "token_column"]
 
 Why = Callable[[int], str]
 
@@ -154,7 +154,9 @@ class Problems:
         if not bad.any() and not bad_lines:
             return ~bad
         rows = np.flatnonzero(bad)
-        found = [(int(lines[r]), int(r)) for r in rows] + [(ln, -1 - k) for k, (ln, _) in enumerate(bad_lines)]
+        found = [(int(lines[r]), int(r)) for r in rows] + [
+            (ln, -1 - k) for k, (ln, _) in enumerate(bad_lines)
+        ]
         found.sort()
         want = 1 if not self.skip else max(0, self.max_listed - len(self.listed))
         for line, r in found[:want]:

@@ -33,7 +33,9 @@ def register(subparsers: Any) -> None:
     sh.add_argument("--format", default=None, help="file format (default: inferred)")
     sh.add_argument("--start-s", type=float, default=None, help="keep requests from this time (s)")
     sh.add_argument("--end-s", type=float, default=None, help="keep requests before this time (s)")
-    sh.add_argument("--sort", action="store_true", help="sort by time instead of rejecting disorder")
+    sh.add_argument(
+        "--sort", action="store_true", help="sort by time instead of rejecting disorder"
+    )
     sh.add_argument(
         "--skip-bad", action="store_true", help="skip bad rows (reported) instead of failing"
     )
@@ -89,8 +91,10 @@ def run_show(args: argparse.Namespace) -> int:
         print(json.dumps(summary, indent=2))
         return 0
     rate = summary["mean_rate_per_s"]
-    print(f"{summary['name']}: {summary['rows']:,} requests over {summary['time_span_s']:,.1f} s"
-          + (f" ({rate:.2f} req/s)" if rate else " (all at one time)"))
+    print(
+        f"{summary['name']}: {summary['rows']:,} requests over {summary['time_span_s']:,.1f} s"
+        + (f" ({rate:.2f} req/s)" if rate else " (all at one time)")
+    )
     print(f"  input tokens:  {_fmt_stats(summary['input_tokens'])}")
     print(f"  output tokens: {_fmt_stats(summary['output_tokens'])}")
     if "prefix_block_reuse" in summary:
