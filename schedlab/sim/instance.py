@@ -126,6 +126,7 @@ class InstanceRuntime:
         log: IterationLog | None,
         closed_form: bool,
         max_idle_decisions: int,
+        track_load: bool,
     ) -> None:
         self.i = index
         self.spec = spec
@@ -140,6 +141,7 @@ class InstanceRuntime:
         self.log = log
         self.closed_form = closed_form
         self.max_idle = max_idle_decisions
+        self.track = track_load  # keep the router's per-instance load columns up to date
         self.cap = spec.kv_capacity(cost)
         self.host_cap = int(spec.host_kv_capacity_tokens)
         self.act = _EMPTY
@@ -179,8 +181,9 @@ class InstanceRuntime:
             idx = idx[~(too_big | over_budget)]
         if idx.shape[0]:
             self.act = np.concatenate((self.act, idx)) if self.act.shape[0] else idx
-            self.shared["outstanding"][self.i] += T.outstanding(idx)
-            self.shared["queue_length"][self.i] = self.act.shape[0]
+            if self.track:
+                self.shared["outstanding"][self.i] += T.outstanding(idx)
+                self.shared["queue_length"][self.i] = self.act.shape[0]
 
     def cut_at(self, t: float) -> float | None:
         """Stop a closed-form decode stretch at the first iteration boundary at or after ``t``;
@@ -217,12 +220,11 @@ class InstanceRuntime:
         if not keep.all():
             gone = self.act[~keep]
             self.act = self.act[keep]
-            left = T.pred[gone] - T.generated[gone]
-            self.shared["outstanding"][self.i] -= float(
-                (T.target[gone] - T.prefilled[gone]).sum() + left[left > 0].sum()
-            )
-            self.shared["queue_length"][self.i] = self.act.shape[0]
-        self.shared["kv_used"][self.i] = self.gpu_used
+            if self.track:
+                self.shared["outstanding"][self.i] -= T.outstanding(gone)
+                self.shared["queue_length"][self.i] = self.act.shape[0]
+        if self.track:
+            self.shared["kv_used"][self.i] = self.gpu_used
 
     def _fail(self, message: str) -> ValueError:
         return ValueError(f"Policy {self.policy_name!r} on instance {self.i}: {message}")
@@ -231,21 +233,25 @@ class InstanceRuntime:
     def view(self, now: float) -> QueueView:
         """The read-only :class:`QueueView` of the active requests at ``now``."""
         T, a, spec = self.T, self.act, self.spec
+        ints = T.ints[:, a]
+        ints.flags.writeable = False
+        fl = T.floats[:, a]
+        fl.flags.writeable = False
         return QueueView(
             now_s=now,
             request_id=_ro(a.copy()),
-            arrival_s=_ro(T.arrival[a]),
-            input_tokens=_ro(T.target[a]),
-            output_tokens_pred=_ro(T.pred[a]),
-            prefilled_tokens=_ro(T.prefilled[a]),
-            generated_tokens=_ro(T.generated[a]),
-            kv_tokens=_ro(T.kv[a]),
+            arrival_s=fl[0],
+            input_tokens=ints[0],
+            output_tokens_pred=fl[1],
+            prefilled_tokens=ints[1],
+            generated_tokens=ints[2],
+            kv_tokens=ints[3],
             kv_location=_ro(T.loc[a]),
             running=_ro(T.running[a]),
-            priority=_ro(T.priority[a]),
-            attained_s=_ro(T.attained[a]),
-            last_run_s=_ro(T.last_run[a]),
-            est_prefill_s=_ro(T.est_prefill[a]),
+            priority=ints[4],
+            attained_s=fl[2],
+            last_run_s=fl[3],
+            est_prefill_s=fl[4],
             kv_capacity_tokens=self.cap,
             kv_free_tokens=self.cap - self.gpu_used,
             max_batch_size=spec.max_batch_size,
@@ -369,8 +375,7 @@ class InstanceRuntime:
             if (T.loc[idx] == KV_NONE).any():
                 bad = d.recompute[T.loc[idx] == KV_NONE].tolist()
                 raise self._fail(f"recompute of positions {bad[:10]} that hold no KV.")
-            out = self.shared["outstanding"]
-            out[self.i] -= T.outstanding(idx)
+            before = T.outstanding(idx) if self.track else 0.0
             gpu = T.loc[idx] == KV_GPU
             self.gpu_used -= int(T.kv[idx][gpu].sum())
             self.host_used -= int(T.kv[idx][~gpu].sum())
@@ -380,7 +385,8 @@ class InstanceRuntime:
             T.kv[idx] = 0
             T.loc[idx] = KV_NONE
             T.preemptions[idx] += 1
-            out[self.i] += T.outstanding(idx)
+            if self.track:
+                self.shared["outstanding"][self.i] += T.outstanding(idx) - before
         if d.swap_in.shape[0]:
             idx = act[d.swap_in]
             if (T.loc[idx] != KV_HOST).any():
@@ -487,7 +493,7 @@ class InstanceRuntime:
     def _finish_iteration(self, now: float) -> None:
         T, ridx, c = self.T, self.batch, self.chunks
         self.iterations += 1
-        out_before = T.outstanding(ridx)
+        out_before = T.outstanding(ridx) if self.track else 0.0
         is_pref = c > 0
         T.prefilled[ridx] += c
         T.loc[ridx[is_pref]] = KV_GPU
@@ -501,7 +507,8 @@ class InstanceRuntime:
         T.first_token[first] = np.where(np.isnan(ft), now, ft)
         T.attained[ridx] += now - self.t0
         T.last_run[ridx] = now
-        self.shared["outstanding"][self.i] += T.outstanding(ridx) - out_before
+        if self.track:
+            self.shared["outstanding"][self.i] += T.outstanding(ridx) - out_before
         self._complete(ridx, now)
         if self.log is not None:
             self.log.add(self.i, np.array([self.t0]), np.array([now]), ridx, c, emits)
@@ -510,13 +517,14 @@ class InstanceRuntime:
         T, ridx = self.T, self.batch
         k = self.ends.shape[0]
         self.iterations += k
-        out_before = T.outstanding(ridx)
+        out_before = T.outstanding(ridx) if self.track else 0.0
         T.generated[ridx] += k
         T.kv[ridx] += k
         self.gpu_used += k * ridx.shape[0]
         T.attained[ridx] += now - self.t0
         T.last_run[ridx] = now
-        self.shared["outstanding"][self.i] += T.outstanding(ridx) - out_before
+        if self.track:
+            self.shared["outstanding"][self.i] += T.outstanding(ridx) - out_before
         self._complete(ridx, now)
         if self.log is not None:
             starts = np.concatenate(([self.t0], self.ends[:-1]))

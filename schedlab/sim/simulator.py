@@ -156,7 +156,7 @@ def simulate(
                 index=i, spec=spec, cost=cost, table=T, est_prefill=est_cache[id(cost)],
                 policy=pol, policy_name=pol_name, policy_params=dict(policy_params or {}),
                 shared=shared, reasons=reasons, log=log, closed_form=bool(closed_form),
-                max_idle_decisions=max_idle_decisions,
+                max_idle_decisions=max_idle_decisions, track_load=k > 1,
             )
         )
     route = None

@@ -58,28 +58,41 @@ class RequestTable:
     preemptions: np.ndarray
     swaps: np.ndarray
 
+    #: The int64 columns target, prefilled, generated, kv, priority as rows of one array (so a
+    #: policy's view gathers them in one fancy-indexing call); the named columns are its rows.
+    ints: np.ndarray | None = None
+    #: The float columns arrival, pred, attained, last_run, est_prefill as rows of one array.
+    floats: np.ndarray | None = None
+
     @classmethod
     def empty(
         cls, arrival: np.ndarray, input_tokens: np.ndarray, output: np.ndarray, pred: np.ndarray
     ) -> RequestTable:
         n = arrival.shape[0]
         zi = lambda: np.zeros(n, dtype=np.int64)
+        ints = np.zeros((5, n), dtype=np.int64)
+        ints[0] = input_tokens
+        ints[4] = -1
+        floats = np.zeros((5, n), dtype=np.float64)
+        floats[0] = arrival
+        floats[1] = pred
+        floats[3] = arrival
         return cls(
-            arrival=np.asarray(arrival, dtype=np.float64),
+            arrival=floats[0],
             input=np.asarray(input_tokens, dtype=np.int64),
             output=np.asarray(output, dtype=np.int64),
-            pred=np.asarray(pred, dtype=np.float64),
-            target=np.array(input_tokens, dtype=np.int64),
-            prefilled=zi(),
-            generated=zi(),
+            pred=floats[1],
+            target=ints[0],
+            prefilled=ints[1],
+            generated=ints[2],
             gen_base=zi(),
-            kv=zi(),
+            kv=ints[3],
             loc=np.zeros(n, dtype=np.int8),
             running=np.zeros(n, dtype=bool),
-            priority=np.full(n, -1, dtype=np.int64),
-            attained=np.zeros(n),
-            last_run=np.array(arrival, dtype=np.float64),
-            est_prefill=np.zeros(n),
+            priority=ints[4],
+            attained=floats[2],
+            last_run=floats[3],
+            est_prefill=floats[4],
             instance=np.full(n, -1, dtype=np.int64),
             first_token=np.full(n, np.nan),
             finish=np.full(n, np.nan),
@@ -87,6 +100,8 @@ class RequestTable:
             reject_code=np.full(n, -1, dtype=np.int32),
             preemptions=zi(),
             swaps=zi(),
+            ints=ints,
+            floats=floats,
         )
 
     def outstanding(self, idx: np.ndarray) -> float:

@@ -1,0 +1,62 @@
+"""``schedlab simulate`` from the shell: JSON output, bad input, rescaling."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from schedlab.cli import main
+from schedlab.commands.simulate import rescale_rate
+
+
+def _run(capsys, *argv: str) -> tuple[int, str, str]:
+    code = main(["simulate", *argv])
+    out = capsys.readouterr()
+    return code, out.out, out.err
+
+
+def test_json_summary_on_a_shipped_trace(capsys) -> None:
+    code, out, _ = _run(
+        capsys, "--trace", "azure-conv-2023", "--model", "llama-2-7b", "--gpu", "a100-80gb",
+        "--policy", "fcfs", "--limit", "200", "--rate", "2", "--json",
+    )
+    assert code == 0
+    doc = json.loads(out)
+    assert doc["requests"] == 200 and doc["completed"] + doc["rejected"] == 200
+    assert doc["jct_mean_s"] > 0 and doc["total_wall_s"] >= doc["simulate_wall_s"] > 0
+    assert doc["rate"] == 2.0
+
+
+def test_two_instances_text_output(capsys) -> None:
+    code, out, _ = _run(
+        capsys, "--trace", "azure-conv-2023", "--model", "llama-2-7b", "--gpu", "a100-80gb",
+        "--policy", "fcfs", "--limit", "100", "--instances", "2", "--router", "round-robin",
+    )
+    assert code == 0 and "jct_p99_s" in out and "instances" in out
+
+
+@pytest.mark.parametrize(
+    "extra, message",
+    [
+        (["--rate", "-1"], "'rate'"),
+        (["--limit", "0"], "'limit'"),
+        (["--instances", "0"], "'instances'"),
+        (["--policy", "fcfz"], "fcfs"),
+    ],
+)
+def test_bad_arguments_fail_with_a_message(capsys, extra, message) -> None:
+    argv = ["--trace", "azure-conv-2023", "--model", "llama-2-7b", "--gpu", "a100-80gb",
+            "--policy", "fcfs", "--limit", "10", *extra]
+    code, out, err = _run(capsys, *argv)
+    assert code == 1 and message in err and out == ""
+
+
+def test_rescale_rate_keeps_order_and_hits_the_rate() -> None:
+    a = np.cumsum(np.random.default_rng(0).exponential(0.3, 1000))
+    b = rescale_rate(a, 5.0)
+    assert b[0] == 0 and np.all(np.diff(b) >= 0)
+    assert (len(b) - 1) / b[-1] == pytest.approx(5.0)
+    with pytest.raises(ValueError, match="'rate'"):
+        rescale_rate(a, -1.0)
