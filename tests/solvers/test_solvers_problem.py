@@ -95,7 +95,7 @@ def _log(starts, entries, instance=None):
     return {
         "start_s": np.asarray(starts, dtype=float),
         "end_s": np.asarray(starts, dtype=float) + 1.0,
-        "instance": np.zeros(len(starts), dtype=np.int64) if instance is None else np.asarray(instance),
+        "instance": np.zeros(len(starts), np.int64) if instance is None else np.asarray(instance),
         "offsets": offsets,
         "request": np.array([f[0] for f in flat], dtype=np.int64),
         "prefill_tokens": np.array([f[1] for f in flat], dtype=np.int64),
@@ -107,7 +107,12 @@ def test_from_iteration_log_round_trip():
     p = _problem()
     log = _log(
         [0.0, 1.0, 2.0, 3.0],
-        [[(0, 4, True), (1, 2, True)], [(0, 0, True), (2, 3, True)], [(0, 0, True), (2, 0, True)], []],
+        [
+            [(0, 4, True), (1, 2, True)],
+            [(0, 0, True), (2, 3, True)],
+            [(0, 0, True), (2, 0, True)],
+            [],
+        ],
     )
     s = Schedule.from_iteration_log(log, p.n)
     assert s.slot.tolist() == [0, 0, 1, 1, 2, 2]
@@ -118,13 +123,17 @@ def test_from_iteration_log_round_trip():
     assert r.completion_slot.tolist() == [2, 0, 2]
     assert r.objective == 3 + 1 + 2
     # the same schedule built from runs alone
-    s2 = Schedule.from_runs(n_requests=3, request=s.request, slot=s.slot, input_tokens=p.input_tokens)
+    s2 = Schedule.from_runs(
+        n_requests=3, request=s.request, slot=s.slot, input_tokens=p.input_tokens
+    )
     assert np.array_equal(s2.prefill_tokens, s.prefill_tokens)
     assert s.run_matrix().astype(int).tolist() == [[1, 1, 1], [1, 0, 0], [0, 1, 1]]
 
 
 def test_from_iteration_log_slot_length_and_instance_filter():
-    log = _log([0.0, 0.5, 0.5], [[(0, 4, True)], [(0, 0, True)], [(1, 2, True)]], instance=[0, 0, 1])
+    log = _log(
+        [0.0, 0.5, 0.5], [[(0, 4, True)], [(0, 0, True)], [(1, 2, True)]], instance=[0, 0, 1]
+    )
     with pytest.raises(ValueError, match="pass 'instance'"):
         Schedule.from_iteration_log(log, 2, slot_s=0.5)
     s = Schedule.from_iteration_log(log, 2, slot_s=0.5, instance=0)
