@@ -21,7 +21,12 @@ from schedlab.datasets.formats import FORMATS, match_columns, user_spec
 from schedlab.datasets.jsonl_reader import first_record, iter_jsonl_chunks
 from schedlab.datasets.report import LoadResult, SkippedRowsWarning
 
-from schedlab.errors import DataFormatError, check_nonneg_float, check_positive_int
+from schedlab.errors import (
+    DataFormatError,
+    check_nonneg_float,
+    check_positive_int,
+    unknown_name_error,
+)
 from schedlab.records import Workload
 
 __all__ = ["infer_format", "load", "load_with_report"]
@@ -115,17 +120,14 @@ def load_with_report(
     else:
         path = Path(name_or_path)
         if not path.is_file():
-            if not path.exists() and "/" not in key and "." not in key:
-                raise ValueError(
-                    f"{key!r} is neither a shipped dataset ({', '.join(sorted(SHIPPED))}) nor a file."
-                )
+            if "/" not in key and "." not in key:  # meant as a dataset name, not a path
+                err = unknown_name_error("dataset", key, SHIPPED)
+                raise ValueError(f"{err} No file of that name exists either.")
             raise FileNotFoundError(f"No such data file: {str(path)!r}")
         label = name or path.name.split(".")[0]
         if format is None:
             format = (_kind_of(path) or "csv") if columns is not None else infer_format(path)
     if format not in FORMATS:
-        from schedlab.errors import unknown_name_error
-
         raise unknown_name_error("format", format, FORMATS)
     fmt = FORMATS[format]
     if columns is not None:
