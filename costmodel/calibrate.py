@@ -58,7 +58,7 @@ def predict(profile: Profile, efficiency: Efficiency | None = None,
         if not m.any():
             continue
         ec = eff.compute_efficiency(kind)
-        if kind in ("gemm", "attention"):
+        if kind == "gemm":
             rows = profile.rows[m]
             ec = ec * rows / (rows + eff.rows_half)
         t = np.maximum(profile.flops[m] / (gpu.peak_flops(dtype) * ec),

@@ -87,10 +87,10 @@ class RooflineIterationCost:
     _dec_mem_per_req: float = field(repr=False, compare=False)
     _peak: float = field(repr=False, compare=False)
     _attn_ec: float = field(repr=False, compare=False)
-    _rows_half: float = field(repr=False, compare=False)
     _launch: float = field(repr=False, compare=False)
     _swap_s_per_token: float = field(repr=False, compare=False)
     _swap_latency_s: float = field(repr=False, compare=False)
+    _prefill_coef: tuple = field(repr=False, compare=False)
 
     # ------------------------------------------------------------------------------ building
     @classmethod
@@ -148,6 +148,12 @@ class RooflineIterationCost:
         head = _head_time(spec, acc, tp, dtype, eff, tokens)
         dec_one = ops.attention_decode(spec, 0.0, 1.0, tp)   # per context token
         dec_req = ops.attention_decode(spec, 1.0, 0.0, tp)   # per request
+        one_pair = ops.attention_prefill(spec, 1.0, 0.0, tp)   # c=1, p=0: one (query, key) pair
+        one_cached = ops.attention_prefill(spec, 0.0, 1.0, tp)
+        attn_bw = acc.hbm_bytes_per_s * eff.memory_efficiency("attention")
+        prefill_coef = (float(one_pair.flops) * spec.num_layers,
+                        float(one_pair.bytes) * spec.num_layers / attn_bw,
+                        float(one_cached.bytes) * spec.num_layers / attn_bw)
         host = get_interconnect(acc.host_link)
         per_dev_bw = host.bytes_per_s * eff.link_efficiency("host")
         return cls(
@@ -169,11 +175,11 @@ class RooflineIterationCost:
             / (acc.hbm_bytes_per_s * eff.memory_efficiency("attention")),
             _peak=acc.peak_flops(dtype),
             _attn_ec=eff.compute_efficiency("attention"),
-            _rows_half=eff.rows_half,
             _launch=eff.launch_s(acc) * spec.num_layers,
             # every device moves its own share of the KV over its own host link, in parallel
             _swap_s_per_token=kvb_dev / per_dev_bw,
             _swap_latency_s=host.latency_s,
+            _prefill_coef=prefill_coef,
         )
 
     # ------------------------------------------------------------------------------ pieces
@@ -191,8 +197,7 @@ class RooflineIterationCost:
 
     def _decode_lines(self, batch: int) -> tuple[float, float, float]:
         """Decode attention (all layers) as ``max(a_c * S, a_m * S + c_m)`` for batch ``batch``."""
-        ec = self._attn_ec * batch / (batch + self._rows_half)
-        return (self._dec_flops_per_ctx / (self._peak * ec), self._dec_mem_per_ctx,
+        return (self._dec_flops_per_ctx / (self._peak * self._attn_ec), self._dec_mem_per_ctx,
                 self._dec_mem_per_req * batch)
 
     def _decode_attention_s(self, batch: int, context_sum: float) -> float:
@@ -202,14 +207,15 @@ class RooflineIterationCost:
         return max(a_c * context_sum, a_m * context_sum + c_m) + self._launch
 
     def _prefill_attention_s(self, chunk: np.ndarray, cached: np.ndarray) -> float:
-        op = ops.attention_prefill(self.model, chunk, cached, self.tp)
-        flops, nbytes, rows = float(op.flops.sum()), float(op.bytes.sum()), float(chunk.sum())
+        """One varlen kernel per layer over all chunks. FLOPs are ``f * sum c(p + (c+1)/2)`` and
+        bytes ``b_c * sum c + b_p * sum p`` (:func:`ops.attention_prefill` is linear in those)."""
+        rows = float(chunk.sum())
         if rows == 0:
             return 0.0
-        ec = self._attn_ec * rows / (rows + self._rows_half)
-        layers = self.model.num_layers
-        mem = nbytes / (self.gpu.hbm_bytes_per_s * self.efficiency.memory_efficiency("attention"))
-        return layers * max(flops / (self._peak * ec), mem) + self._launch
+        pairs = float(np.dot(chunk, cached)) + (float(np.dot(chunk, chunk)) + rows) / 2.0
+        f_pair, b_chunk, b_cached = self._prefill_coef
+        return max(f_pair * pairs / (self._peak * self._attn_ec),
+                   b_chunk * rows + b_cached * float(cached.sum())) + self._launch
 
     # ------------------------------------------------------------------------------ protocol
     def iteration_time_s(
@@ -275,8 +281,11 @@ class RooflineIterationCost:
             ssum_n = n * s0 + batch * n * (n - 1) / 2
             ssum_k0 = k0 * s0 + batch * k0 * (k0 - 1) / 2
             return n * fixed + a_m * ssum_k0 + c_m * k0 + a_c * (ssum_n - ssum_k0)
-        n = check_array(n_steps, "n_steps", "decode_steps_time_s", dtype=np.int64,
-                        ndim=np.ndim(n_steps), min_value=0, integer=True).astype(np.float64)
+        n = np.asarray(n_steps)
+        if n.dtype.kind not in "iu" or (n.size and n.min() < 0):
+            n = check_array(n_steps, "n_steps", "decode_steps_time_s", dtype=np.int64,
+                            ndim=n.ndim, min_value=0, integer=True)
+        n = n.astype(np.float64)
         if batch == 0:
             return np.zeros(n.shape)
         fixed, a_c, a_m, c_m, k_mem = self._decode_plan(batch, s0)
@@ -314,11 +323,11 @@ class RooflineIterationCost:
             linear[~inside] = _linear_time(self.model, self.gpu, self.tp, self.dtype,
                                            self.efficiency, flat[~inside].astype(np.float64))
         op = ops.attention_prefill(self.model, flat, 0.0, self.tp)
-        ec = self._attn_ec * flat / (flat + self._rows_half)
         attn_mem = op.bytes / (self.gpu.hbm_bytes_per_s * self.efficiency.memory_efficiency("attention"))
         with np.errstate(divide="ignore", invalid="ignore"):
             attn = np.where(flat > 0, self.model.num_layers
-                            * np.maximum(op.flops / (self._peak * ec), attn_mem) + self._launch, 0.0)
+                            * np.maximum(op.flops / (self._peak * self._attn_ec), attn_mem)
+                            + self._launch, 0.0)
         total = np.where(flat > 0, linear + self._head[1] + attn, 0.0)
         return total.reshape(n.shape)
 

@@ -6,12 +6,13 @@ A kernel takes::
          + max(flops / (peak_flops * eff_c), bytes / (hbm_bytes_per_s * eff_m))
 
 where ``eff_m`` is the memory efficiency of the operator's kernel class and ``eff_c`` its compute
-efficiency, which for GEMMs and attention grows with the token dimension M of the problem::
+efficiency, which for GEMMs grows with the token dimension M of the problem::
 
     eff_c(M) = compute_eff * M / (M + rows_half)
 
 (a tensor-core tile is 64 to 128 rows tall: a GEMM with few rows pays for whole tiles, and the
-last wave of tiles leaves SMs idle). The plain roofline (all efficiencies 1, no launch) is
+last wave of tiles leaves SMs idle). Attention keeps a constant ``eff_c``: its tiles pack query
+heads as well as tokens, and a constant keeps decode cost monotone in the batch. The plain roofline (all efficiencies 1, no launch) is
 1.2x to 1.9x optimistic on GEMMs and more than 10x on small kernels, whose time is launch and
 latency; see :class:`Efficiency` for the defaults and where they come from.
 
@@ -200,7 +201,7 @@ def _check_kind(kind: str) -> None:
 
 def _compute_eff(kind: str, rows: Any, efficiency: Efficiency) -> Any:
     ec = efficiency.compute_efficiency(kind)
-    if kind in ("gemm", "attention"):
+    if kind == "gemm":
         rows = np.asarray(rows, dtype=np.float64)
         return ec * rows / (rows + efficiency.rows_half)
     return ec
