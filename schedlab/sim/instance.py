@@ -38,6 +38,8 @@ __all__ = ["InstanceRuntime", "IterationLog"]
 
 _EMPTY = np.zeros(0, dtype=np.int64)
 _RUN_NONE, _RUN_ITER, _RUN_DECODE, _RUN_MOVES = 0, 1, 2, 3
+_STEPS = np.arange(1, 4097, dtype=np.int64)  # step counts 1..4096 (sliced, never written)
+_STEPS.flags.writeable = False
 
 
 def _ro(a: np.ndarray) -> np.ndarray:
@@ -154,6 +156,7 @@ class InstanceRuntime:
         self.t0 = 0.0
         self.t_end = math.inf
         self.ends = np.zeros(0)
+        self.left0 = _EMPTY
         self.decide_at = math.inf
         self.busy_s = 0.0
         self.iterations = 0
@@ -261,14 +264,6 @@ class InstanceRuntime:
             host_kv_free_tokens=self.host_cap - self.host_used,
         )
 
-    def _positions(self, pos: np.ndarray, n: int, name: str) -> None:
-        if pos.ndim != 1:
-            raise self._fail(f"BatchDecision.{name} must be 1-D positions. Got shape {pos.shape}.")
-        if pos.shape[0] and (pos.min() < 0 or pos.max() >= n):
-            raise self._fail(
-                f"BatchDecision.{name} holds positions outside [0, {n}): {pos.tolist()[:10]}."
-            )
-
     def decide(self, now: float) -> float | None:
         """Ask the policy, apply its decision and start a run; returns the time of this
         instance's next event (run end or wake-up) or None when it idles until an arrival."""
@@ -290,23 +285,11 @@ class InstanceRuntime:
         if d.attained_s is not None:
             T.attained[act] = self._column(d.attained_s, n, "attained_s", np.float64)
         run = d.run
-        self._positions(run, n, "run")
-        moves = (d.swap_out, d.recompute, d.swap_in, d.reject)
-        allpos = run
-        if any(p.shape[0] for p in moves):
-            for name, p in zip(("swap_out", "recompute", "swap_in", "reject"), moves):
-                self._positions(p, n, name)
-            allpos = np.concatenate((run, *moves))
-        if allpos.shape[0] > 1 and np.bincount(allpos).max() > 1:
-            raise self._fail(
-                "a position appears twice among run, swap_out, recompute, swap_in and reject: "
-                f"run={run.tolist()[:10]}, swap_out={d.swap_out.tolist()[:10]}, "
-                f"recompute={d.recompute.tolist()[:10]}, swap_in={d.swap_in.tolist()[:10]}, "
-                f"reject={d.reject.tolist()[:10]}."
-            )
-        move_s = 0.0
-        if allpos is not run:
-            move_s = self._apply_moves(d, now)
+        has_moves = bool(
+            d.swap_out.shape[0] or d.recompute.shape[0] or d.swap_in.shape[0] or d.reject.shape[0]
+        )
+        self._check_positions(d, n, has_moves)
+        move_s = self._apply_moves(d, now) if has_moves else 0.0
         reconsider = float(d.reconsider_at_s)
         if run.shape[0] == 0:
             self._drop_finished()
@@ -320,15 +303,46 @@ class InstanceRuntime:
             return self.decide_at
         self.idle_decisions = 0
         ridx = act[run]
-        host = T.loc[ridx] == KV_HOST
-        if host.any():
-            hidx = ridx[host]
-            tok = int(T.kv[hidx].sum())
-            move_s += float(self.cost.swap_time_s(tok))
-            self.gpu_used += tok
-            self.host_used -= tok
-            T.loc[hidx] = KV_GPU
+        if self.host_used:
+            host = T.loc[ridx] == KV_HOST
+            if np.count_nonzero(host):
+                hidx = ridx[host]
+                tok = int(T.kv[hidx].sum())
+                move_s += float(self.cost.swap_time_s(tok))
+                self.gpu_used += tok
+                self.host_used -= tok
+                T.loc[hidx] = KV_GPU
+        if has_moves:
+            self._drop_finished()
         return self._start(now, d, ridx, move_s, reconsider)
+
+    def _check_positions(self, d: BatchDecision, n: int, has_moves: bool) -> None:
+        names = ("run", "swap_out", "recompute", "swap_in", "reject")
+        parts = (d.run, d.swap_out, d.recompute, d.swap_in, d.reject) if has_moves else (d.run,)
+        for name, p in zip(names, parts):
+            if p.ndim != 1:
+                raise self._fail(f"BatchDecision.{name} must be 1-D positions. Got shape {p.shape}.")
+        allpos = np.concatenate(parts) if has_moves else d.run
+        if not allpos.shape[0]:
+            return
+        if np.minimum.reduce(allpos) < 0:
+            cnt = np.zeros(n + 1, dtype=np.int64)
+        else:
+            cnt = np.bincount(allpos)
+        if cnt.shape[0] > n:
+            for name, p in zip(names, parts):
+                bad = p[(p < 0) | (p >= n)]
+                if bad.shape[0]:
+                    raise self._fail(
+                        f"BatchDecision.{name} holds positions outside [0, {n}): {bad.tolist()[:10]}."
+                    )
+        if allpos.shape[0] > 1 and np.maximum.reduce(cnt) > 1:
+            raise self._fail(
+                "a position appears twice among run, swap_out, recompute, swap_in and reject: "
+                f"run={d.run.tolist()[:10]}, swap_out={d.swap_out.tolist()[:10]}, "
+                f"recompute={d.recompute.tolist()[:10]}, swap_in={d.swap_in.tolist()[:10]}, "
+                f"reject={d.reject.tolist()[:10]}."
+            )
 
     def _column(self, values: Any, n: int, name: str, dtype: Any) -> np.ndarray:
         a = np.asarray(values, dtype=dtype)
@@ -412,7 +426,8 @@ class InstanceRuntime:
         b = ridx.shape[0]
         if b > spec.max_batch_size:
             raise self._fail(f"runs {b} requests, over max_batch_size={spec.max_batch_size}.")
-        rem = T.target[ridx] - T.prefilled[ridx]
+        g = T.ints[:, ridx]  # rows: target, prefilled, generated, kv, priority, left
+        rem = g[0] - g[1]
         is_pref = rem > 0
         n_pref = int(np.count_nonzero(is_pref))
         n_dec = b - n_pref
@@ -423,10 +438,11 @@ class InstanceRuntime:
                 raise self._fail(f"runs {b} tokens, over max_batch_tokens={spec.max_batch_tokens}.")
             if self.gpu_used + b > self.cap:
                 raise self._kv_error(b)
-            return self._start_decode(now, ridx, reconsider)
+            return self._start_decode(now, b, g, reconsider)
         if d.prefill_chunk is None:
             c = np.minimum(rem, spec.chunk_tokens) if spec.chunk_tokens else rem
-            c = np.where(is_pref, c, 0)
+            if n_dec:
+                c = np.where(is_pref, c, 0)
         else:
             c = np.asarray(d.prefill_chunk, dtype=np.int64)
             if c.shape != (b,):
@@ -439,7 +455,7 @@ class InstanceRuntime:
                     f"prefill_chunk {c[bad].tolist()[:5]} outside [1, remaining prompt "
                     f"{limit[bad].tolist()[:5]}] (whole prompts when chunk_tokens=0)."
                 )
-        tokens = int(c.sum()) + n_dec
+        tokens = int(np.add.reduce(c)) + n_dec
         if tokens > spec.max_batch_tokens:
             raise self._fail(
                 f"runs {tokens} tokens, over max_batch_tokens={spec.max_batch_tokens}."
@@ -448,12 +464,14 @@ class InstanceRuntime:
         added = tokens + int(np.count_nonzero(done_pref))
         if self.gpu_used + added > self.cap:
             raise self._kv_error(added)
-        kv = T.kv[ridx]
-        dur = float(
-            self.cost.iteration_time_s(c[is_pref], T.prefilled[ridx][is_pref], n_dec, int(kv[~is_pref].sum()))
-        )
+        if n_dec:
+            dur = self.cost.iteration_time_s(
+                c[is_pref], g[1][is_pref], n_dec, int(np.add.reduce(g[3][~is_pref]))
+            )
+        else:
+            dur = self.cost.iteration_time_s(c, g[1], 0, 0)
         self.kind, self.chunks, self.t0 = _RUN_ITER, c, now
-        self.t_end = now + dur + move_s
+        self.t_end = now + float(dur) + move_s
         return self.t_end
 
     def _kv_error(self, added: int) -> ValueError:
@@ -462,21 +480,18 @@ class InstanceRuntime:
             f"capacity of {self.cap} tokens (preempt by swap_out or recompute, or run fewer)."
         )
 
-    def _start_decode(self, now: float, ridx: np.ndarray, reconsider: float) -> float:
-        T = self.T
-        b = ridx.shape[0]
-        k = int((T.output[ridx] - T.generated[ridx]).min())
+    def _start_decode(self, now: float, b: int, g: np.ndarray, reconsider: float) -> float:
+        k = int(np.minimum.reduce(g[5]))
         k = min(k, (self.cap - self.gpu_used) // b)
         if not self.closed_form:
             k = 1
-        ctx = int(T.kv[ridx].sum())
-        ends = now + np.asarray(
-            self.cost.decode_steps_time_s(b, ctx, np.arange(1, k + 1, dtype=np.int64)),
-            dtype=np.float64,
-        )
+        ctx = int(np.add.reduce(g[3]))
+        steps = _STEPS[:k] if k < _STEPS.shape[0] else np.arange(1, k + 1, dtype=np.int64)
+        ends = np.asarray(self.cost.decode_steps_time_s(b, ctx, steps), dtype=np.float64) + now
         if k > 1 and reconsider < ends[-1]:
             ends = ends[: int(np.searchsorted(ends, reconsider, side="left")) + 1]
         self.kind, self.ends, self.t0 = _RUN_DECODE, ends, now
+        self.left0 = g[5]
         self.t_end = float(ends[-1])
         return self.t_end
 
@@ -488,7 +503,8 @@ class InstanceRuntime:
         elif kind == _RUN_DECODE:
             self._finish_decode(now)
         self.busy_s += now - self.t0
-        self._drop_finished()
+        if self.track:
+            self.shared["kv_used"][self.i] = self.gpu_used
 
     def _finish_iteration(self, now: float) -> None:
         T, ridx, c = self.T, self.batch, self.chunks
@@ -500,8 +516,9 @@ class InstanceRuntime:
         done_pref = is_pref & (T.prefilled[ridx] >= T.target[ridx])
         emits = done_pref | ~is_pref
         T.generated[ridx] += emits
+        T.left[ridx] -= emits
         T.kv[ridx] += c + emits
-        self.gpu_used += int(c.sum()) + int(np.count_nonzero(emits))
+        self.gpu_used += int(np.add.reduce(c)) + int(np.count_nonzero(emits))
         first = ridx[done_pref]
         ft = T.first_token[first]
         T.first_token[first] = np.where(np.isnan(ft), now, ft)
@@ -509,7 +526,7 @@ class InstanceRuntime:
         T.last_run[ridx] = now
         if self.track:
             self.shared["outstanding"][self.i] += T.outstanding(ridx) - out_before
-        self._complete(ridx, now)
+        self._complete(ridx, T.left[ridx] == 0, now)
         if self.log is not None:
             self.log.add(self.i, np.array([self.t0]), np.array([now]), ridx, c, emits)
 
@@ -519,13 +536,14 @@ class InstanceRuntime:
         self.iterations += k
         out_before = T.outstanding(ridx) if self.track else 0.0
         T.generated[ridx] += k
+        T.left[ridx] -= k
         T.kv[ridx] += k
         self.gpu_used += k * ridx.shape[0]
         T.attained[ridx] += now - self.t0
         T.last_run[ridx] = now
         if self.track:
             self.shared["outstanding"][self.i] += T.outstanding(ridx) - out_before
-        self._complete(ridx, now)
+        self._complete(ridx, self.left0 == k, now)
         if self.log is not None:
             starts = np.concatenate(([self.t0], self.ends[:-1]))
             b = ridx.shape[0]
@@ -533,13 +551,14 @@ class InstanceRuntime:
                 self.i, starts, self.ends.copy(), ridx, np.zeros(b, np.int64), np.ones(b, bool)
             )
 
-    def _complete(self, ridx: np.ndarray, now: float) -> None:
+    def _complete(self, ridx: np.ndarray, done: np.ndarray, now: float) -> None:
+        if not np.count_nonzero(done):
+            return
         T = self.T
-        done = T.generated[ridx] >= T.output[ridx]
-        if done.any():
-            fin = ridx[done]
-            self.gpu_used -= int(T.kv[fin].sum())
-            T.status[fin] = COMPLETED
-            T.finish[fin] = now
-            T.kv[fin] = 0
-            T.loc[fin] = KV_NONE
+        fin = ridx[done]
+        self.gpu_used -= int(np.add.reduce(T.kv[fin]))
+        T.status[fin] = COMPLETED
+        T.finish[fin] = now
+        T.kv[fin] = 0
+        T.loc[fin] = KV_NONE
+        self._drop_finished()

@@ -8,6 +8,7 @@ Token accounting (the invariant the engine keeps and the tests check):
 - ``generated``: output tokens produced; the last prefill chunk produces one, each decode one.
 - ``gen_base``: ``generated`` at the last recomputation (those tokens are part of ``target``).
 - ``kv = prefilled + generated - gen_base`` tokens of KV, on the device or the host (``loc``).
+- ``left = output - generated``: true output tokens still to produce (0 means completed).
 
 Extension point: a distributed prefix cache (Mooncake) starts ``prefilled`` at the cached prefix;
 requests spanning instances (LoongServe) would hold KV on several instances, which would become a
@@ -57,8 +58,9 @@ class RequestTable:
     reject_code: np.ndarray
     preemptions: np.ndarray
     swaps: np.ndarray
+    left: np.ndarray
 
-    #: The int64 columns target, prefilled, generated, kv, priority as rows of one array (so a
+    #: The int64 columns target, prefilled, generated, kv, priority, left as rows of one array (so a
     #: policy's view gathers them in one fancy-indexing call); the named columns are its rows.
     ints: np.ndarray | None = None
     #: The float columns arrival, pred, attained, last_run, est_prefill as rows of one array.
@@ -70,9 +72,10 @@ class RequestTable:
     ) -> RequestTable:
         n = arrival.shape[0]
         zi = lambda: np.zeros(n, dtype=np.int64)
-        ints = np.zeros((5, n), dtype=np.int64)
+        ints = np.zeros((6, n), dtype=np.int64)
         ints[0] = input_tokens
         ints[4] = -1
+        ints[5] = output
         floats = np.zeros((5, n), dtype=np.float64)
         floats[0] = arrival
         floats[1] = pred
@@ -100,6 +103,7 @@ class RequestTable:
             reject_code=np.full(n, -1, dtype=np.int32),
             preemptions=zi(),
             swaps=zi(),
+            left=ints[5],
             ints=ints,
             floats=floats,
         )
