@@ -1,0 +1,121 @@
+"""`schedlab reproduce`, the seed registry and the FastServe seed, end to end at smoke-test sizes."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from schedlab.cli import main
+from schedlab.seeds import fastserve
+from schedlab.seeds.contract import CLAIM_KEYS, REPORT_KEYS, SeedReport
+from schedlab.seeds.registry import get_seed, run_seed, seed_names
+
+
+def _json(capsys, argv):
+    assert main(argv) == 0
+    out = capsys.readouterr().out
+    return json.loads(out)  # exactly one JSON document on stdout
+
+
+def _check_report(doc):
+    assert list(doc) == list(REPORT_KEYS)
+    assert [c["name"] for c in doc["claims"]] == [c.name for c in get_seed(doc["paper"]).CLAIMS]
+    for c in doc["claims"]:
+        assert list(c) == list(CLAIM_KEYS)
+        assert isinstance(c["measured_value"], float), c
+        assert np.isfinite(c["measured_value"])
+        assert isinstance(c["holds"], bool) and c["note"]
+    assert doc["wall_s"] > 0
+
+
+def test_reproduce_fastserve_quick_json(capsys):
+    doc = _json(capsys, ["reproduce", "fastserve", "--quick", "--json", "--no-plot"])
+    _check_report(doc)
+    setup = doc["setup"]
+    assert setup["model"] == "opt-13b" and setup["gpu"] == "a100-80gb"
+    assert setup["dataset"] == "azure-conv-2023" and setup["quick"] is True
+    assert setup["policies"] == list(fastserve.POLICIES)
+    assert set(setup["sweep"]) == set(fastserve.POLICIES)
+    assert setup["policy_params"]["skip-join-mlfq"]["base_quantum_s"] == 0.010
+    assert setup["plots"] == []
+    # rates are fractions of the measured saturation throughput, increasing
+    rates = np.array(setup["rates_per_s"])
+    assert np.all(np.diff(rates) > 0)
+    assert np.allclose(rates, setup["saturation_rps"] * np.array(setup["loads"]), rtol=1e-3)
+
+
+def test_reproduce_all_json_and_no_argument_mean_all(capsys):
+    doc = _json(capsys, ["reproduce", "--all", "--quick", "--json", "--no-plot"])
+    assert list(doc) == ["seeds", "wall_s"]
+    assert [s["paper"] for s in doc["seeds"]] == seed_names()
+    for s in doc["seeds"]:
+        _check_report(s)
+    again = _json(capsys, ["reproduce", "--quick", "--json", "--no-plot"])
+    assert [s["claims"] for s in again["seeds"]] == [s["claims"] for s in doc["seeds"]]
+
+
+def test_reproduce_text_table_and_plot(capsys, tmp_path):
+    assert main(["reproduce", "fastserve", "--quick", "--plot-dir", str(tmp_path)]) == 0
+    out = capsys.readouterr().out
+    for claim in fastserve.CLAIMS:
+        assert claim.name in out
+    assert "paper value" in out and "measured" in out and "5.10x" in out
+    png = tmp_path / "fastserve_jct_vs_rate.png"
+    assert png.is_file() and png.read_bytes()[:4] == b"\x89PNG"
+    assert str(png) in out
+
+
+def test_unknown_paper_is_an_error_listing_known_ones(capsys):
+    assert main(["reproduce", "fastsrve", "--json"]) == 1
+    captured = capsys.readouterr()
+    assert captured.out == ""
+    assert "Unknown seed paper 'fastsrve'" in captured.err and "'fastserve'" in captured.err
+    with pytest.raises(ValueError, match="Known: 'fastserve'"):
+        get_seed("orca")
+
+
+def test_papers_and_all_together_is_an_error(capsys):
+    assert main(["reproduce", "fastserve", "--all", "--quick"]) == 1
+    assert "either PAPER names or --all" in capsys.readouterr().err
+
+
+def test_same_seed_same_measurements_other_seed_other_workload():
+    a = fastserve.run(quick=True, seed=3)
+    b = fastserve.run(quick=True, seed=3)
+    c = fastserve.run(quick=True, seed=4)
+    assert [r.measured_value for r in a.claims] == [r.measured_value for r in b.claims]
+    assert a.setup["sweep"] == b.setup["sweep"]
+    assert a.setup["sweep"] != c.setup["sweep"]
+
+
+def test_run_seed_refuses_a_report_that_drops_a_declared_claim(monkeypatch):
+    real = fastserve.run
+
+    def dropping(**kw):
+        rep = real(**kw)
+        return SeedReport(paper=rep.paper, claims=rep.claims[:-1], setup=rep.setup,
+                          wall_s=rep.wall_s)
+
+    monkeypatch.setattr(fastserve, "run", dropping)
+    with pytest.raises(ValueError, match="every declared claim must be measured"):
+        run_seed("fastserve", quick=True)
+
+
+def test_sustainable_rate_interpolates_the_first_crossing():
+    rates = np.array([1.0, 2.0, 4.0])
+    lat = np.array([0.01, 0.04, 0.16])
+    assert fastserve.sustainable_rate(rates, lat, 0.02) == pytest.approx(1.5)  # log midpoint
+    assert fastserve.sustainable_rate(rates, lat, 0.04) == 2.0
+    assert fastserve.sustainable_rate(rates, lat, 1.0) == 4.0  # met everywhere: highest rate
+    assert fastserve.sustainable_rate(rates, lat, 0.001) == 1.0  # met nowhere: lowest rate
+    # the first crossing counts, even if latency dips again later
+    assert fastserve.sustainable_rate(rates, np.array([0.01, 0.1, 0.02]), 0.05) < 2.0
+
+
+@pytest.mark.slow
+def test_full_fastserve_reproduction_runs_in_under_two_minutes(capsys):
+    doc = _json(capsys, ["reproduce", "fastserve", "--json", "--no-plot"])
+    _check_report(doc)
+    assert doc["setup"]["quick"] is False and doc["wall_s"] < 120
