@@ -58,20 +58,30 @@ def first_record(path: str | Path) -> dict:
 
 def _blocks(values: list, lines_n: int):
     """CSR of list values, with a bad mask for rows that are not lists of ints >= 0."""
-    counts = np.zeros(lines_n, dtype=np.int64)
-    bad = np.zeros(lines_n, dtype=bool)
-    reasons: dict[int, str] = {}
-    flat: list[int] = []
-    for r, v in enumerate(values):
+    is_list = np.fromiter((type(v) is list for v in values), dtype=bool, count=lines_n)
+    counts = np.fromiter((len(v) if type(v) is list else 0 for v in values), np.int64, lines_n)
+    flat = [x for v in values if type(v) is list for x in v]
+    try:  # fast path: every element a plain int (bools and floats are caught below)
+        ids = np.array(flat, dtype=np.int64) if flat else np.zeros(0, dtype=np.int64)
+        elements_ok = set(map(type, flat)) <= {int} and not (ids < 0).any()
+    except (TypeError, ValueError, OverflowError):
+        elements_ok = False
+    bad = ~is_list
+    if not elements_ok:  # find the rows at fault, one by one (rare)
+        for r, v in enumerate(values):
+            if type(v) is list and not all(type(x) is int and x >= 0 for x in v):
+                bad[r] = True
+        counts = np.where(bad, 0, counts)
+        flat = [x for v, b in zip(values, bad) if not b for x in v]
+        ids = np.array(flat, dtype=np.int64) if flat else np.zeros(0, dtype=np.int64)
+
+    def why(i: int) -> str:
+        v = values[i]
         if v is _MISSING or v is None:
-            bad[r], reasons[r] = True, "missing value"
-        elif not isinstance(v, list) or not all(type(x) is int and x >= 0 for x in v):
-            bad[r], reasons[r] = True, f"must be a list of non-negative integers; got {str(v)[:60]}"
-        else:
-            counts[r] = len(v)
-            flat.extend(v)
-    ids = np.fromiter(flat, dtype=np.int64, count=len(flat))
-    return ids, counts, bad, lambda i: reasons[i]
+            return "missing value"
+        return f"must be a list of non-negative integers; got {str(v)[:60]}"
+
+    return ids, counts, bad, why
 
 
 def iter_jsonl_chunks(
@@ -133,6 +143,6 @@ def iter_jsonl_chunks(
 
 def _dtype(values: list) -> str | None:
     """int64 when every value is a plain int (fast path), else object (checked later)."""
-    if all(type(v) is int for v in values):
+    if set(map(type, values)) <= {int}:
         return "int64"
     return "object"
