@@ -23,21 +23,19 @@ def vidur_workload(n: int = 10_000, rate: float = 4.0, seed: int = 0) -> Workloa
 
 
 def minimal_fcfs(view: QueueView, /) -> BatchDecision:
-    """Arrival order, admit a prefix whose prompts+outputs (reserved whole) fit the free KV,
-    batch size and token budget; no preemption. About the cheapest sensible policy."""
+    """Arrival order, admit the longest prefix whose remaining footprints (prompt plus predicted
+    output, minus KV held) fit the free KV, the batch size and the token budget; no preemption
+    (with oracle predictions nothing is ever preempted). About the cheapest sensible policy."""
     n = view.n
-    started = view.kv_tokens > 0
     rem = view.input_tokens - view.prefilled_tokens
     step = np.where(rem > 0, rem, 1)
-    need = np.where(started, view.input_tokens + view.output_tokens_pred - view.kv_tokens,
-                    view.input_tokens + view.output_tokens_pred)
+    # KV each request still needs to finish (its predicted footprint minus what it holds)
+    need = view.input_tokens + view.output_tokens_pred - view.kv_tokens
     order = np.argsort(view.arrival_s, kind="stable")
-    reserve = np.cumsum(np.where(started[order], 0, need[order]))
-    held = float(need[started].sum())
     ok = (
         (np.arange(1, n + 1) <= view.max_batch_size)
         & (np.cumsum(step[order]) <= view.max_batch_tokens)
-        & (reserve + held - float(np.where(started, need, 0).sum()) <= view.kv_free_tokens)
+        & (np.cumsum(need[order]) <= view.kv_free_tokens)
     )
     k = n if ok.all() else int(np.argmin(ok))
     return BatchDecision(run=order[:k])

@@ -37,9 +37,12 @@ from schedlab.sim.state import COMPLETED, REJECTED, RequestTable
 __all__ = ["InstanceRuntime", "IterationLog"]
 
 _EMPTY = np.zeros(0, dtype=np.int64)
+_EMPTY.flags.writeable = False
 _RUN_NONE, _RUN_ITER, _RUN_DECODE, _RUN_MOVES = 0, 1, 2, 3
 _STEPS = np.arange(1, 4097, dtype=np.int64)  # step counts 1..4096 (sliced, never written)
 _STEPS.flags.writeable = False
+#: Decode steps costed at first for a stretch (most stretches end early, at an arrival).
+_HORIZON = 16
 
 
 def _ro(a: np.ndarray) -> np.ndarray:
@@ -157,6 +160,11 @@ class InstanceRuntime:
         self.t_end = math.inf
         self.ends = np.zeros(0)
         self.left0 = _EMPTY
+        self.more = False
+        self.dec_left = 0
+        self.dec_steps = 0
+        self.horizon = _HORIZON
+        self.reconsider = math.inf
         self.decide_at = math.inf
         self.busy_s = 0.0
         self.iterations = 0
@@ -183,16 +191,18 @@ class InstanceRuntime:
             self._reject(idx[over_budget & ~too_big], "prompt_exceeds_batch_token_budget", now)
             idx = idx[~(too_big | over_budget)]
         if idx.shape[0]:
-            self.act = np.concatenate((self.act, idx)) if self.act.shape[0] else idx
+            self.act = _ro(np.concatenate((self.act, idx)) if self.act.shape[0] else idx.copy())
             if self.track:
                 self.shared["outstanding"][self.i] += T.outstanding(idx)
                 self.shared["queue_length"][self.i] = self.act.shape[0]
 
     def cut_at(self, t: float) -> float | None:
-        """Stop a closed-form decode stretch at the first iteration boundary at or after ``t``;
-        returns the new end time (the caller schedules it) or None when nothing changes."""
-        if self.kind != _RUN_DECODE or self.ends.shape[0] <= 1:
+        """An arrival at ``t``: a closed-form decode stretch stops at the first iteration
+        boundary at or after ``t`` (and the policy decides there); returns the new end time
+        (the caller schedules it) or None when the run's end does not move."""
+        if self.kind != _RUN_DECODE:
             return None
+        self.more = False
         k = int(np.searchsorted(self.ends, t, side="left")) + 1
         if k >= self.ends.shape[0]:
             return None
@@ -222,7 +232,7 @@ class InstanceRuntime:
         keep = T.status[self.act] == 0
         if not keep.all():
             gone = self.act[~keep]
-            self.act = self.act[keep]
+            self.act = _ro(self.act[keep])
             if self.track:
                 self.shared["outstanding"][self.i] -= T.outstanding(gone)
                 self.shared["queue_length"][self.i] = self.act.shape[0]
@@ -242,7 +252,7 @@ class InstanceRuntime:
         fl.flags.writeable = False
         return QueueView(
             now_s=now,
-            request_id=_ro(a.copy()),
+            request_id=a,  # never written in place: admit and drop build new arrays
             arrival_s=fl[0],
             input_tokens=ints[0],
             output_tokens_pred=fl[1],
@@ -483,17 +493,40 @@ class InstanceRuntime:
     def _start_decode(self, now: float, b: int, g: np.ndarray, reconsider: float) -> float:
         k = int(np.minimum.reduce(g[5]))
         k = min(k, (self.cap - self.gpu_used) // b)
-        if not self.closed_form:
-            k = 1
-        ctx = int(np.add.reduce(g[3]))
-        steps = _STEPS[:k] if k < _STEPS.shape[0] else np.arange(1, k + 1, dtype=np.int64)
-        ends = np.asarray(self.cost.decode_steps_time_s(b, ctx, steps), dtype=np.float64) + now
-        if k > 1 and reconsider < ends[-1]:
-            ends = ends[: int(np.searchsorted(ends, reconsider, side="left")) + 1]
-        self.kind, self.ends, self.t0 = _RUN_DECODE, ends, now
+        self.dec_left = 1 if not self.closed_form else k
+        self.dec_steps = 0
         self.left0 = g[5]
+        self.reconsider = reconsider
+        self.horizon = _HORIZON
+        return self._plan_decode(now, int(np.add.reduce(g[3])))
+
+    def _plan_decode(self, now: float, ctx: int) -> float:
+        """Cost the next ``min(steps allowed, horizon)`` decode steps of the batch in closed
+        form. A stretch longer than the horizon continues without a decision (see
+        :meth:`advance`); the horizon grows 4x each time, so a stretch of N steps costs
+        O(log N) calls, and a stretch cut short by an arrival costs few step times."""
+        b = self.batch.shape[0]
+        m = min(self.dec_left, self.horizon)
+        steps = _STEPS[:m] if m <= _STEPS.shape[0] else np.arange(1, m + 1, dtype=np.int64)
+        ends = np.asarray(self.cost.decode_steps_time_s(b, ctx, steps), dtype=np.float64) + now
+        self.more = m < self.dec_left
+        if self.reconsider < ends[-1] and m > 1:
+            ends = ends[: int(np.searchsorted(ends, self.reconsider, side="left")) + 1]
+            self.more = False
+        self.kind, self.ends, self.t0 = _RUN_DECODE, ends, now
         self.t_end = float(ends[-1])
         return self.t_end
+
+    def advance(self, now: float) -> float | None:
+        """End the run at ``now``: apply it, then continue an unchanged decode stretch past its
+        costing horizon, or ask the policy. Returns the time of the next event, as
+        :meth:`decide`."""
+        more = self.kind == _RUN_DECODE and self.more
+        self.finish(now)
+        if more:
+            self.horizon *= 4
+            return self._plan_decode(now, int(np.add.reduce(self.T.kv[self.batch])))
+        return self.decide(now)
 
     def finish(self, now: float) -> None:
         """Apply the effects of the run ending at ``now``."""
@@ -534,6 +567,8 @@ class InstanceRuntime:
         T, ridx = self.T, self.batch
         k = self.ends.shape[0]
         self.iterations += k
+        self.dec_left -= k
+        self.dec_steps += k
         out_before = T.outstanding(ridx) if self.track else 0.0
         T.generated[ridx] += k
         T.left[ridx] -= k
@@ -543,7 +578,7 @@ class InstanceRuntime:
         T.last_run[ridx] = now
         if self.track:
             self.shared["outstanding"][self.i] += T.outstanding(ridx) - out_before
-        self._complete(ridx, self.left0 == k, now)
+        self._complete(ridx, self.left0 == self.dec_steps, now)
         if self.log is not None:
             starts = np.concatenate(([self.t0], self.ends[:-1]))
             b = ridx.shape[0]

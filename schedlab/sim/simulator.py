@@ -243,9 +243,7 @@ def _run(
         inst = insts[i]
         if token != inst.token:
             continue
-        if inst.busy:
-            inst.finish(t)
-        nxt = inst.decide(t)
+        nxt = inst.advance(t) if inst.busy else inst.decide(t)
         if nxt is not None:
             inst.token += 1
             q.push(nxt, PRIORITY_RUN_END if inst.busy else PRIORITY_DECIDE, target=i, token=inst.token)

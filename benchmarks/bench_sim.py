@@ -1,0 +1,138 @@
+"""Simulator speed against the issue's targets (run by hand; prints one JSON line per part).
+
+    python benchmarks/bench_sim.py azure      # whole `schedlab simulate` process, Azure conv 2023
+    python benchmarks/bench_sim.py vidur      # 10,000 requests, Llama-2-7B on one A100
+    python benchmarks/bench_sim.py million --n 1000000 --instances 64
+
+Targets (issue 4): the Azure 2023 conversation trace (19,366 requests) on one instance in under
+2 s for the whole process; 1,000,000 synthetic requests on 64 instances in under 2 minutes with
+memory proportional to requests; the 10,000-request Vidur workload at least 20x faster than
+Vidur's ~1.6 ms per request (22.5 s; Vidur's published figure quoted by the issue, Vidur itself is
+not installed here). Baselines measured in the same run: the same simulation stepping every
+decode iteration (``closed_form=False``), and the simulator with the cheapest sensible policy
+(:func:`bench_sim_common.minimal_fcfs`) to separate engine time from policy time.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import resource
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from bench_sim_common import minimal_fcfs, vidur_workload
+
+VIDUR_S_PER_REQUEST = 22.5 / 10_000  # issue 4: Vidur, 10,000 requests in 22.5 s
+
+
+def _policies() -> list[str]:
+    from schedlab.policies import REGISTRY
+
+    return [p for p in ("fcfs", "vllm") if p in REGISTRY]
+
+
+def bench_azure(policy: str) -> dict:
+    exe = Path(sys.executable).with_name("schedlab")
+    cmd = [str(exe), "simulate", "--trace", "azure-conv-2023", "--model", "llama-2-7b",
+           "--gpu", "a100-80gb", "--policy", policy, "--json"]
+    t0 = time.perf_counter()
+    out = subprocess.run(cmd, check=True, capture_output=True, text=True).stdout
+    wall = time.perf_counter() - t0
+    doc = json.loads(out)
+    return {
+        "part": "azure", "policy": policy, "requests": doc["requests"],
+        "completed": doc["completed"], "decisions": doc["decisions"],
+        "iterations": doc["iterations"], "process_wall_s": round(wall, 3),
+        "simulate_wall_s": round(doc["simulate_wall_s"], 3), "target_s": 2.0,
+        "meets_target": wall < 2.0,
+    }
+
+
+def _timed(w, spec, policy, **kw) -> tuple[float, float, object]:
+    from schedlab.sim import simulate
+
+    c0, t0 = time.process_time(), time.perf_counter()
+    res = simulate(w, spec, policy, **kw)
+    return time.perf_counter() - t0, time.process_time() - c0, res
+
+
+def bench_vidur(n: int) -> list[dict]:
+    from schedlab.costmodel import iteration_cost
+
+    from schedlab.sim import InstanceSpec
+
+    w = vidur_workload(n)
+    spec = InstanceSpec(cost=iteration_cost("llama-2-7b", "a100-80gb", 1))
+    rows = []
+    for policy in [*_policies(), minimal_fcfs]:
+        name = policy if isinstance(policy, str) else policy.__name__
+        wall, cpu, res = _timed(w, spec, policy)
+        step_wall, _, step = _timed(w, spec, policy, closed_form=False)
+        assert np.allclose(res.finish_s, step.finish_s, rtol=1e-9), "closed form != stepping"
+        vidur = VIDUR_S_PER_REQUEST * n
+        rows.append({
+            "part": "vidur", "policy": name, "requests": n, "wall_s": round(wall, 3),
+            "cpu_s": round(cpu, 3), "us_per_request": round(wall / n * 1e6, 1),
+            "us_per_decision": round(wall / res.decisions * 1e6, 1),
+            "decisions": res.decisions, "iterations": res.iterations,
+            "jct_mean_s": round(res.summary()["jct_mean_s"], 4),
+            "stepwise_wall_s": round(step_wall, 3),
+            "closed_form_speedup": round(step_wall / wall, 2),
+            "vidur_published_s": vidur, "speedup_vs_vidur": round(vidur / wall, 2),
+            "target_speedup": 20.0,
+        })
+    return rows
+
+
+def bench_million(n: int, instances: int, rate_per_instance: float, policy: str) -> dict:
+    from schedlab.costmodel import iteration_cost
+
+    from schedlab.sim import Cluster
+
+    rss0 = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    w = vidur_workload(n, rate=rate_per_instance * instances, seed=1)
+    cl = Cluster.homogeneous(cost=iteration_cost("llama-2-7b", "a100-80gb", 1),
+                             n_instances=instances)
+    pol = minimal_fcfs if policy == "minimal_fcfs" else policy
+    wall, cpu, res = _timed(w, cl, pol)
+    rss1 = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    s = res.summary()
+    return {
+        "part": "million", "policy": policy, "requests": n, "instances": instances,
+        "rate_rps": rate_per_instance * instances, "wall_s": round(wall, 2),
+        "cpu_s": round(cpu, 2), "us_per_request": round(wall / n * 1e6, 1),
+        "decisions": res.decisions, "completed": s["completed"],
+        "peak_rss_mb": round(rss1 / 1024, 1), "rss_before_mb": round(rss0 / 1024, 1),
+        "rss_bytes_per_request": round((rss1 - rss0) * 1024 / n, 1),
+        "target_s": 120.0, "meets_target": wall < 120.0,
+    }
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("part", choices=["azure", "vidur", "million", "all"])
+    ap.add_argument("--n", type=int, default=None, help="requests (vidur: 10000, million: 1e6)")
+    ap.add_argument("--instances", type=int, default=64)
+    ap.add_argument("--rate-per-instance", type=float, default=2.0)
+    ap.add_argument("--policy", default="fcfs", help="million: registry name or minimal_fcfs")
+    a = ap.parse_args()
+    if a.part in ("azure", "all"):
+        for p in _policies():
+            print(json.dumps(bench_azure(p)), flush=True)
+    if a.part in ("vidur", "all"):
+        for row in bench_vidur(a.n or 10_000):
+            print(json.dumps(row), flush=True)
+    if a.part in ("million", "all"):
+        print(json.dumps(bench_million(a.n or 1_000_000, a.instances, a.rate_per_instance,
+                                       a.policy)), flush=True)
+
+
+if __name__ == "__main__":
+    main()
