@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 from schedlab.costmodel.base import ConstantIterationCost
+from schedlab.policies.base import BatchDecision
 from sim_toy_policies import greedy_all, reject_long, toy_fcfs, toy_swapper
 
 from schedlab import Workload
@@ -224,3 +225,41 @@ def test_router_sees_consistent_instance_load() -> None:
         assert (kv >= 0).all() and (kv <= 3000).all()
         assert ((qlen == 0) <= (np.abs(out) < 1e-6)).all()
     assert max(s[1].sum() for s in seen) > 2  # queues do build up, so the check has teeth
+
+
+def test_reconsider_at_stops_a_stretch_at_the_first_boundary_after_it() -> None:
+    times = []
+
+    def periodic(view, /):
+        times.append(view.now_s)
+        return BatchDecision(run=np.arange(view.n), reconsider_at_s=view.now_s + 10.5)
+
+    w = Workload(arrival_s=[0.0], input_tokens=[4], output_tokens=[100])
+    res = simulate(w, InstanceSpec(cost=ConstantIterationCost(slot_s=1.0)), periodic)
+    assert times[:4] == [0.0, 1.0, 12.0, 23.0]
+    assert res.finish_s[0] == 100.0 and res.iterations == 100
+
+
+def test_idle_policy_is_woken_at_its_reconsider_time() -> None:
+    times = []
+
+    def wait_until_5(view, /):
+        times.append(view.now_s)
+        if view.now_s < 5:
+            return BatchDecision(run=np.zeros(0, dtype=np.int64), reconsider_at_s=5.0)
+        return BatchDecision(run=np.arange(view.n))
+
+    w = Workload(arrival_s=[0.0, 2.0], input_tokens=[4, 4], output_tokens=[2, 2])
+    res = simulate(w, InstanceSpec(cost=ConstantIterationCost(slot_s=1.0)), wait_until_5)
+    assert times[:3] == [0.0, 2.0, 5.0]
+    assert res.first_token_s.tolist() == [6.0, 6.0] and res.finish_s.tolist() == [7.0, 7.0]
+
+
+def test_long_stretches_continue_past_the_costing_horizon_exactly() -> None:
+    w = Workload(arrival_s=[0.0, 0.0, 30.0], input_tokens=[50, 20, 10], output_tokens=[900, 400, 5])
+    spec = InstanceSpec(cost=affine_cost(5000), max_batch_size=8)
+    fast = simulate(w, spec, toy_fcfs, record_iterations=True)
+    slow = simulate(w, spec, toy_fcfs, closed_form=False)
+    np.testing.assert_allclose(fast.finish_s, slow.finish_s, rtol=1e-12)
+    assert fast.iterations == slow.iterations == 900
+    assert fast.decisions <= 6 < slow.decisions
