@@ -38,12 +38,13 @@ def ape(predicted: np.ndarray, measured: np.ndarray) -> np.ndarray:
     return np.abs(predicted - measured) / measured
 
 
-def _as_profile(profile: str | Path | Profile, gpu: str | Accelerator | None) -> Profile:
+def _as_profile(profile: str | Path | Profile, gpu: str | Accelerator | None,
+                scale_out_link: str | None = None) -> Profile:
     if isinstance(profile, Profile):
         return profile
     if gpu is None:
         raise ValueError("The 'gpu' parameter is required when 'profile' is a directory.")
-    return load_profile(profile, gpu)
+    return load_profile(profile, gpu, scale_out_link=scale_out_link)
 
 
 def predict(profile: Profile, efficiency: Efficiency | None = None,
@@ -72,7 +73,8 @@ def predict(profile: Profile, efficiency: Efficiency | None = None,
         bw = profile.link_bytes_per_s[m] * np.array([role_eff[r] for r in profile.role[m]])
         n, b, lat = profile.workers[m], profile.nbytes[m], profile.link_latency_s[m]
         if kind == "all_reduce":
-            out[m] = (eff.collective_latency_s + 2 * (n - 1) * lat + 2 * (n - 1) / n * b / bw)
+            out[m] = (eff.collective_latency_s + 2 * (n - 1) * lat
+                      + 2 * (n - 1) / n * b / (bw * eff.ring_efficiency))
         else:
             out[m] = eff.p2p_latency_s + lat + b / bw
     return out
@@ -116,14 +118,16 @@ class ValidationReport:
 
 
 def validate(profile: str | Path | Profile, gpu: str | Accelerator | None = None,
-             calibration: Efficiency | str | Path | None = None) -> ValidationReport:
+             calibration: Efficiency | str | Path | None = None, *,
+             scale_out_link: str | None = None) -> ValidationReport:
     """Compare predictions with the measured medians of every row of a profile.
 
     ``profile`` is a folder in Vidur's layout (then ``gpu`` picks its ``compute/<gpu>`` and
     ``network/<gpu>_*`` folders) or a loaded :class:`~schedlab.costmodel.profiling.Profile`;
-    ``calibration`` an :class:`Efficiency`, a JSON file from :func:`calibrate`, or ``None``.
+    ``calibration`` an :class:`Efficiency`, a JSON file from :func:`calibrate`, or ``None``;
+    ``scale_out_link`` the inter-node link (see :func:`~profiling.default_scale_out_link`).
     """
-    prof = _as_profile(profile, gpu)
+    prof = _as_profile(profile, gpu, scale_out_link)
     if isinstance(calibration, (str, Path)):
         eff = Efficiency.load(calibration)
     else:
@@ -157,6 +161,7 @@ _BOUNDS: dict[str, tuple[float, float]] = {
     "launch_overhead_s": (0.0, 50e-6), "collective_latency_s": (0.0, 1e-3),
     "p2p_latency_s": (0.0, 1e-3), "scale_up_efficiency": (0.02, 1.0),
     "host_efficiency": (0.02, 1.0), "scale_out_efficiency": (0.02, 1.0),
+    "ring_efficiency": (0.05, 1.0),
 }
 
 
@@ -170,7 +175,7 @@ def _fitted_fields(prof: Profile) -> list[str]:
             use = bool(kinds & set(KINDS))
         elif prefix in KINDS:
             use = prefix in kinds
-        elif name == "collective_latency_s":
+        elif name in ("collective_latency_s", "ring_efficiency"):
             use = "all_reduce" in kinds
         elif name == "p2p_latency_s":
             use = "send_recv" in kinds
@@ -182,12 +187,13 @@ def _fitted_fields(prof: Profile) -> list[str]:
 
 
 def calibrate(profile: str | Path | Profile, gpu: str | Accelerator | None = None, *,
-              start: Efficiency | None = None, max_nfev: int = 200) -> Efficiency:
+              start: Efficiency | None = None, max_nfev: int = 200,
+              scale_out_link: str | None = None) -> Efficiency:
     """Fit :class:`Efficiency` to a profile (robust least squares on log ratios, ops weighted
     equally). Returns the fitted instance; save it with :meth:`Efficiency.save`."""
     from scipy.optimize import least_squares
 
-    prof = _as_profile(profile, gpu)
+    prof = _as_profile(profile, gpu, scale_out_link)
     if len(prof) == 0:
         raise ValueError("calibrate: the profile has no measured rows.")
     base = Efficiency() if start is None else start

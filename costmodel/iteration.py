@@ -335,8 +335,8 @@ class RooflineIterationCost:
         """Seconds to move the KV of ``tokens`` tokens between HBM and host memory (one way).
 
         >>> cost = RooflineIterationCost.build("llama-2-7b", "a100-80gb")
-        >>> round(cost.swap_time_s(1000) * 1e3, 1)   # 524 MB over PCIe 4 at 75% of 32 GB/s
-        21.8
+        >>> round(cost.swap_time_s(1000) * 1e3, 1)   # 524 MB over PCIe 4 at 85% of 32 GB/s
+        19.3
         """
         if np.ndim(tokens) == 0:
             n = check_nonneg_int(tokens, "tokens", "swap_time_s")

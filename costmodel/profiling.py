@@ -13,7 +13,7 @@ Each compute row becomes the :class:`~schedlab.costmodel.ops.OpCost` of its oper
 token count and tensor-parallel degree; each network row a collective over the link it crosses:
 the accelerator's ``scale_up_link`` inside an NVSwitch node or an NVLink pair, its ``host_link``
 (PCIe) for more than two devices of a pairwise-NVLink node, and ``scale_out_link`` (a NIC, by
-default 200 Gb/s RDMA, one per GPU) when ``num_workers > devices_per_node``. Rows whose measured
+one RDMA NIC per GPU, :func:`default_scale_out_link`) when ``num_workers > devices_per_node``. Rows whose measured
 median is missing are counted in :attr:`Profile.skipped_rows`, never dropped silently.
 
 >>> import tempfile, os
@@ -43,6 +43,7 @@ __all__ = [
     "GEMM_OPS",
     "NETWORK_OPS",
     "Profile",
+    "default_scale_out_link",
     "find_profile_files",
     "load_profile",
 ]
@@ -272,16 +273,29 @@ def _network_rows(path: Path, topology: str, gpu: Accelerator, scale_out_link: s
     return out, int((~ok).sum())
 
 
+def default_scale_out_link(gpu: str | Accelerator) -> str:
+    """The NIC assumed between nodes: one RDMA NIC per GPU of the generation that matches the
+    host PCIe (PCIe 4: 200 Gb/s ConnectX-6/HDR; PCIe 5: 400 Gb/s ConnectX-7/NDR).
+
+    >>> default_scale_out_link("a100-80gb"), default_scale_out_link("h100-sxm")
+    ('rdma-200g', 'rdma-400g')
+    """
+    host = get_interconnect(get_accelerator(gpu).host_link)
+    return "rdma-400g" if host.bytes_per_s >= 60e9 else "rdma-200g"
+
+
 def load_profile(profile_dir: str | Path, gpu: str | Accelerator, *,
-                 scale_out_link: str = "rdma-200g") -> Profile:
+                 scale_out_link: str | None = None) -> Profile:
     """Read every measured row for ``gpu`` under ``profile_dir`` into a :class:`Profile`.
+
+    ``scale_out_link`` names the inter-node link (default :func:`default_scale_out_link`).
 
     Raises ``FileNotFoundError`` when the folder or its files are missing and
     :class:`~schedlab.errors.DataFormatError` (a ``ValueError``) naming file, line and field for a
     malformed CSV.
     """
     acc = get_accelerator(gpu)
-    get_interconnect(scale_out_link)
+    scale_out_link = get_interconnect(scale_out_link or default_scale_out_link(acc)).name
     compute, network = find_profile_files(profile_dir, acc)
     if not compute and not network:
         raise FileNotFoundError(

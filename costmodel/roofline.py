@@ -19,12 +19,14 @@ latency; see :class:`Efficiency` for the defaults and where they come from.
 Collectives follow the alpha-beta model over an :class:`~schedlab.costmodel.hardware.Interconnect`
 of per-direction bandwidth ``bw`` and latency ``lat``, with ``n`` devices:
 
-* ring all-reduce: ``collective_latency_s + 2(n-1) lat + 2(n-1)/n * bytes / (bw * eff)``;
+* ring all-reduce: ``collective_latency_s + 2(n-1) lat + 2(n-1)/n * bytes / (bw * eff * ring)``;
 * all-gather (``bytes`` is the gathered output): ``collective_latency_s + (n-1) lat
-  + (n-1)/n * bytes / (bw * eff)``;
+  + (n-1)/n * bytes / (bw * eff * ring)``;
 * point-to-point send/recv: ``p2p_latency_s + lat + bytes / (bw * eff)``.
 
-``eff`` is the efficiency of the link's role (scale-up NVLink/NVSwitch, host PCIe, scale-out NIC).
+``eff`` is the copy efficiency of the link's role (scale-up NVLink/NVSwitch, host PCIe, scale-out
+NIC): what one DMA stream reaches. ``ring`` (``ring_efficiency``) is the further loss of a ring
+collective, whose every step synchronises neighbours and reduces on the GPU.
 
 >>> from schedlab.costmodel.hardware import get_accelerator, get_interconnect
 >>> gpu, eff = get_accelerator("a100-80gb"), Efficiency()
@@ -85,9 +87,11 @@ class Efficiency:
     * ``launch_overhead_s``: per-kernel fixed cost; ``None`` takes the accelerator's
       ``kernel_launch_s`` (4 us in the catalog).
     * Collectives: a NCCL call costs ``collective_latency_s`` (20 us) beyond the link latency;
-      a point-to-point ``p2p_latency_s`` (10 us). Links reach ``scale_up_efficiency`` (60%: NCCL
-      ring bus bandwidth on NVLink/NVSwitch is ~180 of 300 GB/s per direction on A100),
-      ``host_efficiency`` (75% of PCIe) and ``scale_out_efficiency`` (70% of a NIC).
+      a point-to-point ``p2p_latency_s`` (10 us). A copy reaches ``scale_up_efficiency`` (80% of
+      NVLink/NVSwitch), ``host_efficiency`` (85% of PCIe: ~27 of 32 GB/s on PCIe 4 x16) and
+      ``scale_out_efficiency`` (80% of an RDMA NIC's line rate); ring collectives reach
+      ``ring_efficiency`` (75%) of that, so an NVLink all-reduce runs at 60% of the link (NCCL
+      bus bandwidth ~180 of 300 GB/s per direction on A100).
 
     :func:`schedlab.costmodel.calibrate.calibrate` fits a new instance to measured kernels;
     :meth:`save` and :meth:`load` keep it as JSON.
@@ -113,9 +117,10 @@ class Efficiency:
     launch_overhead_s: float | None = None
     collective_latency_s: float = 20e-6
     p2p_latency_s: float = 10e-6
-    scale_up_efficiency: float = 0.60
-    host_efficiency: float = 0.75
-    scale_out_efficiency: float = 0.70
+    scale_up_efficiency: float = 0.80
+    host_efficiency: float = 0.85
+    scale_out_efficiency: float = 0.80
+    ring_efficiency: float = 0.75
 
     def __post_init__(self) -> None:
         for f in dataclasses.fields(self):
@@ -274,7 +279,7 @@ def all_reduce_time_s(nbytes: Any, n: int, link: Interconnect, *, efficiency: Ef
     b, n = _link_args(nbytes, n, "all_reduce_time_s")
     if n == 1:
         return _scalar(np.zeros_like(b))
-    bw = link.bytes_per_s * efficiency.link_efficiency(role)
+    bw = link.bytes_per_s * efficiency.link_efficiency(role) * efficiency.ring_efficiency
     t = (efficiency.collective_latency_s + 2 * (n - 1) * link.latency_s
          + 2.0 * (n - 1) / n * b / bw)
     return _scalar(t)
@@ -286,7 +291,7 @@ def all_gather_time_s(nbytes: Any, n: int, link: Interconnect, *, efficiency: Ef
     b, n = _link_args(nbytes, n, "all_gather_time_s")
     if n == 1:
         return _scalar(np.zeros_like(b))
-    bw = link.bytes_per_s * efficiency.link_efficiency(role)
+    bw = link.bytes_per_s * efficiency.link_efficiency(role) * efficiency.ring_efficiency
     t = efficiency.collective_latency_s + (n - 1) * link.latency_s + (n - 1) / n * b / bw
     return _scalar(t)
 

@@ -43,6 +43,8 @@ def register(subparsers: Any) -> None:
     cal.add_argument("profile_dir", metavar="PROFILE_DIR")
     cal.add_argument("--gpu", required=True, help="accelerator whose folders to read")
     cal.add_argument("-o", "--output", required=True, metavar="FILE", help="calibration JSON")
+    cal.add_argument("--scale-out-link", metavar="LINK",
+                     help="inter-node interconnect (default: a 200/400 Gb/s RDMA NIC per GPU)")
     cal.add_argument("--json", action="store_true", help="print one JSON document on stdout")
     cal.set_defaults(func=_run_calibrate)
 
@@ -50,6 +52,8 @@ def register(subparsers: Any) -> None:
     val.add_argument("profile_dir", metavar="PROFILE_DIR")
     val.add_argument("--gpu", required=True, help="accelerator whose folders to read")
     val.add_argument("--calibration", metavar="FILE", help="calibration JSON from `calibrate`")
+    val.add_argument("--scale-out-link", metavar="LINK",
+                     help="inter-node interconnect (default: a 200/400 Gb/s RDMA NIC per GPU)")
     val.add_argument("--json", action="store_true", help="print one JSON document on stdout")
     val.set_defaults(func=_run_validate)
 
@@ -193,7 +197,8 @@ def _run_report(args: argparse.Namespace) -> int:
 def _run_validate(args: argparse.Namespace) -> int:
     from schedlab.costmodel.calibrate import validate
 
-    report = validate(args.profile_dir, args.gpu, calibration=args.calibration)
+    report = validate(args.profile_dir, args.gpu, calibration=args.calibration,
+                      scale_out_link=args.scale_out_link)
     if args.json:
         print(json.dumps(report.to_dict()))
     else:
@@ -208,7 +213,7 @@ def _run_calibrate(args: argparse.Namespace) -> int:
     from schedlab.costmodel.calibrate import calibrate, validate
     from schedlab.costmodel.profiling import load_profile
 
-    profile = load_profile(args.profile_dir, args.gpu)
+    profile = load_profile(args.profile_dir, args.gpu, scale_out_link=args.scale_out_link)
     before = validate(profile)
     eff = calibrate(profile)
     after = validate(profile, calibration=eff)
