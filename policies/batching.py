@@ -64,17 +64,18 @@ def infeasible(
     view: QueueView, costs: RequestCosts | None = None
 ) -> tuple[np.ndarray, tuple[str, ...]]:
     """Positions that can never run on this instance, with a reason each: the KV a request holds
-    plus its next step (:func:`~schedlab.policies.kv.step_tokens`) exceeds the whole device, or
+    plus its next growth (:func:`~schedlab.policies.kv.kv_growth`) exceeds the whole device, or
     (without chunked prefill) its step exceeds the per-iteration token budget. Policies reject
     them so the simulation cannot stall on them. ``costs`` saves recomputing
     :func:`~schedlab.policies.kv.request_costs`.
 
     >>> from schedlab.policies.base import QueueView
     >>> infeasible(QueueView.from_columns(now_s=0.0, input_tokens=[10, 500], kv_capacity_tokens=100))
-    (array([1]), ('needs 500 KV tokens, more than the instance capacity of 100',))
+    (array([1]), ('needs 501 KV tokens, more than the instance capacity of 100',))
     """
-    step = (request_costs(view) if costs is None else costs).step
-    total = view.kv_tokens + step
+    c = request_costs(view) if costs is None else costs
+    step = c.step
+    total = view.kv_tokens + c.growth
     too_big = total > view.kv_capacity_tokens
     over_budget = step > view.max_batch_tokens
     bad_mask = too_big | over_budget
@@ -118,7 +119,7 @@ def longest_prefix(
     ...     kv_location=[0, 0, KV_GPU])
     >>> r = longest_prefix(v, np.array([0, 1, 2]), evictable=np.ones(3, bool))
     >>> r.batch.tolist(), r.evict.tolist(), r.free_after
-    ([0, 1], [2], 20)
+    ([0, 1], [2], 18)
     """
     c = request_costs(view) if costs is None else costs
     free = int(view.kv_free_tokens)

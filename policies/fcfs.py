@@ -68,7 +68,7 @@ def run_to_completion(
     >>> v = QueueView.from_columns(now_s=0.0, input_tokens=[10, 10], output_tokens_pred=[50, 5],
     ...     kv_capacity_tokens=70)
     >>> run_to_completion(v, None).run.tolist(), run_to_completion(v, v.output_tokens_pred).run.tolist()
-    ([0], [1, 0])
+    ([0], [1])
     """
     c = request_costs(view)
     reject, reasons = infeasible(view, c)
@@ -92,7 +92,7 @@ def run_to_completion(
                 )
             ]
         foot = view.input_tokens + np.ceil(view.output_tokens_pred).astype(np.int64)
-        foot = np.maximum(foot, view.kv_tokens + c.step)
+        foot = np.maximum(foot, view.kv_tokens + c.growth)
         reserved = int(np.maximum(foot[admitted] - c.gpu_kv[admitted], c.demand[admitted]).sum())
         room = view.kv_free_tokens - reserved
         tok_left = view.max_batch_tokens - int(c.step[run].sum())

@@ -1,23 +1,28 @@
 """KV-cache and token-budget arithmetic shared by the batching policies (and their checks).
 
 One place defines what running a request *now* costs, so every policy and
-:func:`schedlab.testing.check_decision` count the same way (token-granular, no block rounding):
+:func:`schedlab.testing.check_decision` count the same way as the simulator (token-granular,
+no block rounding). The accounting (that of :mod:`schedlab.sim`):
 
-- :func:`step_tokens`: tokens the request processes in the next iteration, counted against
-  ``max_batch_tokens``: its next prefill chunk (the remaining prompt, capped by ``chunk_tokens``
-  when chunking is on), or 1 decode token. A request preempted by recomputation (no KV, some
-  output generated) must prefill its prompt *and* its generated tokens again.
-- :func:`kv_growth`: device KV tokens the request adds by running: the same number.
-- :func:`kv_demand`: device KV tokens that must be free for it to run: the growth, plus its
-  host-resident KV when it has to be swapped in first.
+- A request is in its *prefill phase* while ``prefilled_tokens < input_tokens``;
+  :func:`prefill_left` is the difference. After a preemption by recomputation the view's
+  ``input_tokens`` is the prompt plus the tokens generated so far (they are prefilled again)
+  and ``prefilled_tokens`` restarts at 0, as the simulator reports it.
+- :func:`step_tokens`: tokens processed in the next iteration, counted against
+  ``max_batch_tokens``: the next prefill chunk (capped by ``chunk_tokens`` when chunking is
+  on), or 1 decode token.
+- :func:`kv_growth`: device KV tokens added by running: the chunk, plus 1 when the chunk
+  completes the prefill (the first output token is emitted and its KV kept), or 1 per decode.
+- :func:`kv_demand`: free device KV needed to run now: the growth, plus the request's
+  host-resident KV when it must be swapped in first.
 
 >>> import numpy as np
 >>> from schedlab.policies.base import QueueView, KV_GPU, KV_HOST
 >>> v = QueueView.from_columns(now_s=0.0, input_tokens=[100, 50, 40], kv_capacity_tokens=1000,
 ...     prefilled_tokens=[0, 50, 40], generated_tokens=[0, 3, 5], kv_tokens=[0, 53, 45],
 ...     kv_location=[0, KV_GPU, KV_HOST])
->>> step_tokens(v).tolist(), kv_demand(v).tolist()
-([100, 1, 1], [100, 1, 46])
+>>> step_tokens(v).tolist(), kv_growth(v).tolist(), kv_demand(v).tolist()
+([100, 1, 1], [101, 1, 1], [101, 1, 46])
 """
 
 from __future__ import annotations
@@ -25,7 +30,7 @@ from __future__ import annotations
 from typing import NamedTuple
 
 import numpy as np
-from schedlab.policies.base import KV_GPU, KV_HOST, KV_NONE, QueueView
+from schedlab.policies.base import KV_GPU, KV_HOST, QueueView
 
 __all__ = [
     "RequestCosts",
@@ -41,13 +46,26 @@ __all__ = [
 
 class RequestCosts(NamedTuple):
     """Per-request costs of running now, computed once per decision (:func:`request_costs`):
-    ``step`` (:func:`step_tokens`), ``demand`` (:func:`kv_demand`), ``on_gpu`` (KV on the
-    device) and ``gpu_kv`` (:func:`gpu_kv`)."""
+    ``step`` (:func:`step_tokens`), ``growth`` (:func:`kv_growth`), ``demand``
+    (:func:`kv_demand`), ``on_gpu`` (KV on the device) and ``gpu_kv`` (:func:`gpu_kv`)."""
 
     step: np.ndarray
+    growth: np.ndarray
     demand: np.ndarray
     on_gpu: np.ndarray
     gpu_kv: np.ndarray
+
+
+def prefill_left(view: QueueView) -> np.ndarray:
+    """Tokens still to prefill per request (0 in the decode phase; see the module docstring).
+
+    >>> from schedlab.policies.base import QueueView, KV_GPU
+    >>> prefill_left(QueueView.from_columns(now_s=0.0, input_tokens=[8, 10, 8],
+    ...     kv_capacity_tokens=64, prefilled_tokens=[3, 0, 8], generated_tokens=[0, 2, 2],
+    ...     kv_tokens=[3, 0, 10], kv_location=[KV_GPU, 0, KV_GPU])).tolist()
+    [5, 10, 0]
+    """
+    return np.maximum(view.input_tokens - view.prefilled_tokens, 0)
 
 
 def request_costs(view: QueueView) -> RequestCosts:
@@ -57,37 +75,24 @@ def request_costs(view: QueueView) -> RequestCosts:
     >>> c = request_costs(QueueView.from_columns(now_s=0.0, input_tokens=[8, 8],
     ...     kv_capacity_tokens=64, prefilled_tokens=[0, 8], generated_tokens=[0, 2],
     ...     kv_tokens=[0, 10], kv_location=[0, KV_HOST]))
-    >>> c.step.tolist(), c.demand.tolist(), c.gpu_kv.tolist()
-    ([8, 1], [8, 11], [0, 0])
+    >>> c.step.tolist(), c.growth.tolist(), c.demand.tolist(), c.gpu_kv.tolist()
+    ([8, 1], [9, 1], [9, 11], [0, 0])
     """
+    left = prefill_left(view)
+    chunk = view.chunk_tokens
+    if chunk > 0:
+        step = np.clip(left, 1, chunk)
+        completes = (left > 0) & (left <= chunk)
+    else:
+        step = np.maximum(left, 1)
+        completes = left > 0
+    growth = step + completes
     loc = view.kv_location
-    left = view.input_tokens - view.prefilled_tokens
-    recomputing = (loc == KV_NONE) & (view.generated_tokens > 0)
-    if recomputing.any():
-        left = np.where(recomputing, view.input_tokens + view.generated_tokens, left)
-    if view.chunk_tokens > 0:
-        left = np.minimum(left, view.chunk_tokens)
-    step = np.maximum(left, 1)
     on_gpu = loc == KV_GPU
     gkv = view.kv_tokens * on_gpu
     host = loc == KV_HOST
-    demand = step + view.kv_tokens * host if host.any() else step
-    return RequestCosts(step=step, demand=demand, on_gpu=on_gpu, gpu_kv=gkv)
-
-
-def prefill_left(view: QueueView) -> np.ndarray:
-    """Tokens still to prefill per request: the prompt not yet in KV, or, after preemption by
-    recomputation (``kv_location == KV_NONE`` with output generated), prompt plus output.
-
-    >>> from schedlab.policies.base import QueueView
-    >>> prefill_left(QueueView.from_columns(now_s=0.0, input_tokens=[8, 8], kv_capacity_tokens=64,
-    ...     prefilled_tokens=[3, 8], generated_tokens=[0, 2])).tolist()
-    [5, 10]
-    """
-    fresh = view.input_tokens - view.prefilled_tokens
-    recomputing = (view.kv_location == KV_NONE) & (view.generated_tokens > 0)
-    redo = view.input_tokens + view.generated_tokens
-    return np.maximum(np.where(recomputing, redo, fresh), 0)
+    demand = growth + view.kv_tokens * host if host.any() else growth
+    return RequestCosts(step=step, growth=growth, demand=demand, on_gpu=on_gpu, gpu_kv=gkv)
 
 
 def step_tokens(view: QueueView) -> np.ndarray:
@@ -103,13 +108,14 @@ def step_tokens(view: QueueView) -> np.ndarray:
 
 
 def kv_growth(view: QueueView) -> np.ndarray:
-    """Device KV tokens each request adds by running in the next iteration (= :func:`step_tokens`).
+    """Device KV tokens each request adds by running in the next iteration.
 
     >>> from schedlab.policies.base import QueueView
-    >>> kv_growth(QueueView.from_columns(now_s=0.0, input_tokens=[8], kv_capacity_tokens=64)).tolist()
-    [8]
+    >>> kv_growth(QueueView.from_columns(now_s=0.0, input_tokens=[8, 30], kv_capacity_tokens=64,
+    ...     chunk_tokens=16)).tolist()
+    [9, 16]
     """
-    return step_tokens(view)
+    return request_costs(view).growth
 
 
 def gpu_kv(view: QueueView) -> np.ndarray:
@@ -136,13 +142,15 @@ def kv_demand(view: QueueView) -> np.ndarray:
 
 def footprint_tokens(view: QueueView) -> np.ndarray:
     """Predicted KV tokens a request holds when it finishes: prompt plus predicted output
-    (never less than what it holds now plus its next step). Run-to-completion policies reserve it.
+    (never less than what it holds now plus its next growth). Run-to-completion policies
+    reserve it.
 
     >>> from schedlab.policies.base import QueueView
     >>> footprint_tokens(QueueView.from_columns(now_s=0.0, input_tokens=[8, 8], kv_capacity_tokens=64,
-    ...     output_tokens_pred=[4.2, 1], generated_tokens=[0, 5], prefilled_tokens=[8, 8],
-    ...     kv_tokens=[0, 12], kv_location=[0, 1])).tolist()
-    [13, 13]
+    ...     output_tokens_pred=[4.2, 1], generated_tokens=[0, 5], prefilled_tokens=[0, 8],
+    ...     kv_tokens=[0, 13], kv_location=[0, 1])).tolist()
+    [13, 14]
     """
+    c = request_costs(view)
     pred = view.input_tokens + np.ceil(view.output_tokens_pred).astype(np.int64)
-    return np.maximum(pred, view.kv_tokens + step_tokens(view))
+    return np.maximum(pred, view.kv_tokens + c.growth)

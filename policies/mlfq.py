@@ -29,7 +29,12 @@ from schedlab.policies.batching import (
 from schedlab.policies.fcfs import started
 from schedlab.policies.kv import request_costs
 
-from schedlab.errors import check_nonneg_int, check_positive_float, check_positive_int
+from schedlab.errors import (
+    check_nonneg_float,
+    check_nonneg_int,
+    check_positive_float,
+    check_positive_int,
+)
 
 __all__ = ["initial_queue", "mlfq", "priority_order", "skip_join_mlfq"]
 
@@ -84,6 +89,7 @@ def skip_join_mlfq(
     ratio: float = 2.0,
     num_queues: int | None = None,
     starvation_threshold_s: float = 3.0,
+    starvation_period_s: float = 0.0,
     use_skip_join: bool = True,
     reset_attained_on_promotion: bool = True,
     proactive_offloading: bool = True,
@@ -103,13 +109,15 @@ def skip_join_mlfq(
        ``use_skip_join=False``).
     2. *Demotion*: a request whose attained service exceeds its queue's quantum (strict ``>``)
        moves down exactly one queue and its attained service restarts at 0.
-    3. *Starvation*: a request not running whose last run is at least ``starvation_threshold_s``
-       ago is promoted to queue 0. The authors' code keeps its attained service; by default we
-       reset it to 0 (``reset_attained_on_promotion=True``) so a promoted job gets a whole queue-0
-       quantum instead of being demoted again after one iteration; pass ``False`` for the code's
-       behaviour. The code runs this check every 1000 iterations; a pure policy cannot count
-       iterations, so it runs at every decision, and ``reconsider_at_s`` wakes the simulator
-       when the next waiting job reaches the threshold.
+    3. *Starvation*: a request not running is promoted to queue 0 once ``now_s`` reaches its
+       *due time*, ``last_run_s + starvation_threshold_s`` (with ``starvation_period_s > 0``:
+       rounded up to the next multiple of the period, i.e. checks happen at fixed times
+       ``k * starvation_period_s``, as the code checks every 1000 iterations; a pure policy
+       cannot count iterations, so the period is in seconds). The authors' code keeps the
+       promoted job's attained service; by default we reset it to 0
+       (``reset_attained_on_promotion=True``) so a promoted job gets a whole queue-0 quantum
+       instead of being demoted again after one iteration; pass ``False`` for the code's
+       behaviour.
     4. *Batch*: the longest prefix of the priority order (:func:`priority_order`) that fits the
        batch size, token budget and KV cache; strict, a blocked job ends the batch.
     5. *Proactive KV management* (``proactive_offloading``): keep
@@ -118,8 +126,8 @@ def skip_join_mlfq(
        the queue first); if still short, jobs drop off the batch tail. In a step without
        swap-outs, prefetch host-resident jobs in priority order (at most ``max_batch_size``)
        while the reserve stays free.
-    6. ``reconsider_at_s``: the earliest time a batched job's quantum runs out or a waiting job
-       reaches the starvation threshold.
+    6. ``reconsider_at_s``: the earliest time a batched job's quantum runs out or a job left
+       out of the batch becomes due for promotion.
 
     Parameters (defaults from the authors' code and NSDI'26 artifact, serving.md §1.1)
     ----------
@@ -132,6 +140,10 @@ def skip_join_mlfq(
         queue are not demoted further.
     starvation_threshold_s : float, default 3.0
         Wait after which a job is promoted to queue 0.
+    starvation_period_s : float, default 0.0
+        Promotions happen only at multiples of this period (0: at any decision). The code's
+        period is 1000 iterations; pass ``1000 * iteration time`` to emulate it. Under overload
+        a short period promotes jobs continuously and they preempt each other often.
     use_skip_join : bool, default True
         False makes every arrival start in queue 0 (plain MLFQ, see :func:`mlfq`).
     reset_attained_on_promotion : bool, default True
@@ -176,6 +188,7 @@ def skip_join_mlfq(
         else check_positive_int(num_queues, "num_queues", "skip_join_mlfq") - 1
     )
     thr = check_positive_float(starvation_threshold_s, "starvation_threshold_s", "skip_join_mlfq")
+    period = check_nonneg_float(starvation_period_s, "starvation_period_s", "skip_join_mlfq")
     check_nonneg_int(min_free_blocks, "min_free_blocks", "skip_join_mlfq")
     check_preempt(preempt, "skip_join_mlfq")
     now = view.now_s
@@ -198,7 +211,10 @@ def skip_join_mlfq(
         att[demote] = 0.0
         quantum[demote] *= r
     promotable = (prio > 0) | (att > 0) if reset_attained_on_promotion else prio > 0
-    starving = promotable & ~view.running & (now - view.last_run_s >= thr)
+    due = view.last_run_s + thr
+    if period > 0:
+        due = np.ceil(due / period) * period
+    starving = promotable & ~view.running & (now >= due)
     if starving.any():
         prio[starving] = 0
         quantum[starving] = q0
@@ -236,7 +252,7 @@ def skip_join_mlfq(
     if reject.shape[0]:
         promotable[reject] = False
     if promotable.any():
-        wake = min(wake, float(view.last_run_s[promotable].min()) + thr)
+        wake = min(wake, float(due[promotable].min()))
     if wake <= now:
         wake = float(np.nextafter(now, math.inf))
     return decision_with_rejects(
@@ -262,6 +278,7 @@ def mlfq(
     ratio: float = 2.0,
     num_queues: int | None = None,
     starvation_threshold_s: float = 3.0,
+    starvation_period_s: float = 0.0,
     reset_attained_on_promotion: bool = True,
     proactive_offloading: bool = True,
     min_free_blocks: int = 0,
@@ -289,6 +306,7 @@ def mlfq(
         ratio=ratio,
         num_queues=num_queues,
         starvation_threshold_s=starvation_threshold_s,
+        starvation_period_s=starvation_period_s,
         use_skip_join=False,
         reset_attained_on_promotion=reset_attained_on_promotion,
         proactive_offloading=proactive_offloading,

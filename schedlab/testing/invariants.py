@@ -24,7 +24,7 @@ from typing import Any
 import numpy as np
 
 from schedlab.policies.base import KV_GPU, KV_HOST, BatchDecision, QueueView, RouterView
-from schedlab.policies.kv import prefill_left, step_tokens
+from schedlab.policies.kv import kv_growth, prefill_left, step_tokens
 
 __all__ = [
     "check_decision",
@@ -113,6 +113,7 @@ def check_decision(view: QueueView, decision: BatchDecision, *, name: str = "pol
         _fail(name, "malformed decision", "each rejected position needs a non-empty reason string")
 
     step = step_tokens(view)[run]
+    growth = kv_growth(view)[run]
     if decision.prefill_chunk is not None:
         chunk = np.asarray(decision.prefill_chunk)
         if chunk.shape != run.shape:
@@ -127,6 +128,7 @@ def check_decision(view: QueueView, decision: BatchDecision, *, name: str = "pol
         if bad.any():
             _fail(name, "prefill chunk out of range", f"positions {run[bad].tolist()}")
         step = np.where(left > 0, chunk, 1)
+        growth = step + ((left > 0) & (chunk == left))
     if run.shape[0] > view.max_batch_size:
         _fail(
             name,
@@ -141,14 +143,14 @@ def check_decision(view: QueueView, decision: BatchDecision, *, name: str = "pol
         )
     freed = int(kv[out].sum()) + int(kv[rec][loc[rec] == KV_GPU].sum())
     host_in = int(kv[sin].sum()) + int(kv[run][loc[run] == KV_HOST].sum())
-    need = host_in + int(step.sum())
+    need = host_in + int(growth.sum())
     free_after = view.kv_free_tokens + freed - need
     if free_after < 0:
         _fail(
             name,
             "KV capacity exceeded",
             f"free {view.kv_free_tokens} + freed {freed} - swapped in {host_in} - batch growth "
-            f"{int(step.sum())} = {free_after} < 0 (run={run.tolist()}, swap_out={out.tolist()}, "
+            f"{int(growth.sum())} = {free_after} < 0 (run={run.tolist()}, swap_out={out.tolist()}, "
             f"recompute={rec.tolist()}, swap_in={sin.tolist()})",
         )
     if int(kv[out].sum()) > view.host_kv_free_tokens:

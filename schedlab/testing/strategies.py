@@ -1,9 +1,11 @@
 """Hypothesis strategies for schedlab's records: workloads, instance queue views, router views.
 
-Every view they produce is *consistent*: device-resident KV never exceeds the capacity,
-``kv_free_tokens`` is the capacity minus it, prefill progress never exceeds the prompt, a request
-in its decode phase holds its prompt and output in KV, running requests have started, and
-``est_prefill_s`` grows with the prompt (as a cost model's batch-1 prefill time does).
+Every view they produce is *consistent*, with the simulator's accounting: device-resident KV
+never exceeds the capacity, ``kv_free_tokens`` is the capacity minus it, prefill progress never
+exceeds ``input_tokens`` (which, after a recomputation, includes the output to prefill again), a
+request holds ``prefilled + generated - (generated before its last recompute)`` tokens of KV,
+running requests hold KV on the device, and ``est_prefill_s`` grows with the prompt (as a cost
+model's batch-1 prefill time does).
 
 >>> from hypothesis import given, settings
 >>> @settings(max_examples=5, deadline=None, database=None)
@@ -24,7 +26,7 @@ from schedlab.records import Workload
 __all__ = ["PHASES", "queue_views", "router_views", "workloads"]
 
 #: Request phases drawn by :func:`queue_views`.
-PHASES = ("new", "prefilling", "decoding", "swapped", "recomputing")
+PHASES = ("new", "prefilling", "decoding", "swapped", "recomputing", "re-prefilling")
 
 
 @st.composite
@@ -59,21 +61,30 @@ def _request(draw: st.DrawFn, *, chunked: bool, max_input: int, max_output: int)
     pred = draw(st.integers(1, max_output))
     if draw(st.booleans()):
         pred = draw(st.floats(1.0, float(max_output), allow_nan=False))
-    phases = PHASES if chunked and inp > 1 else tuple(p for p in PHASES if p != "prefilling")
+    phases = PHASES if chunked and inp > 1 else tuple(p for p in PHASES if "prefilling" not in p)
     phase = draw(st.sampled_from(phases))
-    gen = draw(st.integers(1, max_output)) if phase in ("decoding", "swapped", "recomputing") else 0
-    prefilled = {
-        "new": 0,
-        "prefilling": draw(st.integers(1, inp - 1)) if phase == "prefilling" else 0,
-        "decoding": inp,
-        "swapped": inp,
-        "recomputing": 0,
-    }[phase]
-    kv = {"prefilling": prefilled, "decoding": inp + gen - 1, "swapped": inp + gen - 1}.get(
-        phase, 0
+    # the simulator's accounting: after a recomputation ``input_tokens`` is the prompt plus the
+    # ``base`` tokens generated before it, and kv = prefilled + generated - base
+    if phase in ("recomputing", "re-prefilling") and inp < 2:
+        phase = "new"
+    gen = 0 if phase in ("new", "prefilling") else draw(st.integers(1, max_output))
+    if phase in ("decoding", "swapped"):
+        base = draw(st.integers(0, min(gen - 1, inp - 1)))
+        prefilled, kv = inp, inp + gen - base
+    elif phase == "prefilling":
+        prefilled = kv = draw(st.integers(1, inp - 1))
+    elif phase == "re-prefilling":
+        gen = min(gen, inp - 1)
+        prefilled = kv = draw(st.integers(1, inp - 1))
+    elif phase == "recomputing":
+        gen = min(gen, inp - 1)
+        prefilled = kv = 0
+    else:
+        prefilled = kv = 0
+    loc = KV_HOST if phase == "swapped" else KV_GPU if kv > 0 else KV_NONE
+    running = (
+        phase in ("prefilling", "re-prefilling", "decoding") and kv > 0 and draw(st.booleans())
     )
-    loc = {"prefilling": KV_GPU, "decoding": KV_GPU, "swapped": KV_HOST}.get(phase, KV_NONE)
-    running = phase in ("prefilling", "decoding") and draw(st.booleans())
     seen = phase != "new" or draw(st.booleans())
     return {
         "input_tokens": inp,
@@ -103,7 +114,8 @@ def queue_views(
     """A consistent :class:`~schedlab.policies.base.QueueView` of one instance.
 
     Requests are drawn in every phase (:data:`PHASES`): new, mid-prefill (only with chunked
-    prefill), decoding on the device, swapped to the host, or preempted by recomputation. The
+    prefill), decoding on the device, swapped to the host, preempted by recomputation (KV
+    dropped), or mid-way through the recomputing prefill (chunked only). The
     KV capacity is the device-resident KV plus a random slack (sometimes none), so views range
     from idle to full. ``chunked`` forces chunked prefill on or off (random when None).
 
