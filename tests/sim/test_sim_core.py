@@ -256,7 +256,7 @@ def test_idle_policy_is_woken_at_its_reconsider_time() -> None:
 
 
 def test_long_stretches_continue_past_the_costing_horizon_exactly() -> None:
-    w = Workload(arrival_s=[0.0, 0.0, 30.0], input_tokens=[50, 20, 10], output_tokens=[900, 400, 5])
+    w = Workload(arrival_s=[0.0, 0.0, 5.0], input_tokens=[50, 20, 10], output_tokens=[900, 400, 5])
     spec = InstanceSpec(cost=affine_cost(5000), max_batch_size=8)
     fast = simulate(w, spec, toy_fcfs, record_iterations=True)
     slow = simulate(w, spec, toy_fcfs, closed_form=False)
