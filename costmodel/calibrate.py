@@ -47,37 +47,53 @@ def _as_profile(profile: str | Path | Profile, gpu: str | Accelerator | None,
     return load_profile(profile, gpu, scale_out_link=scale_out_link)
 
 
+def _prepare(profile: Profile) -> list[tuple[str, np.ndarray, dict[str, np.ndarray]]]:
+    """Row indices and columns of every kernel class and collective, computed once per profile."""
+    groups = []
+    for kind in (*KINDS, "all_reduce", "send_recv"):
+        idx = np.flatnonzero(profile.kind == kind)
+        if not idx.size:
+            continue
+        cols = {c: getattr(profile, c)[idx] for c in ("flops", "nbytes", "rows", "kernels",
+                                                     "workers", "link_bytes_per_s",
+                                                     "link_latency_s")}
+        roles = profile.role[idx]
+        cols.update({f"role:{r}": roles == r for r in LINK_ROLES})
+        groups.append((kind, idx, cols))
+    return groups
+
+
+def _predict(groups: list, n_rows: int, gpu: Accelerator, eff: Efficiency,
+             dtype: str = "bf16") -> np.ndarray:
+    out = np.empty(n_rows)
+    launch = eff.launch_s(gpu)
+    peak, bw_hbm = gpu.peak_flops(dtype), gpu.hbm_bytes_per_s
+    for kind, idx, c in groups:
+        if kind in KINDS:
+            ec = eff.compute_efficiency(kind)
+            if kind == "gemm":
+                ec = ec * c["rows"] / (c["rows"] + eff.rows_half)
+            t = np.maximum(c["flops"] / (peak * ec),
+                           c["nbytes"] / (bw_hbm * eff.memory_efficiency(kind)))
+            out[idx] = t + c["kernels"] * launch
+            continue
+        link_eff = np.select([c[f"role:{r}"] for r in LINK_ROLES],
+                             [eff.link_efficiency(r) for r in LINK_ROLES], np.nan)
+        bw = c["link_bytes_per_s"] * link_eff
+        n, b, lat = c["workers"], c["nbytes"], c["link_latency_s"]
+        if kind == "all_reduce":
+            out[idx] = (eff.collective_latency_s + 2 * (n - 1) * lat
+                        + 2 * (n - 1) / n * b / (bw * eff.ring_efficiency))
+        else:
+            out[idx] = eff.p2p_latency_s + lat + b / bw
+    return out
+
+
 def predict(profile: Profile, efficiency: Efficiency | None = None,
             dtype: str = "bf16") -> np.ndarray:
     """Predicted seconds of every row of ``profile`` (same order)."""
     eff = Efficiency() if efficiency is None else efficiency
-    gpu = profile.gpu
-    out = np.empty(len(profile))
-    launch = eff.launch_s(gpu)
-    for kind in KINDS:
-        m = profile.kind == kind
-        if not m.any():
-            continue
-        ec = eff.compute_efficiency(kind)
-        if kind == "gemm":
-            rows = profile.rows[m]
-            ec = ec * rows / (rows + eff.rows_half)
-        t = np.maximum(profile.flops[m] / (gpu.peak_flops(dtype) * ec),
-                       profile.nbytes[m] / (gpu.hbm_bytes_per_s * eff.memory_efficiency(kind)))
-        out[m] = t + profile.kernels[m] * launch
-    role_eff = {r: eff.link_efficiency(r) for r in LINK_ROLES}
-    for kind in ("all_reduce", "send_recv"):
-        m = profile.kind == kind
-        if not m.any():
-            continue
-        bw = profile.link_bytes_per_s[m] * np.array([role_eff[r] for r in profile.role[m]])
-        n, b, lat = profile.workers[m], profile.nbytes[m], profile.link_latency_s[m]
-        if kind == "all_reduce":
-            out[m] = (eff.collective_latency_s + 2 * (n - 1) * lat
-                      + 2 * (n - 1) / n * b / (bw * eff.ring_efficiency))
-        else:
-            out[m] = eff.p2p_latency_s + lat + b / bw
-    return out
+    return _predict(_prepare(profile), len(profile), profile.gpu, eff, dtype)
 
 
 def _stats(errors: np.ndarray, predicted: np.ndarray, measured: np.ndarray) -> dict[str, Any]:
@@ -186,16 +202,28 @@ def _fitted_fields(prof: Profile) -> list[str]:
     return fields
 
 
+def _stratified(prof: Profile, max_rows_per_op: int) -> Profile:
+    """At most ``max_rows_per_op`` rows of every op, evenly spaced in file order (deterministic)."""
+    keep = np.zeros(len(prof), dtype=bool)
+    for op in set(prof.op.tolist()):
+        idx = np.flatnonzero(prof.op == op)
+        step = max(1, -(-idx.size // max_rows_per_op))
+        keep[idx[::step]] = True
+    return prof.take(keep)
+
+
 def calibrate(profile: str | Path | Profile, gpu: str | Accelerator | None = None, *,
-              start: Efficiency | None = None, max_nfev: int = 200,
+              start: Efficiency | None = None, max_nfev: int = 200, max_rows_per_op: int = 2000,
               scale_out_link: str | None = None) -> Efficiency:
     """Fit :class:`Efficiency` to a profile (robust least squares on log ratios, ops weighted
-    equally). Returns the fitted instance; save it with :meth:`Efficiency.save`."""
+    equally, on at most ``max_rows_per_op`` evenly spaced rows of each op). Returns the fitted
+    instance; save it with :meth:`Efficiency.save`."""
     from scipy.optimize import least_squares
 
     prof = _as_profile(profile, gpu, scale_out_link)
     if len(prof) == 0:
         raise ValueError("calibrate: the profile has no measured rows.")
+    prof = _stratified(prof, max_rows_per_op)
     base = Efficiency() if start is None else start
     if base.launch_overhead_s is None:
         base = dataclasses.replace(base, launch_overhead_s=prof.gpu.kernel_launch_s)
@@ -207,10 +235,11 @@ def calibrate(profile: str | Path | Profile, gpu: str | Accelerator | None = Non
     counts = {op: int((prof.op == op).sum()) for op in set(prof.op.tolist())}
     weight = np.sqrt(1.0 / np.array([counts[o] for o in prof.op]))
     log_meas = np.log(prof.measured_s)
+    groups = _prepare(prof)
 
     def residuals(x: np.ndarray) -> np.ndarray:
         eff = dataclasses.replace(base, **dict(zip(names, x.tolist())))
-        return weight * (np.log(predict(prof, eff)) - log_meas)
+        return weight * (np.log(_predict(groups, len(prof), prof.gpu, eff)) - log_meas)
 
     fit = least_squares(residuals, x0, bounds=(lo, hi), x_scale=scale, loss="soft_l1",
                         f_scale=0.1 * float(weight.max()), max_nfev=max_nfev)

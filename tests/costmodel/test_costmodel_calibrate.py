@@ -172,12 +172,14 @@ def test_uncalibrated_model_meets_the_a100_targets(shared_dir: Path) -> None:
     assert report.skipped_rows == 0
 
 
+@pytest.mark.slow
 def test_calibrated_model_meets_the_a100_target(shared_dir: Path) -> None:
     prof = _a100(shared_dir)
     report = validate(prof, calibration=calibrate(prof))
     assert report.overall["median_ape"] < 0.10
 
 
+@pytest.mark.slow
 def test_calibration_carries_over_to_held_out_models(shared_dir: Path) -> None:
     prof = _a100(shared_dir)
     held_out = np.isin(prof.group, ["Meta-Llama-3-8B", "internlm-20b", "phi-2"])
