@@ -26,7 +26,9 @@ def register(subparsers: Any) -> None:
     p = subparsers.add_parser(
         "reproduce",
         help="reproduce seed papers' headline claims: paper vs. measured",
-        description=__doc__.split("\n\n", 1)[1],
+        description=__doc__.split("\n\n", 1)[1].replace("``", "").replace(
+            ":mod:`schedlab.seeds`", "schedlab.seeds"
+        ),
     )
     p.add_argument(
         "papers", nargs="*", metavar="PAPER",
@@ -35,7 +37,8 @@ def register(subparsers: Any) -> None:
     p.add_argument("--all", action="store_true", help="reproduce every seed paper")
     p.add_argument(
         "--quick", action="store_true",
-        help="small sizes (few rates, a few hundred requests): a smoke test, not a reproduction",
+        help="smoke-test sizes (tens of requests, two rates): checks the pipeline, reproduces "
+        "nothing",
     )
     p.add_argument("--seed", type=int, default=0, help="random seed of the workloads (default 0)")
     p.add_argument("--json", action="store_true", help="print one JSON document on stdout")
@@ -50,10 +53,10 @@ def register(subparsers: Any) -> None:
 
 def _fmt_value(value: float | None, unit: str) -> str:
     if value is None:
-        return "n/a"
+        return "-"
     if unit == "x":
-        return f"{value:.2f}x"
-    return f"{value:.3g} {unit}"
+        return f"{value:#.4g}x"
+    return f"{value:#.4g} {unit}"
 
 
 def format_table(reports: list[Any]) -> str:
@@ -63,7 +66,7 @@ def format_table(reports: list[Any]) -> str:
     for rep in reports:
         for r in rep.claims:
             c = r.claim
-            paper_val = _fmt_value(c.paper_value, c.unit) if c.paper_value is not None else "-"
+            paper_val = _fmt_value(c.paper_value, c.unit)
             verdict = f"{'yes' if r.holds else 'NO'} ({c.condition})"
             rows.append((rep.paper, c.name, c.baseline, paper_val,
                          _fmt_value(r.measured_value, c.unit), verdict, c.source))
@@ -89,8 +92,10 @@ def format_table(reports: list[Any]) -> str:
 
 def run(args: argparse.Namespace) -> int:
     """Run the ``reproduce`` subcommand; returns the exit code."""
+    from schedlab.errors import check_nonneg_int
     from schedlab.seeds.registry import get_seed, run_seed, seed_names
 
+    check_nonneg_int(args.seed, "--seed", "schedlab reproduce")
     if args.all and args.papers:
         raise ValueError("give either PAPER names or --all, not both")
     names = list(dict.fromkeys(args.papers)) or seed_names()

@@ -61,7 +61,7 @@ def test_reproduce_text_table_and_plot(capsys, tmp_path):
     out = capsys.readouterr().out
     for claim in fastserve.CLAIMS:
         assert claim.name in out
-    assert "paper value" in out and "measured" in out and "5.10x" in out
+    assert "paper value" in out and "measured" in out and "5.100x" in out
     png = tmp_path / "fastserve_jct_vs_rate.png"
     assert png.is_file() and png.read_bytes()[:4] == b"\x89PNG"
     assert str(png) in out
