@@ -17,6 +17,7 @@ from pathlib import Path
 from schedlab.datasets.assemble import Assembler, ColumnSpec
 from schedlab.datasets.catalog import SHIPPED, shipped_path
 from schedlab.datasets.csv_reader import iter_csv_chunks, read_header
+from schedlab.datasets.fast_csv import Irregular, iter_fast_chunks
 from schedlab.datasets.formats import FORMATS, match_columns, user_spec
 from schedlab.datasets.jsonl_reader import first_record, iter_jsonl_chunks
 from schedlab.datasets.report import LoadResult, SkippedRowsWarning
@@ -72,6 +73,20 @@ def infer_format(path: str | Path) -> str:
     return found
 
 
+def _byte_parser_kinds(spec: ColumnSpec) -> dict[str, str] | None:
+    """Column kinds for the byte parser, or ``None`` when the spec needs more than integers and
+    date-times (features, prefix blocks)."""
+    if spec.features or spec.prefix_blocks is not None:
+        return None
+    kinds: dict[str, str] = {}
+    if spec.arrival is not None:
+        kinds[spec.arrival] = "datetime" if spec.time_unit == "datetime" else "int"
+    for col in (spec.input_tokens, spec.output_tokens, spec.group_id):
+        if col is not None:
+            kinds.setdefault(col, "int")
+    return kinds
+
+
 def load_with_report(
     name_or_path: str | Path,
     format: str | None = None,
@@ -87,6 +102,7 @@ def load_with_report(
     block_tokens: int | None = None,
     chunk_rows: int = 1_000_000,
     name: str | None = None,
+    engine: str = "auto",
 ) -> LoadResult:
     """Like :func:`load`, but also returns the :class:`~schedlab.datasets.report.LoadReport`.
 
@@ -97,6 +113,10 @@ def load_with_report(
     if on_error not in ("raise", "skip"):
         raise ValueError(
             f"The 'on_error' parameter of load must be 'raise' or 'skip'. Got {on_error!r} instead."
+        )
+    if engine not in ("auto", "pandas"):
+        raise ValueError(
+            f"The 'engine' parameter of load must be 'auto' or 'pandas'. Got {engine!r} instead."
         )
     if zero_tokens not in ("error", "clip"):
         raise ValueError(
@@ -144,30 +164,45 @@ def load_with_report(
             f"The start_s/end_s/sort parameters of load need timestamps, but the {format!r} "
             f"data in {str(path)!r} has none."
         )
-    asm = Assembler(
-        str(path),
-        format,
-        spec,
-        on_error=on_error,
-        zero_tokens=zero_tokens,
-        start_s=start_s,
-        end_s=end_s,
-        sort=sort,
-        default_input_tokens=default_input_tokens,
-        block_tokens=block_tokens if block_tokens is not None else fmt.block_tokens,
-    )
+
+    def assembler() -> Assembler:
+        return Assembler(
+            str(path),
+            format,
+            spec,
+            on_error=on_error,
+            zero_tokens=zero_tokens,
+            start_s=start_s,
+            end_s=end_s,
+            sort=sort,
+            default_input_tokens=default_input_tokens,
+            block_tokens=block_tokens if block_tokens is not None else fmt.block_tokens,
+        )
+
+    asm = assembler()
     needed = spec.source_columns()
     if fmt.kind == "csv":
         header = read_header(path)
         for col in needed:
             if col not in header:
                 raise DataFormatError(str(path), 1, col, f"missing column; the header has {header}")
-        text = (spec.arrival,) if spec.time_unit == "datetime" else ()
-        for chunk, lines, bad in iter_csv_chunks(
-            path, needed, chunk_rows=chunk_rows, text_columns=text
-        ):
-            if not asm.feed(chunk, lines, bad_lines=bad):
-                break
+        kinds = _byte_parser_kinds(spec) if engine == "auto" else None
+        done = False
+        if kinds is not None:
+            try:
+                for chunk, lines in iter_fast_chunks(path, header, kinds):
+                    if not asm.feed(chunk, lines):
+                        break
+                done = True
+            except Irregular:  # not plain: re-read with pandas, which words every problem
+                asm = assembler()
+        if not done:
+            text = (spec.arrival,) if spec.time_unit == "datetime" else ()
+            for chunk, lines, bad in iter_csv_chunks(
+                path, needed, chunk_rows=chunk_rows, text_columns=text
+            ):
+                if not asm.feed(chunk, lines, bad_lines=bad):
+                    break
     else:
         keys = [c for c in needed if c != spec.prefix_blocks]
         for chunk, lines, bad, blocks in iter_jsonl_chunks(
@@ -210,7 +245,11 @@ def load(
     default_input_tokens : prompt length given to every request of a format without prompt
         lengths (``proxy-predictions``); default 1.
     block_tokens : tokens per prefix block (Mooncake: 512).
-    chunk_rows : rows parsed at a time (bounds the parser's memory).
+    chunk_rows : rows parsed at a time by the pandas path (bounds the parser's memory).
+    engine : ``"auto"`` (default) parses plain numeric CSVs (integers and fixed-layout date-times,
+        e.g. the Azure traces) with a vectorised byte parser (:mod:`schedlab.datasets.fast_csv`,
+        8 MB blocks) and falls back to pandas' C parser for anything else or any irregular
+        line; ``"pandas"`` always uses pandas. Both give the same workload and the same errors.
     name : label of the workload (default: the dataset name or the file stem).
 
     Files without timestamps (``vidur``, ``proxy-predictions``) load as an offline batch: every

@@ -59,8 +59,16 @@ def test_csv_errors_name_file_line_field(tmp_path, bad, field, message):
 
 
 def test_skip_reports_count_and_lines(tmp_path):
-    lines = [HEADER, *good_rows(3), row(3.0, -1, 5), "\n", *good_rows(2, start=4),
-             row(6.0, 1, 2).rstrip("\n") + ",9\n", row(1.0), *good_rows(2, start=7)]
+    lines = [
+        HEADER,
+        *good_rows(3),
+        row(3.0, -1, 5),
+        "\n",
+        *good_rows(2, start=4),
+        row(6.0, 1, 2).rstrip("\n") + ",9\n",
+        row(1.0),
+        *good_rows(2, start=7),
+    ]
     p = write(tmp_path, "".join(lines))
     # bad: line 5 (negative), 6 (blank), 9 (4 fields), 10 (time goes backwards)
     for chunk_rows in (1_000_000, 3):
@@ -70,7 +78,10 @@ def test_skip_reports_count_and_lines(tmp_path):
         r = datasets.load_with_report(p, on_error="skip", chunk_rows=chunk_rows).report
         assert r.skipped_lines.tolist() == [5, 6, 9, 10]
         assert [(q.line, q.field) for q in r.problems] == [
-            (5, "ContextTokens"), (6, "TIMESTAMP"), (9, None), (10, "TIMESTAMP")
+            (5, "ContextTokens"),
+            (6, "TIMESTAMP"),
+            (9, None),
+            (10, "TIMESTAMP"),
         ]
         assert r.rows_read == 11 and r.rows_loaded == 7 and r.n_skipped == 4
         assert np.allclose(w.arrival_s, [0, 1, 2, 4, 5, 7, 8])
@@ -113,8 +124,17 @@ def test_missing_file_and_unknown_format(tmp_path):
 
 
 def mooncake_line(ts: int, i: int = 600, o: int = 5, h: object = None) -> str:
-    return json.dumps({"timestamp": ts, "input_length": i, "output_length": o,
-                       "hash_ids": [0, 1] if h is None else h}) + "\n"
+    return (
+        json.dumps(
+            {
+                "timestamp": ts,
+                "input_length": i,
+                "output_length": o,
+                "hash_ids": [0, 1] if h is None else h,
+            }
+        )
+        + "\n"
+    )
 
 
 @pytest.mark.parametrize(

@@ -71,8 +71,13 @@ def test_length_stats_feed_generators(vidur):
 def test_user_csv_mapping(tmp_path):
     p = tmp_path / "mine.csv"
     p.write_text("ts_ms,prompt,gen,tenant,prio\n0,10,1,a,2\n250,20,2,b,1\n1250,30,3,a,0\n")
-    cols = {"arrival_s": "ts_ms", "input_tokens": "prompt", "output_tokens": "gen",
-            "feature.tenant": "tenant", "group_id": "prio"}
+    cols = {
+        "arrival_s": "ts_ms",
+        "input_tokens": "prompt",
+        "output_tokens": "gen",
+        "feature.tenant": "tenant",
+        "group_id": "prio",
+    }
     w = datasets.load(p, columns=cols, time_unit="ms")
     assert w.arrival_s.tolist() == [0.0, 0.25, 1.25]
     assert w.input_tokens.tolist() == [10, 20, 30] and w.group_id.tolist() == [2, 1, 0]
@@ -89,11 +94,18 @@ def test_user_csv_mapping(tmp_path):
 
 def test_user_jsonl_mapping_with_blocks(tmp_path):
     p = tmp_path / "mine.jsonl"
-    recs = [{"t": 1.0, "n_in": 1024, "n_out": 5, "blocks": [4, 5], "g": 0},
-            {"t": 2.5, "n_in": 512, "n_out": 7, "blocks": [4], "g": 0}]
+    recs = [
+        {"t": 1.0, "n_in": 1024, "n_out": 5, "blocks": [4, 5], "g": 0},
+        {"t": 2.5, "n_in": 512, "n_out": 7, "blocks": [4], "g": 0},
+    ]
     p.write_text("".join(json.dumps(r) + "\n" for r in recs))
-    cols = {"arrival_s": "t", "input_tokens": "n_in", "output_tokens": "n_out",
-            "prefix_block_ids": "blocks", "group_id": "g"}
+    cols = {
+        "arrival_s": "t",
+        "input_tokens": "n_in",
+        "output_tokens": "n_out",
+        "prefix_block_ids": "blocks",
+        "group_id": "g",
+    }
     w = datasets.load(p, columns=cols, block_tokens=256)
     assert w.arrival_s.tolist() == [0.0, 1.5] and w.block_tokens == 256
     assert w.prefix_block_ids[0].tolist() == [4, 5] and w.prefix_block_ids[1].tolist() == [4]

@@ -18,8 +18,9 @@ def test_same_seed_same_workload():
     assert np.array_equal(a, datasets.gamma_arrivals(100, 3.0, cv=2.0, seed=7))
     assert not np.array_equal(a, datasets.gamma_arrivals(100, 3.0, cv=2.0, seed=8))
     g1, g2 = np.random.default_rng(5), np.random.default_rng(5)
-    assert np.array_equal(datasets.poisson_arrivals(50, 1.0, seed=g1),
-                          datasets.poisson_arrivals(50, 1.0, seed=g2))
+    assert np.array_equal(
+        datasets.poisson_arrivals(50, 1.0, seed=g1), datasets.poisson_arrivals(50, 1.0, seed=g2)
+    )
     src = datasets.load("azure-code-2023")
     for lengths in ("empirical", "fitted"):
         w1 = datasets.synthetic_workload(300, rate_per_s=2.0, source=src, seed=1, lengths=lengths)
@@ -109,8 +110,10 @@ def test_rollout_defaults_reproduce_published_statistics(seed, max_tokens):
 
 
 def test_rollout_correlation_is_tunable():
-    icc = [rollout_stats(datasets.rollout_batch(2000, 8, seed=0, correlation=r))["log_icc"]
-           for r in (0.0, 0.5, 0.9, 1.0)]
+    icc = [
+        rollout_stats(datasets.rollout_batch(2000, 8, seed=0, correlation=r))["log_icc"]
+        for r in (0.0, 0.5, 0.9, 1.0)
+    ]
     assert icc == sorted(icc) and icc[0] < 0.25 and icc[-1] == pytest.approx(1.0)
     same = datasets.rollout_batch(50, 4, seed=0, correlation=1.0).output_tokens.reshape(50, 4)
     assert (same == same[:, :1]).all()
@@ -141,8 +144,9 @@ def test_resample_draws_real_pairs(n, seed):
 
 def test_synthetic_workload_rate_and_range():
     src = datasets.load("mooncake-conversation")
-    w = datasets.synthetic_workload(20_000, rate_per_s=8.0, source=src, seed=2, arrival_cv=2.0,
-                                    lengths="fitted")
+    w = datasets.synthetic_workload(
+        20_000, rate_per_s=8.0, source=src, seed=2, arrival_cv=2.0, lengths="fitted"
+    )
     assert len(w) / w.duration_s == pytest.approx(8.0, rel=0.05)
     assert w.output_tokens.max() <= src.output_tokens.max()
     assert w.input_tokens.min() >= 1
