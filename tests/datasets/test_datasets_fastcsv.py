@@ -7,9 +7,9 @@ import pandas as pd
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from schedlab.datasets.fast_csv import Irregular, iter_fast_chunks
 
 from schedlab import datasets
-from schedlab.datasets.fast_csv import Irregular, iter_fast_chunks
 from schedlab.errors import DataFormatError
 
 HEADER = ["TIMESTAMP", "ContextTokens", "GeneratedTokens"]

@@ -6,9 +6,9 @@ import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from schedlab.datasets.rollout import CALIBRATED, rollout_stats
 
 from schedlab import datasets
-from schedlab.datasets.rollout import CALIBRATED, rollout_stats
 
 FAST = settings(max_examples=50, deadline=None)
 

@@ -6,54 +6,54 @@ import re
 
 import numpy as np
 import pytest
+from schedlab.datasets.catalog import DATA_DIR, SHIPPED, sha256_of, shipped_path
 
 from schedlab import datasets
-from schedlab.datasets.catalog import DATA_DIR, SHIPPED, sha256_of, shipped_path
 from schedlab.records import Workload
 
 # Statistics published in ../shared/datasets/PROVENANCE.md (rounded as printed there).
 PROVENANCE = {
-    "mooncake-conversation": dict(
-        rows=12031,
-        span=3537,
-        rate=3.40,
-        in_mean=12035,
-        in_p50=6909,
-        out_mean=343,
-        out_p50=350,
-        out_max=2000,
-        reuse=0.366,
-    ),
-    "mooncake-synthetic": dict(
-        rows=3993,
-        span=1022,
-        rate=3.91,
-        in_mean=15325,
-        in_p50=11587,
-        out_mean=149,
-        out_p50=69,
-        reuse=0.640,
-    ),
-    "azure-code-2023": dict(
-        rows=8819,
-        span=3436,
-        rate=2.57,
-        in_mean=2048,
-        in_p50=1469,
-        in_max=7437,
-        out_mean=27.9,
-        out_p50=13,
-    ),
-    "azure-conv-2023": dict(
-        rows=19366,
-        span=3502,
-        rate=5.53,
-        in_mean=1155,
-        in_p50=1020,
-        out_mean=211,
-        out_p50=129,
-        out_max=1000,
-    ),
+    "mooncake-conversation": {
+        "rows": 12031,
+        "span": 3537,
+        "rate": 3.40,
+        "in_mean": 12035,
+        "in_p50": 6909,
+        "out_mean": 343,
+        "out_p50": 350,
+        "out_max": 2000,
+        "reuse": 0.366,
+    },
+    "mooncake-synthetic": {
+        "rows": 3993,
+        "span": 1022,
+        "rate": 3.91,
+        "in_mean": 15325,
+        "in_p50": 11587,
+        "out_mean": 149,
+        "out_p50": 69,
+        "reuse": 0.640,
+    },
+    "azure-code-2023": {
+        "rows": 8819,
+        "span": 3436,
+        "rate": 2.57,
+        "in_mean": 2048,
+        "in_p50": 1469,
+        "in_max": 7437,
+        "out_mean": 27.9,
+        "out_p50": 13,
+    },
+    "azure-conv-2023": {
+        "rows": 19366,
+        "span": 3502,
+        "rate": 5.53,
+        "in_mean": 1155,
+        "in_p50": 1020,
+        "out_mean": 211,
+        "out_p50": 129,
+        "out_max": 1000,
+    },
 }
 
 
