@@ -204,7 +204,7 @@ def _lengths(n: int, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray, 
         "trace_requests_fitting_context": len(pool),
         "input_tokens_mean": round(float(inp.mean()), 1),
         "output_tokens_mean": round(float(out.mean()), 1),
-        "output_tokens_p99": float(np.percentile(out, 99)),
+        "output_tokens_p99": round(float(np.percentile(out, 99)), 1),
         "output_tokens_cv": round(float(out.std() / out.mean()), 3),
     }
     return inp, out, stats
