@@ -154,6 +154,8 @@ def build_model(problem: IterationProblem, upper_bound: int) -> IterationModel:
                 m.Add(kv == kv_tokens_at_run(int(inp[j]), r[j][t])).OnlyEnforceIf(x[j][t])
                 m.Add(kv == 0).OnlyEnforceIf(x[j][t].Not())
                 m.Add(kv >= int(kv_tokens_at_run(int(inp[j]), 1)) * x[j][t])
+                # linear form of the first line (big-M with r <= o_j), for the LP relaxation
+                m.Add(kv >= kv_tokens_at_run(int(inp[j]), r[j][t]) - cap_j * (1 - x[j][t]))
                 terms.append(kv)
             m.Add(sum(terms) <= problem.kv_capacity_tokens)
 
