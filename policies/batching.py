@@ -107,10 +107,11 @@ def longest_prefix(
     ``max_batch_tokens``, and its KV demand (``demand``, see :mod:`schedlab.policies.kv`) plus
     ``reserve_tokens`` at most the free device KV plus the device KV of the *evictable* requests
     after it in the order (``evictable`` is a boolean mask over all positions; default: none).
-    ``reserve_tokens`` (a scalar or one value per order position) never applies to the first
+    ``reserve_tokens`` (a scalar or one value per order position) does not limit the first
     request, so the head of the order runs whenever it fits on its own. Evictions take evictable
-    device-resident requests from the *back* of the order until the deficit is covered. Strict:
-    a request that does not fit ends the batch; nothing behind it is considered.
+    device-resident requests from the *back* of the order until the batch's demand plus the
+    reserve is covered (or, when only the head runs, until nothing evictable is left behind it).
+    Strict: a request that does not fit ends the batch; nothing behind it is considered.
 
     >>> import numpy as np
     >>> from schedlab.policies.base import QueueView, KV_GPU
@@ -148,13 +149,13 @@ def longest_prefix(
     k = m if ok.all() else int(np.argmin(ok))
     if k == 0:
         return PrefixResult(batch=_EMPTY, evict=_EMPTY, free_after=free)
-    reserve_last = 0 if reserve is None or k == 1 else int(reserve[k - 1])
+    reserve_last = 0 if reserve is None else int(reserve[k - 1])
     deficit = int(dem[k - 1]) + reserve_last - free
     evict = _EMPTY
-    if deficit > 0 and ev_kv is not None:
+    if deficit > 0 and ev_kv is not None and k < m:
         back = ev_kv[k:][::-1]
         cum = np.cumsum(back)
-        j = int(np.searchsorted(cum, deficit)) + 1
+        j = min(int(np.searchsorted(cum, deficit)) + 1, back.shape[0])
         evict = order[k:][::-1][:j][back[:j] > 0]
         free += int(cum[j - 1])
     return PrefixResult(batch=order[:k], evict=evict, free_after=free - int(dem[k - 1]))

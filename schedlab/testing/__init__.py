@@ -1,8 +1,9 @@
 """Testing API for policies and simulations, for users as well as for schedlab's own tests.
 
 Hypothesis strategies (:func:`workloads`, :func:`queue_views`, :func:`router_views`), invariant
-checks on single decisions (:func:`check_decision`, :func:`check_purity`), and the
-all-in-one :func:`check_policy` / :func:`check_router` that run them on any callable.
+checks on single decisions (:func:`check_decision`, :func:`check_purity`), the all-in-one
+:func:`check_policy` / :func:`check_router` that run them on any callable, and
+:func:`check_simulation` (conservation and time monotonicity of a simulation result).
 
 >>> from schedlab.testing import check_policy
 >>> check_policy("fcfs", max_examples=10)
@@ -17,6 +18,7 @@ from schedlab.testing.invariants import (
     decision_differences,
     describe_view,
 )
+from schedlab.testing.simulation import check_simulation
 from schedlab.testing.strategies import queue_views, router_views, workloads
 
 __all__ = [
@@ -25,6 +27,7 @@ __all__ = [
     "check_purity",
     "check_router",
     "check_router_choice",
+    "check_simulation",
     "copy_view",
     "decision_differences",
     "describe_view",

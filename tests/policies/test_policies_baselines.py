@@ -1,0 +1,160 @@
+"""FCFS, vLLM, SJF and SRPT: the ordering and preemption rules their docstrings promise."""
+
+from __future__ import annotations
+
+import numpy as np
+from hypothesis import given, settings
+from schedlab.policies.base import KV_GPU, KV_HOST, QueueView
+from schedlab.policies.batching import infeasible
+from schedlab.policies.fcfs import arrival_order, fcfs, started
+from schedlab.policies.kv import request_costs
+from schedlab.policies.sjf import remaining_pred, sjf, srpt
+from schedlab.policies.vllm import vllm
+
+from schedlab.testing import queue_views
+
+PROPS = settings(max_examples=60, deadline=None, database=None, derandomize=True)
+
+
+def _key_order(view: QueueView, positions: np.ndarray, key: np.ndarray) -> list[int]:
+    return positions[
+        np.lexsort((view.request_id[positions], view.arrival_s[positions], key[positions]))
+    ].tolist()
+
+
+def _ok(view: QueueView) -> np.ndarray:
+    keep = np.ones(view.n, dtype=bool)
+    keep[infeasible(view)[0]] = False
+    return keep
+
+
+@PROPS
+@given(queue_views())
+def test_run_to_completion_batches_admitted_then_a_prefix_of_the_waiting(view: QueueView) -> None:
+    ok = _ok(view)
+    admitted = arrival_order(view, np.flatnonzero(started(view) & ok)).tolist()
+    waiting = np.flatnonzero(~started(view) & ok)
+    for policy, key in ((fcfs, view.arrival_s), (sjf, view.output_tokens_pred)):
+        d = policy(view)
+        run = d.run.tolist()
+        old = [p for p in run if p in admitted]
+        new = run[len(old) :]
+        assert old == admitted[: len(old)]  # admitted requests in arrival order, first
+        assert new == _key_order(view, waiting, key)[: len(new)]
+        if new:  # new requests join only when every admitted one runs and none is preempted
+            assert len(old) == len(admitted) and d.recompute.shape[0] == 0
+        assert d.swap_out.shape[0] == 0 and d.swap_in.shape[0] == 0
+
+
+@PROPS
+@given(queue_views())
+def test_run_to_completion_preempts_only_when_predictions_are_exceeded(view: QueueView) -> None:
+    c = request_costs(view)
+    ok = _ok(view)
+    admitted = np.flatnonzero(started(view) & ok)
+    foot = np.maximum(
+        view.input_tokens + np.ceil(view.output_tokens_pred).astype(np.int64),
+        view.kv_tokens + c.growth,
+    )
+    reserved = int(np.maximum(foot[admitted] - c.gpu_kv[admitted], c.demand[admitted]).sum())
+    for policy in (fcfs, sjf):
+        d = policy(view)
+        if reserved <= view.kv_free_tokens:  # every admitted request's reservation holds
+            assert d.recompute.shape[0] == 0
+        if d.recompute.shape[0]:  # the latest-arrived admitted requests go first
+            order = arrival_order(view, admitted).tolist()
+            k = sum(1 for p in d.run.tolist() if p in order)
+            pos = [order.index(p) for p in d.recompute.tolist()]
+            assert min(pos) >= k
+            behind = [p for p in order[min(pos) :] if view.kv_location[p] == KV_GPU]
+            assert set(behind) == set(d.recompute.tolist())
+
+
+@PROPS
+@given(queue_views())
+def test_vllm_preempts_the_latest_arrivals_and_admits_nothing_new_meanwhile(
+    view: QueueView,
+) -> None:
+    d = vllm(view)
+    evicted = np.concatenate([d.swap_out, d.recompute])
+    assert (view.kv_location[evicted] == KV_GPU).all()
+    run = d.run
+    key = list(zip(view.arrival_s.tolist(), view.request_id.tolist()))
+    gpu_run = [p for p in run.tolist() if view.kv_location[p] == KV_GPU]
+    if evicted.shape[0]:
+        assert min(key[e] for e in evicted) > max((key[p] for p in gpu_run), default=(-1, -1))
+        assert all(view.kv_location[p] == KV_GPU for p in run.tolist())
+    # queue order: device-resident (running), then swapped, then waiting; each by arrival
+    group = np.where(view.kv_location == KV_GPU, 0, np.where(view.kv_location == KV_HOST, 1, 2))
+    ok = _ok(view)
+    full = np.lexsort((view.request_id, view.arrival_s, group))
+    full = full[ok[full]].tolist()
+    assert run.tolist() == full[: run.shape[0]]
+
+
+def test_vllm_recomputes_by_default_and_swaps_on_request() -> None:
+    v = QueueView.from_columns(
+        now_s=1.0,
+        input_tokens=[40, 40],
+        arrival_s=[0.0, 0.1],
+        prefilled_tokens=[40, 40],
+        generated_tokens=[10, 10],
+        kv_tokens=[50, 50],
+        kv_location=[KV_GPU, KV_GPU],
+        running=[True, True],
+        kv_capacity_tokens=100,
+    )
+    d = vllm(v)
+    assert d.run.tolist() == [0] and d.recompute.tolist() == [1] and d.swap_out.tolist() == []
+    d = vllm(v, preempt="swap")
+    assert d.swap_out.tolist() == [1] and d.recompute.tolist() == []
+
+
+def test_vllm_watermark_holds_back_new_requests() -> None:
+    v = QueueView.from_columns(
+        now_s=1.0,
+        input_tokens=[40, 30],
+        arrival_s=[0.0, 0.1],
+        prefilled_tokens=[40, 0],
+        generated_tokens=[10, 0],
+        kv_tokens=[50, 0],
+        kv_location=[KV_GPU, 0],
+        running=[True, False],
+        kv_capacity_tokens=100,
+    )
+    assert vllm(v).run.tolist() == [0, 1]  # 1 + 31 tokens fit in 50 free, 1% watermark = 1
+    assert vllm(v, watermark=0.2).run.tolist() == [0]  # 18 free after < 20 watermark
+
+
+@PROPS
+@given(queue_views())
+def test_srpt_runs_a_prefix_of_shortest_remaining_and_evicts_only_longer_work(
+    view: QueueView,
+) -> None:
+    d = srpt(view)
+    rem = remaining_pred(view)
+    order = _key_order(view, np.flatnonzero(_ok(view)), rem)
+    assert d.run.tolist() == order[: d.run.shape[0]]
+    evicted = np.concatenate([d.swap_out, d.recompute]).tolist()
+    if evicted and d.run.shape[0]:
+        assert min(order.index(e) for e in evicted) >= d.run.shape[0]
+        assert min(rem[evicted]) >= max(rem[d.run])
+
+
+def test_sjf_admits_the_shortest_first_and_never_preempts() -> None:
+    v = QueueView.from_columns(
+        now_s=1.0,
+        input_tokens=[10, 10, 10],
+        arrival_s=[0.0, 0.5, 0.6],
+        output_tokens_pred=[100, 50, 5],
+        prefilled_tokens=[10, 0, 0],
+        generated_tokens=[90, 0, 0],
+        kv_tokens=[100, 0, 0],
+        kv_location=[KV_GPU, 0, 0],
+        running=[True, False, False],
+        kv_capacity_tokens=140,
+    )
+    # request 0 (started, 10 more predicted) keeps running; 15 tokens of room -> request 2 joins
+    assert sjf(v).run.tolist() == [0, 2]
+    assert fcfs(v).run.tolist() == [0]  # FCFS would need 60 tokens for request 1 first
+    assert srpt(v).run.tolist() == [2, 0, 1]

@@ -1,0 +1,317 @@
+"""FastServe's skip-join MLFQ against the invariants of serving.md §1.4.
+
+Property tests draw consistent queue views (schedlab.testing.queue_views) and check one decision;
+the example tests pin the rules on hand-built views.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from schedlab.policies import get_policy
+from schedlab.policies.base import KV_GPU, KV_HOST, QueueView
+from schedlab.policies.batching import infeasible
+from schedlab.policies.fcfs import fcfs
+from schedlab.policies.kv import request_costs
+from schedlab.policies.mlfq import initial_queue, mlfq, priority_order, skip_join_mlfq
+
+from schedlab.testing import queue_views
+
+PROPS = settings(max_examples=50, deadline=None, database=None, derandomize=True)
+Q0, RATIO, THR = 0.010, 2.0, 3.0
+
+
+def _not_rejected(view: QueueView) -> np.ndarray:
+    keep = np.ones(view.n, dtype=bool)
+    keep[infeasible(view)[0]] = False
+    return np.flatnonzero(keep)
+
+
+# ----------------------------------------------------------------- 3. skip-join
+@PROPS
+@given(
+    t=st.lists(st.floats(0.0, 50.0), min_size=1, max_size=30),
+    q0=st.floats(1e-4, 1.0),
+    ratio=st.sampled_from([1.5, 2.0, 3.0, 10.0]),
+)
+def test_initial_queue_is_the_least_queue_whose_quantum_covers_the_prefill(
+    t: list[float], q0: float, ratio: float
+) -> None:
+    p = initial_queue(np.array(t), base_quantum_s=q0, ratio=ratio)
+    for ti, pi in zip(t, p.tolist()):
+        assert q0 * ratio**pi >= ti
+        assert pi == 0 or q0 * ratio ** (pi - 1) < ti
+    order = np.argsort(t, kind="stable")
+    assert (np.diff(p[order]) >= 0).all()
+
+
+@PROPS
+@given(queue_views())
+def test_skip_join_queue_is_monotone_in_input_length(view: QueueView) -> None:
+    d = skip_join_mlfq(view, starvation_threshold_s=1e9)
+    new = np.flatnonzero(view.priority < 0)
+    by_len = new[np.argsort(view.input_tokens[new], kind="stable")]
+    assert (np.diff(d.priority[by_len]) >= 0).all()
+    expected = initial_queue(view.est_prefill_s[new], base_quantum_s=Q0, ratio=RATIO)
+    assert d.priority[new].tolist() == expected.tolist()
+
+
+@PROPS
+@given(queue_views())
+def test_without_skip_join_every_arrival_starts_in_queue_zero(view: QueueView) -> None:
+    new = view.priority < 0
+    for d in (skip_join_mlfq(view, use_skip_join=False), mlfq(view)):
+        assert (d.priority[new] == 0).all()
+        assert (d.attained_s[new] == 0).all()
+
+
+def test_skip_join_example_from_the_digest() -> None:
+    # 8 ms fits queue 0 (10 ms); 35 ms needs queue 2 (40 ms); exactly 20 ms is queue 1
+    v = QueueView.from_columns(
+        now_s=0.0,
+        input_tokens=[100, 2000, 900],
+        est_prefill_s=[0.008, 0.035, 0.020],
+        kv_capacity_tokens=10_000,
+    )
+    assert skip_join_mlfq(v).priority.tolist() == [0, 2, 1]
+
+
+# ----------------------------------------------------------------- 4. priority moves
+@PROPS
+@given(queue_views(), st.booleans())
+def test_priority_moves_by_demotion_or_starvation_only(view: QueueView, reset: bool) -> None:
+    d = skip_join_mlfq(view, reset_attained_on_promotion=reset)
+    seen = np.flatnonzero(view.priority >= 0)
+    old, new = view.priority[seen], d.priority[seen]
+    att_old, att_new = view.attained_s[seen], d.attained_s[seen]
+    quantum = Q0 * RATIO ** old.astype(float)
+    demoted = att_old > quantum
+    starving = ~view.running[seen] & (view.now_s >= view.last_run_s[seen] + THR)
+    # a priority only rises by exactly one (demotion) or falls to 0 (starvation promotion)
+    moved_up = new == old + 1
+    to_zero = (new == 0) & (old > 0)
+    same = new == old
+    assert (moved_up | to_zero | same).all()
+    # demotion exactly when attained exceeds the quantum (strict >), unless promoted after it
+    assert (moved_up == (demoted & ~starving)).all()
+    assert (att_new[moved_up] == 0).all()
+    # promotion to 0 only for starving jobs
+    assert starving[to_zero].all()
+    # untouched jobs keep their attained service
+    untouched = same & ~demoted & ~starving
+    assert (att_new[untouched] == att_old[untouched]).all()
+
+
+def _promoted_view() -> QueueView:
+    # job 0 waited 5 s in queue 3 with 50 ms attained; job 1 runs in queue 0
+    return QueueView.from_columns(
+        now_s=10.0,
+        input_tokens=[64, 64],
+        arrival_s=[0.0, 9.0],
+        prefilled_tokens=[64, 64],
+        generated_tokens=[20, 2],
+        kv_tokens=[84, 66],
+        kv_location=[KV_GPU, KV_GPU],
+        running=[False, True],
+        priority=[3, 0],
+        attained_s=[0.05, 0.001],
+        last_run_s=[5.0, 9.99],
+        kv_capacity_tokens=10_000,
+    )
+
+
+def test_starvation_promotion_resets_attained_by_default() -> None:
+    d = skip_join_mlfq(_promoted_view())
+    assert d.priority[0] == 0 and d.attained_s[0] == 0.0
+    assert d.run.tolist()[0] == 1  # job 1 ran most recently within queue 0
+
+
+def test_code_quirk_keeps_attained_and_demotes_right_after_the_next_iteration() -> None:
+    d = skip_join_mlfq(_promoted_view(), reset_attained_on_promotion=False)
+    assert d.priority[0] == 0 and d.attained_s[0] == pytest.approx(0.05)
+    # once it has run, its 50 ms already exceed queue 0's 10 ms quantum: demoted again
+    after = dataclasses.replace(
+        _promoted_view(),
+        priority=np.array([0, 0]),
+        attained_s=np.array([0.05 + 0.02, 0.021]),
+        running=np.array([True, True]),
+        last_run_s=np.array([10.0, 10.0]),
+        now_s=10.02,
+    )
+    d2 = skip_join_mlfq(after, reset_attained_on_promotion=False)
+    assert d2.priority.tolist() == [1, 1]
+
+
+# ----------------------------------------------------------------- 5. starvation bound
+@PROPS
+@given(queue_views(), st.sampled_from([0.0, 0.7, 5.0]))
+def test_starvation_bound(view: QueueView, period: float) -> None:
+    d = skip_join_mlfq(view, starvation_period_s=period)
+    due = view.last_run_s + THR
+    if period:
+        due = np.ceil(due / period) * period
+    waiting = ~view.running
+    # every waiting job due by now is in queue 0 with a fresh quantum
+    now_due = waiting & (view.now_s >= due)
+    assert (d.priority[now_due] == 0).all() and (d.attained_s[now_due] == 0).all()
+    # and the policy asks to be woken no later than the next job left out becomes due
+    left_out = np.ones(view.n, dtype=bool)
+    left_out[d.run] = False
+    left_out[d.reject] = False
+    pending = left_out & ((d.priority > 0) | (d.attained_s > 0))
+    if pending.any():
+        assert d.reconsider_at_s <= max(float(due[pending].min()), np.nextafter(view.now_s, 1e300))
+
+
+@PROPS
+@given(queue_views())
+def test_wakes_when_a_batched_quantum_runs_out(view: QueueView) -> None:
+    d = skip_join_mlfq(view)
+    run = d.run
+    if run.shape[0]:
+        left = Q0 * RATIO ** d.priority[run].astype(float) - d.attained_s[run]
+        assert d.reconsider_at_s <= max(
+            view.now_s + float(left.min()), np.nextafter(view.now_s, 1e300)
+        )
+    assert d.reconsider_at_s > view.now_s
+
+
+# ----------------------------------------------------------------- 2. strict priority prefix
+@PROPS
+@given(queue_views())
+def test_batch_is_the_longest_fitting_prefix_of_the_priority_order(view: QueueView) -> None:
+    d = skip_join_mlfq(view)
+    order = priority_order(view, d.priority, _not_rejected(view))
+    k = d.run.shape[0]
+    assert d.run.tolist() == order[:k].tolist()
+    if k == order.shape[0]:
+        return
+    # the next job does not fit: batch size, token budget or KV (with the proactive reserve)
+    c = request_costs(view)
+    nxt = order[: k + 1]
+    reserve = view.max_batch_size * view.block_tokens if k else 0
+    reclaim = int(c.gpu_kv[order[k + 1 :]].sum())
+    assert (
+        k + 1 > view.max_batch_size
+        or int(c.step[nxt].sum()) > view.max_batch_tokens
+        or int(c.demand[nxt].sum()) + reserve > view.kv_free_tokens + reclaim
+    )
+
+
+@PROPS
+@given(queue_views())
+def test_only_lower_priority_jobs_are_evicted_and_no_swap_in_after_a_swap_out(
+    view: QueueView,
+) -> None:
+    d = skip_join_mlfq(view)
+    order = priority_order(view, d.priority, _not_rejected(view)).tolist()
+    evicted = np.concatenate([d.swap_out, d.recompute]).tolist()
+    if evicted:
+        assert d.swap_in.shape[0] == 0
+        assert min(order.index(e) for e in evicted) >= d.run.shape[0]
+        # evicted from the back: every device-resident job behind the last evicted one is evicted
+        first = min(order.index(e) for e in evicted)
+        behind = [p for p in order[first:] if view.kv_location[p] == KV_GPU]
+        assert set(behind) <= set(evicted)
+    for p in d.swap_in.tolist():
+        assert view.kv_location[p] == KV_HOST
+        assert order.index(p) >= d.run.shape[0]
+
+
+def test_proactive_offloading_keeps_a_reserve_and_prefetches_when_room() -> None:
+    # device: capacity 300; job 0 (queue 0, running) holds 100; job 1 (queue 5, waiting) holds 180
+    base = {
+        "now_s": 1.0,
+        "input_tokens": [90, 170, 40],
+        "arrival_s": [0.0, 0.1, 0.2],
+        "prefilled_tokens": [90, 170, 40],
+        "generated_tokens": [10, 10, 10],
+        "kv_tokens": [100, 180, 50],
+        "running": [True, False, False],
+        "priority": [0, 5, 1],
+        "attained_s": [0.0, 0.0, 0.0],
+        "last_run_s": [1.0, 0.9, 0.95],
+        "kv_capacity_tokens": 300,
+        "max_batch_size": 1,
+        "block_tokens": 16,
+    }
+    full = QueueView.from_columns(**base, kv_location=[KV_GPU, KV_GPU, KV_HOST])
+    d = skip_join_mlfq(full)  # 20 free - 1 growth = 19 >= 16 reserve: nothing to evict
+    assert d.run.tolist() == [0] and d.swap_out.tolist() == [] and d.swap_in.tolist() == []
+    tight = QueueView.from_columns(
+        **{**base, "kv_capacity_tokens": 290}, kv_location=[KV_GPU, KV_GPU, KV_HOST]
+    )
+    d = skip_join_mlfq(tight)  # 10 free - 1 growth < 16 reserve: swap out the back job
+    assert d.run.tolist() == [0] and d.swap_out.tolist() == [1] and d.swap_in.tolist() == []
+    roomy = QueueView.from_columns(**base, kv_location=[KV_GPU, KV_HOST, KV_HOST])
+    # job 1 on the host, 200 free: prefetch job 2 (next in priority order, 50 tokens)
+    d = skip_join_mlfq(roomy)
+    assert d.run.tolist() == [0] and d.swap_in.tolist() == [2]
+    assert skip_join_mlfq(roomy, proactive_offloading=False).swap_in.tolist() == []
+
+
+# ----------------------------------------------------------------- 7. degenerate cases
+@st.composite
+def _fcfs_like_views(draw: st.DrawFn) -> QueueView:
+    """Ample KV, no chunking, every started request ran in the last iteration."""
+    n = draw(st.integers(1, 20))
+    inp = np.array(draw(st.lists(st.integers(1, 500), min_size=n, max_size=n)))
+    started = np.array(draw(st.lists(st.booleans(), min_size=n, max_size=n)))
+    gen = np.where(started, np.array(draw(st.lists(st.integers(1, 50), min_size=n, max_size=n))), 0)
+    arrival = np.array(draw(st.lists(st.floats(0.0, 9.0), min_size=n, max_size=n)))
+    return QueueView.from_columns(
+        now_s=10.0,
+        input_tokens=inp,
+        arrival_s=arrival,
+        output_tokens_pred=np.full(n, 60),
+        prefilled_tokens=np.where(started, inp, 0),
+        generated_tokens=gen,
+        kv_tokens=np.where(started, inp + gen, 0),
+        kv_location=np.where(started, KV_GPU, 0),
+        running=started,
+        priority=np.where(started, 0, -1),
+        attained_s=np.where(started, draw(st.floats(0.0, 100.0)), 0.0),
+        last_run_s=np.where(started, 9.99, arrival),
+        est_prefill_s=inp * 1e-4,
+        kv_capacity_tokens=10**9,
+        max_batch_size=draw(st.integers(1, 24)),
+        max_batch_tokens=draw(st.integers(500, 4000)),
+    )
+
+
+@PROPS
+@given(_fcfs_like_views())
+def test_one_queue_with_a_huge_ratio_behaves_as_fcfs(view: QueueView) -> None:
+    d = skip_join_mlfq(view, num_queues=1, ratio=1e9, starvation_threshold_s=1e9)
+    assert d.run.tolist() == fcfs(view).run.tolist()
+    assert (d.priority == 0).all()
+    assert d.reconsider_at_s >= 1e9  # no quantum expires with a single queue
+
+
+# ----------------------------------------------------------------- 8. metamorphic scaling
+@PROPS
+@given(queue_views(), st.sampled_from([0.125, 0.25, 0.5, 2.0, 4.0, 8.0]), st.floats(0.001, 0.1))
+def test_scaling_service_times_and_quantum_leaves_the_decision_unchanged(
+    view: QueueView, c: float, q0: float
+) -> None:
+    scaled = dataclasses.replace(
+        view, est_prefill_s=view.est_prefill_s * c, attained_s=view.attained_s * c
+    )
+    a = skip_join_mlfq(view, base_quantum_s=q0, starvation_threshold_s=1e9)
+    b = skip_join_mlfq(scaled, base_quantum_s=q0 * c, starvation_threshold_s=1e9)
+    for f in ("run", "swap_out", "recompute", "swap_in", "reject", "priority"):
+        assert getattr(a, f).tolist() == getattr(b, f).tolist(), f
+    assert np.array_equal(a.attained_s * c, b.attained_s)
+
+
+@pytest.mark.parametrize("name", ["mlfq", "skip-join-mlfq"])
+def test_registered_mlfq_variants_differ_only_in_skip_join(name: str) -> None:
+    v = QueueView.from_columns(
+        now_s=0.0, input_tokens=[10, 3000], est_prefill_s=[0.001, 0.3], kv_capacity_tokens=10**6
+    )
+    expected = [0, 0] if name == "mlfq" else [0, 5]
+    assert get_policy(name)(v).priority.tolist() == expected
