@@ -10,7 +10,7 @@ True
 >>> get_seed("fastserv")
 Traceback (most recent call last):
 ...
-ValueError: Unknown seed paper 'fastserv'. Close matches: 'fastserve'. Known: 'fastserve'.
+ValueError: Unknown seed paper 'fastserv'. Close matches: 'fastserve'...
 """
 
 from __future__ import annotations
