@@ -9,13 +9,37 @@ against measured kernels.
 """
 
 from schedlab.costmodel.base import ConstantIterationCost, IterationCost
+from schedlab.costmodel.calibrate import ValidationReport, calibrate, validate
+from schedlab.costmodel.hardware import (
+    Accelerator,
+    Interconnect,
+    MemoryDevice,
+    get_accelerator,
+    get_interconnect,
+    get_memory_device,
+)
 from schedlab.costmodel.iteration import RooflineIterationCost, iteration_cost
+from schedlab.costmodel.models import ModelSpec, get_model
+from schedlab.costmodel.profiling import Profile, load_profile
 from schedlab.costmodel.roofline import Efficiency
 
 __all__ = [
+    "Accelerator",
     "ConstantIterationCost",
     "Efficiency",
+    "Interconnect",
     "IterationCost",
+    "MemoryDevice",
+    "ModelSpec",
+    "Profile",
     "RooflineIterationCost",
+    "ValidationReport",
+    "calibrate",
+    "get_accelerator",
+    "get_interconnect",
+    "get_memory_device",
+    "get_model",
     "iteration_cost",
+    "load_profile",
+    "validate",
 ]
