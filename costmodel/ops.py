@@ -55,7 +55,6 @@ __all__ = [
     "attention_prefill",
     "embedding",
     "gemm",
-    "is_moe_layer",
     "kv_bytes_per_token_per_device",
     "kv_heads_per_device",
     "layer_linear_ops",
@@ -322,11 +321,6 @@ def logits(spec: ModelSpec, rows: Any, tp: int = 1) -> OpCost:
     """LM head on ``rows`` sequences (one token each), vocabulary split over ``tp``."""
     tp = _tp(tp, "logits")
     return gemm("logits", rows, spec.vocab_size / tp, spec.hidden_size, spec.dtype_bytes)
-
-
-def is_moe_layer(spec: ModelSpec, layer: int) -> bool:
-    """Whether layer ``layer`` (0-based) is an MoE layer (the first ``first_dense_layers`` are not)."""
-    return spec.num_experts > 0 and layer >= getattr(spec, "first_dense_layers", 0)
 
 
 def layer_linear_ops(spec: ModelSpec, tokens: Any, tp: int = 1, *, moe_layer: bool = False
