@@ -220,7 +220,8 @@ class Assembler:
 
     # -------------------------------------------------------------- result
     def _col(self, key: str) -> np.ndarray | None:
-        parts = self._cols.get(key)
+        """One column, concatenated; its chunks are released (finish runs once)."""
+        parts = self._cols.pop(key, None)
         return None if parts is None else np.concatenate(parts)
 
     def finish(self, *, name: str) -> tuple[Workload, LoadReport]:
@@ -230,7 +231,7 @@ class Assembler:
         out = self._cols.get("output_tokens")
         n = int(sum(p.size for p in out)) if out else 0
         features = {
-            k[len("feature.") :]: self._col(k) for k in self._cols if k.startswith("feature.")
+            k[len("feature.") :]: self._col(k) for k in list(self._cols) if k.startswith("feature.")
         }
         inp = self._col("input_tokens")
         if inp is None:

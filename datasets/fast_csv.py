@@ -2,8 +2,8 @@
 
 Reads the file in blocks of ``block_bytes`` and parses every line with numpy on the raw bytes: no
 Python object per row or per field. It handles only *regular* input: unquoted fields, ``\\n``
-line ends, the right number of fields on every line, unsigned decimal integers, and date-times
-in the fixed layout ``YYYY-MM-DD HH:MM:SS[.f...]`` (``T`` also accepted as the separator, up to 9
+or ``\\r\\n`` line ends (the same on every line; the Azure traces use ``\\r\\n``), the
+right number of fields on every line, unsigned decimal integers, and date-times in the fixed layout ``YYYY-MM-DD HH:MM:SS[.f...]`` (``T`` also accepted as the separator, up to 9
 fractional digits, same width on every line of a block). Anything else raises
 :class:`Irregular`, and the caller re-reads the file with the pandas path, which words the exact
 error (file, line, field) or skips the bad rows. Both paths give the same workload.
@@ -145,7 +145,9 @@ def iter_fast_chunks(
     line = 2
     with _open(path) as f:
         first = f.readline()
-        if first.rstrip(b"\n").decode("utf-8", "replace").split(",") != header:
+        crlf = first.endswith(b"\r\n")  # Windows line ends (the Azure traces): every line has them
+        eol = b"\r\n" if crlf else b"\n"
+        if first.removesuffix(eol).decode("utf-8", "replace").split(",") != header:
             raise Irregular("header is not plain comma-separated names")
         rest = b""
         while True:
@@ -156,7 +158,7 @@ def iter_fast_chunks(
                 if not data:
                     return
                 if not data.endswith(b"\n"):
-                    data += b"\n"
+                    data += eol
                 rest = b""
             else:
                 cut = data.rfind(b"\n") + 1
@@ -167,10 +169,17 @@ def iter_fast_chunks(
             # 32 padding bytes: fixed-width windows may run past the last field of the block
             pad = np.frombuffer(data + bytes(32), dtype=np.uint8)
             buf = pad[: len(data)]
-            if (buf == _QUOTE).any() or (buf == _CR).any():
-                raise Irregular("quotes or carriage returns")
+            if (buf == _QUOTE).any():
+                raise Irregular("quotes")
             ends = np.flatnonzero(buf == _NL)
             starts = np.concatenate(([0], ends[:-1] + 1))
+            cr = np.flatnonzero(buf == _CR)
+            if crlf:  # a CR right before every LF and nowhere else; fields end before the CR
+                if cr.size != ends.size or not np.array_equal(cr, ends - 1):
+                    raise Irregular("mixed line ends")
+                ends = cr
+            elif cr.size:
+                raise Irregular("carriage return inside a line")
             if (ends == starts).any():
                 raise Irregular("blank line")
             commas = np.flatnonzero(buf == _COMMA)

@@ -16,7 +16,9 @@ HEADER = ["TIMESTAMP", "ContextTokens", "GeneratedTokens"]
 KINDS = {"TIMESTAMP": "datetime", "ContextTokens": "int", "GeneratedTokens": "int"}
 
 
-def azure_text(times_ns, inp, out, *, digits: int, sep: str, final_newline: bool) -> str:
+def azure_text(
+    times_ns, inp, out, *, digits: int, sep: str, final_newline: bool, eol: str = "\n"
+) -> str:
     stamps = pd.to_datetime(np.asarray(times_ns, dtype=np.int64), unit="ns")
     lines = []
     for t, i, o in zip(stamps, inp, out):
@@ -24,7 +26,7 @@ def azure_text(times_ns, inp, out, *, digits: int, sep: str, final_newline: bool
         if digits:
             s += "." + f"{t.microsecond * 1000 + t.nanosecond:09d}"[:digits]
         lines.append(f"{s},{i},{o}")
-    return ",".join(HEADER) + "\n" + "\n".join(lines) + ("\n" if final_newline else "")
+    return ",".join(HEADER) + eol + eol.join(lines) + (eol if final_newline else "")
 
 
 @settings(max_examples=50, deadline=None)
@@ -34,18 +36,20 @@ def azure_text(times_ns, inp, out, *, digits: int, sep: str, final_newline: bool
     digits=st.integers(0, 9),
     sep=st.sampled_from([" ", "T"]),
     final_newline=st.booleans(),
+    eol=st.sampled_from(["\n", "\r\n"]),
     block=st.integers(30, 400),
     seed=st.integers(0, 2**31),
 )
 def test_byte_parser_matches_pandas(
-    tmp_path_factory, n, start, digits, sep, final_newline, block, seed
+    tmp_path_factory, n, start, digits, sep, final_newline, eol, block, seed
 ):
     rng = np.random.default_rng(seed)
     step = 10 ** (9 - digits)
     times = (start + np.cumsum(rng.integers(0, 5 * 10**9, n))) // step * step
     inp, out = rng.integers(1, 10**7, n), rng.integers(1, 10**4, n)
     p = tmp_path_factory.mktemp("fast") / "t.csv"
-    p.write_text(azure_text(times, inp, out, digits=digits, sep=sep, final_newline=final_newline))
+    text = azure_text(times, inp, out, digits=digits, sep=sep, final_newline=final_newline, eol=eol)
+    p.write_bytes(text.encode())
     chunks = list(iter_fast_chunks(p, HEADER, KINDS, block_bytes=block))
     frame = pd.concat([c for c, _ in chunks])
     lines = np.concatenate([ln for _, ln in chunks])
@@ -95,3 +99,26 @@ def test_errors_found_by_the_byte_parser_path_name_the_line(tmp_path):
         with pytest.raises(DataFormatError) as info:
             datasets.load(p, engine=engine)
         assert (info.value.line, info.value.field) == (42, "GeneratedTokens")
+
+
+@pytest.mark.parametrize("name", ["azure-code-2023", "azure-conv-2023"])
+def test_shipped_azure_traces_take_the_byte_parser(name):
+    """The real files (CRLF line ends, no final newline) are regular: no fallback needed."""
+    path = datasets.shipped_path(name)
+    assert path.read_bytes().split(b"\n", 1)[0].endswith(b"\r")
+    rows = sum(len(c) for c, _ in iter_fast_chunks(path, HEADER, KINDS, block_bytes=100_000))
+    assert rows == datasets.SHIPPED[name].rows
+    fast, slow = datasets.load(name), datasets.load(name, engine="pandas")
+    for col in ("arrival_s", "input_tokens", "output_tokens"):
+        assert np.array_equal(getattr(fast, col), getattr(slow, col))
+
+
+def test_mixed_line_ends_step_aside(tmp_path):
+    p = tmp_path / "t.csv"
+    p.write_bytes(
+        b"TIMESTAMP,ContextTokens,GeneratedTokens\r\n"
+        b"2023-11-16 18:00:00.0000000,5,5\n2023-11-16 18:00:01.0000000,6,6\r\n"
+    )
+    with pytest.raises(Irregular):
+        list(iter_fast_chunks(p, HEADER, KINDS))
+    assert datasets.load(p).input_tokens.tolist() == [5, 6]
