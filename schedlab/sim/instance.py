@@ -32,7 +32,23 @@ import numpy as np
 from schedlab.errors import SimulationStalled
 from schedlab.policies.base import KV_GPU, KV_HOST, KV_NONE, BatchDecision, QueueView
 from schedlab.sim.cluster import InstanceSpec
-from schedlab.sim.state import COMPLETED, REJECTED, RequestTable
+from schedlab.sim.state import (
+    ARRIVAL,
+    ATTAINED,
+    COMPLETED,
+    EST,
+    GENERATED,
+    KV,
+    LAST_RUN,
+    LEFT,
+    PRED,
+    PREFILLED,
+    PRIORITY,
+    REJECTED,
+    TARGET,
+    QueueColumns,
+    RequestTable,
+)
 
 __all__ = ["InstanceRuntime", "IterationLog"]
 
@@ -113,7 +129,11 @@ class IterationLog:
 
 
 class InstanceRuntime:
-    """Mutable state and behaviour of one instance during one :func:`simulate` run."""
+    """Mutable state and behaviour of one instance during one :func:`simulate` run.
+
+    Positions in a decision are slots of :attr:`Q` (the instance's :class:`QueueColumns`);
+    ``Q.rid`` maps them to workload indices, under which outcomes go to the global table.
+    """
 
     def __init__(
         self,
@@ -137,6 +157,7 @@ class InstanceRuntime:
         self.spec = spec
         self.cost = cost
         self.T = table
+        self.Q = QueueColumns()
         self.est_all = est_prefill
         self.policy = policy
         self.policy_name = policy_name
@@ -149,12 +170,11 @@ class InstanceRuntime:
         self.track = track_load  # keep the router's per-instance load columns up to date
         self.cap = spec.kv_capacity(cost)
         self.host_cap = int(spec.host_kv_capacity_tokens)
-        self.act = _EMPTY
         self.gpu_used = 0
         self.host_used = 0
         self.token = 0
         self.kind = _RUN_NONE
-        self.batch = _EMPTY
+        self.batch = _EMPTY  # slots of the current run
         self.chunks = _EMPTY
         self.t0 = 0.0
         self.t_end = math.inf
@@ -176,25 +196,30 @@ class InstanceRuntime:
     def busy(self) -> bool:
         return self.kind != _RUN_NONE
 
+    @property
+    def n_active(self) -> int:
+        return self.Q.n
+
     def admit(self, idx: np.ndarray, now: float) -> None:
         """Accept newly routed requests, rejecting at once those that can never be served."""
         T, spec = self.T, self.spec
         T.instance[idx] = self.i
-        T.est_prefill[idx] = self.est_all[idx]
-        too_big = T.input[idx] + T.output[idx] > self.cap
+        inp = T.input[idx]
+        too_big = inp + T.output[idx] > self.cap
         if spec.chunk_tokens == 0:
-            over_budget = T.input[idx] > spec.max_batch_tokens
+            over_budget = inp > spec.max_batch_tokens
         else:
             over_budget = np.zeros(idx.shape[0], dtype=bool)
-        if too_big.any() or over_budget.any():
-            self._reject(idx[too_big], "prompt_exceeds_kv_capacity", now)
-            self._reject(idx[over_budget & ~too_big], "prompt_exceeds_batch_token_budget", now)
+        if np.count_nonzero(too_big) or np.count_nonzero(over_budget):
+            self._reject_new(idx[too_big], "prompt_exceeds_kv_capacity", now)
+            self._reject_new(idx[over_budget & ~too_big], "prompt_exceeds_batch_token_budget", now)
             idx = idx[~(too_big | over_budget)]
         if idx.shape[0]:
-            self.act = _ro(np.concatenate((self.act, idx)) if self.act.shape[0] else idx.copy())
+            a = self.Q.n
+            self.Q.append(idx, T, self.est_all)
             if self.track:
-                self.shared["outstanding"][self.i] += T.outstanding(idx)
-                self.shared["queue_length"][self.i] = self.act.shape[0]
+                self.shared["outstanding"][self.i] += self.Q.outstanding(slice(a, self.Q.n))
+                self.shared["queue_length"][self.i] = self.Q.n
 
     def cut_at(self, t: float) -> float | None:
         """An arrival at ``t``: a closed-form decode stretch stops at the first iteration
@@ -212,31 +237,27 @@ class InstanceRuntime:
         return self.t_end
 
     # ------------------------------------------------------------------ bookkeeping
-    def _reject(self, idx: np.ndarray, reason: str, now: float) -> None:
-        if not idx.shape[0]:
-            return
-        T = self.T
-        code = self.reasons.setdefault(reason, len(self.reasons))
-        gpu = T.loc[idx] == KV_GPU
-        host = T.loc[idx] == KV_HOST
-        self.gpu_used -= int(T.kv[idx][gpu].sum())
-        self.host_used -= int(T.kv[idx][host].sum())
-        T.status[idx] = REJECTED
-        T.reject_code[idx] = code
-        T.finish[idx] = now
-        T.loc[idx] = KV_NONE
-        T.kv[idx] = 0
+    def _code(self, reason: str) -> int:
+        return self.reasons.setdefault(reason, len(self.reasons))
 
-    def _drop_finished(self) -> None:
-        T = self.T
-        keep = T.status[self.act] == 0
-        if not keep.all():
-            gone = self.act[~keep]
-            self.act = _ro(self.act[keep])
-            if self.track:
-                self.shared["outstanding"][self.i] -= T.outstanding(gone)
-                self.shared["queue_length"][self.i] = self.act.shape[0]
+    def _reject_new(self, idx: np.ndarray, reason: str, now: float) -> None:
+        if idx.shape[0]:
+            self.T.status[idx] = REJECTED
+            self.T.reject_code[idx] = self._code(reason)
+            self.T.finish[idx] = now
+
+    def _remove(self, gone: np.ndarray) -> None:
+        """Drop the slots ``gone`` (finished or rejected) and free their KV."""
+        Q = self.Q
+        kv = Q.kv[gone]
+        loc = Q.loc[gone]
+        self.gpu_used -= int(np.add.reduce(kv[loc == KV_GPU]))
+        self.host_used -= int(np.add.reduce(kv[loc == KV_HOST]))
         if self.track:
+            self.shared["outstanding"][self.i] -= Q.outstanding(gone)
+        Q.remove(gone)
+        if self.track:
+            self.shared["queue_length"][self.i] = Q.n
             self.shared["kv_used"][self.i] = self.gpu_used
 
     def _fail(self, message: str) -> ValueError:
@@ -245,26 +266,24 @@ class InstanceRuntime:
     # ------------------------------------------------------------------ decisions
     def view(self, now: float) -> QueueView:
         """The read-only :class:`QueueView` of the active requests at ``now``."""
-        T, a, spec = self.T, self.act, self.spec
-        ints = T.ints[:, a]
-        ints.flags.writeable = False
-        fl = T.floats[:, a]
-        fl.flags.writeable = False
+        Q, spec, n = self.Q, self.spec, self.Q.n
+        ints = _ro(Q.I[:PRIORITY + 1, :n].copy())
+        fl = _ro(Q.F[:, :n].copy())
         return QueueView(
             now_s=now,
-            request_id=a,  # never written in place: admit and drop build new arrays
-            arrival_s=fl[0],
-            input_tokens=ints[0],
-            output_tokens_pred=fl[1],
-            prefilled_tokens=ints[1],
-            generated_tokens=ints[2],
-            kv_tokens=ints[3],
-            kv_location=_ro(T.loc[a]),
-            running=_ro(T.running[a]),
-            priority=ints[4],
-            attained_s=fl[2],
-            last_run_s=fl[3],
-            est_prefill_s=fl[4],
+            request_id=_ro(Q.rid[:n].copy()),
+            arrival_s=fl[ARRIVAL],
+            input_tokens=ints[TARGET],
+            output_tokens_pred=fl[PRED],
+            prefilled_tokens=ints[PREFILLED],
+            generated_tokens=ints[GENERATED],
+            kv_tokens=ints[KV],
+            kv_location=_ro(Q.loc[:n].copy()),
+            running=_ro(Q.running[:n].copy()),
+            priority=ints[PRIORITY],
+            attained_s=fl[ATTAINED],
+            last_run_s=fl[LAST_RUN],
+            est_prefill_s=fl[EST],
             kv_capacity_tokens=self.cap,
             kv_free_tokens=self.cap - self.gpu_used,
             max_batch_size=spec.max_batch_size,
@@ -279,52 +298,53 @@ class InstanceRuntime:
         instance's next event (run end or wake-up) or None when it idles until an arrival."""
         self.kind = _RUN_NONE
         self.decide_at = math.inf
-        T, act = self.T, self.act
-        n = act.shape[0]
-        if self.batch.shape[0]:
-            T.running[self.batch] = False
-            self.batch = _EMPTY
+        Q = self.Q
+        n = Q.n
         if n == 0:
             return None
         d = self.policy(self.view(now), **self.params)
         if not isinstance(d, BatchDecision):
             raise self._fail(f"must return a BatchDecision. Got {type(d).__name__}.")
         self.decisions += 1
+        Q.running[:n] = False
+        self.batch = _EMPTY
         if d.priority is not None:
-            T.priority[act] = self._column(d.priority, n, "priority", np.int64)
+            Q.priority[:n] = self._column(d.priority, n, "priority", np.int64)
         if d.attained_s is not None:
-            T.attained[act] = self._column(d.attained_s, n, "attained_s", np.float64)
+            Q.attained[:n] = self._column(d.attained_s, n, "attained_s", np.float64)
         run = d.run
         has_moves = bool(
             d.swap_out.shape[0] or d.recompute.shape[0] or d.swap_in.shape[0] or d.reject.shape[0]
         )
         self._check_positions(d, n, has_moves)
         move_s = self._apply_moves(d, now) if has_moves else 0.0
+        if d.reject.shape[0]:
+            # removing slots renumbers the others: map the run onto the new slots
+            keep = np.ones(n, dtype=bool)
+            keep[d.reject] = False
+            new_slot = np.cumsum(keep) - 1
+            run = new_slot[run]
+            self._reject_slots(d, now)
         reconsider = float(d.reconsider_at_s)
         if run.shape[0] == 0:
-            self._drop_finished()
             self._count_idle(now, progressed=d.reject.shape[0] > 0)
             if move_s > 0:
                 self.kind, self.t0, self.t_end = _RUN_MOVES, now, now + move_s
                 return self.t_end
-            if self.act.shape[0] == 0 or math.isinf(reconsider):
+            if Q.n == 0 or math.isinf(reconsider):
                 return None
             self.decide_at = max(reconsider, now)
             return self.decide_at
         self.idle_decisions = 0
-        ridx = act[run]
         if self.host_used:
-            host = T.loc[ridx] == KV_HOST
-            if np.count_nonzero(host):
-                hidx = ridx[host]
-                tok = int(T.kv[hidx].sum())
+            host = run[Q.loc[run] == KV_HOST]
+            if host.shape[0]:
+                tok = int(np.add.reduce(Q.kv[host]))
                 move_s += float(self.cost.swap_time_s(tok))
                 self.gpu_used += tok
                 self.host_used -= tok
-                T.loc[hidx] = KV_GPU
-        if has_moves:
-            self._drop_finished()
-        return self._start(now, d, ridx, move_s, reconsider)
+                Q.loc[host] = KV_GPU
+        return self._start(now, d, run, move_s, reconsider)
 
     def _check_positions(self, d: BatchDecision, n: int, has_moves: bool) -> None:
         names = ("run", "swap_out", "recompute", "swap_in", "reject")
@@ -363,26 +383,30 @@ class InstanceRuntime:
     def _count_idle(self, now: float, *, progressed: bool) -> None:
         self.idle_decisions = 0 if progressed else self.idle_decisions + 1
         if self.idle_decisions > self.max_idle:
-            stuck = self.act[:10].tolist()
+            stuck = self.Q.rid[: min(self.Q.n, 10)].tolist()
             raise SimulationStalled(
                 f"Instance {self.i} made {self.idle_decisions} decisions in a row without running "
                 f"anything at t={now:.6g}s (policy {self.policy_name!r}); stuck requests "
-                f"(workload indices, first 10 of {self.act.shape[0]}): {stuck}."
+                f"(workload indices, first 10 of {self.Q.n}): {stuck}."
             )
 
+    def _reject_slots(self, d: BatchDecision, now: float) -> None:
+        T, Q = self.T, self.Q
+        rid = Q.rid[d.reject]
+        T.status[rid] = REJECTED
+        T.finish[rid] = now
+        T.reject_code[rid] = [self._code(str(r)) for r in d.reject_reason]
+        self._remove(d.reject)
+
     def _apply_moves(self, d: BatchDecision, now: float) -> float:
-        T, act, cost = self.T, self.act, self.cost
+        T, Q, cost = self.T, self.Q, self.cost
         move_s = 0.0
-        if d.reject.shape[0]:
-            ridx = act[d.reject]
-            for r, reason in zip(ridx.tolist(), d.reject_reason):
-                self._reject(np.array([r]), str(reason), now)  # leaves in _drop_finished
         if d.swap_out.shape[0]:
-            idx = act[d.swap_out]
-            if (T.loc[idx] != KV_GPU).any():
-                bad = d.swap_out[T.loc[idx] != KV_GPU].tolist()
+            pos = d.swap_out
+            if (Q.loc[pos] != KV_GPU).any():
+                bad = pos[Q.loc[pos] != KV_GPU].tolist()
                 raise self._fail(f"swap_out of positions {bad[:10]} whose KV is not on the device.")
-            tok = int(T.kv[idx].sum())
+            tok = int(Q.kv[pos].sum())
             if self.host_used + tok > self.host_cap:
                 raise self._fail(
                     f"swap_out of {tok} KV tokens exceeds host swap space "
@@ -390,36 +414,40 @@ class InstanceRuntime:
                 )
             self.gpu_used -= tok
             self.host_used += tok
-            T.loc[idx] = KV_HOST
-            T.preemptions[idx] += 1
-            T.swaps[idx] += 1
+            Q.loc[pos] = KV_HOST
+            rid = Q.rid[pos]
+            T.preemptions[rid] += 1
+            T.swaps[rid] += 1
             move_s += float(cost.swap_time_s(tok))
         if d.recompute.shape[0]:
-            idx = act[d.recompute]
-            if (T.loc[idx] == KV_NONE).any():
-                bad = d.recompute[T.loc[idx] == KV_NONE].tolist()
+            pos = d.recompute
+            if (Q.loc[pos] == KV_NONE).any():
+                bad = pos[Q.loc[pos] == KV_NONE].tolist()
                 raise self._fail(f"recompute of positions {bad[:10]} that hold no KV.")
-            before = T.outstanding(idx) if self.track else 0.0
-            gpu = T.loc[idx] == KV_GPU
-            self.gpu_used -= int(T.kv[idx][gpu].sum())
-            self.host_used -= int(T.kv[idx][~gpu].sum())
-            T.target[idx] = T.input[idx] + T.generated[idx]
-            T.gen_base[idx] = T.generated[idx]
-            T.prefilled[idx] = 0
-            T.kv[idx] = 0
-            T.loc[idx] = KV_NONE
-            T.preemptions[idx] += 1
+            before = Q.outstanding(pos) if self.track else 0.0
+            gpu = Q.loc[pos] == KV_GPU
+            kv = Q.kv[pos]
+            self.gpu_used -= int(kv[gpu].sum())
+            self.host_used -= int(kv[~gpu].sum())
+            rid = Q.rid[pos]
+            gen = Q.generated[pos]
+            Q.target[pos] = T.input[rid] + gen
+            Q.gen_base[pos] = gen
+            Q.prefilled[pos] = 0
+            Q.kv[pos] = 0
+            Q.loc[pos] = KV_NONE
+            T.preemptions[rid] += 1
             if self.track:
-                self.shared["outstanding"][self.i] += T.outstanding(idx) - before
+                self.shared["outstanding"][self.i] += Q.outstanding(pos) - before
         if d.swap_in.shape[0]:
-            idx = act[d.swap_in]
-            if (T.loc[idx] != KV_HOST).any():
-                bad = d.swap_in[T.loc[idx] != KV_HOST].tolist()
+            pos = d.swap_in
+            if (Q.loc[pos] != KV_HOST).any():
+                bad = pos[Q.loc[pos] != KV_HOST].tolist()
                 raise self._fail(f"swap_in of positions {bad[:10]} whose KV is not on the host.")
-            tok = int(T.kv[idx].sum())
+            tok = int(Q.kv[pos].sum())
             self.gpu_used += tok
             self.host_used -= tok
-            T.loc[idx] = KV_GPU
+            Q.loc[pos] = KV_GPU
             move_s += float(cost.swap_time_s(tok))
         if self.gpu_used > self.cap:
             raise self._fail(
@@ -430,19 +458,19 @@ class InstanceRuntime:
 
     # ------------------------------------------------------------------ runs
     def _start(
-        self, now: float, d: BatchDecision, ridx: np.ndarray, move_s: float, reconsider: float
+        self, now: float, d: BatchDecision, run: np.ndarray, move_s: float, reconsider: float
     ) -> float:
-        T, spec = self.T, self.spec
-        b = ridx.shape[0]
+        Q, spec = self.Q, self.spec
+        b = run.shape[0]
         if b > spec.max_batch_size:
             raise self._fail(f"runs {b} requests, over max_batch_size={spec.max_batch_size}.")
-        g = T.ints[:, ridx]  # rows: target, prefilled, generated, kv, priority, left
-        rem = g[0] - g[1]
+        g = Q.I[:, run]  # rows: target, prefilled, generated, kv, priority, left, gen_base
+        rem = g[TARGET] - g[PREFILLED]
         is_pref = rem > 0
         n_pref = int(np.count_nonzero(is_pref))
         n_dec = b - n_pref
-        T.running[ridx] = True
-        self.batch = ridx
+        Q.running[run] = True
+        self.batch = run
         if n_pref == 0 and move_s == 0.0:
             if b > spec.max_batch_tokens:
                 raise self._fail(f"runs {b} tokens, over max_batch_tokens={spec.max_batch_tokens}.")
@@ -476,10 +504,10 @@ class InstanceRuntime:
             raise self._kv_error(added)
         if n_dec:
             dur = self.cost.iteration_time_s(
-                c[is_pref], g[1][is_pref], n_dec, int(np.add.reduce(g[3][~is_pref]))
+                c[is_pref], g[PREFILLED][is_pref], n_dec, int(np.add.reduce(g[KV][~is_pref]))
             )
         else:
-            dur = self.cost.iteration_time_s(c, g[1], 0, 0)
+            dur = self.cost.iteration_time_s(c, g[PREFILLED], 0, 0)
         self.kind, self.chunks, self.t0 = _RUN_ITER, c, now
         self.t_end = now + float(dur) + move_s
         return self.t_end
@@ -491,14 +519,14 @@ class InstanceRuntime:
         )
 
     def _start_decode(self, now: float, b: int, g: np.ndarray, reconsider: float) -> float:
-        k = int(np.minimum.reduce(g[5]))
+        k = int(np.minimum.reduce(g[LEFT]))
         k = min(k, (self.cap - self.gpu_used) // b)
         self.dec_left = 1 if not self.closed_form else k
         self.dec_steps = 0
-        self.left0 = g[5]
+        self.left0 = g[LEFT]
         self.reconsider = reconsider
         self.horizon = _HORIZON
-        return self._plan_decode(now, int(np.add.reduce(g[3])))
+        return self._plan_decode(now, int(np.add.reduce(g[KV])))
 
     def _plan_decode(self, now: float, ctx: int) -> float:
         """Cost the next ``min(steps allowed, horizon)`` decode steps of the batch in closed
@@ -525,7 +553,7 @@ class InstanceRuntime:
         self.finish(now)
         if more:
             self.horizon *= 4
-            return self._plan_decode(now, int(np.add.reduce(self.T.kv[self.batch])))
+            return self._plan_decode(now, int(np.add.reduce(self.Q.kv[self.batch])))
         return self.decide(now)
 
     def finish(self, now: float) -> None:
@@ -540,60 +568,64 @@ class InstanceRuntime:
             self.shared["kv_used"][self.i] = self.gpu_used
 
     def _finish_iteration(self, now: float) -> None:
-        T, ridx, c = self.T, self.batch, self.chunks
+        Q, pos, c = self.Q, self.batch, self.chunks
         self.iterations += 1
-        out_before = T.outstanding(ridx) if self.track else 0.0
+        out_before = Q.outstanding(pos) if self.track else 0.0
         is_pref = c > 0
-        T.prefilled[ridx] += c
-        T.loc[ridx[is_pref]] = KV_GPU
-        done_pref = is_pref & (T.prefilled[ridx] >= T.target[ridx])
+        Q.prefilled[pos] += c
+        Q.loc[pos[is_pref]] = KV_GPU
+        done_pref = is_pref & (Q.prefilled[pos] >= Q.target[pos])
         emits = done_pref | ~is_pref
-        T.generated[ridx] += emits
-        T.left[ridx] -= emits
-        T.kv[ridx] += c + emits
+        Q.generated[pos] += emits
+        Q.left[pos] -= emits
+        Q.kv[pos] += c + emits
         self.gpu_used += int(np.add.reduce(c)) + int(np.count_nonzero(emits))
-        first = ridx[done_pref]
-        ft = T.first_token[first]
-        T.first_token[first] = np.where(np.isnan(ft), now, ft)
-        T.attained[ridx] += now - self.t0
-        T.last_run[ridx] = now
+        rid = Q.rid[pos]
+        first = rid[done_pref]
+        ft = self.T.first_token[first]
+        self.T.first_token[first] = np.where(np.isnan(ft), now, ft)
+        Q.attained[pos] += now - self.t0
+        Q.last_run[pos] = now
         if self.track:
-            self.shared["outstanding"][self.i] += T.outstanding(ridx) - out_before
-        self._complete(ridx, T.left[ridx] == 0, now)
+            self.shared["outstanding"][self.i] += Q.outstanding(pos) - out_before
         if self.log is not None:
-            self.log.add(self.i, np.array([self.t0]), np.array([now]), ridx, c, emits)
+            self.log.add(self.i, np.array([self.t0]), np.array([now]), rid, c, emits)
+        self._complete(pos, Q.left[pos] == 0, now)
 
     def _finish_decode(self, now: float) -> None:
-        T, ridx = self.T, self.batch
+        Q, pos = self.Q, self.batch
         k = self.ends.shape[0]
         self.iterations += k
         self.dec_left -= k
         self.dec_steps += k
-        out_before = T.outstanding(ridx) if self.track else 0.0
-        T.generated[ridx] += k
-        T.left[ridx] -= k
-        T.kv[ridx] += k
-        self.gpu_used += k * ridx.shape[0]
-        T.attained[ridx] += now - self.t0
-        T.last_run[ridx] = now
+        out_before = Q.outstanding(pos) if self.track else 0.0
+        Q.generated[pos] += k
+        Q.left[pos] -= k
+        Q.kv[pos] += k
+        self.gpu_used += k * pos.shape[0]
+        Q.attained[pos] += now - self.t0
+        Q.last_run[pos] = now
         if self.track:
-            self.shared["outstanding"][self.i] += T.outstanding(ridx) - out_before
-        self._complete(ridx, self.left0 == self.dec_steps, now)
+            self.shared["outstanding"][self.i] += Q.outstanding(pos) - out_before
         if self.log is not None:
             starts = np.concatenate(([self.t0], self.ends[:-1]))
-            b = ridx.shape[0]
+            b = pos.shape[0]
             self.log.add(
-                self.i, starts, self.ends.copy(), ridx, np.zeros(b, np.int64), np.ones(b, bool)
+                self.i, starts, self.ends.copy(), Q.rid[pos], np.zeros(b, np.int64),
+                np.ones(b, bool),
             )
+        self._complete(pos, self.left0 == self.dec_steps, now)
 
-    def _complete(self, ridx: np.ndarray, done: np.ndarray, now: float) -> None:
+    def _complete(self, pos: np.ndarray, done: np.ndarray, now: float) -> None:
         if not np.count_nonzero(done):
             return
         T = self.T
-        fin = ridx[done]
-        self.gpu_used -= int(np.add.reduce(T.kv[fin]))
-        T.status[fin] = COMPLETED
-        T.finish[fin] = now
-        T.kv[fin] = 0
-        T.loc[fin] = KV_NONE
-        self._drop_finished()
+        fin = pos[done]
+        rid = self.Q.rid[fin]
+        T.status[rid] = COMPLETED
+        T.finish[rid] = now
+        # the batch's slots stay valid until the next decision: the run is over, and the
+        # stretch does not continue (a completion ends it)
+        self.more = False
+        self._remove(fin)
+        self.batch = _EMPTY

@@ -46,7 +46,7 @@ from schedlab.sim.cluster import Cluster, InstanceSpec
 from schedlab.sim.engine import PRIORITY_DECIDE, PRIORITY_RUN_END, EventQueue
 from schedlab.sim.instance import InstanceRuntime, IterationLog
 from schedlab.sim.result import SimResult
-from schedlab.sim.state import PENDING, RequestTable
+from schedlab.sim.state import GENERATED, PENDING, PREFILLED, TARGET, RequestTable
 
 __all__ = ["simulate"]
 
@@ -249,17 +249,23 @@ def _run(
             q.push(nxt, PRIORITY_RUN_END if inst.busy else PRIORITY_DECIDE, target=i, token=inst.token)
     pending = np.flatnonzero(T.status == PENDING)
     if pending.shape[0]:
-        show = pending[:10]
         raise SimulationStalled(
             f"The simulation ran out of events with {pending.shape[0]} requests unfinished "
             f"(the policy left them waiting and asked for no wake-up). Stuck requests (workload "
             f"index: instance, prefilled/target, generated/output): "
-            + ", ".join(
-                f"{r}: {T.instance[r]}, {T.prefilled[r]}/{T.target[r]}, {T.generated[r]}/{T.output[r]}"
-                for r in show.tolist()
-            )
+            + ", ".join(_describe(r, T, insts) for r in pending[:10].tolist())
             + "."
         )
+
+
+def _describe(r: int, T: RequestTable, insts: list[InstanceRuntime]) -> str:
+    i = int(T.instance[r])
+    Q = insts[i].Q
+    slot = int(np.flatnonzero(Q.rid[: Q.n] == r)[0])
+    I = Q.I
+    return (
+        f"{r}: {i}, {I[PREFILLED, slot]}/{I[TARGET, slot]}, {I[GENERATED, slot]}/{T.output[r]}"
+    )
 
 
 def _route(

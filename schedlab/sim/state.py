@@ -1,4 +1,7 @@
-"""Per-request simulation state as numpy columns (one row per workload request).
+"""Simulation state as numpy columns: a global per-request table of inputs and outcomes
+(:class:`RequestTable`), and per instance the columns of its active requests in slot order
+(:class:`QueueColumns`; slot ``i`` is position ``i`` of the policy's view, so a view is a few
+slice copies and a decision's positions index the columns directly).
 
 Token accounting (the invariant the engine keeps and the tests check):
 
@@ -17,8 +20,10 @@ second, ragged table keyed by request.
 >>> import numpy as np
 >>> t = RequestTable.empty(np.array([0.0, 1.0]), np.array([5, 6]), np.array([2, 3]),
 ...                        np.array([2.0, 3.0]))
->>> t.target.tolist(), t.status.tolist()
-([5, 6], [0, 0])
+>>> q = QueueColumns()
+>>> q.append(np.array([1]), t, np.array([0.1, 0.2]))
+>>> q.n, q.I[TARGET, :q.n].tolist(), q.I[LEFT, :q.n].tolist(), q.F[EST, :q.n].tolist()
+(1, [6], [3], [0.2])
 """
 
 from __future__ import annotations
@@ -27,30 +32,24 @@ from dataclasses import dataclass
 
 import numpy as np
 
-__all__ = ["COMPLETED", "PENDING", "REJECTED", "RequestTable"]
+__all__ = ["COMPLETED", "PENDING", "REJECTED", "QueueColumns", "RequestTable"]
+
+#: Rows of :attr:`QueueColumns.I` (int64); the first five are shown to policies.
+TARGET, PREFILLED, GENERATED, KV, PRIORITY, LEFT, GEN_BASE = range(7)
+#: Rows of :attr:`QueueColumns.F` (float64), all shown to policies.
+ARRIVAL, PRED, ATTAINED, LAST_RUN, EST = range(5)
 
 PENDING, COMPLETED, REJECTED = 0, 1, 2
 
 
 @dataclass(slots=True)
 class RequestTable:
-    """Mutable columns of the engine (not part of the public API; see :class:`SimResult`)."""
+    """Per workload request: the inputs (read) and the outcomes (written once)."""
 
     arrival: np.ndarray
     input: np.ndarray
     output: np.ndarray
     pred: np.ndarray
-    target: np.ndarray
-    prefilled: np.ndarray
-    generated: np.ndarray
-    gen_base: np.ndarray
-    kv: np.ndarray
-    loc: np.ndarray
-    running: np.ndarray
-    priority: np.ndarray
-    attained: np.ndarray
-    last_run: np.ndarray
-    est_prefill: np.ndarray
     instance: np.ndarray
     first_token: np.ndarray
     finish: np.ndarray
@@ -58,57 +57,131 @@ class RequestTable:
     reject_code: np.ndarray
     preemptions: np.ndarray
     swaps: np.ndarray
-    left: np.ndarray
-
-    #: The int64 columns target, prefilled, generated, kv, priority, left as rows of one array (so a
-    #: policy's view gathers them in one fancy-indexing call); the named columns are its rows.
-    ints: np.ndarray | None = None
-    #: The float columns arrival, pred, attained, last_run, est_prefill as rows of one array.
-    floats: np.ndarray | None = None
 
     @classmethod
     def empty(
         cls, arrival: np.ndarray, input_tokens: np.ndarray, output: np.ndarray, pred: np.ndarray
     ) -> RequestTable:
         n = arrival.shape[0]
-        zi = lambda: np.zeros(n, dtype=np.int64)
-        ints = np.zeros((6, n), dtype=np.int64)
-        ints[0] = input_tokens
-        ints[4] = -1
-        ints[5] = output
-        floats = np.zeros((5, n), dtype=np.float64)
-        floats[0] = arrival
-        floats[1] = pred
-        floats[3] = arrival
         return cls(
-            arrival=floats[0],
+            arrival=np.asarray(arrival, dtype=np.float64),
             input=np.asarray(input_tokens, dtype=np.int64),
             output=np.asarray(output, dtype=np.int64),
-            pred=floats[1],
-            target=ints[0],
-            prefilled=ints[1],
-            generated=ints[2],
-            gen_base=zi(),
-            kv=ints[3],
-            loc=np.zeros(n, dtype=np.int8),
-            running=np.zeros(n, dtype=bool),
-            priority=ints[4],
-            attained=floats[2],
-            last_run=floats[3],
-            est_prefill=floats[4],
+            pred=np.asarray(pred, dtype=np.float64),
             instance=np.full(n, -1, dtype=np.int64),
             first_token=np.full(n, np.nan),
             finish=np.full(n, np.nan),
             status=np.zeros(n, dtype=np.int8),
             reject_code=np.full(n, -1, dtype=np.int32),
-            preemptions=zi(),
-            swaps=zi(),
-            left=ints[5],
-            ints=ints,
-            floats=floats,
+            preemptions=np.zeros(n, dtype=np.int64),
+            swaps=np.zeros(n, dtype=np.int64),
         )
 
-    def outstanding(self, idx: np.ndarray) -> float:
-        """Prompt tokens left to prefill plus predicted output tokens left, summed over ``idx``."""
-        left = self.pred[idx] - self.generated[idx]
-        return float((self.target[idx] - self.prefilled[idx]).sum() + left[left > 0].sum())
+
+class QueueColumns:
+    """The active requests of one instance, in slots ``0..n-1`` (arrival order).
+
+    ``I`` and ``F`` hold the int and float columns as rows (see the row constants), ``rid`` the
+    workload index of each slot, ``loc`` the KV location, ``running`` whether the slot ran in the
+    previous iteration. Storage doubles when full; finished slots are removed by
+    :meth:`compact`, which keeps the order.
+    """
+
+    __slots__ = (
+        "F",
+        "I",
+        "arrival",
+        "attained",
+        "est",
+        "gen_base",
+        "generated",
+        "kv",
+        "last_run",
+        "left",
+        "loc",
+        "n",
+        "pred",
+        "prefilled",
+        "priority",
+        "rid",
+        "running",
+        "target",
+    )
+
+    def __init__(self, capacity: int = 64) -> None:
+        self.I = np.zeros((7, capacity), dtype=np.int64)
+        self.F = np.zeros((5, capacity), dtype=np.float64)
+        self.rid = np.zeros(capacity, dtype=np.int64)
+        self.loc = np.zeros(capacity, dtype=np.int8)
+        self.running = np.zeros(capacity, dtype=bool)
+        self.n = 0
+        self._rows()
+
+    def _rows(self) -> None:
+        """Named 1-D views of the rows (cheaper to index than the 2-D arrays)."""
+        (self.target, self.prefilled, self.generated, self.kv, self.priority, self.left,
+         self.gen_base) = self.I
+        self.arrival, self.pred, self.attained, self.last_run, self.est = self.F
+
+    def _grow(self, need: int) -> None:
+        cap = self.rid.shape[0]
+        while cap < need:
+            cap *= 2
+        for name in ("I", "F"):
+            old = getattr(self, name)
+            new = np.zeros((old.shape[0], cap), dtype=old.dtype)
+            new[:, : self.n] = old[:, : self.n]
+            setattr(self, name, new)
+        for name in ("rid", "loc", "running"):
+            old = getattr(self, name)
+            new = np.zeros(cap, dtype=old.dtype)
+            new[: self.n] = old[: self.n]
+            setattr(self, name, new)
+        self._rows()
+
+    def append(self, idx: np.ndarray, table: RequestTable, est_prefill: np.ndarray) -> None:
+        """Add the workload requests ``idx`` (fresh: nothing prefilled, no KV)."""
+        a, b = self.n, self.n + idx.shape[0]
+        if b > self.rid.shape[0]:
+            self._grow(b)
+        inp = table.input[idx]
+        self.I[:, a:b] = 0
+        self.I[TARGET, a:b] = inp
+        self.I[PRIORITY, a:b] = -1
+        self.I[LEFT, a:b] = table.output[idx]
+        arr = table.arrival[idx]
+        self.F[ARRIVAL, a:b] = arr
+        self.F[PRED, a:b] = table.pred[idx]
+        self.F[ATTAINED, a:b] = 0.0
+        self.F[LAST_RUN, a:b] = arr
+        self.F[EST, a:b] = est_prefill[idx]
+        self.rid[a:b] = idx
+        self.loc[a:b] = 0
+        self.running[a:b] = False
+        self.n = b
+
+    def remove(self, gone: np.ndarray) -> None:
+        """Remove the slots ``gone`` (distinct), keeping the order of the others."""
+        n = self.n
+        if gone.shape[0] <= 4:  # a few: shift the tails left (memmove), no gather
+            for j in sorted(gone.tolist(), reverse=True):
+                self.I[:, j : n - 1] = self.I[:, j + 1 : n]
+                self.F[:, j : n - 1] = self.F[:, j + 1 : n]
+                for a in (self.rid, self.loc, self.running):
+                    a[j : n - 1] = a[j + 1 : n]
+                n -= 1
+            self.n = n
+            return
+        keep = np.ones(n, dtype=bool)
+        keep[gone] = False
+        m = n - gone.shape[0]
+        self.I[:, :m] = self.I[:, :n][:, keep]
+        self.F[:, :m] = self.F[:, :n][:, keep]
+        for a in (self.rid, self.loc, self.running):
+            a[:m] = a[:n][keep]
+        self.n = m
+
+    def outstanding(self, pos: np.ndarray | slice) -> float:
+        """Prompt tokens left to prefill plus predicted output tokens left, over ``pos``."""
+        left = self.pred[pos] - self.generated[pos]
+        return float((self.target[pos] - self.prefilled[pos]).sum() + left[left > 0].sum())
