@@ -78,7 +78,7 @@ def main() -> None:
     csv = os.path.join(args.dir, f"bench_azure_crlf_{args.rows}.csv")
     jsonl = os.path.join(args.dir, f"bench_mooncake_{args.rows // 10}.jsonl")
     if not os.path.exists(csv):
-        _, dt = timed(lambda: write_azure_csv(csv, args.rows))
+        _, dt, _ = timed(lambda: write_azure_csv(csv, args.rows))
         print(f"wrote {csv} ({os.path.getsize(csv) / 1e6:.0f} MB) in {dt:.1f} s")
     if not os.path.exists(jsonl):
         write_mooncake_jsonl(jsonl, args.rows // 10)
