@@ -110,35 +110,49 @@ def iter_jsonl_chunks(
                 ) from None
             if not raw_lines:
                 return
-            cols: dict[str, list] = {k: [] for k in keys}
-            lists: list = []
-            lines: list[int] = []
-            bad: list[tuple[int, str]] = []
-            for text in raw_lines:
-                line_no += 1
-                try:
-                    rec = json.loads(text)
-                except json.JSONDecodeError as exc:
-                    msg = (
-                        "empty line"
-                        if not text.strip()
-                        else f"malformed line, not valid JSON: {exc}"
-                    )
-                    bad.append((line_no, msg))
-                    continue
-                if not isinstance(rec, dict):
-                    bad.append(
-                        (line_no, f"malformed line: a JSON {type(rec).__name__}, not an object")
-                    )
-                    continue
-                lines.append(line_no)
-                for k in keys:
-                    cols[k].append(rec.get(k))
-                if list_key is not None:
-                    lists.append(rec.get(list_key, _MISSING))
+            first = line_no + 1
+            line_no += len(raw_lines)
+            recs = _parse_all(raw_lines)
+            if recs is not None:  # fast path: one C-level parse of the whole chunk
+                bad: list[tuple[int, str]] = []
+                lines = np.arange(first, line_no + 1, dtype=np.int64)
+            else:
+                recs, lines, bad = _parse_each(raw_lines, first)
+            cols = {k: [r.get(k) for r in recs] for k in keys}
+            lists = [r.get(list_key, _MISSING) for r in recs] if list_key is not None else []
             frame = pd.DataFrame({k: pd.Series(v, dtype=_dtype(v)) for k, v in cols.items()})
-            blocks = _blocks(lists, len(lines)) if list_key is not None else None
+            blocks = _blocks(lists, len(recs)) if list_key is not None else None
             yield frame, np.asarray(lines, dtype=np.int64), bad, blocks
+
+
+def _parse_all(raw_lines: list[str]) -> list[dict] | None:
+    """Every line parsed in one ``json.loads`` of ``[line, line, ...]``, or ``None`` if any line is
+    blank, invalid, not an object, or holds more than one value (then parse line by line)."""
+    try:
+        recs = json.loads("[" + ",".join(raw_lines) + "]")
+    except json.JSONDecodeError:
+        return None
+    if len(recs) != len(raw_lines) or set(map(type, recs)) != {dict}:
+        return None
+    return recs
+
+
+def _parse_each(raw_lines: list[str], first: int) -> tuple[list[dict], list[int], list]:
+    """Line-by-line parse: the records, their lines, and ``(line, message)`` of bad lines."""
+    recs, lines, bad = [], [], []
+    for line_no, text in enumerate(raw_lines, start=first):
+        try:
+            rec = json.loads(text)
+        except json.JSONDecodeError as exc:
+            msg = "empty line" if not text.strip() else f"malformed line, not valid JSON: {exc}"
+            bad.append((line_no, msg))
+            continue
+        if not isinstance(rec, dict):
+            bad.append((line_no, f"malformed line: a JSON {type(rec).__name__}, not an object"))
+            continue
+        recs.append(rec)
+        lines.append(line_no)
+    return recs, lines, bad
 
 
 def _dtype(values: list) -> str | None:
