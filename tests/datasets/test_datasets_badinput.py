@@ -191,3 +191,16 @@ def test_cli_list_and_show_json(tmp_path, capsys):
     assert doc["rows"] == 8819 and png.stat().st_size > 10_000
     assert main(["datasets", "show", "mooncake-synthetic"]) == 0
     assert "64.0% of references repeat" in capsys.readouterr().out
+
+
+def test_sort_then_window_and_gzip_csv(tmp_path):
+    text = HEADER + row(9.0, 90) + row(2.0, 20) + row(5.0, 50) + row(3.0, 30)
+    p = tmp_path / "t.csv.gz"
+    with gzip.open(p, "wt") as f:
+        f.write(text)
+    for engine in ("auto", "pandas"):
+        r = datasets.load_with_report(p, sort=True, start_s=1.0, end_s=5.0, engine=engine)
+        # times from the earliest (2 s): 7, 0, 3, 1 -> window [1, 5) keeps 3 and 1, shifted by 1
+        assert r.workload.input_tokens.tolist() == [30, 50]
+        assert r.workload.arrival_s.tolist() == [0.0, 2.0]
+        assert r.report.outside_window == 2
