@@ -219,10 +219,17 @@ class Assembler:
         return inside
 
     # -------------------------------------------------------------- result
-    def _col(self, key: str) -> np.ndarray | None:
-        """One column, concatenated; its chunks are released (finish runs once)."""
+    def _col(self, key: str, *, required: bool = False) -> np.ndarray | None:
+        """One column, concatenated; its chunks are released (finish runs once). A required
+        column of a file without rows is empty."""
         parts = self._cols.pop(key, None)
-        return None if parts is None else np.concatenate(parts)
+        if parts is None:
+            return (
+                np.zeros(0, dtype=np.float64 if key == "arrival_rel" else np.int64)
+                if required
+                else None
+            )
+        return np.concatenate(parts)
 
     def finish(self, *, name: str) -> tuple[Workload, LoadReport]:
         """The workload of every kept row and the report of the whole read."""
@@ -233,7 +240,7 @@ class Assembler:
         features = {
             k[len("feature.") :]: self._col(k) for k in list(self._cols) if k.startswith("feature.")
         }
-        inp = self._col("input_tokens")
+        inp = self._col("input_tokens", required=spec.input_tokens is not None)
         if inp is None:
             inp = np.full(n, self.default_input_tokens, dtype=np.int64)
             notes.append(
@@ -242,15 +249,15 @@ class Assembler:
             )
         columns = {
             "input_tokens": inp,
-            "output_tokens": self._col("output_tokens"),
+            "output_tokens": self._col("output_tokens", required=True),
             "group_id": self._col("group_id"),
             "features": features,
         }
-        if self._block_ids:
-            counts = np.concatenate(self._block_counts)
+        if spec.prefix_blocks is not None:
+            counts = np.concatenate([np.zeros(0, np.int64), *self._block_counts])
             offsets = np.concatenate(([0], np.cumsum(counts))).astype(np.int64)
             columns["prefix_block_ids"] = PrefixBlocks(
-                ids=np.concatenate(self._block_ids), offsets=offsets
+                ids=np.concatenate([np.zeros(0, np.int64), *self._block_ids]), offsets=offsets
             )
         if spec.arrival is None:
             arrival = np.zeros(n)
@@ -260,7 +267,7 @@ class Assembler:
             )
             w = Workload(arrival_s=arrival, name=name, block_tokens=self.block_tokens, **columns)
         else:
-            t = self._col("arrival_rel")
+            t = self._col("arrival_rel", required=True)
             if self.sort:
                 if t.size:
                     t = t - t.min()

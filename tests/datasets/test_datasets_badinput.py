@@ -204,3 +204,15 @@ def test_sort_then_window_and_gzip_csv(tmp_path):
         assert r.workload.input_tokens.tolist() == [30, 50]
         assert r.workload.arrival_s.tolist() == [0.0, 2.0]
         assert r.report.outside_window == 2
+
+
+def test_header_only_and_empty_files_load_as_empty_workloads(tmp_path):
+    p = write(tmp_path, HEADER)
+    for engine in ("auto", "pandas"):
+        r = datasets.load_with_report(p, engine=engine)
+        assert len(r.workload) == 0 and r.report.rows_read == 0
+    j = write(tmp_path, "", "t.jsonl")
+    w = datasets.load(j, format="mooncake")
+    assert len(w) == 0 and len(w.prefix_block_ids) == 0
+    with pytest.raises(DataFormatError, match="cannot read the CSV header"):
+        datasets.load(write(tmp_path, "", "e.csv"), format="azure")
