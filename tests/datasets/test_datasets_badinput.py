@@ -145,6 +145,7 @@ def mooncake_line(ts: int, i: int = 600, o: int = 5, h: object = None) -> str:
         ('{"timestamp": 5, "output_length": 3, "hash_ids": []}\n', "input_length", "missing value"),
         (mooncake_line(5, i=-3), "input_length", "negative token count -3"),
         (mooncake_line(5, o="x"), "output_length", "not an integer: 'x'"),
+        (mooncake_line(5, o=True), "output_length", "not an integer: True"),
         (mooncake_line(5, h=[1, -2]), "hash_ids", "list of non-negative integers"),
         (mooncake_line(5, h="abc"), "hash_ids", "list of non-negative integers"),
         (mooncake_line(1), "timestamp", "goes backwards"),
