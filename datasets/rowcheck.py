@@ -44,7 +44,7 @@ def _numeric(raw: pd.Series) -> tuple[np.ndarray, np.ndarray, bool]:
     missing = raw.isna().to_numpy()
     if kind == "b":
         return np.full(len(raw), np.nan), missing, True
-    v = pd.to_numeric(raw, errors="coerce").to_numpy(dtype=np.float64, na_value=np.nan)
+    v = pd.to_numeric(raw, errors="coerce").to_numpy(dtype=np.float64, na_value=np.nan, copy=True)
     if raw.dtype == object:  # JSON true/false are not numbers (pandas would read them as 1/0)
         v[np.fromiter((type(x) is bool for x in raw), dtype=bool, count=len(raw))] = np.nan
     return v, missing, True
