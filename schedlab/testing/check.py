@@ -19,7 +19,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
 
 from schedlab.policies.registry import get_policy, get_router
@@ -34,9 +34,11 @@ from schedlab.testing.strategies import queue_views, router_views
 __all__ = ["check_policy", "check_router"]
 
 
-def _settings(max_examples: int) -> settings:
+def _settings(max_examples: int, shrink: bool) -> settings:
+    phases = tuple(p for p in Phase if shrink or p is not Phase.shrink)
     return settings(
         max_examples=max_examples,
+        phases=phases,
         deadline=None,
         database=None,
         derandomize=True,
@@ -50,6 +52,7 @@ def check_policy(
     *,
     max_examples: int = 50,
     views: st.SearchStrategy | None = None,
+    shrink: bool = True,
     **params: Any,
 ) -> None:
     """Check a batching policy (a registered name or any callable) on generated queue views.
@@ -60,14 +63,15 @@ def check_policy(
     progress), and the policy is pure (:func:`~schedlab.testing.invariants.check_purity`: inputs
     untouched, equal outputs on equal inputs). ``params`` are passed to every call; ``views``
     replaces the default :func:`~schedlab.testing.strategies.queue_views` strategy. Examples are
-    derandomized, so a run is reproducible.
+    derandomized, so a run is reproducible. A failure is shrunk to a small counterexample;
+    ``shrink=False`` reports the first failing view as found, which is much faster.
 
     >>> check_policy("skip-join-mlfq", max_examples=10, base_quantum_s=0.02)
     """
     fn = get_policy(policy)
     name = getattr(fn, "__name__", repr(fn))
 
-    @_settings(max_examples)
+    @_settings(max_examples, shrink)
     @given(views if views is not None else queue_views())
     def run(view: Any) -> None:
         try:
@@ -83,17 +87,19 @@ def check_router(
     *,
     max_examples: int = 50,
     views: st.SearchStrategy | None = None,
+    shrink: bool = True,
     **params: Any,
 ) -> None:
     """Check a router (a registered name or any callable) on generated router views: one valid
     instance index per arriving request, inputs untouched, equal outputs on equal inputs.
+    ``shrink`` as in :func:`check_policy`.
 
     >>> check_router("least-kv", max_examples=10)
     """
     fn = get_router(router)
     name = getattr(fn, "__name__", repr(fn))
 
-    @_settings(max_examples)
+    @_settings(max_examples, shrink)
     @given(views if views is not None else router_views())
     def run(view: Any) -> None:
         try:

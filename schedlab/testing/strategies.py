@@ -141,7 +141,10 @@ def queue_views(
     fixed = draw(st.floats(0.0, 0.02))
     on_gpu = col.get("kv_location", np.zeros(0)) == KV_GPU
     used = int(col["kv_tokens"][on_gpu].sum()) if n else 0
-    slack = draw(st.one_of(st.just(0), st.integers(0, 4 * max_input_tokens)))
+    # from full (no slack) through tight to ample, so each limit gets to be the binding one
+    slack = draw(
+        st.one_of(st.just(0), st.integers(0, 4 * max_input_tokens), st.just(100 * max_input_tokens))
+    )
     capacity = max(used + slack, 1)
     ids = draw(st.permutations(range(n))) if n else []
     columns = {
@@ -166,7 +169,7 @@ def queue_views(
         arrival_s=arrival,
         last_run_s=last_run,
         est_prefill_s=fixed + per_token * inp,
-        max_batch_size=draw(st.integers(1, 32)),
+        max_batch_size=draw(st.one_of(st.integers(1, 4), st.integers(1, 32))),
         max_batch_tokens=draw(st.integers(64, 8192)),
         chunk_tokens=draw(st.integers(1, 512)) if use_chunks else 0,
         block_tokens=draw(st.sampled_from([1, 16])),
