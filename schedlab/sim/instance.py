@@ -570,8 +570,9 @@ class InstanceRuntime:
     def _finish_iteration(self, now: float) -> None:
         Q, pos, c = self.Q, self.batch, self.chunks
         self.iterations += 1
-        out_before = Q.outstanding(pos) if self.track else 0.0
         is_pref = c > 0
+        if self.track:  # predicted output left shrinks by each emitted token, down to 0
+            pl = np.maximum(Q.pred[pos] - Q.generated[pos], 0.0)
         Q.prefilled[pos] += c
         Q.loc[pos[is_pref]] = KV_GPU
         done_pref = is_pref & (Q.prefilled[pos] >= Q.target[pos])
@@ -587,7 +588,9 @@ class InstanceRuntime:
         Q.attained[pos] += now - self.t0
         Q.last_run[pos] = now
         if self.track:
-            self.shared["outstanding"][self.i] += Q.outstanding(pos) - out_before
+            self.shared["outstanding"][self.i] -= float(
+                np.add.reduce(c) + np.add.reduce(np.minimum(pl, emits))
+            )
         if self.log is not None:
             self.log.add(self.i, np.array([self.t0]), np.array([now]), rid, c, emits)
         self._complete(pos, Q.left[pos] == 0, now)
@@ -598,15 +601,15 @@ class InstanceRuntime:
         self.iterations += k
         self.dec_left -= k
         self.dec_steps += k
-        out_before = Q.outstanding(pos) if self.track else 0.0
+        if self.track:
+            pl = np.maximum(Q.pred[pos] - Q.generated[pos], 0.0)
+            self.shared["outstanding"][self.i] -= float(np.add.reduce(np.minimum(pl, k)))
         Q.generated[pos] += k
         Q.left[pos] -= k
         Q.kv[pos] += k
         self.gpu_used += k * pos.shape[0]
         Q.attained[pos] += now - self.t0
         Q.last_run[pos] = now
-        if self.track:
-            self.shared["outstanding"][self.i] += Q.outstanding(pos) - out_before
         if self.log is not None:
             starts = np.concatenate(([self.t0], self.ends[:-1]))
             b = pos.shape[0]
