@@ -9,11 +9,14 @@ requests hold device KV). Built in labelled stages:
    ``a_j - 1 + U - sum_{k != j} o_k`` in every schedule at least as good, so its variables live in
    that window only (a valid restriction, not a heuristic one).
 2. **Variables.** ``x[j,t]`` (runs in slot t), ``p[j,t]`` (its prefill is in slot t),
-   ``r[j,t]`` (runs so far, for the KV size), ``kv[j,t]`` (KV held while running), ``C_j``.
-3. **Constraints.** ``sum_t x[j,t] = o_j``; one prefill, in the first run
-   (``p <= x``, ``x[j,t] <= sum_{s<=t} p[j,s]``); per slot batch size, token budget
-   (``input_j * p + (x - p)``) and KV (``kv[j,t] = input_j + r[j,t]`` if running, else 0); the
-   completion ``x[j,t] => C_j >= t``; ``C_j >= a_j + o_j - 1`` and ``C_j >= start_j + o_j - 1``.
+   ``r[j,t]`` (runs so far, chained ``r[j,t] = r[j,t-1] + x[j,t]``), ``d[j,t]`` (done by the
+   end of slot t), ``kv[j,t]`` (KV held while running), ``C_j``.
+3. **Constraints.** ``r[j,last] = o_j``; one prefill, in the first run (``p => x``,
+   ``x[j,t] <= sum_{s<=t} p[j,s]``); ``d`` non-decreasing, ``o_j d[j,t] <= r[j,t]``, no run
+   after done, so ``C_j = a_j + o_j - 1 + #{t: not d[j,t]}`` (the time-indexed form, whose LP
+   relaxation is strong); per slot the batch size, the token budget
+   (``input_j * p + (x - p)``) and KV (``kv[j,t] = input_j + r[j,t]`` if running, else 0, plus
+   its linear big-M form); ``x[j,t] => C_j >= t`` and ``C_j >= start_j + o_j - 1``.
    Identical requests (same arrival, prompt and output) complete in index order (symmetry).
    Per-slot constraints that cannot bind (too few candidate requests) are left out.
 4. **Objective.** Minimise ``sum_j (C_j + 1 - a_j)``, with the best list schedule as a hint.
