@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
-from schedlab.policies.base import KV_GPU, KV_HOST, BatchDecision, QueueView
+from schedlab.policies.base import KV_GPU, BatchDecision, QueueView
 
 
 def toy_fcfs(view: QueueView, /) -> BatchDecision:
@@ -31,36 +31,27 @@ def toy_fcfs(view: QueueView, /) -> BatchDecision:
 
 
 def toy_swapper(view: QueueView, /, *, recompute: bool = False) -> BatchDecision:
-    """Shortest-remaining-first with preemption: runs the requests of least remaining predicted
-    output that fit one step of KV; every other request holding device KV is swapped out (or
-    dropped for recomputation); host KV of a chosen request is swapped back in by running it."""
+    """Shortest-remaining-first with preemption: runs up to two requests of least remaining
+    predicted output whose KV (held plus this iteration's growth) fits the device alone; every
+    other request holding device KV is swapped out (or dropped for recomputation). A request
+    whose prompt plus output fits the device can always run alone, so nothing starves."""
     left = view.output_tokens_pred - view.generated_tokens
     order = np.lexsort((view.request_id, left))
     rem_prompt = view.input_tokens - view.prefilled_tokens
     step = np.where(rem_prompt > 0, rem_prompt, 1)
-    free = view.kv_free_tokens
-    run, tokens = [], 0
-    on_gpu = view.kv_location == KV_GPU
-    chosen = np.zeros(view.n, dtype=bool)
+    growth = step + (rem_prompt > 0)
+    run: list[int] = []
+    tokens = 0
     for p in order.tolist():
-        if len(run) == min(view.max_batch_size, 2):
-            break
-        bring = int(view.kv_tokens[p]) if view.kv_location[p] == KV_HOST else 0
-        extra = int(step[p]) + (1 if rem_prompt[p] > 0 else 0) + bring
-        if tokens + step[p] > view.max_batch_tokens:
+        if len(run) == min(view.max_batch_size, 2) or tokens + step[p] > view.max_batch_tokens:
             break
         run.append(p)
-        chosen[p] = True
         tokens += int(step[p])
-        free -= extra
-    evict = np.flatnonzero(on_gpu & ~chosen)
-    free += int(view.kv_tokens[evict].sum())
-    while run and free < 0:  # drop from the back until the chosen set fits
-        p = run.pop()
-        chosen[p] = False
-        free += int(step[p]) + (1 if rem_prompt[p] > 0 else 0)
-        if view.kv_location[p] == KV_HOST:
-            free += int(view.kv_tokens[p])
+    while len(run) > 1 and int((view.kv_tokens[run] + growth[run]).sum()) > view.kv_capacity_tokens:
+        run.pop()
+    chosen = np.zeros(view.n, dtype=bool)
+    chosen[run] = True
+    evict = np.flatnonzero((view.kv_location == KV_GPU) & ~chosen)
     if recompute:
         return BatchDecision(run=np.array(run, dtype=np.int64), recompute=evict)
     return BatchDecision(run=np.array(run, dtype=np.int64), swap_out=evict)
