@@ -19,7 +19,8 @@ requests hold device KV). Built in labelled stages:
    its linear big-M form); ``x[j,t] => C_j >= t`` and ``C_j >= start_j + o_j - 1``.
    Identical requests (same arrival, prompt and output) complete in index order (symmetry).
    Per-slot constraints that cannot bind (too few candidate requests) are left out.
-4. **Objective.** Minimise ``sum_j (C_j + 1 - a_j)``, with the best list schedule as a hint.
+4. **Objective.** Minimise ``sum_j (C_j + 1 - a_j)``, at most ``U``, with the best list
+   schedule as a hint (so a time-limited answer is never worse than the list schedule).
 
 >>> from schedlab.solvers.iteration_problem import IterationProblem
 >>> p = IterationProblem(arrival_slot=[0, 0], input_tokens=[2, 2], output_tokens=[3, 1],
@@ -162,8 +163,10 @@ def build_model(problem: IterationProblem, upper_bound: int) -> IterationModel:
                 terms.append(kv)
             m.Add(sum(terms) <= problem.kv_capacity_tokens)
 
-    # ---- stage 4: objective
-    m.Minimize(sum(comp) + int((1 - a).sum()))
+    # ---- stage 4: objective, no worse than the schedule the windows came from
+    total_jct = sum(comp) + int((1 - a).sum())
+    m.Add(total_jct <= ub)
+    m.Minimize(total_jct)
     return IterationModel(
         model=m, x=tuple(x), p=tuple(p), completion=tuple(comp), first=first, last=last,
         upper_bound=ub,

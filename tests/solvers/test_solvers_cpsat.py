@@ -89,9 +89,10 @@ def test_random_instances_are_proven_optimal():
         assert lp_bound(p) <= r.objective
 
 
-def test_tiny_time_limit_gives_a_normal_feasible_result():
+@pytest.mark.parametrize("hint", [True, False])
+def test_tiny_time_limit_gives_a_normal_feasible_result(hint):
     p = random_problem(20, np.random.default_rng(8))
-    r = solve_cpsat(p, time_limit_s=0.01)
+    r = solve_cpsat(p, time_limit_s=0.01, hint=hint)
     assert r.status in ("FEASIBLE", "OPTIMAL")
     assert r.has_solution and r.schedule is not None
     v = verify(p, r.schedule)
