@@ -15,7 +15,7 @@ from schedlab.policies.base import KV_NONE, BatchDecision, QueueView
 from schedlab.policies.batching import decision_with_rejects, infeasible, longest_prefix
 from schedlab.policies.kv import request_costs
 
-__all__ = ["arrival_order", "fcfs", "run_to_completion", "started"]
+__all__ = ["arrival_order", "fcfs", "in_arrival_order", "run_to_completion", "started"]
 
 
 def started(view: QueueView) -> np.ndarray:
@@ -34,6 +34,23 @@ def started(view: QueueView) -> np.ndarray:
     )
 
 
+def in_arrival_order(view: QueueView) -> bool:
+    """Whether the view lists its requests by arrival time, ties by request id (the simulator
+    does), so that position order is arrival order and sorting can be skipped.
+
+    >>> from schedlab.policies.base import QueueView
+    >>> in_arrival_order(QueueView.from_columns(now_s=0.0, input_tokens=[1, 1],
+    ...     arrival_s=[1.0, 1.0], request_id=[4, 3], kv_capacity_tokens=9))
+    False
+    """
+    if view.n < 2:
+        return True
+    d = np.diff(view.arrival_s)
+    if (d > 0).all():
+        return True
+    return bool(((d > 0) | ((d == 0) & (np.diff(view.request_id) > 0))).all())
+
+
 def arrival_order(view: QueueView, positions: np.ndarray | None = None) -> np.ndarray:
     """Positions sorted by arrival time, ties by request id (all positions when none given).
 
@@ -42,6 +59,8 @@ def arrival_order(view: QueueView, positions: np.ndarray | None = None) -> np.nd
     ...     arrival_s=[2.0, 1.0, 1.0], request_id=[7, 9, 8], kv_capacity_tokens=9)).tolist()
     [2, 1, 0]
     """
+    if in_arrival_order(view):
+        return np.arange(view.n) if positions is None else np.sort(positions)
     if positions is None:
         return np.lexsort((view.request_id, view.arrival_s))
     return positions[np.lexsort((view.request_id[positions], view.arrival_s[positions]))]
@@ -82,25 +101,25 @@ def run_to_completion(
     waiting = np.flatnonzero(~is_started)
     if reject.shape[0]:
         waiting = waiting[~np.isin(waiting, reject)]
-    if run.shape[0] == admitted.shape[0] and base.evict.shape[0] == 0 and waiting.shape[0]:
-        if waiting_key is None:
-            waiting = arrival_order(view, waiting)
-        else:
-            waiting = waiting[
-                np.lexsort(
-                    (view.request_id[waiting], view.arrival_s[waiting], waiting_key[waiting])
-                )
-            ]
+    slots = view.max_batch_size - admitted.shape[0]
+    if (
+        run.shape[0] == admitted.shape[0]
+        and base.evict.shape[0] == 0
+        and waiting.shape[0]
+        and slots > 0
+    ):
+        waiting = arrival_order(view, waiting)
+        if waiting_key is not None:
+            waiting = waiting[np.argsort(waiting_key[waiting], kind="stable")]
+        waiting = waiting[:slots]  # at most this many can join
         foot = view.input_tokens + np.ceil(view.output_tokens_pred).astype(np.int64)
         foot = np.maximum(foot, view.kv_tokens + c.growth)
         reserved = int(np.maximum(foot[admitted] - c.gpu_kv[admitted], c.demand[admitted]).sum())
         room = view.kv_free_tokens - reserved
         tok_left = view.max_batch_tokens - int(c.step[run].sum())
-        slots = view.max_batch_size - admitted.shape[0]
         fit = (np.cumsum(foot[waiting]) <= room) & (np.cumsum(c.step[waiting]) <= tok_left)
-        fit[max(slots, 0) :] = False
         k = waiting.shape[0] if fit.all() else int(np.argmin(fit))
-        if k == 0 and admitted.shape[0] == 0 and slots > 0:
+        if k == 0 and admitted.shape[0] == 0:
             head = waiting[0]
             k = int(c.demand[head] <= view.kv_free_tokens and c.step[head] <= tok_left)
         if k:

@@ -19,7 +19,7 @@ from schedlab.policies.batching import (
     longest_prefix,
     split_preemptions,
 )
-from schedlab.policies.fcfs import run_to_completion
+from schedlab.policies.fcfs import arrival_order, run_to_completion
 from schedlab.policies.kv import request_costs
 
 __all__ = ["remaining_pred", "sjf", "srpt"]
@@ -92,8 +92,10 @@ def srpt(view: QueueView, /, *, preempt: str = "swap") -> BatchDecision:
     check_preempt(preempt, "srpt")
     c = request_costs(view)
     reject, reasons = infeasible(view, c)
-    key = np.lexsort((view.request_id, view.arrival_s, remaining_pred(view)))
-    order = key[~np.isin(key, reject)] if reject.shape[0] else key
+    order = arrival_order(view)
+    order = order[np.argsort(remaining_pred(view)[order], kind="stable")]
+    if reject.shape[0]:
+        order = order[~np.isin(order, reject)]
     res = longest_prefix(view, order, costs=c, evictable=c.on_gpu)
     swap_out, recompute = split_preemptions(view, res.evict, preempt)
     return decision_with_rejects(

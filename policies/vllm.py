@@ -17,6 +17,7 @@ from schedlab.policies.batching import (
     longest_prefix,
     split_preemptions,
 )
+from schedlab.policies.fcfs import arrival_order
 from schedlab.policies.kv import request_costs
 
 from schedlab.errors import check_fraction
@@ -65,7 +66,8 @@ def vllm(
     reject, reasons = infeasible(view, c)
     loc = view.kv_location
     group = np.where(c.on_gpu, 0, np.where(loc == KV_HOST, 1, 2))
-    order = np.lexsort((view.request_id, view.arrival_s, group))
+    order = arrival_order(view)
+    order = order[np.argsort(group[order], kind="stable")]
     if reject.shape[0]:
         order = order[~np.isin(order, reject)]
     n_old = int(np.count_nonzero(group[order] < 2))

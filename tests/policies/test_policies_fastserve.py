@@ -315,3 +315,31 @@ def test_registered_mlfq_variants_differ_only_in_skip_join(name: str) -> None:
     )
     expected = [0, 0] if name == "mlfq" else [0, 5]
     assert get_policy(name)(v).priority.tolist() == expected
+
+
+@PROPS
+@given(queue_views(), st.randoms(use_true_random=False))
+def test_priority_order_matches_the_five_key_definition(view: QueueView, rnd) -> None:  # noqa: ANN001
+    prio = np.array([rnd.randint(0, 3) for _ in range(view.n)], dtype=np.int64)
+    pos = np.arange(view.n)
+    st_ = (view.prefilled_tokens > 0) | (view.generated_tokens > 0) | (view.kv_location != 0)
+    st_ |= view.running
+    recency = np.where(st_, -view.last_run_s, view.arrival_s)
+    ref = np.lexsort((view.request_id, view.arrival_s, recency, ~st_, prio))
+    assert priority_order(view, prio, pos).tolist() == ref.tolist()
+    # the same when the view already lists requests in arrival order (the simulator's case)
+    by_arrival = np.lexsort((view.request_id, view.arrival_s))
+    sorted_view = dataclasses.replace(
+        view, **{c: getattr(view, c)[by_arrival] for c in view.column_names()}
+    )
+    recency_s = recency[by_arrival]
+    ref_s = np.lexsort(
+        (
+            sorted_view.request_id,
+            sorted_view.arrival_s,
+            recency_s,
+            ~st_[by_arrival],
+            prio[by_arrival],
+        )
+    )
+    assert priority_order(sorted_view, prio[by_arrival], pos).tolist() == ref_s.tolist()
