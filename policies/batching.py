@@ -124,40 +124,42 @@ def longest_prefix(
     """
     c = request_costs(view) if costs is None else costs
     free = int(view.kv_free_tokens)
-    m = order.shape[0]
+    head = order[: view.max_batch_size]  # only these can join the batch
+    m = head.shape[0]
     if m == 0:
         return PrefixResult(batch=_EMPTY, evict=_EMPTY, free_after=free)
-    dem = np.cumsum(c.demand[order])
-    ok = np.cumsum(c.step[order]) <= view.max_batch_tokens
+    dem = np.cumsum(c.demand[head])
+    ok = np.cumsum(c.step[head]) <= view.max_batch_tokens
     if evictable is None:
         ev_kv = None
         room = free
     else:
-        ev_kv = (c.gpu_kv * evictable)[order]
+        ev_kv = c.gpu_kv * evictable
+        head_kv = ev_kv[head]
         # evictable device KV strictly behind each position of the order
-        room = free + (int(ev_kv.sum()) - np.cumsum(ev_kv))
+        room = free + (int(ev_kv[order].sum()) - np.cumsum(head_kv))
     if np.ndim(reserve_tokens) == 0 and reserve_tokens == 0:
         reserve = None
         ok &= dem <= room
     else:
-        reserve = np.broadcast_to(np.asarray(reserve_tokens, dtype=np.int64), (m,))
+        reserve = np.broadcast_to(np.asarray(reserve_tokens, dtype=np.int64), order.shape)[:m]
         kv_ok = dem + reserve <= room
         kv_ok[0] = dem[0] <= (room if evictable is None else room[0])
         ok &= kv_ok
-    if m > view.max_batch_size:
-        ok[view.max_batch_size :] = False
     k = m if ok.all() else int(np.argmin(ok))
     if k == 0:
         return PrefixResult(batch=_EMPTY, evict=_EMPTY, free_after=free)
     reserve_last = 0 if reserve is None else int(reserve[k - 1])
     deficit = int(dem[k - 1]) + reserve_last - free
     evict = _EMPTY
-    if deficit > 0 and ev_kv is not None and k < m:
-        back = ev_kv[k:][::-1]
-        cum = np.cumsum(back)
-        j = min(int(np.searchsorted(cum, deficit)) + 1, back.shape[0])
-        evict = order[k:][::-1][:j][back[:j] > 0]
-        free += int(cum[j - 1])
+    if deficit > 0 and ev_kv is not None and k < order.shape[0]:
+        behind = order[k:]
+        cand = behind[ev_kv[behind] > 0][::-1]  # evictable holders, back of the order first
+        if cand.shape[0]:
+            cum = np.cumsum(ev_kv[cand])
+            j = min(int(np.searchsorted(cum, deficit)) + 1, cand.shape[0])
+            evict = cand[:j]
+            free += int(cum[j - 1])
     return PrefixResult(batch=order[:k], evict=evict, free_after=free - int(dem[k - 1]))
 
 

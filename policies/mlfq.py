@@ -203,7 +203,8 @@ def skip_join_mlfq(
             if use_skip_join
             else 0
         )
-    quantum = q0 * np.power(r, prio.astype(np.float64))
+    levels = q0 * np.power(r, np.arange(int(prio.max(initial=0)) + 2, dtype=np.float64))
+    quantum = levels[prio]
     demote = att > quantum
     if num_queues is not None:
         demote &= prio < top
