@@ -8,7 +8,7 @@ that breaks it as a readable table.
 >>> from schedlab.policies.base import BatchDecision
 >>> def run_everything(view):
 ...     return BatchDecision(run=np.arange(view.n))
->>> check_policy(run_everything, max_examples=20)
+>>> check_policy(run_everything, max_examples=20, shrink=False)
 Traceback (most recent call last):
 ...
 AssertionError: run_everything: ...
