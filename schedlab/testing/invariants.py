@@ -63,8 +63,9 @@ def check_decision(view: QueueView, decision: BatchDecision, *, name: str = "pol
     decision's moves and the batch's growth within capacity (``kv_free_tokens`` plus what is
     freed minus what is swapped in or grows never negative); swap-outs within the host space;
     ``priority``/``attained_s`` of length n, priorities >= -1, attained finite and >= 0;
-    ``reconsider_at_s`` later than ``now_s``; progress: a non-empty queue gets a non-empty batch
-    or some rejection or KV move.
+    ``reconsider_at_s`` later than ``now_s``; progress: a non-empty queue gets a non-empty batch,
+    a rejection, a swap, or a finite wake-up time (dropping KV by recomputation alone takes no
+    time, so a simulator would have nothing to wait for).
 
     >>> import numpy as np
     >>> from schedlab.policies.base import QueueView, BatchDecision
@@ -171,11 +172,14 @@ def check_decision(view: QueueView, decision: BatchDecision, *, name: str = "pol
     t = decision.reconsider_at_s
     if not isinstance(t, (float, int)) or math.isnan(t) or t <= view.now_s:
         _fail(name, "reconsider_at_s not in the future", f"{t!r} <= now_s={view.now_s!r}")
-    if n and not any(a.shape[0] for a in sets.values()):
+    acts = (run, sets["reject"], out, sin)
+    if n and not any(a.shape[0] for a in acts) and math.isinf(t):
         _fail(
             name,
             "no progress",
-            f"{n} requests queued but the decision runs, moves and rejects nothing",
+            f"{n} requests queued but the decision runs, swaps and rejects nothing and asks for "
+            f"no wake-up (recompute={rec.tolist()}: dropping KV alone takes no time, so nothing "
+            "would happen until the next arrival)",
         )
 
 

@@ -60,6 +60,13 @@ def idles(view: QueueView) -> BatchDecision:
     return BatchDecision(run=np.zeros(0, dtype=np.int64))
 
 
+def only_drops_kv(view: QueueView) -> BatchDecision:
+    holders = np.flatnonzero(view.kv_tokens > 0)
+    if holders.shape[0] == 0:
+        return user_policy(view)
+    return BatchDecision(run=np.zeros(0, dtype=np.int64), recompute=holders[-1:])
+
+
 def swaps_in_device_kv(view: QueueView) -> BatchDecision:
     d = user_policy(view)
     gpu = np.flatnonzero(view.kv_location == KV_GPU)
@@ -69,7 +76,8 @@ def swaps_in_device_kv(view: QueueView) -> BatchDecision:
 
 def user_policy(view: QueueView, *, check_kv: bool = True, extra_slots: int = 0) -> BatchDecision:
     """A correct, simple user policy: run the cheapest requests first while they fit without
-    evicting anything; reject what can never fit; when nothing fits, drop the last holder's KV.
+    evicting anything; reject what can never fit; when nothing fits, drop the last holder's KV
+    and ask to decide again shortly.
     (``check_kv=False`` and ``extra_slots`` break it on purpose.)"""
     c = request_costs(view)
     never = np.flatnonzero(
@@ -83,11 +91,15 @@ def user_policy(view: QueueView, *, check_kv: bool = True, extra_slots: int = 0)
     k = int(np.argmin(fits)) if not fits.all() else ok.shape[0]
     run = ok[: min(k, view.max_batch_size + extra_slots)]
     recompute = np.zeros(0, dtype=np.int64)
+    wake = float("inf")
     if run.shape[0] == 0 and ok.shape[0]:
         holders = ok[view.kv_tokens[ok] > 0]
         recompute = holders[-1:]
+        wake = view.now_s + 1e-3  # decide again once the KV is dropped
     reasons = tuple("too big" for _ in never)
-    return BatchDecision(run=run, recompute=recompute, reject=never, reject_reason=reasons)
+    return BatchDecision(
+        run=run, recompute=recompute, reject=never, reject_reason=reasons, reconsider_at_s=wake
+    )
 
 
 @pytest.mark.parametrize(
@@ -101,6 +113,7 @@ def user_policy(view: QueueView, *, check_kv: bool = True, extra_slots: int = 0)
         (stateful, "not deterministic"),
         (wakes_in_the_past, "reconsider_at_s not in the future"),
         (idles, "no progress"),
+        (only_drops_kv, "no progress"),
         (swaps_in_device_kv, "swap_in of KV not on the host"),
     ],
 )
