@@ -16,7 +16,6 @@ import argparse
 import timeit
 
 import numpy as np
-
 from schedlab.policies import REGISTRY
 from schedlab.policies.base import KV_GPU, KV_HOST, BatchDecision, QueueView
 

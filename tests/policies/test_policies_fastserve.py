@@ -319,7 +319,7 @@ def test_registered_mlfq_variants_differ_only_in_skip_join(name: str) -> None:
 
 @PROPS
 @given(queue_views(), st.randoms(use_true_random=False))
-def test_priority_order_matches_the_five_key_definition(view: QueueView, rnd) -> None:  # noqa: ANN001
+def test_priority_order_matches_the_five_key_definition(view: QueueView, rnd) -> None:
     prio = np.array([rnd.randint(0, 3) for _ in range(view.n)], dtype=np.int64)
     pos = np.arange(view.n)
     st_ = (view.prefilled_tokens > 0) | (view.generated_tokens > 0) | (view.kv_location != 0)
