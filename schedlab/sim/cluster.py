@@ -44,6 +44,11 @@ class InstanceSpec:
     preemption : ``'swap'`` (KV to host memory) or ``'recompute'`` (drop KV); informs policies
         that consult it; the engine executes whatever moves a policy returns.
     host_kv_capacity_tokens : swap space in host memory, in tokens.
+    overlap_swap : when True, the KV swap traffic of an iteration (swap-outs, swap-ins and the
+        swap-in of host-resident requests it runs) overlaps with its compute, as with FastServe's
+        proactive swapping on a separate stream: the iteration takes ``max(compute, swap)``.
+        False (the default) serialises them: ``compute + swap``. A decision that only moves KV
+        (no batch) takes the swap time either way.
     kv_capacity_tokens : device KV capacity; None takes the cost model's.
     cost : an :class:`~schedlab.costmodel.base.IterationCost`; None builds the roofline model of
         ``(model, gpu, tp)`` through :func:`schedlab.costmodel.iteration_cost`.
@@ -58,6 +63,7 @@ class InstanceSpec:
     block_tokens: int = 16
     preemption: str = "swap"
     host_kv_capacity_tokens: int = 2**62
+    overlap_swap: bool = False
     kv_capacity_tokens: int | None = None
     cost: IterationCost | None = None
 
@@ -69,6 +75,11 @@ class InstanceSpec:
         check_nonneg_int(self.chunk_tokens, "chunk_tokens", w)
         check_positive_int(self.block_tokens, "block_tokens", w)
         check_nonneg_int(self.host_kv_capacity_tokens, "host_kv_capacity_tokens", w)
+        if not isinstance(self.overlap_swap, bool):
+            raise ValueError(
+                f"The 'overlap_swap' parameter of {w} must be a bool. "
+                f"Got {type(self.overlap_swap).__name__}."
+            )
         if self.kv_capacity_tokens is not None:
             check_positive_int(self.kv_capacity_tokens, "kv_capacity_tokens", w)
         if self.preemption not in _PREEMPTION:

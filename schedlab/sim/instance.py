@@ -189,6 +189,7 @@ class InstanceRuntime:
         self.busy_s = 0.0
         self.iterations = 0
         self.decisions = 0
+        self.prev_decision_iter = -1
         self.idle_decisions = 0
 
     # ------------------------------------------------------------------ arrivals
@@ -291,6 +292,8 @@ class InstanceRuntime:
             chunk_tokens=spec.chunk_tokens,
             block_tokens=spec.block_tokens,
             host_kv_free_tokens=self.host_cap - self.host_used,
+            iteration=self.iterations,
+            previous_decision_iteration=self.prev_decision_iter,
         )
 
     def decide(self, now: float) -> float | None:
@@ -303,6 +306,7 @@ class InstanceRuntime:
         if n == 0:
             return None
         d = self.policy(self.view(now), **self.params)
+        self.prev_decision_iter = self.iterations
         if not isinstance(d, BatchDecision):
             raise self._fail(f"must return a BatchDecision. Got {type(d).__name__}.")
         self.decisions += 1
@@ -509,7 +513,10 @@ class InstanceRuntime:
         else:
             dur = self.cost.iteration_time_s(c, g[PREFILLED], 0, 0)
         self.kind, self.chunks, self.t0 = _RUN_ITER, c, now
-        self.t_end = now + float(dur) + move_s
+        if spec.overlap_swap:  # swap traffic on its own stream, alongside the compute
+            self.t_end = now + max(float(dur), move_s)
+        else:
+            self.t_end = now + float(dur) + move_s
         return self.t_end
 
     def _kv_error(self, added: int) -> ValueError:
