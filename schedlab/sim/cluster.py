@@ -76,7 +76,7 @@ class InstanceSpec:
         check_positive_int(self.block_tokens, "block_tokens", w)
         check_nonneg_int(self.host_kv_capacity_tokens, "host_kv_capacity_tokens", w)
         if not isinstance(self.overlap_swap, bool):
-            raise ValueError(
+            raise ValueError(  # noqa: TRY004 (the project raises ValueError on bad input)
                 f"The 'overlap_swap' parameter of {w} must be a bool. "
                 f"Got {type(self.overlap_swap).__name__}."
             )

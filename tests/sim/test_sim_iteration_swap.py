@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from schedlab.costmodel.base import ConstantIterationCost
 from schedlab.policies.base import BatchDecision
-from sim_toy_policies import toy_fcfs, toy_swapper
+from sim_toy_policies import toy_swapper
 from test_sim_core import affine_cost, workload
 
 from schedlab import Workload
