@@ -146,20 +146,18 @@ def check_array(
     ...
     ValueError: The 'input_tokens' parameter of Workload must be >= 0; element 1 is -2.0.
     """
+    if integer and isinstance(values, np.ndarray) and values.dtype.kind in "iu" and np.can_cast(
+        values.dtype, dtype, "safe"
+    ):
+        # Fast path: an integer array needs no float round trip (finite and whole by type).
+        return _check_integer_array(values, name, where, dtype, ndim, min_value, length)
     try:
         arr = np.asarray(values, dtype=np.float64 if integer else dtype)
     except (TypeError, ValueError) as exc:
         raise ValueError(
             f"The {name!r} parameter of {where} must be numeric. Got {type(values).__name__}: {exc}"
         ) from None
-    if arr.ndim != ndim:
-        raise ValueError(
-            f"The {name!r} parameter of {where} must be {ndim}-dimensional. Got shape {arr.shape}."
-        )
-    if length is not None and arr.shape[0] != length:
-        raise ValueError(
-            f"The {name!r} parameter of {where} must have length {length}. Got {arr.shape[0]}."
-        )
+    _check_shape(arr, name, where, ndim, length)
     if arr.dtype.kind == "f":
         bad = ~np.isfinite(arr)
         if allow_nan:
@@ -169,14 +167,7 @@ def check_array(
             raise ValueError(
                 f"The {name!r} parameter of {where} must be finite; element {i} is {arr.ravel()[i].item()!r}."
             )
-    if min_value is not None:
-        below = arr < min_value
-        if below.any():
-            i = int(np.flatnonzero(below.ravel())[0])
-            raise ValueError(
-                f"The {name!r} parameter of {where} must be >= {min_value}; "
-                f"element {i} is {arr.ravel()[i].item()!r}."
-            )
+    _check_min(arr, name, where, min_value)
     if integer:
         frac = arr != np.round(arr)
         if frac.any():
@@ -187,6 +178,48 @@ def check_array(
         arr = arr.astype(dtype)
     else:
         arr = np.array(arr, dtype=dtype, copy=True)
+    arr.flags.writeable = False
+    return arr
+
+
+def _check_shape(arr: np.ndarray, name: str, where: str, ndim: int, length: int | None) -> None:
+    if arr.ndim != ndim:
+        raise ValueError(
+            f"The {name!r} parameter of {where} must be {ndim}-dimensional. Got shape {arr.shape}."
+        )
+    if length is not None and arr.shape[0] != length:
+        raise ValueError(
+            f"The {name!r} parameter of {where} must have length {length}. Got {arr.shape[0]}."
+        )
+
+
+def _check_min(arr: np.ndarray, name: str, where: str, min_value: float | None) -> None:
+    if min_value is None:
+        return
+    below = arr < min_value
+    if below.any():
+        i = int(np.flatnonzero(below.ravel())[0])
+        raise ValueError(
+            f"The {name!r} parameter of {where} must be >= {min_value}; "
+            f"element {i} is {arr.ravel()[i].item()!r}."
+        )
+
+
+def _check_integer_array(
+    values: np.ndarray,
+    name: str,
+    where: str,
+    dtype: type | np.dtype,
+    ndim: int,
+    min_value: float | None,
+    length: int | None,
+) -> np.ndarray:
+    """:func:`check_array` for an array whose integer dtype casts safely to ``dtype``."""
+    _check_shape(values, name, where, ndim, length)
+    if min_value is not None and np.any(values < min_value):
+        # Report the bad element as the float path does, so the message does not hang on the dtype.
+        _check_min(values.astype(np.float64), name, where, min_value)
+    arr = np.array(values, dtype=dtype, copy=True)
     arr.flags.writeable = False
     return arr
 

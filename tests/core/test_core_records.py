@@ -120,3 +120,20 @@ def test_error_helpers():
         check_positive_int(True, "tp", "build")
     err = unknown_name_error("model", "lama-2-7b", ["llama-2-7b", "opt-13b"])
     assert "Close matches: 'llama-2-7b'" in str(err)
+
+
+@pytest.mark.parametrize("dtype", [np.int64, np.int32, np.uint16])
+def test_integer_arrays_take_the_fast_path_with_the_same_errors(dtype):
+    ok = np.array([10, 20, 30, 40], dtype=dtype)
+    w = small_workload(input_tokens=ok)
+    assert w.input_tokens.dtype == np.int64 and w.input_tokens.tolist() == [10, 20, 30, 40]
+    assert not w.input_tokens.flags.writeable and not np.shares_memory(w.input_tokens, ok)
+    bad = np.array([10, 0, 30, 40], dtype=dtype)
+    for column in (bad, bad.astype(np.float64), bad.tolist()):
+        with pytest.raises(ValueError, match=r"'input_tokens'.*>= 1; element 1 is 0\.0\.$"):
+            small_workload(input_tokens=column)
+    if np.dtype(dtype).kind == "i":
+        with pytest.raises(ValueError, match=r"'output_tokens'.*>= 1; element 2 is -3\.0\.$"):
+            small_workload(output_tokens=np.array([1, 2, -3, 4], dtype=dtype))
+    with pytest.raises(ValueError, match="'input_tokens'.*length 4"):
+        small_workload(input_tokens=ok[:3])
