@@ -175,6 +175,16 @@ def check_array(
             raise ValueError(
                 f"The {name!r} parameter of {where} must hold integers; element {i} is {arr.ravel()[i].item()!r}."
             )
+        if np.dtype(dtype).kind in "iu":
+            info = np.iinfo(dtype)
+            # float(max) + 1 is the exact power of two where the range ends (float(max) rounds up).
+            outside = (arr < float(info.min)) | (arr >= float(info.max) + 1.0)
+            if outside.any():
+                i = int(np.flatnonzero(outside.ravel())[0])
+                raise ValueError(
+                    f"The {name!r} parameter of {where} must fit in {np.dtype(dtype).name}; "
+                    f"element {i} is {arr.ravel()[i].item()!r}."
+                )
         arr = arr.astype(dtype)
     else:
         arr = np.array(arr, dtype=dtype, copy=True)
