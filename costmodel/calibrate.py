@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+
 from schedlab.costmodel.hardware import Accelerator
 from schedlab.costmodel.ops import KINDS
 from schedlab.costmodel.profiling import GEMM_OPS, Profile, load_profile
@@ -238,9 +239,9 @@ def calibrate(profile: str | Path | Profile, gpu: str | Accelerator | None = Non
     groups = _prepare(prof)
 
     def residuals(x: np.ndarray) -> np.ndarray:
-        eff = dataclasses.replace(base, **dict(zip(names, x.tolist())))
+        eff = dataclasses.replace(base, **dict(zip(names, x.tolist(), strict=True)))
         return weight * (np.log(_predict(groups, len(prof), prof.gpu, eff)) - log_meas)
 
     fit = least_squares(residuals, x0, bounds=(lo, hi), x_scale=scale, loss="soft_l1",
                         f_scale=0.1 * float(weight.max()), max_nfev=max_nfev)
-    return dataclasses.replace(base, **dict(zip(names, fit.x.tolist())))
+    return dataclasses.replace(base, **dict(zip(names, fit.x.tolist(), strict=True)))

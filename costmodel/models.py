@@ -30,7 +30,6 @@ from dataclasses import dataclass
 from typing import Any
 
 from schedlab.costmodel.hardware import canonical_name, resolve_name
-
 from schedlab.errors import check_nonneg_int, check_positive_int
 
 __all__ = ["MODELS", "ModelSpec", "get_model"]

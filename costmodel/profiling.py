@@ -32,10 +32,10 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+
 from schedlab.costmodel import ops
 from schedlab.costmodel.hardware import Accelerator, get_accelerator, get_interconnect
 from schedlab.costmodel.models import ModelSpec
-
 from schedlab.errors import DataFormatError
 
 __all__ = [

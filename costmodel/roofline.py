@@ -48,9 +48,9 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+
 from schedlab.costmodel.hardware import Accelerator, Interconnect
 from schedlab.costmodel.ops import KINDS, OpCost
-
 from schedlab.errors import check_nonneg_float, check_positive_int
 
 __all__ = [
@@ -165,7 +165,7 @@ class Efficiency:
     def from_dict(cls, data: dict[str, Any], *, source: str = "Efficiency.from_dict") -> Efficiency:
         """Build from :meth:`to_dict` output; unknown keys raise ``ValueError`` (none dropped)."""
         if not isinstance(data, dict):
-            raise ValueError(f"{source}: expected a JSON object of Efficiency parameters.")  # noqa: TRY004
+            raise ValueError(f"{source}: expected a JSON object of Efficiency parameters.")
         known = {f.name for f in dataclasses.fields(cls)}
         unknown = sorted(set(data) - known)
         if unknown:

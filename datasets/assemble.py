@@ -21,9 +21,9 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 import numpy as np
+
 from schedlab.datasets import rowcheck
 from schedlab.datasets.report import LoadReport
-
 from schedlab.records import PrefixBlocks, Workload
 
 if TYPE_CHECKING:
@@ -162,7 +162,7 @@ class Assembler:
                 vals, bad = raw.to_numpy(), raw.isna().to_numpy()
                 if vals.dtype == object:
                     vals = vals.astype(str)
-                why = lambda i: "missing value"
+                why = _missing_value
             cols["feature." + fname] = vals
             checks.append((col, bad, why))
         if blocks is not None:
@@ -290,6 +290,11 @@ class Assembler:
             notes=tuple(notes),
         )
         return w, report
+
+
+def _missing_value(i: int) -> str:
+    """The reason for a bad row of a text feature column (only missing values are bad)."""
+    return "missing value"
 
 
 def _take_columns(columns: dict, mask: np.ndarray) -> dict:

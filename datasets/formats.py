@@ -136,7 +136,7 @@ def user_spec(columns: Mapping[str, str], *, time_unit: str = "s", kind: str = "
         raise ValueError(
             "The 'columns' parameter of load must map workload fields to source columns, with "
             "'output_tokens' required and keys among "
-            f"{list(_FIELDS) + ['prefix_block_ids', 'feature.NAME']}. Got {cols!r} instead."
+            f"{[*_FIELDS, 'prefix_block_ids', 'feature.NAME']}. Got {cols!r} instead."
         )
     if "prefix_block_ids" in cols and kind != "jsonl":
         raise ValueError(

@@ -72,7 +72,7 @@ def _blocks(values: list, lines_n: int):
             if type(v) is list and not all(type(x) is int and x >= 0 for x in v):
                 bad[r] = True
         counts = np.where(bad, 0, counts)
-        flat = [x for v, b in zip(values, bad) if not b for x in v]
+        flat = [x for v, b in zip(values, bad, strict=True) if not b for x in v]
         ids = np.array(flat, dtype=np.int64) if flat else np.zeros(0, dtype=np.int64)
 
     def why(i: int) -> str:

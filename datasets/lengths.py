@@ -21,8 +21,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
-from schedlab.datasets.arrivals import as_generator, gamma_arrivals
 
+from schedlab.datasets.arrivals import as_generator, gamma_arrivals
 from schedlab.errors import check_positive_float, check_positive_int
 from schedlab.records import Workload
 

@@ -21,7 +21,6 @@ from schedlab.datasets.fast_csv import Irregular, iter_fast_chunks
 from schedlab.datasets.formats import FORMATS, match_columns, user_spec
 from schedlab.datasets.jsonl_reader import first_record, iter_jsonl_chunks
 from schedlab.datasets.report import LoadResult, SkippedRowsWarning
-
 from schedlab.errors import (
     DataFormatError,
     check_nonneg_float,

@@ -46,8 +46,8 @@ from __future__ import annotations
 import math
 
 import numpy as np
-from schedlab.datasets.arrivals import as_generator
 
+from schedlab.datasets.arrivals import as_generator
 from schedlab.errors import (
     check_fraction,
     check_nonneg_float,

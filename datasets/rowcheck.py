@@ -17,8 +17,8 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 import numpy as np
-from schedlab.datasets.report import RowProblem
 
+from schedlab.datasets.report import RowProblem
 from schedlab.errors import DataFormatError
 
 if TYPE_CHECKING:

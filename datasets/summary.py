@@ -91,7 +91,7 @@ def plot_workload(workload: Workload, path: str | Path, *, bins: int = 60) -> Pa
     import matplotlib.pyplot as plt
 
     fig, axes = plt.subplots(1, 3, figsize=(14, 3.8))
-    for ax, col in zip(axes[:2], ("input_tokens", "output_tokens")):
+    for ax, col in zip(axes[:2], ("input_tokens", "output_tokens"), strict=True):
         x = getattr(workload, col)
         edges = np.geomspace(max(1, x.min()), max(2, x.max()) + 1, bins)
         ax.hist(x, bins=edges, color="tab:blue")

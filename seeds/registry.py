@@ -20,9 +20,8 @@ import pkgutil
 from os import PathLike
 from types import ModuleType
 
-from schedlab.seeds.contract import Claim, SeedReport
-
 from schedlab.errors import check_nonneg_int, unknown_name_error
+from schedlab.seeds.contract import Claim, SeedReport
 
 __all__ = ["seed_names", "get_seed", "run_seed"]
 

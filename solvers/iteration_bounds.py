@@ -26,6 +26,7 @@ from __future__ import annotations
 import math
 
 import numpy as np
+
 from schedlab.solvers.iteration_heuristics import best_list_schedule
 from schedlab.solvers.iteration_problem import IterationProblem, kv_tokens_at_run
 
@@ -137,4 +138,4 @@ def lp_bound(problem: IterationProblem, upper_bound: int | None = None) -> int:
     )
     if res.status != 0:
         raise RuntimeError(f"HiGHS could not solve the LP relaxation: {res.message}")
-    return max(problem.trivial_bound(), int(math.ceil(const + res.fun - 1e-6)))
+    return max(problem.trivial_bound(), math.ceil(const + res.fun - 1e-6))

@@ -38,13 +38,13 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
+
+from schedlab.errors import check_positive_float, check_positive_int
 from schedlab.solvers.iteration_bounds import lp_bound
 from schedlab.solvers.iteration_heuristics import best_list_schedule
 from schedlab.solvers.iteration_problem import IterationProblem, kv_tokens_at_run
 from schedlab.solvers.iteration_schedule import Schedule
 from schedlab.solvers.result import SolveResult
-
-from schedlab.errors import check_positive_float, check_positive_int
 
 __all__ = ["IterationModel", "build_model", "solve_cpsat"]
 
@@ -153,7 +153,7 @@ def build_model(problem: IterationProblem, upper_bound: int) -> IterationModel:
         max_kv = [int(kv_tokens_at_run(inp[j], o[j])) for j in live]
         if sum(max_kv) > problem.kv_capacity_tokens:
             terms = []
-            for j, cap_j in zip(live, max_kv):
+            for j, cap_j in zip(live, max_kv, strict=True):
                 kv = m.NewIntVar(0, cap_j, f"kv[{j},{t}]")
                 m.Add(kv == kv_tokens_at_run(int(inp[j]), r[j][t])).OnlyEnforceIf(x[j][t])
                 m.Add(kv == 0).OnlyEnforceIf(x[j][t].Not())
@@ -176,7 +176,7 @@ def build_model(problem: IterationProblem, upper_bound: int) -> IterationModel:
 def _add_hint(im: IterationModel, schedule: Schedule) -> None:
     run = schedule.run_matrix(int(im.last.max()) + 1)
     comp = schedule.completion_slot()
-    for j, (xj, pj) in enumerate(zip(im.x, im.p)):
+    for j, (xj, pj) in enumerate(zip(im.x, im.p, strict=True)):
         start = int(np.argmax(run[j]))
         for t, v in xj.items():
             im.model.AddHint(v, bool(run[j, t]))

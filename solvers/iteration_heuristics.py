@@ -21,11 +21,11 @@ next). The highest-priority request always fits alone, so every slot with work m
 from __future__ import annotations
 
 import numpy as np
+
+from schedlab.errors import unknown_name_error
 from schedlab.solvers.iteration_problem import IterationProblem, kv_tokens_at_run
 from schedlab.solvers.iteration_schedule import Schedule
 from schedlab.solvers.iteration_verify import verify
-
-from schedlab.errors import unknown_name_error
 
 __all__ = ["PRIORITY_RULES", "best_list_schedule", "list_schedule"]
 
@@ -57,7 +57,7 @@ def list_schedule(problem: IterationProblem, rule: str = "fcfs") -> Schedule:
         need_kv = kv_tokens_at_run(inp[cand], done[cand] + 1)
         chosen: list[int] = []
         tok = kv = 0
-        for c, nt, nk in zip(cand.tolist(), need_tok.tolist(), need_kv.tolist()):
+        for c, nt, nk in zip(cand.tolist(), need_tok.tolist(), need_kv.tolist(), strict=True):
             if len(chosen) == problem.max_batch_size:
                 break
             if tok + nt <= problem.max_batch_tokens and kv + nk <= problem.kv_capacity_tokens:

@@ -10,7 +10,6 @@ import pytest
 
 import schedlab
 
-
 #: The subpackages mapped from top-level folders (package-dir): an editable install does not
 #: show them under ``schedlab.__path__``, so each is walked from its own path.
 SUBPACKAGES = ("costmodel", "datasets", "policies", "predictors", "solvers", "seeds")

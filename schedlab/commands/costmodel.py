@@ -74,7 +74,7 @@ def build_report(model: str, gpu: str, tp: int = 1, calibration: str | None = No
     prompts = [p for p in PROMPTS if p <= cost.model.max_context] or [cost.model.max_context]
     prefill_s = cost.prefill_time_s(np.array(prompts))
     prefill = []
-    for n, t in zip(prompts, prefill_s.tolist()):
+    for n, t in zip(prompts, prefill_s.tolist(), strict=True):
         linear_bound = _bound(cost, n)
         prefill.append({"prompt_tokens": n, "time_s": t, "tokens_per_s": n / t,
                         "linear_bound": linear_bound})
@@ -162,7 +162,7 @@ def _plot(r: dict[str, Any], path: str) -> None:
     nbytes = sum(op.bytes for op in gemms)
     t = sum(op_time_s(op, cost.gpu, cost.efficiency, cost.dtype) for op in gemms)
     ax.loglog(flops / nbytes, flops / t / 1e12, "o-", label="one layer's GEMMs at M tokens")
-    for m, xi, yi in zip(tokens, flops / nbytes, flops / t / 1e12):
+    for m, xi, yi in zip(tokens, flops / nbytes, flops / t / 1e12, strict=True):
         ax.annotate(f"{int(m)}", (xi, yi), textcoords="offset points", xytext=(4, -10), fontsize=7)
     ax.axvline(r["ridge_flops_per_byte"], color="grey", lw=0.8, ls=":")
     ax.set_xlabel("arithmetic intensity (FLOP/byte)")

@@ -135,12 +135,12 @@ def test_integer_arrays_take_the_fast_path_with_the_same_errors(dtype):
     if np.dtype(dtype).kind == "i":
         with pytest.raises(ValueError, match=r"'output_tokens'.*>= 1; element 2 is -3\.0\.$"):
             small_workload(output_tokens=np.array([1, 2, -3, 4], dtype=dtype))
-    with pytest.raises(ValueError, match="'input_tokens'.*length 4"):
+    with pytest.raises(ValueError, match=r"'input_tokens'.*length 4"):
         small_workload(input_tokens=ok[:3])
 
 
 @pytest.mark.parametrize("value", [1e19, np.uint64(2**63 + 5)])
 def test_token_counts_beyond_int64_are_rejected_not_wrapped(value):
     column = np.array([10, value, 30, 40], dtype=np.asarray(value).dtype)
-    with pytest.raises(ValueError, match="'input_tokens'.*must fit in int64; element 1"):
+    with pytest.raises(ValueError, match=r"'input_tokens'.*must fit in int64; element 1"):
         small_workload(input_tokens=column)

@@ -8,11 +8,11 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+
+from schedlab.cli import main
 from schedlab.costmodel.calibrate import calibrate, predict, validate
 from schedlab.costmodel.profiling import COMPUTE_OPS, GEMM_OPS, load_profile
 from schedlab.costmodel.roofline import Efficiency
-
-from schedlab.cli import main
 from schedlab.errors import DataFormatError
 
 SHAPES = {  # (n_head, n_kv_head, n_embd, n_expanded_embd, vocab_size, use_gated_mlp)

@@ -12,6 +12,7 @@ import types
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+
 from schedlab.costmodel import hardware, models
 from schedlab.costmodel.hardware import (
     ACCELERATORS,

@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+
 from schedlab.costmodel import IterationCost, RooflineIterationCost, iteration_cost
 from schedlab.costmodel.hardware import get_accelerator
 from schedlab.costmodel.iteration import TABLE_TOKENS
@@ -108,7 +109,7 @@ def test_prefill_time_matches_single_chunk_iterations(costs: dict[str, RooflineI
     cost = costs["gqa-tp2"]
     prompts = np.array([1, 17, 512, 4096, TABLE_TOKENS + 5])
     vec = cost.prefill_time_s(prompts)
-    for n, t in zip(prompts, vec):
+    for n, t in zip(prompts, vec, strict=True):
         assert t == pytest.approx(cost.iteration_time_s(np.array([n]), np.array([0]), 0, 0),
                                   rel=1e-9)
     assert np.all(np.diff(vec) > 0)

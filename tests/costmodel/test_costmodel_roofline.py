@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+
 from schedlab.costmodel import ops
 from schedlab.costmodel.hardware import get_accelerator, get_interconnect
 from schedlab.costmodel.models import get_model

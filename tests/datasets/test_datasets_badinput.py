@@ -8,10 +8,10 @@ import json
 
 import numpy as np
 import pytest
-from schedlab.datasets import SkippedRowsWarning
 
 from schedlab import datasets
 from schedlab.cli import main
+from schedlab.datasets import SkippedRowsWarning
 from schedlab.errors import DataFormatError
 
 HEADER = "TIMESTAMP,ContextTokens,GeneratedTokens\n"

@@ -7,9 +7,9 @@ import pandas as pd
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from schedlab.datasets.fast_csv import Irregular, iter_fast_chunks
 
 from schedlab import datasets
+from schedlab.datasets.fast_csv import Irregular, iter_fast_chunks
 from schedlab.errors import DataFormatError
 
 HEADER = ["TIMESTAMP", "ContextTokens", "GeneratedTokens"]
@@ -21,7 +21,7 @@ def azure_text(
 ) -> str:
     stamps = pd.to_datetime(np.asarray(times_ns, dtype=np.int64), unit="ns")
     lines = []
-    for t, i, o in zip(stamps, inp, out):
+    for t, i, o in zip(stamps, inp, out, strict=True):
         s = t.strftime(f"%Y-%m-%d{sep}%H:%M:%S")
         if digits:
             s += "." + f"{t.microsecond * 1000 + t.nanosecond:09d}"[:digits]

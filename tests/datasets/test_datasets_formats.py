@@ -6,9 +6,9 @@ import json
 
 import numpy as np
 import pytest
-from schedlab.datasets.catalog import sha256_of
 
 from schedlab import datasets
+from schedlab.datasets.catalog import sha256_of
 from schedlab.errors import DataFormatError
 from schedlab.records import Workload
 

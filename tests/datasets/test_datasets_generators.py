@@ -6,9 +6,9 @@ import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from schedlab.datasets.rollout import CALIBRATED, rollout_stats
 
 from schedlab import datasets
+from schedlab.datasets.rollout import CALIBRATED, rollout_stats
 
 FAST = settings(max_examples=50, deadline=None)
 
@@ -138,8 +138,8 @@ def test_fit_lengths_recovers_a_lognormal():
 def test_resample_draws_real_pairs(n, seed):
     src = datasets.load("azure-code-2023")
     i, o = datasets.resample_lengths(src, n, seed=seed)
-    pairs = set(zip(src.input_tokens.tolist(), src.output_tokens.tolist()))
-    assert all(p in pairs for p in zip(i.tolist(), o.tolist()))
+    pairs = set(zip(src.input_tokens.tolist(), src.output_tokens.tolist(), strict=True))
+    assert all(p in pairs for p in zip(i.tolist(), o.tolist(), strict=True))
 
 
 def test_synthetic_workload_rate_and_range():

@@ -6,9 +6,9 @@ import re
 
 import numpy as np
 import pytest
-from schedlab.datasets.catalog import DATA_DIR, SHIPPED, sha256_of, shipped_path
 
 from schedlab import datasets
+from schedlab.datasets.catalog import DATA_DIR, SHIPPED, sha256_of, shipped_path
 from schedlab.records import Workload
 
 # Statistics published in ../shared/datasets/PROVENANCE.md (rounded as printed there).

@@ -68,7 +68,7 @@ def test_nothing_measured_never_holds_and_serialises_as_null():
 
 
 def test_infinite_measured_value_is_refused():
-    with pytest.raises(ValueError, match="measured_value.*finite"):
+    with pytest.raises(ValueError, match=r"measured_value.*finite"):
         _claim().measured(math.inf)
 
 

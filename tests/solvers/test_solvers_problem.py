@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+
 from schedlab.solvers import IterationProblem, Schedule, random_problem, verify
 
 

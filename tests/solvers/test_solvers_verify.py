@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+
 from schedlab.solvers import IterationProblem, Schedule, ScheduleInvalid, list_schedule, verify
 
 

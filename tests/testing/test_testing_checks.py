@@ -7,9 +7,9 @@ import itertools
 
 import numpy as np
 import pytest
+
 from schedlab.policies.base import KV_GPU, BatchDecision, QueueView, RouterView
 from schedlab.policies.kv import request_costs
-
 from schedlab.testing import check_decision, check_policy, check_purity, check_router
 
 

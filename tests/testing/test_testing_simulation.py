@@ -9,9 +9,9 @@ import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+
 from schedlab.costmodel.base import ConstantIterationCost
 from schedlab.policies import REGISTRY
-
 from schedlab.records import Workload
 from schedlab.sim import InstanceSpec, simulate
 from schedlab.testing import check_simulation, workloads
