@@ -283,10 +283,10 @@ class ModelSpec:
         (gated SiLU MLP; ``num_key_value_heads`` and ``head_dim`` optional), ``mixtral``
         (``num_local_experts``, ``num_experts_per_tok``), ``deepseek_v2``, ``deepseek_v3`` and
         ``kimi_k2`` (routed and shared experts, ``first_k_dense_replace``, MLA), ``opt``
-        (``ffn_dim``, ReLU, tied embeddings), ``phi`` (GELU, ``partial_rotary_factor``) and the original ``qwen``
-        (Qwen-7B/72B: its ``intermediate_size`` counts both MLP branches, so ``ffn_hidden`` is
-        half of it). ``torch_dtype`` (or ``dtype``) sets ``dtype_bytes`` (absent: 2).
-        ``max_context`` is ``max_position_embeddings`` (rope scaling is not applied).
+        (``ffn_dim``, ReLU, tied embeddings), ``phi`` (GELU, ``partial_rotary_factor``) and the
+        original ``qwen`` (Qwen-7B/72B: its ``intermediate_size`` counts both MLP branches, so
+        ``ffn_hidden`` is half of it). ``torch_dtype`` (or ``dtype``) sets ``dtype_bytes``
+        (absent: 2). ``max_context`` is ``max_position_embeddings`` (rope scaling is not applied).
 
         Nothing that changes the cost is dropped: a missing required key, a key this function
         does not know (beyond a list of keys that do not change the cost, such as token ids,
@@ -563,7 +563,8 @@ def _from_hf_config(config: Mapping[str, Any], name: str | None,
     heads = r.integer("num_attention_heads")
     fields: dict[str, Any] = {
         "num_layers": layers, "hidden_size": hidden, "num_heads": heads,
-        "num_kv_heads": r.integer("num_key_value_heads", heads), "vocab_size": r.integer("vocab_size"),
+        "num_kv_heads": r.integer("num_key_value_heads", heads),
+        "vocab_size": r.integer("vocab_size"),
         "dtype_bytes": _dtype_bytes(r), "gated_mlp": True,
         "tie_embeddings": bool(r.raw("tie_word_embeddings", model_type == "opt")),
     }

@@ -215,7 +215,9 @@ def o_proj(spec: ModelSpec, tokens: Any, tp: int = 1) -> OpCost:
                 spec.dtype_bytes)
 
 
-def attention_prefill(spec: ModelSpec, chunk_tokens: Any, cached_tokens: Any, tp: int = 1) -> OpCost:
+def attention_prefill(
+    spec: ModelSpec, chunk_tokens: Any, cached_tokens: Any, tp: int = 1
+) -> OpCost:
     """Causal attention of ``chunk_tokens`` new tokens after ``cached_tokens`` cached ones.
 
     >>> from types import SimpleNamespace as S
@@ -325,7 +327,7 @@ def logits(spec: ModelSpec, rows: Any, tp: int = 1) -> OpCost:
 
 def layer_linear_ops(spec: ModelSpec, tokens: Any, tp: int = 1, *, moe_layer: bool = False
                      ) -> tuple[OpCost, ...]:
-    """Every operator of one layer except attention itself, whose cost depends on ``tokens`` only."""
+    """Every operator of one layer but attention: their cost depends on ``tokens`` only."""
     t = _arr(tokens)
     ops = [norm(spec, t, "input_norm"), qkv_proj(spec, t, tp), rope(spec, t, tp),
            o_proj(spec, t, tp), residual_add(spec, t), norm(spec, t, "post_attention_norm")]

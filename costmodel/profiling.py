@@ -13,15 +13,17 @@ Each compute row becomes the :class:`~schedlab.costmodel.ops.OpCost` of its oper
 token count and tensor-parallel degree; each network row a collective over the link it crosses:
 the accelerator's ``scale_up_link`` inside an NVSwitch node or an NVLink pair, its ``host_link``
 (PCIe) for more than two devices of a pairwise-NVLink node, and ``scale_out_link`` (a NIC, by
-one RDMA NIC per GPU, :func:`default_scale_out_link`) when ``num_workers > devices_per_node``. Rows whose measured
-median is missing are counted in :attr:`Profile.skipped_rows`, never dropped silently.
+one RDMA NIC per GPU, :func:`default_scale_out_link`) when ``num_workers > devices_per_node``.
+Rows whose measured median is missing are counted in :attr:`Profile.skipped_rows`, never dropped
+silently.
 
 >>> import tempfile, os
 >>> d = tempfile.mkdtemp()
 >>> load_profile(d, "a100-80gb")
 Traceback (most recent call last):
 ...
-FileNotFoundError: no compute/<gpu>/**/mlp.csv or network/<gpu>_*/{all_reduce,send_recv}.csv files for 'a100-80gb' under ...
+FileNotFoundError: no compute/<gpu>/**/mlp.csv or network/<gpu>_*/{all_reduce,send_recv}.csv
+files for 'a100-80gb' under ...
 """
 
 from __future__ import annotations
@@ -192,7 +194,9 @@ def _spec(path: Path, header: list[str], rows: list[list[str]]) -> tuple[ModelSp
              for c in _SHAPE}
     for c in _SHAPE[:6]:
         if np.unique(shape[c]).size != 1:
-            raise DataFormatError(str(path), None, c, "the model shape must be the same on every row")
+            raise DataFormatError(
+                str(path), None, c, "the model shape must be the same on every row"
+            )
     n_head, n_kv, n_embd = (int(shape[c][0]) for c in ("n_head", "n_kv_head", "n_embd"))
     if n_embd % n_head or n_head % n_kv:
         raise DataFormatError(str(path), 2, "n_head",
@@ -251,7 +255,8 @@ def _network_rows(path: Path, topology: str, gpu: Accelerator, scale_out_link: s
         i = int(np.flatnonzero((size < 0) | ~np.isfinite(size))[0])
         raise DataFormatError(str(path), i + 2, "size", f"expected bytes >= 0, got {size[i]!r}")
     ok = np.isfinite(measured) & (measured > 0)
-    links = {"scale_up": get_interconnect(gpu.scale_up_link), "host": get_interconnect(gpu.host_link),
+    links = {"scale_up": get_interconnect(gpu.scale_up_link),
+             "host": get_interconnect(gpu.host_link),
              "scale_out": get_interconnect(scale_out_link)}
     role = np.where(workers > per_node, "scale_out",
                     np.where((topology == "_pairwise_nvlink") & (workers > 2), "host", "scale_up"))
@@ -314,5 +319,5 @@ def load_profile(profile_dir: str | Path, gpu: str | Accelerator, *,
               for c, v in cols.items()}
     for c in ("op", "group", "kind", "role"):
         arrays[c] = arrays[c].astype(str)
-    return Profile(gpu=acc, files=tuple(str(p) for p in compute) + tuple(str(p) for p, _ in network),
-                   skipped_rows=skipped, **arrays)
+    files = tuple(str(p) for p in compute) + tuple(str(p) for p, _ in network)
+    return Profile(gpu=acc, files=files, skipped_rows=skipped, **arrays)

@@ -12,9 +12,10 @@ efficiency, which for GEMMs grows with the token dimension M of the problem::
 
 (a tensor-core tile is 64 to 128 rows tall: a GEMM with few rows pays for whole tiles, and the
 last wave of tiles leaves SMs idle). Attention keeps a constant ``eff_c``: its tiles pack query
-heads as well as tokens, and a constant keeps decode cost monotone in the batch. The plain roofline (all efficiencies 1, no launch) is
-1.2x to 1.9x optimistic on GEMMs and more than 10x on small kernels, whose time is launch and
-latency; see :class:`Efficiency` for the defaults and where they come from.
+heads as well as tokens, and a constant keeps decode cost monotone in the batch. The plain
+roofline (all efficiencies 1, no launch) is 1.2x to 1.9x optimistic on GEMMs and more than 10x
+on small kernels, whose time is launch and latency; see :class:`Efficiency` for the defaults and
+where they come from.
 
 Collectives follow the alpha-beta model over an :class:`~schedlab.costmodel.hardware.Interconnect`
 of per-direction bandwidth ``bw`` and latency ``lat``, with ``n`` devices:
@@ -35,7 +36,8 @@ collective, whose every step synchronises neighbours and reduces on the GPU.
 >>> 1.2 < float(t) / (2 * 4096**3 / gpu.peak_flops()) < 1.9
 True
 >>> link = get_interconnect("nvswitch-a100")
->>> all_reduce_time_s(2**20, 8, link, efficiency=eff) > all_reduce_time_s(2**10, 8, link, efficiency=eff)
+>>> big, small = (all_reduce_time_s(b, 8, link, efficiency=eff) for b in (2**20, 2**10))
+>>> big > small
 True
 """
 
@@ -101,7 +103,8 @@ class Efficiency:
     >>> Efficiency(gemm_compute=1.5)
     Traceback (most recent call last):
     ...
-    ValueError: The 'gemm_compute' parameter of Efficiency must be a float in (0, 1]. Got 1.5 instead.
+    ValueError: The 'gemm_compute' parameter of Efficiency must be a float in (0, 1].
+    Got 1.5 instead.
     """
 
     gemm_compute: float = 0.70

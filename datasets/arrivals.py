@@ -83,8 +83,8 @@ def rescale_arrivals(
         raise ValueError(f"{where} needs exactly one of rate_per_s and duration_s.")
     if t.size < 2 or t[-1] == t[0]:
         raise ValueError(
-            f"The 'arrival_s' parameter of {where} must span a positive time. Got {t.size} arrivals "
-            "over 0 s."
+            f"The 'arrival_s' parameter of {where} must span a positive time. "
+            f"Got {t.size} arrivals over 0 s."
         )
     span = float(t[-1] - t[0])
     if rate_per_s is not None:

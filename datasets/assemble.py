@@ -263,7 +263,8 @@ class Assembler:
             arrival = np.zeros(n)
             notes.append(
                 "the file has no timestamps: every request arrives at 0 s (an offline batch); "
-                "set arrivals with w.replace(arrival_s=poisson_arrivals(len(w), rate_per_s=..., seed=...))"
+                "set arrivals with "
+                "w.replace(arrival_s=poisson_arrivals(len(w), rate_per_s=..., seed=...))"
             )
             w = Workload(arrival_s=arrival, name=name, block_tokens=self.block_tokens, **columns)
         else:

@@ -61,7 +61,10 @@ SHIPPED: dict[str, ShippedTrace] = {
             sha256="b8cbb061a85206d729d91cdc2981f43c9e0d99209dce588d3af5f7934408b9df",
             licence="Apache-2.0",
             licence_url="https://www.apache.org/licenses/LICENSE-2.0",
-            source="https://github.com/kvcache-ai/Mooncake FAST25-release/traces/conversation_trace.jsonl",
+            source=(
+                "https://github.com/kvcache-ai/Mooncake "
+                "FAST25-release/traces/conversation_trace.jsonl"
+            ),
             attribution=_MOONCAKE,
             description="1 hour of real Kimi chat traffic with prefix-block hashes (512 tokens)",
         ),
@@ -73,7 +76,10 @@ SHIPPED: dict[str, ShippedTrace] = {
             sha256="bd070915a98fc0ed264d7cfef2ce746002eb3076a695ec31ba2674c0111ec131",
             licence="Apache-2.0",
             licence_url="https://www.apache.org/licenses/LICENSE-2.0",
-            source="https://github.com/kvcache-ai/Mooncake FAST25-release/traces/synthetic_trace.jsonl",
+            source=(
+                "https://github.com/kvcache-ai/Mooncake "
+                "FAST25-release/traces/synthetic_trace.jsonl"
+            ),
             attribution=_MOONCAKE,
             description="multi-turn conversations from public datasets, Poisson arrivals",
         ),
@@ -85,7 +91,10 @@ SHIPPED: dict[str, ShippedTrace] = {
             sha256="54e9a6d2a4bd06ba1e060304b900abbc74cbea53de96506e60fe5bb4f2277fb6",
             licence="CC-BY-4.0",
             licence_url="https://creativecommons.org/licenses/by/4.0/",
-            source="https://github.com/Azure/AzurePublicDataset data/AzureLLMInferenceTrace_code.csv",
+            source=(
+                "https://github.com/Azure/AzurePublicDataset "
+                "data/AzureLLMInferenceTrace_code.csv"
+            ),
             attribution=_AZURE,
             description="1 hour of Azure code-completion LLM requests (2023-11-16)",
         ),
@@ -97,7 +106,10 @@ SHIPPED: dict[str, ShippedTrace] = {
             sha256="2f1e5b666d4e3055fdbba98598ce2ec307767b9064e03e2fa46676dbcc7d0bf8",
             licence="CC-BY-4.0",
             licence_url="https://creativecommons.org/licenses/by/4.0/",
-            source="https://github.com/Azure/AzurePublicDataset data/AzureLLMInferenceTrace_conv.csv",
+            source=(
+                "https://github.com/Azure/AzurePublicDataset "
+                "data/AzureLLMInferenceTrace_conv.csv"
+            ),
             attribution=_AZURE,
             description="1 hour of Azure conversation LLM requests (2023-11-16)",
         ),

@@ -1,9 +1,9 @@
 """Chunked CSV reading with exact line numbers for every row and every bad line.
 
-pandas' C parser reads ``chunk_rows`` rows at a time and only the needed columns are kept, blank lines are
-kept as rows (so they are reported, not skipped) and lines with too many fields are reported by
-their line number. Rows are assumed to be one per line (no quoted newlines), which holds for every
-format schedlab reads.
+pandas' C parser reads ``chunk_rows`` rows at a time and only the needed columns are kept, blank
+lines are kept as rows (so they are reported, not skipped) and lines with too many fields are
+reported by their line number. Rows are assumed to be one per line (no quoted newlines), which
+holds for every format schedlab reads.
 
 >>> import tempfile, os
 >>> d = tempfile.mkdtemp(); p = os.path.join(d, "t.csv")

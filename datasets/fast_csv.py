@@ -3,15 +3,17 @@
 Reads the file in blocks of ``block_bytes`` and parses every line with numpy on the raw bytes: no
 Python object per row or per field. It handles only *regular* input: unquoted fields, ``\\n``
 or ``\\r\\n`` line ends (the same on every line; the Azure traces use ``\\r\\n``), the
-right number of fields on every line, unsigned decimal integers, and date-times in the fixed layout ``YYYY-MM-DD HH:MM:SS[.f...]`` (``T`` also accepted as the separator, up to 9
-fractional digits, same width on every line of a block). Anything else raises
+right number of fields on every line, unsigned decimal integers, and date-times in the fixed
+layout ``YYYY-MM-DD HH:MM:SS[.f...]`` (``T`` also accepted as the separator, up to 9 fractional
+digits, same width on every line of a block). Anything else raises
 :class:`Irregular`, and the caller re-reads the file with the pandas path, which words the exact
 error (file, line, field) or skips the bad rows. Both paths give the same workload.
 
 >>> import tempfile, os
 >>> p = os.path.join(tempfile.mkdtemp(), "t.csv")
 >>> _ = open(p, "w").write("TIMESTAMP,ContextTokens,GeneratedTokens\\n"
-...                        "2023-11-16 18:17:03.9799600,4808,10\\n2023-11-16 18:17:04.0319600,3180,8")
+...                        "2023-11-16 18:17:03.9799600,4808,10\\n"
+...                        "2023-11-16 18:17:04.0319600,3180,8")
 >>> header = ["TIMESTAMP", "ContextTokens", "GeneratedTokens"]
 >>> kinds = {"TIMESTAMP": "datetime", "ContextTokens": "int", "GeneratedTokens": "int"}
 >>> [(c["ContextTokens"].tolist(), str(c["TIMESTAMP"].iloc[-1]), lines.tolist())
@@ -72,7 +74,7 @@ def _windows(buf: np.ndarray, width: int) -> np.ndarray:
 
 
 def _datetimes_ns(buf: np.ndarray, s: np.ndarray, e: np.ndarray) -> np.ndarray:
-    """``YYYY-MM-DD HH:MM:SS[.fffffff]`` in ``buf[s:e]`` as int64 nanoseconds since 1970 (UTC-naive)."""
+    """``YYYY-MM-DD HH:MM:SS[.fffffff]`` in ``buf[s:e]`` as int64 ns since 1970 (UTC-naive)."""
     if s.size == 0:
         return np.zeros(0, dtype=np.int64)
     width = int(e[0] - s[0])

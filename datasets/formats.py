@@ -59,7 +59,9 @@ FORMATS: dict[str, FileFormat] = {
                 prefix_blocks="hash_ids",
             ),
             block_tokens=512,
-            description="Mooncake FAST'25 JSONL: timestamp (ms), input_length, output_length, hash_ids",
+            description=(
+                "Mooncake FAST'25 JSONL: timestamp (ms), input_length, output_length, hash_ids"
+            ),
         ),
         FileFormat(
             name="azure",
@@ -76,7 +78,9 @@ FORMATS: dict[str, FileFormat] = {
             name="vidur",
             kind="csv",
             spec=ColumnSpec(input_tokens="num_prefill_tokens", output_tokens="num_decode_tokens"),
-            description="Vidur length statistics CSV: num_prefill_tokens, num_decode_tokens (no times)",
+            description=(
+                "Vidur length statistics CSV: num_prefill_tokens, num_decode_tokens (no times)"
+            ),
         ),
         FileFormat(
             name="proxy-predictions",
@@ -124,7 +128,8 @@ def user_spec(columns: Mapping[str, str], *, time_unit: str = "s", kind: str = "
     ``feature.NAME`` for extra columns kept as they are.
 
     >>> user_spec({"arrival_s": "ts", "output_tokens": "gen", "feature.user": "u"}, time_unit="ms")
-    ColumnSpec(output_tokens='gen', arrival='ts', time_unit='ms', input_tokens=None, group_id=None, features={'user': ('u', 'raw')}, prefix_blocks=None)
+    ColumnSpec(output_tokens='gen', arrival='ts', time_unit='ms', input_tokens=None,
+               group_id=None, features={'user': ('u', 'raw')}, prefix_blocks=None)
     """
     cols = dict(columns)
     unknown = [

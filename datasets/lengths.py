@@ -171,7 +171,8 @@ def synthetic_workload(
         out = fit_lengths(source.output_tokens)[0].sample(n, seed=rng)
     else:
         raise ValueError(
-            f"The 'lengths' parameter of {where} must be 'empirical' or 'fitted'. Got {lengths!r} instead."
+            f"The 'lengths' parameter of {where} must be 'empirical' or 'fitted'. "
+            f"Got {lengths!r} instead."
         )
     return Workload(
         arrival_s=arrival,

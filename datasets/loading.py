@@ -47,8 +47,8 @@ def infer_format(path: str | Path) -> str:
     """The format of a file from its extension and its header (CSV) or first record (JSONL).
 
     >>> from schedlab.datasets.catalog import shipped_path
-    >>> infer_format(shipped_path("mooncake-synthetic")), infer_format(shipped_path("azure-conv-2023"))
-    ('mooncake', 'azure')
+    >>> [infer_format(shipped_path(n)) for n in ("mooncake-synthetic", "azure-conv-2023")]
+    ['mooncake', 'azure']
     """
     path = Path(path)
     kind = _kind_of(path)
@@ -119,14 +119,16 @@ def load_with_report(
         )
     if zero_tokens not in ("error", "clip"):
         raise ValueError(
-            f"The 'zero_tokens' parameter of load must be 'error' or 'clip'. Got {zero_tokens!r} instead."
+            "The 'zero_tokens' parameter of load must be 'error' or 'clip'. "
+            f"Got {zero_tokens!r} instead."
         )
     for value, pname in ((start_s, "start_s"), (end_s, "end_s")):
         if value is not None:
             check_nonneg_float(value, pname, _WHERE)
     if start_s is not None and end_s is not None and end_s <= start_s:
         raise ValueError(
-            f"The 'end_s' parameter of load must be greater than start_s={start_s}. Got {end_s} instead."
+            f"The 'end_s' parameter of load must be greater than start_s={start_s}. "
+            f"Got {end_s} instead."
         )
     check_positive_int(chunk_rows, "chunk_rows", _WHERE)
     check_positive_int(default_input_tokens, "default_input_tokens", _WHERE)
@@ -218,7 +220,7 @@ def load(
     format: str | None = None,
     **options: object,
 ) -> Workload:
-    """Load a shipped trace by name, or a trace file in any supported format, as a :class:`Workload`.
+    """Load a shipped trace by name, or a trace file in any supported format, as a Workload.
 
     Parameters
     ----------

@@ -9,7 +9,8 @@ listed here, and :func:`schedlab.datasets.load` also emits a :class:`SkippedRows
 ...                skipped_lines=np.array([3]),
 ...                problems=(RowProblem(line=3, field="ContextTokens", message="missing value"),))
 >>> r.n_skipped, r.summary()
-(1, "t.csv (azure): 2 of 3 rows loaded; 1 bad row skipped (line 3, field 'ContextTokens': missing value)")
+(1, "t.csv (azure): 2 of 3 rows loaded;
+     1 bad row skipped (line 3, field 'ContextTokens': missing value)")
 """
 
 from __future__ import annotations
@@ -31,7 +32,7 @@ class SkippedRowsWarning(UserWarning):
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class RowProblem:
-    """One bad row: its 1-based line in the file (the header is line 1 of a CSV), the field and why."""
+    """One bad row: its 1-based line in the file (a CSV's header is line 1), the field and why."""
 
     line: int
     field: str | None
@@ -55,7 +56,7 @@ class LoadReport:
     Parameters
     ----------
     path, format : the file and the format it was read as.
-    rows_read : data rows seen (bad rows included; rows after ``end_s`` that were never read are not).
+    rows_read : data rows seen (bad rows included; rows after ``end_s``, never read, are not).
     rows_loaded : rows in the returned workload.
     skipped_lines : 1-based file line of every bad row left out (``on_error="skip"``).
     problems : the first ``max_problems`` bad rows with the field and the reason.
@@ -85,7 +86,8 @@ class LoadReport:
         if self.n_skipped:
             shown = "; ".join(str(p) for p in self.problems[:3])
             more = f"; {self.n_skipped - 3} more" if self.n_skipped > 3 else ""
-            s += f"; {self.n_skipped} bad row{'s' if self.n_skipped > 1 else ''} skipped ({shown}{more})"
+            plural = "s" if self.n_skipped > 1 else ""
+            s += f"; {self.n_skipped} bad row{plural} skipped ({shown}{more})"
         if self.clipped_lines.size:
             s += f"; {self.clipped_lines.size} zero token counts read as 1"
         if self.outside_window:

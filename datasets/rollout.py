@@ -109,14 +109,16 @@ def rollout_batch(
     )
     if not lo < med <= max_tokens:
         raise ValueError(
-            f"rollout_batch needs min_tokens < median_tokens <= max_tokens. Got {lo}, {med}, {max_tokens}."
+            "rollout_batch needs min_tokens < median_tokens <= max_tokens. "
+            f"Got {lo}, {med}, {max_tokens}."
         )
     sigma = check_positive_float(length_sigma, "length_sigma", where)
     cvm = check_positive_float(group_cv_median, "group_cv_median", where)
     cv9 = check_positive_float(group_cv_p90, "group_cv_p90", where)
     if cv9 < cvm:
         raise ValueError(
-            f"The 'group_cv_p90' parameter of {where} must be >= group_cv_median={cvm}. Got {cv9} instead."
+            f"The 'group_cv_p90' parameter of {where} must be >= group_cv_median={cvm}. "
+            f"Got {cv9} instead."
         )
     rng = as_generator(seed, where)
 

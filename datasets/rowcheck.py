@@ -8,7 +8,8 @@ row. :class:`Problems` gathers the bad rows of a whole file in order; in ``raise
 >>> import pandas as pd
 >>> vals, bad, why = token_column(pd.Series(["12", "x", "-3", "4.5"]), zero="error")
 >>> vals.tolist()[:1], bad.tolist(), why(1), why(2), why(3)
-([12], [False, True, True, True], "not an integer: 'x'", 'negative token count -3', "not an integer: '4.5'")
+([12], [False, True, True, True], "not an integer: 'x'", 'negative token count -3',
+ "not an integer: '4.5'")
 """
 
 from __future__ import annotations
@@ -55,7 +56,7 @@ def _raw_text(raw: pd.Series, i: int) -> str:
 
 
 def int_column(raw: pd.Series, *, min_value: int) -> tuple[np.ndarray, np.ndarray, Why]:
-    """Integers >= ``min_value`` (group ids, classes); integral floats like ``12.0`` are accepted."""
+    """Integers >= ``min_value`` (group ids, classes); integral floats like ``12.0`` pass."""
     if raw.dtype.kind in "iu":  # fast path: the parser already saw clean integers
         v = raw.to_numpy(dtype=np.int64)
         return v, v < min_value, lambda i: f"{v[i]} is below the minimum {min_value}"

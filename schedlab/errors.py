@@ -1,7 +1,7 @@
 """Errors and argument checks shared by every layer of schedlab.
 
-All bad input at a public boundary raises :class:`ValueError` (or a subclass) whose message names the
-parameter, the function, what was expected and what was received, in the style of scikit-learn::
+All bad input at a public boundary raises :class:`ValueError` (or a subclass) whose message names
+the parameter, the function, what was expected and what was received, in the style of scikit-learn::
 
     The 'token_budget' parameter of chunked_prefill must be an int in [1, inf). Got 0 instead.
 
@@ -67,7 +67,8 @@ def check_positive_int(value: object, name: str, where: str) -> int:
     """Return ``value`` as an int, or raise ``ValueError`` unless it is an integer >= 1."""
     if isinstance(value, (bool, np.bool_)) or not isinstance(value, Integral) or value < 1:
         raise ValueError(
-            f"The {name!r} parameter of {where} must be an int in [1, inf). Got {_fmt(value)} instead."
+            f"The {name!r} parameter of {where} must be an int in [1, inf). "
+            f"Got {_fmt(value)} instead."
         )
     return int(value)
 
@@ -76,7 +77,8 @@ def check_nonneg_int(value: object, name: str, where: str) -> int:
     """Return ``value`` as an int, or raise ``ValueError`` unless it is an integer >= 0."""
     if isinstance(value, (bool, np.bool_)) or not isinstance(value, Integral) or value < 0:
         raise ValueError(
-            f"The {name!r} parameter of {where} must be an int in [0, inf). Got {_fmt(value)} instead."
+            f"The {name!r} parameter of {where} must be an int in [0, inf). "
+            f"Got {_fmt(value)} instead."
         )
     return int(value)
 
@@ -94,7 +96,8 @@ def check_positive_float(value: object, name: str, where: str, *, allow_inf: boo
     if v is None or v <= 0 or (math.isinf(v) and not allow_inf):
         hi = "inf]" if allow_inf else "inf)"
         raise ValueError(
-            f"The {name!r} parameter of {where} must be a float in (0, {hi}. Got {_fmt(value)} instead."
+            f"The {name!r} parameter of {where} must be a float in (0, {hi}. "
+            f"Got {_fmt(value)} instead."
         )
     return v
 
@@ -105,7 +108,8 @@ def check_nonneg_float(value: object, name: str, where: str, *, allow_inf: bool 
     if v is None or v < 0 or (math.isinf(v) and not allow_inf):
         hi = "inf]" if allow_inf else "inf)"
         raise ValueError(
-            f"The {name!r} parameter of {where} must be a float in [0, {hi}. Got {_fmt(value)} instead."
+            f"The {name!r} parameter of {where} must be a float in [0, {hi}. "
+            f"Got {_fmt(value)} instead."
         )
     return v
 
@@ -117,7 +121,8 @@ def check_fraction(value: object, name: str, where: str, *, open_low: bool = Tru
     if v is None or not lo_ok or v > 1:
         lo = "(0" if open_low else "[0"
         raise ValueError(
-            f"The {name!r} parameter of {where} must be a float in {lo}, 1]. Got {_fmt(value)} instead."
+            f"The {name!r} parameter of {where} must be a float in {lo}, 1]. "
+            f"Got {_fmt(value)} instead."
         )
     return v
 
@@ -165,7 +170,8 @@ def check_array(
         if bad.any():
             i = int(np.flatnonzero(bad.ravel())[0])
             raise ValueError(
-                f"The {name!r} parameter of {where} must be finite; element {i} is {arr.ravel()[i].item()!r}."
+                f"The {name!r} parameter of {where} must be finite; "
+                f"element {i} is {arr.ravel()[i].item()!r}."
             )
     _check_min(arr, name, where, min_value)
     if integer:
@@ -173,7 +179,8 @@ def check_array(
         if frac.any():
             i = int(np.flatnonzero(frac.ravel())[0])
             raise ValueError(
-                f"The {name!r} parameter of {where} must hold integers; element {i} is {arr.ravel()[i].item()!r}."
+                f"The {name!r} parameter of {where} must hold integers; "
+                f"element {i} is {arr.ravel()[i].item()!r}."
             )
         if np.dtype(dtype).kind in "iu":
             info = np.iinfo(dtype)

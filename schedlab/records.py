@@ -59,7 +59,8 @@ class PrefixBlocks:
     def __post_init__(self) -> None:
         ids = check_array(self.ids, "prefix_block_ids.ids", _WHERE, dtype=np.int64, integer=True)
         off = check_array(
-            self.offsets, "prefix_block_ids.offsets", _WHERE, dtype=np.int64, integer=True, min_value=0
+            self.offsets, "prefix_block_ids.offsets", _WHERE,
+            dtype=np.int64, integer=True, min_value=0,
         )
         if off.size == 0 or off[0] != 0 or off[-1] != ids.size or np.any(np.diff(off) < 0):
             raise ValueError(
@@ -152,7 +153,8 @@ class Workload:
                 self,
                 col,
                 check_array(
-                    getattr(self, col), col, _WHERE, dtype=np.int64, integer=True, min_value=1, length=n
+                    getattr(self, col), col, _WHERE,
+                    dtype=np.int64, integer=True, min_value=1, length=n,
                 ),
             )
         if self.request_id is None:
@@ -169,7 +171,8 @@ class Workload:
                 self,
                 "group_id",
                 check_array(
-                    self.group_id, "group_id", _WHERE, dtype=np.int64, integer=True, min_value=0, length=n
+                    self.group_id, "group_id", _WHERE,
+                    dtype=np.int64, integer=True, min_value=0, length=n,
                 ),
             )
         for col in ("slo_ttft_s", "slo_tpot_s"):
@@ -185,7 +188,8 @@ class Workload:
                 pb = PrefixBlocks.from_lists(list(pb))
             if len(pb) != n:
                 raise ValueError(
-                    f"The 'prefix_block_ids' parameter of Workload must have {n} rows. Got {len(pb)}."
+                    f"The 'prefix_block_ids' parameter of Workload must have {n} rows. "
+                    f"Got {len(pb)}."
                 )
             set_(self, "prefix_block_ids", pb)
         if int(self.block_tokens) < 1:
@@ -234,7 +238,9 @@ class Workload:
             output_tokens=self.output_tokens[idx],
             request_id=self.request_id[idx],
             group_id=opt(self.group_id),
-            prefix_block_ids=None if self.prefix_block_ids is None else self.prefix_block_ids.take(idx),
+            prefix_block_ids=(
+                None if self.prefix_block_ids is None else self.prefix_block_ids.take(idx)
+            ),
             block_tokens=self.block_tokens,
             slo_ttft_s=opt(self.slo_ttft_s),
             slo_tpot_s=opt(self.slo_tpot_s),
@@ -260,7 +266,7 @@ class Workload:
 
     @classmethod
     def sorted_by_arrival(cls, **columns: Any) -> Workload:
-        """Build a workload from unsorted columns, sorting every column by ``arrival_s`` (stable)."""
+        """Build a workload from unsorted columns, each sorted by ``arrival_s`` (stable)."""
         arrival = check_array(columns["arrival_s"], "arrival_s", _WHERE, min_value=0.0)
         order = np.argsort(arrival, kind="stable")
         out: dict[str, Any] = {}
@@ -317,7 +323,9 @@ class Workload:
 
         pb = None
         if "prefix_block_ids" in df.columns:
-            pb = PrefixBlocks.from_lists([np.asarray(x, dtype=np.int64) for x in df["prefix_block_ids"]])
+            pb = PrefixBlocks.from_lists(
+                [np.asarray(x, dtype=np.int64) for x in df["prefix_block_ids"]]
+            )
         return cls(
             arrival_s=col("arrival_s"),
             input_tokens=col("input_tokens"),
@@ -328,6 +336,10 @@ class Workload:
             block_tokens=int(df.attrs.get("block_tokens", 512)),
             slo_ttft_s=col("slo_ttft_s"),
             slo_tpot_s=col("slo_tpot_s"),
-            features={c[len("feature.") :]: df[c].to_numpy() for c in df.columns if c.startswith("feature.")},
+            features={
+                c[len("feature.") :]: df[c].to_numpy()
+                for c in df.columns
+                if c.startswith("feature.")
+            },
             name=name or str(df.attrs.get("name", "workload")),
         )

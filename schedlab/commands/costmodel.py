@@ -112,18 +112,20 @@ def _bound(cost: Any, tokens: int) -> str:
 def format_report(r: dict[str, Any]) -> str:
     """The report as aligned plain text."""
     lines = [
-        (f"{r['model']} on {r['tp']} x {r['gpu']}: peak {r['peak_flops_per_s'] / 1e12:.0f} TFLOP/s, "
+        (f"{r['model']} on {r['tp']} x {r['gpu']}: "
+        f"peak {r['peak_flops_per_s'] / 1e12:.0f} TFLOP/s, "
         f"HBM {r['hbm_bytes_per_s'] / 1e12:.2f} TB/s, ridge {r['ridge_flops_per_byte']:.0f} "
         "FLOP/byte"),
-        (f"weights {r['weight_bytes'] / 1e9:.1f} GB, KV {r['kv_bytes_per_token'] / 1024:.0f} KiB/token, "
+        (f"weights {r['weight_bytes'] / 1e9:.1f} GB, "
+        f"KV {r['kv_bytes_per_token'] / 1024:.0f} KiB/token, "
         f"KV capacity {r['kv_capacity_tokens']:,} tokens"),
         "",
         "Prefill (batch 1, whole prompt); C/M = linear layers compute-/memory-bound",
         f"{'prompt':>8}{'time ms':>11}{'tokens/s':>12}  bound",
     ]
     for p in r["prefill"]:
-        lines.append(f"{p['prompt_tokens']:>8}{p['time_s'] * 1e3:>11.2f}{p['tokens_per_s']:>12,.0f}  "
-                     f"{p['linear_bound'][0].upper()}")
+        lines.append(f"{p['prompt_tokens']:>8}{p['time_s'] * 1e3:>11.2f}"
+                     f"{p['tokens_per_s']:>12,.0f}  {p['linear_bound'][0].upper()}")
     lines += ["", "Decode step (every request at the given context); bound: linear/attention",
               (f"{'batch':>6}{'context':>9}{'step ms':>10}{'tokens/s':>11}{'linear ms':>11}"
               f"{'attn ms':>9}  bound")]

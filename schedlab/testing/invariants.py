@@ -140,7 +140,8 @@ def check_decision(view: QueueView, decision: BatchDecision, *, name: str = "pol
         _fail(
             name,
             "token budget exceeded",
-            f"{int(step.sum())} tokens > max_batch_tokens={view.max_batch_tokens} (run={run.tolist()})",
+            f"{int(step.sum())} tokens > max_batch_tokens={view.max_batch_tokens} "
+            f"(run={run.tolist()})",
         )
     freed = int(kv[out].sum()) + int(kv[rec][loc[rec] == KV_GPU].sum())
     host_in = int(kv[sin].sum()) + int(kv[run][loc[run] == KV_HOST].sum())
@@ -158,7 +159,8 @@ def check_decision(view: QueueView, decision: BatchDecision, *, name: str = "pol
         _fail(
             name,
             "host swap space exceeded",
-            f"swapping out {int(kv[out].sum())} tokens > host_kv_free_tokens={view.host_kv_free_tokens}",
+            f"swapping out {int(kv[out].sum())} tokens > "
+            f"host_kv_free_tokens={view.host_kv_free_tokens}",
         )
     for field, lo in (("priority", -1), ("attained_s", 0.0)):
         arr = getattr(decision, field)
@@ -294,7 +296,8 @@ def describe_view(view: QueueView) -> str:
     )
     lines = [f"QueueView({head.replace('max_batch_tokens', chr(10) + '  max_batch_tokens', 1)})"]
     lines.append(
-        "pos id arrival input pred prefilled generated kv loc run prio attained last_run est_prefill"
+        "pos id arrival input pred prefilled generated kv loc run prio attained last_run "
+        "est_prefill"
     )
     for i in range(view.n):
         lines.append(

@@ -159,7 +159,8 @@ def _check_log(result: Any, log: dict, n: int, done: np.ndarray, rej: np.ndarray
     if wrong.any():
         _fail(
             "token conservation",
-            f"completed requests {_first(wrong)} emitted {emitted[wrong][:10].tolist()} tokens, expected {result.output_tokens[wrong][:10].tolist()}",
+            f"completed requests {_first(wrong)} emitted {emitted[wrong][:10].tolist()} tokens, "
+            f"expected {result.output_tokens[wrong][:10].tolist()}",
         )
     over = rej & (emitted >= result.output_tokens)
     if over.any():
@@ -180,11 +181,13 @@ def _check_log(result: Any, log: dict, n: int, done: np.ndarray, rej: np.ndarray
     if off_first.any():
         _fail(
             "time not monotone",
-            f"first_token_s of requests {_first(off_first)} is not the end of their first emitting iteration",
+            f"first_token_s of requests {_first(off_first)} is not the end of their first "
+            "emitting iteration",
         )
     off_last = done & ~np.isclose(last_emit, result.finish_s, rtol=0, atol=1e-9)
     if off_last.any():
         _fail(
             "time not monotone",
-            f"finish_s of requests {_first(off_last)} is not the end of their last emitting iteration",
+            f"finish_s of requests {_first(off_last)} is not the end of their last emitting "
+            "iteration",
         )

@@ -12,7 +12,9 @@ from schedlab.records import PrefixBlocks, Workload
 
 
 def small_workload(**kw):
-    base = dict(arrival_s=[0.0, 0.5, 0.5, 2.0], input_tokens=[10, 20, 30, 40], output_tokens=[1, 2, 3, 4])
+    base = dict(
+        arrival_s=[0.0, 0.5, 0.5, 2.0], input_tokens=[10, 20, 30, 40], output_tokens=[1, 2, 3, 4]
+    )
     base.update(kw)
     return Workload(**base)
 

@@ -33,7 +33,8 @@ def _write_profile(root: Path) -> Path:
         lines = [",".join(cols + head)]
         for tp in (1, 2, 4):
             for t in TOKENS:
-                lines.append(",".join(["1.0"] * len(cols) + [str(v) for v in shape] + [str(t), str(tp)]))
+                cells = ["1.0"] * len(cols) + [str(v) for v in shape] + [str(t), str(tp)]
+                lines.append(",".join(cells))
         (folder / "mlp.csv").write_text("\n".join(lines) + "\n")
     for topo, per_node in (("a100_dgx", (1, 2, 4, 8)), ("a100_pairwise_nvlink", (2, 4))):
         folder = root / "network" / topo

@@ -138,7 +138,8 @@ def test_gqa_models_cache_fewer_bytes_than_their_mha_twin() -> None:
 
 
 def test_mla_kv_does_not_depend_on_heads() -> None:
-    assert get_model("kimi-k2").kv_bytes_per_token() == get_model("deepseek-v3").kv_bytes_per_token()
+    kimi, deepseek = get_model("kimi-k2"), get_model("deepseek-v3")
+    assert kimi.kv_bytes_per_token() == deepseek.kv_bytes_per_token()
     assert get_model("kimi-k2").num_heads != get_model("deepseek-v3").num_heads
 
 
@@ -320,8 +321,8 @@ def test_memory_devices() -> None:
     for name in ("ddr5-host", "cxl-memory", "nvme-ssd"):
         dev = MEMORY_DEVICES[name]
         assert dev.capacity_bytes > 0 and dev.read_bytes_per_s >= dev.write_bytes_per_s > 0
-    assert (MEMORY_DEVICES["ddr5-host"].read_bytes_per_s > MEMORY_DEVICES["cxl-memory"].read_bytes_per_s
-            > MEMORY_DEVICES["nvme-ssd"].read_bytes_per_s)
+    read = {name: MEMORY_DEVICES[name].read_bytes_per_s for name in MEMORY_DEVICES}
+    assert read["ddr5-host"] > read["cxl-memory"] > read["nvme-ssd"]
     assert MEMORY_DEVICES["nvme-ssd"].latency_s > MEMORY_DEVICES["ddr5-host"].latency_s
 
 

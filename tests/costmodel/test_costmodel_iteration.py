@@ -105,7 +105,9 @@ def test_times_are_positive_and_monotone(
         assert cost.iteration_time_s(pt, pc, batch, ctx + extra_ctx) >= t
 
 
-def test_prefill_time_matches_single_chunk_iterations(costs: dict[str, RooflineIterationCost]) -> None:
+def test_prefill_time_matches_single_chunk_iterations(
+    costs: dict[str, RooflineIterationCost],
+) -> None:
     cost = costs["gqa-tp2"]
     prompts = np.array([1, 17, 512, 4096, TABLE_TOKENS + 5])
     vec = cost.prefill_time_s(prompts)
@@ -189,7 +191,9 @@ def test_weights_that_do_not_fit_raise_naming_model_gpu_and_tp() -> None:
         (lambda c: c.swap_time_s(-1), "tokens"),
     ],
 )
-def test_bad_inputs_name_the_parameter(costs: dict[str, RooflineIterationCost], call, match) -> None:
+def test_bad_inputs_name_the_parameter(
+    costs: dict[str, RooflineIterationCost], call, match
+) -> None:
     with pytest.raises(ValueError, match=match):
         call(costs["mha"])
 

@@ -77,7 +77,8 @@ def test_kv_heads_replicate_when_fewer_than_tp() -> None:
 @given(st.integers(0, 4096), st.integers(0, 4096), st.integers(1, 512))
 def test_costs_are_monotone_in_tokens_and_context(t: int, p: int, dt: int) -> None:
     spec = get_model("llama-3-8b")
-    for op_a, op_b in zip(ops.layer_linear_ops(spec, t), ops.layer_linear_ops(spec, t + dt), strict=True):
+    pairs = zip(ops.layer_linear_ops(spec, t), ops.layer_linear_ops(spec, t + dt), strict=True)
+    for op_a, op_b in pairs:
         assert op_b.flops >= op_a.flops and op_b.bytes > op_a.bytes
     a, b = ops.attention_prefill(spec, t, p), ops.attention_prefill(spec, t, p + dt)
     assert b.flops >= a.flops and b.bytes > a.bytes
