@@ -24,6 +24,7 @@ since JCTs are integers.
 from __future__ import annotations
 
 import math
+from typing import Any
 
 import numpy as np
 
@@ -40,7 +41,6 @@ def lp_bound(problem: IterationProblem, upper_bound: int | None = None) -> int:
     schedule); it only sets the windows, so a looser one gives the same or a weaker bound.
     """
     from scipy.optimize import linprog
-    from scipy.sparse import coo_matrix
 
     if not isinstance(problem, IterationProblem):
         raise ValueError(
@@ -69,31 +69,8 @@ def lp_bound(problem: IterationProblem, upper_bound: int | None = None) -> int:
         D.append({t: nv + i for i, t in enumerate(dslots)})
         nv += len(D[j])
 
-    rows: list[int] = []
-    cols: list[int] = []
-    vals: list[float] = []
-    rhs: list[float] = []
-    eq_rows: list[int] = []
-    eq_cols: list[int] = []
-    eq_vals: list[float] = []
-    eq_rhs: list[float] = []
-
-    def ub_row(terms: list[tuple[int, float]], b: float) -> None:
-        r = len(rhs)
-        for c, v in terms:
-            rows.append(r)
-            cols.append(c)
-            vals.append(v)
-        rhs.append(b)
-
-    def eq_row(terms: list[tuple[int, float]], b: float) -> None:
-        r = len(eq_rhs)
-        for c, v in terms:
-            eq_rows.append(r)
-            eq_cols.append(c)
-            eq_vals.append(v)
-        eq_rhs.append(b)
-
+    ub, eq = _Rows(), _Rows()
+    ub_row, eq_row = ub.add, eq.add
     for j in range(n):
         eq_row([(c, 1.0) for c in X[j].values()], float(o[j]))
         eq_row([(c, 1.0) for c in P[j].values()], 1.0)
@@ -130,12 +107,37 @@ def lp_bound(problem: IterationProblem, upper_bound: int | None = None) -> int:
         for c in D[j].values():
             cost[c] = -1.0
         const += len(D[j])
-    a_ub = coo_matrix((vals, (rows, cols)), shape=(len(rhs), nv)).tocsr()
-    a_eq = coo_matrix((eq_vals, (eq_rows, eq_cols)), shape=(len(eq_rhs), nv)).tocsr()
+    a_ub, b_ub = ub.matrix(nv)
+    a_eq, b_eq = eq.matrix(nv)
     res = linprog(
-        cost, A_ub=a_ub, b_ub=np.asarray(rhs), A_eq=a_eq, b_eq=np.asarray(eq_rhs),
-        bounds=(0.0, 1.0), method="highs",
+        cost, A_ub=a_ub, b_ub=b_ub, A_eq=a_eq, b_eq=b_eq, bounds=(0.0, 1.0), method="highs"
     )
     if res.status != 0:
         raise RuntimeError(f"HiGHS could not solve the LP relaxation: {res.message}")
     return max(problem.trivial_bound(), math.ceil(const + res.fun - 1e-6))
+
+
+class _Rows:
+    """Sparse constraint rows ``sum_c v_c x_c (<= or ==) b`` gathered in COO form."""
+
+    def __init__(self) -> None:
+        self.rows: list[int] = []
+        self.cols: list[int] = []
+        self.vals: list[float] = []
+        self.rhs: list[float] = []
+
+    def add(self, terms: list[tuple[int, float]], b: float) -> None:
+        r = len(self.rhs)
+        for c, v in terms:
+            self.rows.append(r)
+            self.cols.append(c)
+            self.vals.append(v)
+        self.rhs.append(b)
+
+    def matrix(self, n_vars: int) -> tuple[Any, np.ndarray]:
+        """The CSR matrix (one row per :meth:`add`) and the right-hand sides."""
+        from scipy.sparse import coo_matrix
+
+        shape = (len(self.rhs), n_vars)
+        a = coo_matrix((self.vals, (self.rows, self.cols)), shape=shape).tocsr()
+        return a, np.asarray(self.rhs, dtype=np.float64)
