@@ -59,28 +59,32 @@ class DataFormatError(ValueError):
         super().__init__(f"{where}: {message}")
 
 
-def _fmt(value: object) -> str:
-    return repr(value)
+def _range_error(name: str, where: str, expected: str, value: object) -> ValueError:
+    return ValueError(
+        f"The {name!r} parameter of {where} must be {expected}. Got {value!r} instead."
+    )
+
+
+def _int_at_least(value: object, low: int, name: str, where: str) -> int:
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, Integral) or value < low:
+        raise _range_error(name, where, f"an int in [{low}, inf)", value)
+    return int(value)
 
 
 def check_positive_int(value: object, name: str, where: str) -> int:
     """Return ``value`` as an int, or raise ``ValueError`` unless it is an integer >= 1."""
-    if isinstance(value, (bool, np.bool_)) or not isinstance(value, Integral) or value < 1:
-        raise ValueError(
-            f"The {name!r} parameter of {where} must be an int in [1, inf). "
-            f"Got {_fmt(value)} instead."
-        )
-    return int(value)
+    return _int_at_least(value, 1, name, where)
 
 
 def check_nonneg_int(value: object, name: str, where: str) -> int:
-    """Return ``value`` as an int, or raise ``ValueError`` unless it is an integer >= 0."""
-    if isinstance(value, (bool, np.bool_)) or not isinstance(value, Integral) or value < 0:
-        raise ValueError(
-            f"The {name!r} parameter of {where} must be an int in [0, inf). "
-            f"Got {_fmt(value)} instead."
-        )
-    return int(value)
+    """Return ``value`` as an int, or raise ``ValueError`` unless it is an integer >= 0.
+
+    >>> check_nonneg_int(True, "k", "f")
+    Traceback (most recent call last):
+    ...
+    ValueError: The 'k' parameter of f must be an int in [0, inf). Got True instead.
+    """
+    return _int_at_least(value, 0, name, where)
 
 
 def _real(value: object) -> float | None:
@@ -90,40 +94,40 @@ def _real(value: object) -> float | None:
     return None if math.isnan(v) else v
 
 
-def check_positive_float(value: object, name: str, where: str, *, allow_inf: bool = False) -> float:
-    """Return ``value`` as a float, or raise ``ValueError`` unless it is a real number > 0."""
+def _float_above(value: object, name: str, where: str, *, open_low: bool, allow_inf: bool) -> float:
     v = _real(value)
-    if v is None or v <= 0 or (math.isinf(v) and not allow_inf):
-        hi = "inf]" if allow_inf else "inf)"
-        raise ValueError(
-            f"The {name!r} parameter of {where} must be a float in (0, {hi}. "
-            f"Got {_fmt(value)} instead."
-        )
+    if v is None or (v <= 0 if open_low else v < 0) or (math.isinf(v) and not allow_inf):
+        low, high = "(0" if open_low else "[0", "inf]" if allow_inf else "inf)"
+        raise _range_error(name, where, f"a float in {low}, {high}", value)
     return v
+
+
+def check_positive_float(value: object, name: str, where: str, *, allow_inf: bool = False) -> float:
+    """Return ``value`` as a float, or raise ``ValueError`` unless it is a real number > 0.
+
+    >>> check_positive_float(float("nan"), "rate_per_s", "poisson_arrivals")
+    Traceback (most recent call last):
+    ...
+    ValueError: The 'rate_per_s' parameter of poisson_arrivals must be a float in (0, inf).
+    Got nan instead.
+    """
+    return _float_above(value, name, where, open_low=True, allow_inf=allow_inf)
 
 
 def check_nonneg_float(value: object, name: str, where: str, *, allow_inf: bool = False) -> float:
     """Return ``value`` as a float, or raise ``ValueError`` unless it is a real number >= 0."""
-    v = _real(value)
-    if v is None or v < 0 or (math.isinf(v) and not allow_inf):
-        hi = "inf]" if allow_inf else "inf)"
-        raise ValueError(
-            f"The {name!r} parameter of {where} must be a float in [0, {hi}. "
-            f"Got {_fmt(value)} instead."
-        )
-    return v
+    return _float_above(value, name, where, open_low=False, allow_inf=allow_inf)
 
 
 def check_fraction(value: object, name: str, where: str, *, open_low: bool = True) -> float:
-    """Return ``value`` as a float, or raise ``ValueError`` unless it lies in (0, 1] (or [0, 1])."""
+    """Return ``value`` as a float, or raise ``ValueError`` unless it lies in (0, 1] (or [0, 1]).
+
+    >>> check_fraction(0.0, "eff", "Efficiency", open_low=False)
+    0.0
+    """
     v = _real(value)
-    lo_ok = v is not None and (v > 0 if open_low else v >= 0)
-    if v is None or not lo_ok or v > 1:
-        lo = "(0" if open_low else "[0"
-        raise ValueError(
-            f"The {name!r} parameter of {where} must be a float in {lo}, 1]. "
-            f"Got {_fmt(value)} instead."
-        )
+    if v is None or (v <= 0 if open_low else v < 0) or v > 1:
+        raise _range_error(name, where, f"a float in {'(0' if open_low else '[0'}, 1]", value)
     return v
 
 
