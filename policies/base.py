@@ -210,6 +210,22 @@ class BatchDecision:
       iterations in one closed-form step until then.
     - ``reject``: positions to reject now (admission control), with one reason each in
       ``reject_reason``.
+    - ``wake_on_arrival``: whether an arrival to this instance while the decided run is in
+      progress should stop a decode stretch at the next iteration boundary and ask the policy
+      again (True, the default). A policy returns False when it knows a newcomer cannot change
+      its decision (strict FCFS with a waiting request already blocked: the newcomer queues
+      behind it); the run then continues through arrivals, which join the queue. An idle
+      instance always decides at an arrival.
+    - ``hold_batch``: when True, after this run ends the same positions run again (their next
+      prefill chunk, whole when chunking is on up to ``chunk_tokens``, or a decode step) without
+      asking the policy, until a request of the batch completes, the KV cache cannot take the
+      next step, ``reconsider_at_s`` passes or (with ``wake_on_arrival``) a request arrives. A
+      policy returns True only when its decision at each of those iteration boundaries would be
+      exactly that batch with no KV moves, rejections or column updates (FCFS run-to-completion
+      whose waiting queue is blocked by KV or batch size: admitted requests only grow, the
+      blocked head stays blocked). False (the default) asks the policy after every run that is
+      not a closed-form decode stretch. Both fields only save policy calls: a policy that
+      declares them truthfully produces the same schedule either way.
     """
 
     run: np.ndarray
@@ -222,6 +238,8 @@ class BatchDecision:
     reconsider_at_s: float = math.inf
     reject: np.ndarray = field(default_factory=lambda: _EMPTY_I)
     reject_reason: tuple[str, ...] = ()
+    wake_on_arrival: bool = True
+    hold_batch: bool = False
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "run", np.asarray(self.run, dtype=np.int64))

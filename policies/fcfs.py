@@ -83,6 +83,13 @@ def run_to_completion(
     queue whenever its next step fits, even if its predicted footprint does not, so a long
     prediction cannot stall the queue. Infeasible requests are rejected.
 
+    The decision declares what later events can change it: with ``waiting_key`` None (FCFS) a
+    newcomer queues behind a blocked waiting request, so it does not wake the instance
+    (``wake_on_arrival=False``); and when nothing is preempted and the waiting head is blocked by
+    KV or batch size (or nothing waits), the batch runs again unchanged until a completion
+    (``hold_batch=True``): admitted requests only grow their KV, which shrinks the room exactly
+    by what their reservation shrinks.
+
     >>> from schedlab.policies.base import QueueView
     >>> v = QueueView.from_columns(now_s=0.0, input_tokens=[10, 10], output_tokens_pred=[50, 5],
     ...     kv_capacity_tokens=70)
@@ -102,6 +109,14 @@ def run_to_completion(
     if reject.shape[0]:
         waiting = waiting[~np.isin(waiting, reject)]
     slots = view.max_batch_size - admitted.shape[0]
+    # what later events can change (BatchDecision.wake_on_arrival, hold_batch): see the docstring
+    wake, hold = True, False
+    # a newcomer the simulator admits is feasible here when a prefill chunk fits the budget
+    newcomer_ok = view.chunk_tokens <= view.max_batch_tokens
+    if run.shape[0] == admitted.shape[0] and base.evict.shape[0] == 0 and not reject.shape[0]:
+        hold = True
+        if waiting.shape[0] and slots <= 0:
+            wake = waiting_key is not None or not newcomer_ok
     if (
         run.shape[0] == admitted.shape[0]
         and base.evict.shape[0] == 0
@@ -111,20 +126,34 @@ def run_to_completion(
         waiting = arrival_order(view, waiting)
         if waiting_key is not None:
             waiting = waiting[np.argsort(waiting_key[waiting], kind="stable")]
+        all_fit_slots = waiting.shape[0] >= slots
         waiting = waiting[:slots]  # at most this many can join
         foot = view.input_tokens + np.ceil(view.output_tokens_pred).astype(np.int64)
         foot = np.maximum(foot, view.kv_tokens + c.growth)
         reserved = int(np.maximum(foot[admitted] - c.gpu_kv[admitted], c.demand[admitted]).sum())
         room = view.kv_free_tokens - reserved
         tok_left = view.max_batch_tokens - int(c.step[run].sum())
-        fit = (np.cumsum(foot[waiting]) <= room) & (np.cumsum(c.step[waiting]) <= tok_left)
+        kv_fit = np.cumsum(foot[waiting]) <= room
+        fit = kv_fit & (np.cumsum(c.step[waiting]) <= tok_left)
         k = waiting.shape[0] if fit.all() else int(np.argmin(fit))
+        if k < waiting.shape[0] or all_fit_slots:
+            # the newcomer queues behind a blocked request (or finds no slot): strict FCFS
+            wake = waiting_key is not None or not newcomer_ok
+            # the blocked head stays blocked while the batch only grows its KV (its room
+            # shrinks by what the batch adds); one blocked by the token budget may fit once
+            # the batch's prefills are done, so then the policy is asked again
+            hold = hold and (k == waiting.shape[0] or not bool(kv_fit[k]))
         if k == 0 and admitted.shape[0] == 0:
             head = waiting[0]
             k = int(c.demand[head] <= view.kv_free_tokens and c.step[head] <= tok_left)
+            wake, hold = True, False
         if k:
             run = np.concatenate([run, waiting[:k]])
-    return decision_with_rejects({"run": run, "recompute": base.evict}, reject, reasons)
+    return decision_with_rejects(
+        {"run": run, "recompute": base.evict, "wake_on_arrival": wake, "hold_batch": hold},
+        reject,
+        reasons,
+    )
 
 
 def fcfs(view: QueueView, /) -> BatchDecision:

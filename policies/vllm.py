@@ -36,7 +36,10 @@ def vllm(
     swapped-out requests, then waiting requests (never started, or preempted by recomputation),
     each in arrival order. The batch is the longest prefix of that order that fits the batch
     size, the token budget and the KV cache. When the running requests' KV growth does not fit,
-    the latest-arrived device-resident requests are preempted, all or nothing.
+    the latest-arrived device-resident requests are preempted, all or nothing. The decision
+    declares what later events can change it (``wake_on_arrival``, ``hold_batch``): a newcomer
+    cannot join when the prefix stopped early, and a batch stopped by KV or batch size runs
+    again unchanged until a completion.
 
     Parameters
     ----------
@@ -75,6 +78,33 @@ def vllm(
     reserve[n_old:] = int(watermark * view.kv_capacity_tokens)
     res = longest_prefix(view, order, costs=c, evictable=c.on_gpu, reserve_tokens=reserve)
     swap_out, recompute = split_preemptions(view, res.evict, preempt)
+    wake, hold = _later_events(view, order, res.batch.shape[0], c.step)
+    if res.evict.shape[0] or reject.shape[0]:
+        wake, hold = True, False
     return decision_with_rejects(
-        {"run": res.batch, "swap_out": swap_out, "recompute": recompute}, reject, reasons
+        {"run": res.batch, "swap_out": swap_out, "recompute": recompute,
+         "wake_on_arrival": wake, "hold_batch": hold},
+        reject,
+        reasons,
     )
+
+
+def _later_events(view: QueueView, order: np.ndarray, k: int, step: np.ndarray) -> tuple[bool, bool]:
+    """``(wake_on_arrival, hold_batch)`` for a batch that is the first ``k`` of ``order``.
+
+    A newcomer joins the back of the order (waiting, latest arrival), so when the prefix stopped
+    before the end of the order it cannot join: no wake-up. The batch holds (runs again without a
+    decision) when nothing was left out, when the batch size is reached, or when the request that
+    stopped it did not fit the KV cache: running only grows the batch's KV, so it stays out. A
+    request stopped by the token budget may fit once the batch's prefills are done.
+    """
+    if k == order.shape[0]:
+        return True, True
+    # a newcomer the simulator admits is feasible for this policy when the chunk fits the budget
+    wake = view.chunk_tokens > view.max_batch_tokens
+    if k == 0:
+        return wake, False
+    if k >= view.max_batch_size:
+        return wake, True
+    tokens = int(np.add.reduce(step[order[: k + 1]]))
+    return wake, tokens <= view.max_batch_tokens

@@ -190,6 +190,9 @@ class InstanceRuntime:
         self.iterations = 0
         self.decisions = 0
         self.prev_decision_iter = -1
+        self.wake = True  # the current run stops at an arrival (BatchDecision.wake_on_arrival)
+        self.hold = False  # the current batch runs again without a decision (hold_batch)
+        self.arrived = False  # a request arrived during the current run
         self.idle_decisions = 0
 
     # ------------------------------------------------------------------ arrivals
@@ -205,6 +208,7 @@ class InstanceRuntime:
         """Accept newly routed requests, rejecting at once those that can never be served."""
         T, spec = self.T, self.spec
         T.instance[idx] = self.i
+        self.arrived = True
         inp = T.input[idx]
         too_big = inp + T.output[idx] > self.cap
         if spec.chunk_tokens == 0:
@@ -310,6 +314,9 @@ class InstanceRuntime:
         if not isinstance(d, BatchDecision):
             raise self._fail(f"must return a BatchDecision. Got {type(d).__name__}.")
         self.decisions += 1
+        self.wake = bool(d.wake_on_arrival)
+        self.hold = bool(d.hold_batch)
+        self.arrived = False
         Q.running[:n] = False
         self.batch = _EMPTY
         if d.priority is not None:
@@ -462,10 +469,16 @@ class InstanceRuntime:
 
     # ------------------------------------------------------------------ runs
     def _start(
-        self, now: float, d: BatchDecision, run: np.ndarray, move_s: float, reconsider: float
+        self,
+        now: float,
+        d: BatchDecision | None,
+        run: np.ndarray,
+        move_s: float,
+        reconsider: float,
     ) -> float:
         Q, spec = self.Q, self.spec
         b = run.shape[0]
+        self.reconsider = reconsider
         if b > spec.max_batch_size:
             raise self._fail(f"runs {b} requests, over max_batch_size={spec.max_batch_size}.")
         g = Q.I[:, run]  # rows: target, prefilled, generated, kv, priority, left, gen_base
@@ -481,7 +494,7 @@ class InstanceRuntime:
             if self.gpu_used + b > self.cap:
                 raise self._kv_error(b)
             return self._start_decode(now, b, g, reconsider)
-        if d.prefill_chunk is None:
+        if d is None or d.prefill_chunk is None:
             c = np.minimum(rem, spec.chunk_tokens) if spec.chunk_tokens else rem
             if n_dec:
                 c = np.where(is_pref, c, 0)
@@ -531,7 +544,6 @@ class InstanceRuntime:
         self.dec_left = 1 if not self.closed_form else k
         self.dec_steps = 0
         self.left0 = g[LEFT]
-        self.reconsider = reconsider
         self.horizon = _HORIZON
         return self._plan_decode(now, int(np.add.reduce(g[KV])))
 
@@ -556,12 +568,39 @@ class InstanceRuntime:
         """End the run at ``now``: apply it, then continue an unchanged decode stretch past its
         costing horizon, or ask the policy. Returns the time of the next event, as
         :meth:`decide`."""
-        more = self.kind == _RUN_DECODE and self.more
+        kind = self.kind
+        more = kind == _RUN_DECODE and self.more
         self.finish(now)
         if more:
             self.horizon *= 4
             return self._plan_decode(now, int(np.add.reduce(self.Q.kv[self.batch])))
+        if (
+            self.hold
+            and kind == _RUN_ITER
+            and self.batch.shape[0]
+            and now < self.reconsider
+            and not (self.wake and self.arrived)
+        ):
+            nxt = self._repeat(now)
+            if nxt is not None:
+                return nxt
         return self.decide(now)
+
+    def _repeat(self, now: float) -> float | None:
+        """Run the held batch again (``BatchDecision.hold_batch``) with default prefill chunks;
+        None (the policy decides) when its next step would not fit the token budget or KV."""
+        Q, spec, run = self.Q, self.spec, self.batch
+        rem = Q.target[run] - Q.prefilled[run]
+        is_pref = rem > 0
+        if spec.chunk_tokens:
+            rem = np.minimum(rem, spec.chunk_tokens)
+        c = np.where(is_pref, rem, 1)
+        tokens = int(np.add.reduce(c))
+        grow = tokens + int(np.count_nonzero(is_pref & (Q.prefilled[run] + c >= Q.target[run])))
+        if tokens > spec.max_batch_tokens or self.gpu_used + grow > self.cap:
+            return None
+        self.kind = _RUN_NONE
+        return self._start(now, None, run, 0.0, self.reconsider)
 
     def finish(self, now: float) -> None:
         """Apply the effects of the run ending at ``now``."""

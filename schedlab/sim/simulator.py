@@ -231,6 +231,8 @@ def _run(
                 inst = insts[i]
                 inst.admit(sub, t_arr)
                 if inst.busy:
+                    if not inst.wake:  # the policy declared the newcomer cannot change its run
+                        continue
                     new_end = inst.cut_at(t_arr)
                     if new_end is not None:
                         q.push(new_end, PRIORITY_RUN_END, target=i, token=inst.token)

@@ -1,0 +1,97 @@
+"""BatchDecision.wake_on_arrival / hold_batch only save policy calls: same schedule."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import numpy as np
+import pytest
+from schedlab.policies.base import BatchDecision
+from schedlab.policies.registry import get_policy
+from sim_toy_policies import toy_fcfs
+from test_sim_core import affine_cost
+
+from schedlab import Workload
+from schedlab.sim import InstanceSpec, simulate
+
+
+def overloaded(n: int = 120, seed: int = 0, rate: float = 30.0) -> Workload:
+    rng = np.random.default_rng(seed)
+    return Workload(
+        arrival_s=np.cumsum(rng.exponential(1 / rate, n)),
+        input_tokens=rng.integers(5, 200, n),
+        output_tokens=rng.integers(1, 60, n),
+    )
+
+
+def _batches(res) -> np.ndarray:
+    """(iteration, request) pairs of the log, each batch sorted (its order carries no meaning)."""
+    log = res.iteration_log
+    it = np.repeat(np.arange(log["start_s"].shape[0]), np.diff(log["offsets"]))
+    order = np.lexsort((log["request"], it))
+    return np.stack([it[order], log["request"][order]])
+
+
+def _plain(policy):
+    def plain(view, /, **kw):
+        return dataclasses.replace(policy(view, **kw), wake_on_arrival=True, hold_batch=False)
+
+    return plain
+
+
+@pytest.mark.parametrize("name", ["fcfs", "vllm", "sjf"])
+@pytest.mark.parametrize(("chunk", "seed"), [(0, 0), (0, 1), (32, 2)])
+def test_declared_events_keep_the_schedule(name: str, chunk: int, seed: int) -> None:
+    w = overloaded(seed=seed)
+    spec = InstanceSpec(cost=affine_cost(1500), max_batch_size=8, max_batch_tokens=256,
+                        chunk_tokens=chunk)
+    pol = get_policy(name)
+    fast = simulate(w, spec, pol, record_iterations=True)
+    slow = simulate(w, spec, _plain(pol), record_iterations=True)
+    assert np.array_equal(fast.status, slow.status)
+    np.testing.assert_allclose(fast.finish_s, slow.finish_s, rtol=1e-9, atol=1e-9)
+    np.testing.assert_allclose(fast.first_token_s, slow.first_token_s, rtol=1e-9, atol=1e-9)
+    assert fast.iterations == slow.iterations
+    assert np.array_equal(_batches(fast), _batches(slow))
+    np.testing.assert_allclose(fast.iteration_log["end_s"], slow.iteration_log["end_s"], rtol=1e-9)
+    assert np.array_equal(fast.preemptions, slow.preemptions)
+    assert fast.decisions < slow.decisions  # the declarations did save calls here
+
+
+def test_no_wake_keeps_a_stretch_running_through_arrivals() -> None:
+    calls = []
+
+    def deaf(view, /):
+        calls.append(view.now_s)
+        return BatchDecision(run=np.arange(view.n)[:1], wake_on_arrival=False)
+
+    w = Workload(arrival_s=[0.0, 0.5, 0.7], input_tokens=[4, 4, 4], output_tokens=[10, 1, 1])
+    from schedlab.costmodel.base import ConstantIterationCost
+
+    res = simulate(w, InstanceSpec(cost=ConstantIterationCost(slot_s=1.0)), deaf)
+    # the decode stretch of request 0 (t=1..10) ignores the arrivals; the idle-free instance
+    # decides at 0 (prefill), 1 (decode stretch) and at each completion
+    assert calls == [0.0, 1.0, 10.0, 11.0]
+    assert res.finish_s.tolist() == [10.0, 11.0, 12.0]
+
+
+def test_hold_repeats_the_batch_until_a_completion() -> None:
+    calls = []
+
+    def holder(view, /):
+        calls.append(view.now_s)
+        return BatchDecision(run=np.arange(view.n), hold_batch=True)
+
+    w = Workload(arrival_s=[0.0], input_tokens=[40], output_tokens=[3])
+    spec = InstanceSpec(cost=affine_cost(1000), chunk_tokens=16)
+    res = simulate(w, spec, holder, record_iterations=True)
+    # three prefill chunks (16, 16, 8) and two decode steps after one decision
+    assert calls == [0.0]
+    assert res.iteration_log["prefill_tokens"].tolist() == [16, 16, 8, 0, 0]
+    assert res.iterations == 5 and res.status.tolist() == ["completed"]
+
+
+def test_toy_policies_without_declarations_are_unchanged() -> None:
+    w = overloaded(n=40, seed=3, rate=5.0)
+    res = simulate(w, InstanceSpec(cost=affine_cost(1500), max_batch_size=4), toy_fcfs)
+    assert (res.status == "completed").all()
