@@ -120,6 +120,7 @@ class ValidationReport:
     efficiency: dict[str, Any]
 
     def to_dict(self) -> dict[str, Any]:
+        """Plain JSON-ready dict of every field (what ``costmodel validate --json`` prints)."""
         return dataclasses.asdict(self)
 
     def table(self) -> str:

@@ -100,6 +100,7 @@ class Profile:
 
     @property
     def is_network(self) -> np.ndarray:
+        """Boolean mask of the rows that are collectives (all-reduce, send/recv), not kernels."""
         return np.isin(self.op, NETWORK_OPS)
 
     def __len__(self) -> int:

@@ -68,6 +68,7 @@ class LengthFit:
         return np.clip(np.rint(x), low, self.data_max if high is None else high).astype(np.int64)
 
     def to_dict(self) -> dict:
+        """The family, its parameters, the KS statistic and the sample size, JSON-ready."""
         return {
             "family": self.family,
             "params": list(self.params),

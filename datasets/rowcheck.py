@@ -183,4 +183,5 @@ class Problems:
         return np.sort(np.concatenate(self._lines))
 
     def sorted_listed(self) -> tuple[RowProblem, ...]:
+        """The listed problems in file order (chunks may list them out of order)."""
         return tuple(sorted(self.listed, key=lambda p: p.line))

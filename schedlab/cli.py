@@ -21,6 +21,12 @@ COMMAND_MODULES = ("reproduce", "simulate", "gap", "costmodel", "datasets")
 
 
 def build_parser() -> argparse.ArgumentParser:
+    """The ``schedlab`` argument parser with every subcommand of :mod:`schedlab.commands`.
+
+    >>> args = build_parser().parse_args(["costmodel", "report", "--json"])
+    >>> args.json, callable(args.func)
+    (True, True)
+    """
     parser = argparse.ArgumentParser(
         prog="schedlab",
         description="Scheduling policies, cost models, simulator and optimal baselines for LLM "

@@ -50,6 +50,7 @@ def _fmt_stats(s: dict) -> str:
 
 
 def run_list(args: argparse.Namespace) -> int:
+    """``schedlab datasets list``: the shipped traces with their size, span and lengths."""
     from schedlab.datasets import list_datasets
 
     rows = list_datasets()
@@ -68,6 +69,7 @@ def run_list(args: argparse.Namespace) -> int:
 
 
 def run_show(args: argparse.Namespace) -> int:
+    """``schedlab datasets show NAME_OR_PATH``: load one trace, print its summary, maybe plot it."""
     import warnings
 
     from schedlab.datasets import describe, load_with_report
