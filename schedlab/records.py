@@ -21,12 +21,12 @@ ValueError: assignment destination is read-only
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from schedlab.errors import check_array
+from schedlab.errors import check_array, check_nonneg_int, check_positive_int
 
 if TYPE_CHECKING:  # pandas loads on first use only
     import pandas as pd
@@ -192,11 +192,7 @@ class Workload:
                     f"Got {len(pb)}."
                 )
             set_(self, "prefix_block_ids", pb)
-        if int(self.block_tokens) < 1:
-            raise ValueError(
-                f"The 'block_tokens' parameter of Workload must be an int in [1, inf). "
-                f"Got {self.block_tokens!r} instead."
-            )
+        set_(self, "block_tokens", check_positive_int(self.block_tokens, "block_tokens", _WHERE))
         feats: dict[str, np.ndarray] = {}
         for key, val in dict(self.features).items():
             a = np.array(val, copy=True)
@@ -249,24 +245,40 @@ class Workload:
         )
 
     def head(self, n: int) -> Workload:
-        """The first ``n`` requests."""
-        return self.take(slice(0, int(n)))
+        """The first ``n`` requests (all of them when ``n >= len(self)``).
+
+        >>> w = Workload(arrival_s=[0.0, 1.0, 2.0], input_tokens=[5, 6, 7], output_tokens=[1, 1, 1])
+        >>> w.head(2).input_tokens.tolist(), len(w.head(10))
+        ([5, 6], 3)
+        """
+        return self.take(slice(0, check_nonneg_int(n, "n", "Workload.head")))
 
     def replace(self, **changes: Any) -> Workload:
-        """A copy with some fields replaced (validated again)."""
-        fields = {
-            k: getattr(self, k)
-            for k in (
-                "arrival_s", "input_tokens", "output_tokens", "request_id", "group_id",
-                "prefix_block_ids", "block_tokens", "slo_ttft_s", "slo_tpot_s", "features", "name",
+        """A copy with some fields replaced (validated again).
+
+        >>> w = Workload(arrival_s=[0.0, 1.0], input_tokens=[5, 6], output_tokens=[1, 1])
+        >>> w.replace(name="half").name, w.replace(output_tokens=[2, 3]).output_tokens.tolist()
+        ('half', [2, 3])
+        """
+        names = [f.name for f in fields(self)]
+        unknown = sorted(set(changes) - set(names))
+        if unknown:
+            raise ValueError(
+                f"Workload.replace got unknown fields {unknown}; the fields are {names}."
             )
-        }
-        fields.update(changes)
-        return Workload(**fields)
+        return Workload(**{k: changes.get(k, getattr(self, k)) for k in names})
 
     @classmethod
     def sorted_by_arrival(cls, **columns: Any) -> Workload:
-        """Build a workload from unsorted columns, each sorted by ``arrival_s`` (stable)."""
+        """Build a workload from unsorted columns, each sorted by ``arrival_s`` (stable).
+
+        >>> w = Workload.sorted_by_arrival(arrival_s=[2.0, 0.0], input_tokens=[5, 6],
+        ...                                output_tokens=[1, 2])
+        >>> w.arrival_s.tolist(), w.input_tokens.tolist(), w.request_id.tolist()
+        ([0.0, 2.0], [6, 5], [0, 1])
+        """
+        if "arrival_s" not in columns:
+            raise ValueError("Workload.sorted_by_arrival needs an 'arrival_s' column to sort by.")
         arrival = check_array(columns["arrival_s"], "arrival_s", _WHERE, min_value=0.0)
         order = np.argsort(arrival, kind="stable")
         out: dict[str, Any] = {}

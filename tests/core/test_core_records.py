@@ -146,3 +146,26 @@ def test_token_counts_beyond_int64_are_rejected_not_wrapped(value):
     column = np.array([10, value, 30, 40], dtype=np.asarray(value).dtype)
     with pytest.raises(ValueError, match=r"'input_tokens'.*must fit in int64; element 1"):
         small_workload(input_tokens=column)
+
+
+@pytest.mark.parametrize(
+    "call, message",
+    [
+        (lambda w: w.head(-1), r"'n' parameter of Workload.head must be an int in \[0, inf\)"),
+        (lambda w: w.head("2"), r"'n' parameter of Workload.head"),
+        (lambda w: w.replace(arrival=[0.0] * 4), r"unknown fields \['arrival'\]"),
+        (lambda w: w.replace(block_tokens=1.5), r"'block_tokens' parameter of Workload"),
+        (lambda w: w.replace(block_tokens="a"), r"'block_tokens' parameter of Workload"),
+        (lambda w: Workload.sorted_by_arrival(input_tokens=[1], output_tokens=[1]), "'arrival_s'"),
+    ],
+)
+def test_bad_arguments_of_workload_methods_name_the_parameter(call, message):
+    with pytest.raises(ValueError, match=message):
+        call(small_workload())
+
+
+def test_head_and_replace_keep_their_meaning():
+    w = small_workload(block_tokens=np.int64(16))
+    assert w.block_tokens == 16 and type(w.block_tokens) is int
+    assert len(w.head(0)) == 0 and len(w.head(99)) == 4
+    assert w.replace(name="x").name == "x" and w.name == "workload"
