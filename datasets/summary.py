@@ -12,6 +12,7 @@ from pathlib import Path
 
 import numpy as np
 
+from schedlab.errors import check_positive_int
 from schedlab.records import Workload
 
 __all__ = ["describe", "list_datasets", "plot_workload"]
@@ -28,9 +29,18 @@ def _stats(x: np.ndarray) -> dict[str, float]:
     return out
 
 
+def _check_workload(workload: object, where: str) -> None:
+    if not isinstance(workload, Workload):
+        raise ValueError(
+            f"The 'workload' parameter of {where} must be a Workload. "
+            f"Got {type(workload).__name__} instead."
+        )
+
+
 def describe(workload: Workload) -> dict:
     """Row count, time span (first to last arrival), mean rate (rows / span), length statistics,
     and for prefix blocks the fraction of block references that repeat an earlier block."""
+    _check_workload(workload, "describe")
     n = len(workload)
     span = workload.duration_s
     d: dict = {
@@ -83,14 +93,15 @@ def list_datasets() -> list[dict]:
 
 def plot_workload(workload: Workload, path: str | Path, *, bins: int = 60) -> Path:
     """Write a PNG with the input and output length distributions (log-spaced histograms) and the
-    arrival rate over time (requests per second in ``bins`` windows). Uses matplotlib's Agg
-    backend, imported here only."""
-    import matplotlib
+    arrival rate over time (requests per second in ``bins`` windows). Draws on a bare
+    :class:`matplotlib.figure.Figure` (Agg canvas, imported here only), so the caller's pyplot
+    backend and figure list are left alone."""
+    from matplotlib.figure import Figure
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, axes = plt.subplots(1, 3, figsize=(14, 3.8))
+    _check_workload(workload, "plot_workload")
+    bins = check_positive_int(bins, "bins", "plot_workload")
+    fig = Figure(figsize=(14, 3.8))
+    axes = fig.subplots(1, 3)
     for ax, col in zip(axes[:2], ("input_tokens", "output_tokens"), strict=True):
         x = getattr(workload, col)
         edges = np.geomspace(max(1, x.min()), max(2, x.max()) + 1, bins)
@@ -114,5 +125,4 @@ def plot_workload(workload: Workload, path: str | Path, *, bins: int = 60) -> Pa
     fig.tight_layout()
     path = Path(path)
     fig.savefig(path, dpi=100)
-    plt.close(fig)
     return path

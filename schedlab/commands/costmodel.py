@@ -138,15 +138,13 @@ def format_report(r: dict[str, Any]) -> str:
 
 
 def _plot(r: dict[str, Any], path: str) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
     import numpy as np
+    from matplotlib.figure import Figure
 
     peak, bw = r["peak_flops_per_s"], r["hbm_bytes_per_s"]
     x = np.logspace(-1, 4, 200)
-    fig, ax = plt.subplots(figsize=(6.5, 4.5))
+    fig = Figure(figsize=(6.5, 4.5))
+    ax = fig.subplots()
     ax.loglog(x, np.minimum(peak, bw * x) / 1e12, "k-", label="roofline (datasheet)")
     eff = r["efficiency"]
     ax.loglog(x, np.minimum(peak * eff["gemm_compute"], bw * eff["gemm_memory"] * x) / 1e12,
@@ -173,7 +171,6 @@ def _plot(r: dict[str, Any], path: str) -> None:
     ax.legend(fontsize=8)
     fig.tight_layout()
     fig.savefig(path, dpi=120)
-    plt.close(fig)
 
 
 def _eff_from(d: dict[str, Any]) -> Any:

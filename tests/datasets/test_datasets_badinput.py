@@ -217,3 +217,12 @@ def test_header_only_and_empty_files_load_as_empty_workloads(tmp_path):
     assert len(w) == 0 and len(w.prefix_block_ids) == 0
     with pytest.raises(DataFormatError, match="cannot read the CSV header"):
         datasets.load(write(tmp_path, "", "e.csv"), format="azure")
+
+
+def test_summary_functions_name_a_bad_argument(tmp_path):
+    from schedlab.datasets.summary import plot_workload
+
+    with pytest.raises(ValueError, match="'workload' parameter of describe must be a Workload"):
+        datasets.describe([1, 2])
+    with pytest.raises(ValueError, match=r"'bins' parameter of plot_workload must be an int"):
+        plot_workload(datasets.load("azure-code-2023").head(10), tmp_path / "p.png", bins=0)

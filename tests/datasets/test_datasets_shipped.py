@@ -166,3 +166,18 @@ def test_time_window_shifts_to_start(engine):
 def test_unknown_name_suggests_close_matches():
     with pytest.raises(ValueError, match="azure-conv-2023"):
         datasets.load("azure-conv")
+
+
+def test_plot_workload_leaves_the_callers_matplotlib_backend_alone(tmp_path):
+    import matplotlib
+
+    from schedlab.datasets.summary import plot_workload
+
+    before = matplotlib.get_backend()
+    matplotlib.use("svg")
+    try:
+        png = plot_workload(datasets.load("azure-code-2023").head(200), tmp_path / "w.png")
+        assert matplotlib.get_backend() == "svg"
+        assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    finally:
+        matplotlib.use(before)
