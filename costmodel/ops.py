@@ -95,6 +95,24 @@ def _arr(x: Any) -> np.ndarray:
     return np.asarray(x, dtype=np.float64)
 
 
+def _counts(x: Any, name: str, where: str) -> np.ndarray:
+    """``x`` as float64 token (or byte) counts, or a ``ValueError`` naming the first bad one."""
+    try:
+        a = _arr(x)
+    except (TypeError, ValueError):
+        raise ValueError(
+            f"The {name!r} parameter of {where} must be numeric counts. Got {x!r} instead."
+        ) from None
+    bad = ~(a >= 0) | np.isinf(a)  # negative, NaN or infinite
+    if bad.any():
+        i = int(np.flatnonzero(bad.ravel())[0])
+        raise ValueError(
+            f"The {name!r} parameter of {where} must hold finite counts >= 0; "
+            f"element {i} is {a.ravel()[i].item()!r}."
+        )
+    return a
+
+
 def _tp(tp: int, where: str) -> int:
     return check_positive_int(tp, "tp", where)
 
@@ -103,8 +121,9 @@ def gemm(
     name: str, rows: Any, n: float, k: float, dtype_bytes: float, *, weight_bytes: Any = None
 ) -> OpCost:
     """A ``[rows, k] @ [k, n]`` GEMM. ``weight_bytes`` overrides the ``k*n*dtype_bytes`` read."""
-    m = _arr(rows)
-    w = k * n * dtype_bytes if weight_bytes is None else _arr(weight_bytes)
+    m = _counts(rows, "rows", "gemm")
+    w = (k * n * dtype_bytes if weight_bytes is None
+         else _counts(weight_bytes, "weight_bytes", "gemm"))
     return OpCost(
         name=name,
         kind="gemm",
@@ -160,16 +179,19 @@ def kv_bytes_per_token_per_device(spec: ModelSpec, tp: int = 1) -> float:
 def embedding(spec: ModelSpec, tokens: Any, tp: int = 1) -> OpCost:
     """Embedding gather: read ``tokens`` rows of ``hidden_size`` and write them (vocab-parallel)."""
     _tp(tp, "embedding")
+    tokens = _counts(tokens, "tokens", "embedding")
     return _elementwise("embedding", "gather", tokens, spec.hidden_size, 2.0, 0.0, spec.dtype_bytes)
 
 
 def norm(spec: ModelSpec, tokens: Any, name: str = "norm") -> OpCost:
     """RMSNorm / LayerNorm over ``hidden_size``: read and write each element (replicated)."""
+    tokens = _counts(tokens, "tokens", "norm")
     return _elementwise(name, "norm", tokens, spec.hidden_size, 2.0, 4.0, spec.dtype_bytes)
 
 
 def residual_add(spec: ModelSpec, tokens: Any) -> OpCost:
     """Residual add of two ``[tokens, hidden]`` tensors: two reads, one write (replicated)."""
+    tokens = _counts(tokens, "tokens", "residual_add")
     return _elementwise("residual_add", "add", tokens, spec.hidden_size, 3.0, 1.0,
                         spec.dtype_bytes)
 
@@ -177,6 +199,7 @@ def residual_add(spec: ModelSpec, tokens: Any) -> OpCost:
 def qkv_proj(spec: ModelSpec, tokens: Any, tp: int = 1) -> OpCost:
     """Fused Q/K/V projection, grouped-query aware (see the module notes for MLA)."""
     tp = _tp(tp, "qkv_proj")
+    tokens = _counts(tokens, "tokens", "qkv_proj")
     h, hd, b = spec.hidden_size, spec.head_dim, spec.dtype_bytes
     if _mla(spec):
         lora, r = spec.kv_lora_rank, spec.qk_rope_head_dim
@@ -200,6 +223,7 @@ def qkv_proj(spec: ModelSpec, tokens: Any, tp: int = 1) -> OpCost:
 def rope(spec: ModelSpec, tokens: Any, tp: int = 1) -> OpCost:
     """Rotary embedding applied in place to q and k (their ``rotary_fraction``): read and write."""
     tp = _tp(tp, "rope")
+    tokens = _counts(tokens, "tokens", "rope")
     if _mla(spec):
         width = (spec.num_heads / tp + 1) * spec.qk_rope_head_dim
     else:
@@ -211,6 +235,7 @@ def rope(spec: ModelSpec, tokens: Any, tp: int = 1) -> OpCost:
 def o_proj(spec: ModelSpec, tokens: Any, tp: int = 1) -> OpCost:
     """Attention output projection ``heads*head_dim -> hidden``, input split over ``tp``."""
     tp = _tp(tp, "o_proj")
+    tokens = _counts(tokens, "tokens", "o_proj")
     return gemm("o_proj", tokens, spec.hidden_size, spec.num_heads * spec.head_dim / tp,
                 spec.dtype_bytes)
 
@@ -226,7 +251,8 @@ def attention_prefill(
     12.0
     """
     tp = _tp(tp, "attention_prefill")
-    c, p = _arr(chunk_tokens), _arr(cached_tokens)
+    c = _counts(chunk_tokens, "chunk_tokens", "attention_prefill")
+    p = _counts(cached_tokens, "cached_tokens", "attention_prefill")
     heads, hd, b = _heads(spec, tp), spec.head_dim, spec.dtype_bytes
     pairs = c * (p + (c + 1.0) / 2.0)
     kvb = kv_bytes_per_token_per_device(spec, tp)
@@ -248,7 +274,8 @@ def attention_decode(spec: ModelSpec, batch_size: Any, context_sum: Any, tp: int
     Reads the whole KV of every context (GQA: bytes scale with the KV heads, not query heads).
     """
     tp = _tp(tp, "attention_decode")
-    bsz, ctx = _arr(batch_size), _arr(context_sum)
+    bsz = _counts(batch_size, "batch_size", "attention_decode")
+    ctx = _counts(context_sum, "context_sum", "attention_decode")
     heads, hd, b = _heads(spec, tp), spec.head_dim, spec.dtype_bytes
     kvb = kv_bytes_per_token_per_device(spec, tp)
     if _mla(spec):
@@ -265,6 +292,7 @@ def attention_decode(spec: ModelSpec, batch_size: Any, context_sum: Any, tp: int
 def mlp_up(spec: ModelSpec, tokens: Any, tp: int = 1, ffn: float | None = None) -> OpCost:
     """MLP up projection (fused gate+up when gated), output split over ``tp``."""
     tp = _tp(tp, "mlp_up")
+    tokens = _counts(tokens, "tokens", "mlp_up")
     f = (spec.ffn_hidden if ffn is None else ffn) / tp
     return gemm("mlp_up", tokens, f * (2 if spec.gated_mlp else 1), spec.hidden_size,
                 spec.dtype_bytes)
@@ -273,6 +301,7 @@ def mlp_up(spec: ModelSpec, tokens: Any, tp: int = 1, ffn: float | None = None) 
 def mlp_act(spec: ModelSpec, tokens: Any, tp: int = 1, ffn: float | None = None) -> OpCost:
     """Activation (SiLU-and-mul when gated: two reads and one write; GELU: read and write)."""
     tp = _tp(tp, "mlp_act")
+    tokens = _counts(tokens, "tokens", "mlp_act")
     f = (spec.ffn_hidden if ffn is None else ffn) / tp
     passes = 3.0 if spec.gated_mlp else 2.0
     return _elementwise("mlp_act", "act", tokens, f, passes, 8.0, spec.dtype_bytes)
@@ -281,6 +310,7 @@ def mlp_act(spec: ModelSpec, tokens: Any, tp: int = 1, ffn: float | None = None)
 def mlp_down(spec: ModelSpec, tokens: Any, tp: int = 1, ffn: float | None = None) -> OpCost:
     """MLP down projection, input split over ``tp``."""
     tp = _tp(tp, "mlp_down")
+    tokens = _counts(tokens, "tokens", "mlp_down")
     f = (spec.ffn_hidden if ffn is None else ffn) / tp
     return gemm("mlp_down", tokens, spec.hidden_size, f, spec.dtype_bytes)
 
@@ -295,7 +325,7 @@ def moe(spec: ModelSpec, tokens: Any, tp: int = 1) -> tuple[OpCost, ...]:
     ['router', 'expert_up', 'expert_act', 'expert_down']
     """
     tp = _tp(tp, "moe")
-    t = _arr(tokens)
+    t = _counts(tokens, "tokens", "moe")
     h, b = spec.hidden_size, spec.dtype_bytes
     e, k, f = spec.num_experts, spec.experts_top_k, spec.moe_ffn_hidden / tp
     touched = e * (1.0 - (1.0 - k / e) ** t)
@@ -322,13 +352,14 @@ def moe(spec: ModelSpec, tokens: Any, tp: int = 1) -> tuple[OpCost, ...]:
 def logits(spec: ModelSpec, rows: Any, tp: int = 1) -> OpCost:
     """LM head on ``rows`` sequences (one token each), vocabulary split over ``tp``."""
     tp = _tp(tp, "logits")
+    rows = _counts(rows, "rows", "logits")
     return gemm("logits", rows, spec.vocab_size / tp, spec.hidden_size, spec.dtype_bytes)
 
 
 def layer_linear_ops(spec: ModelSpec, tokens: Any, tp: int = 1, *, moe_layer: bool = False
                      ) -> tuple[OpCost, ...]:
     """Every operator of one layer but attention: their cost depends on ``tokens`` only."""
-    t = _arr(tokens)
+    t = _counts(tokens, "tokens", "layer_linear_ops")
     ops = [norm(spec, t, "input_norm"), qkv_proj(spec, t, tp), rope(spec, t, tp),
            o_proj(spec, t, tp), residual_add(spec, t), norm(spec, t, "post_attention_norm")]
     if moe_layer:

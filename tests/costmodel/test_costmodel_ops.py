@@ -127,3 +127,19 @@ def test_bad_tp_names_the_parameter() -> None:
     spec = get_model("llama-2-7b")
     with pytest.raises(ValueError, match="'tp' parameter of qkv_proj"):
         ops.qkv_proj(spec, 1, tp=0)
+
+
+@pytest.mark.parametrize(
+    "call, message",
+    [
+        (lambda s: ops.qkv_proj(s, -1), r"'tokens' parameter of qkv_proj .*element 0 is -1\.0"),
+        (lambda s: ops.mlp_up(s, np.array([4.0, np.nan])), r"'tokens' .*mlp_up .*1 is nan"),
+        (lambda s: ops.attention_decode(s, 2, -8), r"'context_sum' parameter of attention_decode"),
+        (lambda s: ops.attention_prefill(s, "x", 0), r"'chunk_tokens' parameter of attention_pre"),
+        (lambda s: ops.layer_linear_ops(s, [1, np.inf]), r"'tokens' parameter of layer_linear_ops"),
+        (lambda s: ops.gemm("g", -1, 4, 4, 2), r"'rows' parameter of gemm"),
+    ],
+)
+def test_bad_token_counts_name_the_parameter_and_the_op(call, message) -> None:
+    with pytest.raises(ValueError, match=message):
+        call(get_model("llama-3-8b"))
