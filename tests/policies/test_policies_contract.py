@@ -4,9 +4,9 @@ non-default parameters, and rejects bad parameters with a ValueError naming them
 from __future__ import annotations
 
 import pytest
+
 from schedlab.policies import REGISTRY, ROUTERS, get_policy
 from schedlab.policies.base import QueueView
-
 from schedlab.testing import check_policy, check_router
 
 
@@ -25,7 +25,7 @@ def test_registered_policy_passes_check_policy(name: str) -> None:
             "skip-join-mlfq",
             {
                 "reset_attained_on_promotion": False,
-                "starvation_period_s": 2.0,
+                "starvation_period_iterations": 2,
                 "preempt": "recompute",
             },
         ),
@@ -52,7 +52,7 @@ def test_registered_router_passes_check_router(name: str) -> None:
         ("skip-join-mlfq", {"ratio": 0.5}, "'ratio' parameter of skip_join_mlfq"),
         ("skip-join-mlfq", {"num_queues": 0}, "'num_queues' parameter of skip_join_mlfq"),
         ("mlfq", {"starvation_threshold_s": -1.0}, "'starvation_threshold_s' parameter"),
-        ("mlfq", {"starvation_period_s": float("nan")}, "'starvation_period_s' parameter"),
+        ("mlfq", {"starvation_period_iterations": -1}, "'starvation_period_iterations' parameter"),
         ("skip-join-mlfq", {"min_free_blocks": -2}, "'min_free_blocks' parameter"),
     ],
 )

@@ -12,13 +12,19 @@ import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+
 from schedlab.policies import get_policy
 from schedlab.policies.base import KV_GPU, KV_HOST, QueueView
 from schedlab.policies.batching import infeasible
 from schedlab.policies.fcfs import fcfs
 from schedlab.policies.kv import request_costs
-from schedlab.policies.mlfq import initial_queue, mlfq, priority_order, skip_join_mlfq
-
+from schedlab.policies.mlfq import (
+    initial_queue,
+    mlfq,
+    priority_order,
+    skip_join_mlfq,
+    starvation_check,
+)
 from schedlab.testing import queue_views
 
 PROPS = settings(max_examples=50, deadline=None, database=None, derandomize=True)
@@ -42,7 +48,7 @@ def test_initial_queue_is_the_least_queue_whose_quantum_covers_the_prefill(
     t: list[float], q0: float, ratio: float
 ) -> None:
     p = initial_queue(np.array(t), base_quantum_s=q0, ratio=ratio)
-    for ti, pi in zip(t, p.tolist()):
+    for ti, pi in zip(t, p.tolist(), strict=True):
         assert q0 * ratio**pi >= ti
         assert pi == 0 or q0 * ratio ** (pi - 1) < ti
     order = np.argsort(t, kind="stable")
@@ -81,16 +87,33 @@ def test_skip_join_example_from_the_digest() -> None:
 
 
 # ----------------------------------------------------------------- 4. priority moves
+def _counters(draw_it: int, gap: int) -> dict[str, int]:
+    return {"iteration": draw_it, "previous_decision_iteration": draw_it - gap}
+
+
+def _crosses(view: QueueView, period: int) -> bool:
+    """A multiple of ``period`` in (previous_decision_iteration, iteration], by enumeration."""
+    lo, hi = view.previous_decision_iteration + 1, view.iteration
+    return period == 0 or any(m % period == 0 for m in range(lo, hi + 1))
+
+
+COUNTERS = st.builds(_counters, st.integers(0, 5000), st.integers(0, 1200))
+
+
 @PROPS
-@given(queue_views(), st.booleans())
-def test_priority_moves_by_demotion_or_starvation_only(view: QueueView, reset: bool) -> None:
-    d = skip_join_mlfq(view, reset_attained_on_promotion=reset)
+@given(queue_views(), st.booleans(), COUNTERS, st.sampled_from([0, 1, 7, 1000]))
+def test_priority_moves_by_demotion_or_starvation_only(
+    view: QueueView, reset: bool, counters: dict[str, int], period: int
+) -> None:
+    view = dataclasses.replace(view, **counters)
+    d = skip_join_mlfq(view, reset_attained_on_promotion=reset, starvation_period_iterations=period)
     seen = np.flatnonzero(view.priority >= 0)
     old, new = view.priority[seen], d.priority[seen]
     att_old, att_new = view.attained_s[seen], d.attained_s[seen]
     quantum = Q0 * RATIO ** old.astype(float)
     demoted = att_old > quantum
     starving = ~view.running[seen] & (view.now_s >= view.last_run_s[seen] + THR)
+    starving &= _crosses(view, period)
     # a priority only rises by exactly one (demotion) or falls to 0 (starvation promotion)
     moved_up = new == old + 1
     to_zero = (new == 0) & (old > 0)
@@ -99,7 +122,7 @@ def test_priority_moves_by_demotion_or_starvation_only(view: QueueView, reset: b
     # demotion exactly when attained exceeds the quantum (strict >), unless promoted after it
     assert (moved_up == (demoted & ~starving)).all()
     assert (att_new[moved_up] == 0).all()
-    # promotion to 0 only for starving jobs
+    # promotion to 0 only for starving jobs, and only at a decision that crosses a period
     assert starving[to_zero].all()
     # untouched jobs keep their attained service
     untouched = same & ~demoted & ~starving
@@ -147,24 +170,67 @@ def test_code_quirk_keeps_attained_and_demotes_right_after_the_next_iteration() 
 
 
 # ----------------------------------------------------------------- 5. starvation bound
+def test_starvation_check_runs_once_per_period_of_iterations() -> None:
+    def at(prev: int, it: int) -> bool:
+        v = QueueView.from_columns(
+            now_s=0.0,
+            input_tokens=[1],
+            kv_capacity_tokens=9,
+            iteration=it,
+            previous_decision_iteration=prev,
+        )
+        return starvation_check(v, 1000)
+
+    assert at(-1, 0)  # the first decision: 0 is a multiple
+    assert not at(0, 999) and at(999, 1000) and not at(1000, 1000) and not at(1000, 1999)
+    assert at(0, 5000)  # a long closed-form stretch crosses several: one check
+    assert not at(1001, 1500) and at(1500, 2600)
+
+
 @PROPS
-@given(queue_views(), st.sampled_from([0.0, 0.7, 5.0]))
-def test_starvation_bound(view: QueueView, period: float) -> None:
-    d = skip_join_mlfq(view, starvation_period_s=period)
+@given(queue_views(), COUNTERS, st.sampled_from([0, 1, 7, 1000]))
+def test_starvation_bound(view: QueueView, counters: dict[str, int], period: int) -> None:
+    view = dataclasses.replace(view, **counters)
+    d = skip_join_mlfq(view, starvation_period_iterations=period)
     due = view.last_run_s + THR
-    if period:
-        due = np.ceil(due / period) * period
     waiting = ~view.running
-    # every waiting job due by now is in queue 0 with a fresh quantum
     now_due = waiting & (view.now_s >= due)
-    assert (d.priority[now_due] == 0).all() and (d.attained_s[now_due] == 0).all()
-    # and the policy asks to be woken no later than the next job left out becomes due
+    if _crosses(view, period):
+        # every waiting job due by now is in queue 0 with a fresh quantum
+        assert (d.priority[now_due] == 0).all() and (d.attained_s[now_due] == 0).all()
+    else:
+        # between checks nothing is promoted, however long it has waited
+        seen = view.priority >= 0
+        assert not ((d.priority == 0) & (view.priority > 0) & seen).any()
+        kept = seen & (view.attained_s <= Q0 * RATIO ** view.priority.astype(float))
+        assert (d.attained_s[kept] == view.attained_s[kept]).all()
+    # wake-ups: the quantum of the batch; starvation adds one only when checking at every decision
     left_out = np.ones(view.n, dtype=bool)
     left_out[d.run] = False
     left_out[d.reject] = False
-    pending = left_out & ((d.priority > 0) | (d.attained_s > 0))
-    if pending.any():
-        assert d.reconsider_at_s <= max(float(due[pending].min()), np.nextafter(view.now_s, 1e300))
+    pending = left_out & waiting & ((d.priority > 0) | (d.attained_s > 0))
+    run = d.run
+    quantum_wake = np.inf
+    if run.shape[0]:
+        left = Q0 * RATIO ** d.priority[run].astype(float) - d.attained_s[run]
+        quantum_wake = max(view.now_s + float(left.min()), np.nextafter(view.now_s, 1e300))
+    if period == 0 and pending.any():
+        starve_wake = max(float(due[pending].min()), np.nextafter(view.now_s, 1e300))
+        assert d.reconsider_at_s == min(quantum_wake, starve_wake)
+    else:
+        assert d.reconsider_at_s == quantum_wake
+
+
+def test_slow_iterations_do_not_promote_at_every_decision() -> None:
+    # The thrash the time-based rule caused: iterations of 2 s (swaps in series with compute)
+    # make every waiting job pass the 3 s threshold at every decision. Checking every 1000
+    # iterations, a job waiting 5 s in queue 3 stays there until the 1000th iteration.
+    v = dataclasses.replace(_promoted_view(), iteration=17, previous_decision_iteration=16)
+    assert skip_join_mlfq(v).priority.tolist() == [3, 0]
+    v = dataclasses.replace(v, iteration=1000, previous_decision_iteration=998)
+    assert skip_join_mlfq(v).priority.tolist() == [0, 0]
+    # the time-exact variant (period 0) promotes at any decision
+    assert skip_join_mlfq(v, starvation_period_iterations=0).priority.tolist() == [0, 0]
 
 
 @PROPS
@@ -252,6 +318,111 @@ def test_proactive_offloading_keeps_a_reserve_and_prefetches_when_room() -> None
     d = skip_join_mlfq(roomy)
     assert d.run.tolist() == [0] and d.swap_in.tolist() == [2]
     assert skip_join_mlfq(roomy, proactive_offloading=False).swap_in.tolist() == []
+
+
+@st.composite
+def _decoding_views(draw: st.DrawFn) -> QueueView:
+    """Every request past its prefill, its KV on the device or the host, no chunking, long
+    outputs (nothing completes), a device from full to roomy; no demotion or starvation due."""
+    n = draw(st.integers(2, 16))
+    kv = np.array(draw(st.lists(st.integers(2, 300), min_size=n, max_size=n)))
+    on_host = np.array(draw(st.lists(st.booleans(), min_size=n, max_size=n)))
+    running = ~on_host & np.array(draw(st.lists(st.booleans(), min_size=n, max_size=n)))
+    used = int(kv[~on_host].sum())
+    bs = draw(st.integers(1, 8))
+    return QueueView.from_columns(
+        now_s=5.0,
+        input_tokens=kv - 1,
+        arrival_s=np.linspace(0.0, 1.0, n),
+        output_tokens_pred=np.full(n, 10**6),
+        prefilled_tokens=kv - 1,
+        generated_tokens=np.ones(n, dtype=np.int64),
+        kv_tokens=kv,
+        kv_location=np.where(on_host, KV_HOST, KV_GPU),
+        running=running,
+        priority=np.array(draw(st.lists(st.integers(0, 3), min_size=n, max_size=n))),
+        last_run_s=np.where(running, 4.99, 4.0),
+        kv_capacity_tokens=used + draw(st.integers(0, 2000)),
+        max_batch_size=bs,
+        max_batch_tokens=4096,
+        block_tokens=draw(st.sampled_from([1, 4, 16])),
+        iteration=10,
+        previous_decision_iteration=9,
+    )
+
+
+def _after_one_iteration(view: QueueView, d) -> QueueView:
+    """The view at the next decision when nothing arrives: the batch ran one decode iteration
+    (one more token of KV each, host-resident batched jobs swapped in), prefetched jobs are on
+    the device."""
+    ran = np.zeros(view.n, dtype=bool)
+    ran[d.run] = True
+    loc = np.array(view.kv_location)
+    loc[d.run] = KV_GPU
+    loc[d.swap_in] = KV_GPU
+    return QueueView.from_columns(
+        now_s=view.now_s + 0.01,
+        input_tokens=view.input_tokens,
+        arrival_s=view.arrival_s,
+        output_tokens_pred=view.output_tokens_pred,
+        prefilled_tokens=view.prefilled_tokens,
+        generated_tokens=view.generated_tokens + ran,
+        kv_tokens=view.kv_tokens + ran,
+        kv_location=loc,
+        running=ran,
+        priority=d.priority,
+        attained_s=d.attained_s,
+        last_run_s=np.where(ran, view.now_s + 0.01, view.last_run_s),
+        kv_capacity_tokens=view.kv_capacity_tokens,
+        max_batch_size=view.max_batch_size,
+        max_batch_tokens=view.max_batch_tokens,
+        block_tokens=view.block_tokens,
+        iteration=view.iteration + 1,
+        previous_decision_iteration=view.iteration,
+    )
+
+
+@PROPS
+@given(_decoding_views())
+def test_a_prefetched_job_is_not_swapped_out_again_at_the_next_decision(view: QueueView) -> None:
+    # serving.md §1.4 invariant 6 guards against swap ping-pong within a step; across steps, a
+    # job prefetched into the last free tokens would be evicted by the batch's very next
+    # iteration. With the batch unchanged, the next decision must evict nothing.
+    d = skip_join_mlfq(view, base_quantum_s=1e6)
+    if d.swap_in.shape[0] == 0:
+        return
+    nxt = _after_one_iteration(view, d)
+    assert nxt.kv_free_tokens >= 0
+    d2 = skip_join_mlfq(nxt, base_quantum_s=1e6)
+    if sorted(d2.run.tolist()) == sorted(d.run.tolist()):
+        assert d2.swap_out.shape[0] == 0 and d2.recompute.shape[0] == 0
+
+
+def test_prefetch_leaves_room_for_the_next_iteration() -> None:
+    # job 0 runs (queue 0) holding 100 of 150 tokens; job 1 (queue 1) waits on the host with 33.
+    # Reserve 1 block of 16: this iteration leaves 49 free, 49 - 16 = 33 would take job 1, but
+    # the next iteration needs one more token, and then job 1 would be evicted again.
+    base = {
+        "now_s": 1.0,
+        "input_tokens": [90, 30],
+        "prefilled_tokens": [90, 30],
+        "generated_tokens": [10, 3],
+        "kv_tokens": [100, 33],
+        "kv_location": [KV_GPU, KV_HOST],
+        "running": [True, False],
+        "priority": [0, 1],
+        "output_tokens_pred": [10**6, 10**6],
+        "max_batch_size": 1,
+        "block_tokens": 16,
+        "iteration": 10,
+        "previous_decision_iteration": 9,
+    }
+    tight = QueueView.from_columns(**base, kv_capacity_tokens=150)
+    assert skip_join_mlfq(tight).swap_in.tolist() == []
+    roomy = QueueView.from_columns(**base, kv_capacity_tokens=151)
+    d = skip_join_mlfq(roomy)
+    assert d.swap_in.tolist() == [1]
+    assert skip_join_mlfq(_after_one_iteration(roomy, d)).swap_out.tolist() == []
 
 
 # ----------------------------------------------------------------- 7. degenerate cases
@@ -343,3 +514,45 @@ def test_priority_order_matches_the_five_key_definition(view: QueueView, rnd) ->
         )
     )
     assert priority_order(sorted_view, prio[by_arrival], pos).tolist() == ref_s.tolist()
+
+
+# ----------------------------------------------------------------- 5. starvation, end to end
+def test_through_the_simulator_promotion_happens_only_once_per_period_of_iterations() -> None:
+    from schedlab.costmodel.base import ConstantIterationCost
+    from schedlab.records import Workload
+    from schedlab.sim import InstanceSpec, simulate
+
+    period, slot, thr = 50, 0.05, 1.0
+    calls: list[tuple[QueueView, object]] = []
+
+    def recorded(view: QueueView, /, **kw):
+        d = skip_join_mlfq(view, **kw)
+        calls.append((view, d))
+        return d
+
+    n = 30
+    w = Workload(
+        arrival_s=np.linspace(0.0, 3.0, n),
+        input_tokens=np.full(n, 8),
+        output_tokens=np.arange(n) * 7 % 90 + 20,
+    )
+    spec = InstanceSpec(cost=ConstantIterationCost(slot_s=slot), max_batch_size=4)
+    params = {"starvation_period_iterations": period, "starvation_threshold_s": thr}
+    res = simulate(w, spec, recorded, policy_params=params)
+    assert res.summary()["completed"] == n
+    prev_it, promotions, last_now, max_gap = -1, 0, 0.0, 0.0
+    for view, d in calls:
+        # the simulator's counters: previous_decision_iteration is the last call's iteration
+        assert view.previous_decision_iteration == prev_it and view.iteration >= prev_it
+        prev_it = view.iteration
+        max_gap, last_now = max(max_gap, view.now_s - last_now), view.now_s
+        promoted = ~view.running & (view.priority > 0) & (d.priority == 0)
+        if promoted.any():
+            assert _crosses(view, period)
+            promotions += int(promoted.sum())
+            # invariant 5: promoted within 3 s + period x iteration time (+ the decision's wait)
+            waited = view.now_s - view.last_run_s[promoted]
+            assert (waited <= thr + period * slot + max_gap + 1e-9).all()
+    assert promotions > 0  # the workload does starve jobs, so the rule was exercised
+    checks = sum(_crosses(v, period) for v, _ in calls)
+    assert checks <= calls[-1][0].iteration // period + 1 < len(calls)
