@@ -1,4 +1,4 @@
-"""`schedlab reproduce`, the seed registry and the FastServe seed, end to end at smoke-test sizes."""
+"""`schedlab reproduce`, the seed registry and the FastServe seed, end to end at smoke sizes."""
 
 from __future__ import annotations
 
@@ -72,7 +72,7 @@ def test_unknown_paper_is_an_error_listing_known_ones(capsys):
     captured = capsys.readouterr()
     assert captured.out == ""
     assert "Unknown seed paper 'fastsrve'" in captured.err and "'fastserve'" in captured.err
-    with pytest.raises(ValueError, match="Known: .*'fastserve'"):
+    with pytest.raises(ValueError, match=r"Known: .*'fastserve'"):
         get_seed("orca")
 
 
