@@ -160,6 +160,16 @@ def synthetic_workload(
     (100, 'azure-conv-2023-synthetic')
     """
     where = "synthetic_workload"
+    if lengths not in ("empirical", "fitted"):
+        raise ValueError(
+            f"The 'lengths' parameter of {where} must be 'empirical' or 'fitted'. "
+            f"Got {lengths!r} instead."
+        )
+    if not isinstance(source, Workload):
+        raise ValueError(
+            f"The 'source' parameter of {where} must be a Workload. "
+            f"Got {type(source).__name__} instead."
+        )
     rng = as_generator(seed, where)
     n = check_positive_int(n, "n", where)
     arrival = gamma_arrivals(
@@ -167,14 +177,9 @@ def synthetic_workload(
     )
     if lengths == "empirical":
         inp, out = resample_lengths(source, n, seed=rng)
-    elif lengths == "fitted":
+    else:
         inp = fit_lengths(source.input_tokens)[0].sample(n, seed=rng)
         out = fit_lengths(source.output_tokens)[0].sample(n, seed=rng)
-    else:
-        raise ValueError(
-            f"The 'lengths' parameter of {where} must be 'empirical' or 'fitted'. "
-            f"Got {lengths!r} instead."
-        )
     return Workload(
         arrival_s=arrival,
         input_tokens=inp,

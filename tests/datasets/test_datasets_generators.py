@@ -150,3 +150,16 @@ def test_synthetic_workload_rate_and_range():
     assert len(w) / w.duration_s == pytest.approx(8.0, rel=0.05)
     assert w.output_tokens.max() <= src.output_tokens.max()
     assert w.input_tokens.min() >= 1
+
+
+@pytest.mark.parametrize(
+    "change, message",
+    [
+        ({"lengths": "uniform"}, "'lengths' parameter of synthetic_workload"),
+        ({"source": [1, 2]}, "'source' parameter of synthetic_workload must be a Workload"),
+    ],
+)
+def test_synthetic_workload_names_a_bad_argument(change, message):
+    kwargs = {"rate_per_s": 1.0, "source": datasets.load("azure-code-2023"), "seed": 0, **change}
+    with pytest.raises(ValueError, match=message):
+        datasets.synthetic_workload(5, **kwargs)
