@@ -243,12 +243,20 @@ class RooflineIterationCost:
                 "The 'prefill_tokens' and 'prefill_context' parameters of iteration_time_s must be "
                 f"1-D arrays of one length. Got shapes {pt.shape} and {pc.shape}."
             )
+        if pt.size:
+            pt = _check_tokens(pt, "prefill_tokens")
+            pc = _check_tokens(pc, "prefill_context")
+        return self._iteration_time_unchecked(pt, pc, decode_batch, decode_context_sum)
+
+    def _iteration_time_unchecked(
+        self, pt: np.ndarray, pc: np.ndarray, decode_batch: int, decode_context_sum: int
+    ) -> float:
+        """:meth:`iteration_time_s` for valid inputs (1-D int arrays of one length, ints >= 0),
+        without argument checks (the simulator's hot path; same arithmetic, same numbers)."""
         prefill = 0.0
         n_chunks = 0
         tokens = decode_batch
         if pt.size:
-            pt = _check_tokens(pt, "prefill_tokens")
-            pc = _check_tokens(pc, "prefill_context")
             t = int(pt.sum())
             if t:
                 tokens += t
@@ -288,6 +296,11 @@ class RooflineIterationCost:
         n = n.astype(np.float64)
         if batch == 0:
             return np.zeros(n.shape)
+        return self._decode_steps_unchecked(batch, s0, n)
+
+    def _decode_steps_unchecked(self, batch: int, s0: int, n: np.ndarray) -> np.ndarray:
+        """:meth:`decode_steps_time_s` for a float64 array of step counts and ``batch >= 1``,
+        without argument checks (the simulator's hot path; same arithmetic, same numbers)."""
         fixed, a_c, a_m, c_m, k_mem = self._decode_plan(batch, s0)
         k0 = np.minimum(float(k_mem), n)
         ssum_n = n * s0 + batch * n * (n - 1) / 2

@@ -128,8 +128,8 @@ def longest_prefix(
     m = head.shape[0]
     if m == 0:
         return PrefixResult(batch=_EMPTY, evict=_EMPTY, free_after=free)
-    dem = np.cumsum(c.demand[head])
-    ok = np.cumsum(c.step[head]) <= view.max_batch_tokens
+    dem = c.demand[head].cumsum()
+    ok = c.step[head].cumsum() <= view.max_batch_tokens
     if evictable is None:
         ev_kv = None
         room = free
@@ -137,8 +137,8 @@ def longest_prefix(
         ev_kv = c.gpu_kv * evictable
         head_kv = ev_kv[head]
         # evictable device KV strictly behind each position of the order
-        room = free + (int(ev_kv[order].sum()) - np.cumsum(head_kv))
-    if np.ndim(reserve_tokens) == 0 and reserve_tokens == 0:
+        room = free + (int(ev_kv[order].sum()) - head_kv.cumsum())
+    if isinstance(reserve_tokens, (int, np.integer)) and reserve_tokens == 0:
         reserve = None
         ok &= dem <= room
     else:
@@ -146,7 +146,7 @@ def longest_prefix(
         kv_ok = dem + reserve <= room
         kv_ok[0] = dem[0] <= (room if evictable is None else room[0])
         ok &= kv_ok
-    k = m if ok.all() else int(np.argmin(ok))
+    k = m if ok.all() else int(ok.argmin())
     if k == 0:
         return PrefixResult(batch=_EMPTY, evict=_EMPTY, free_after=free)
     reserve_last = 0 if reserve is None else int(reserve[k - 1])
@@ -156,7 +156,7 @@ def longest_prefix(
         behind = order[k:]
         cand = behind[ev_kv[behind] > 0][::-1]  # evictable holders, back of the order first
         if cand.shape[0]:
-            cum = np.cumsum(ev_kv[cand])
+            cum = ev_kv[cand].cumsum()
             j = min(int(np.searchsorted(cum, deficit)) + 1, cand.shape[0])
             evict = cand[:j]
             free += int(cum[j - 1])
@@ -180,7 +180,7 @@ def split_preemptions(
         return _EMPTY, _EMPTY
     if preempt == "recompute":
         return _EMPTY, evict
-    fits = np.cumsum(view.kv_tokens[evict]) <= view.host_kv_free_tokens
+    fits = view.kv_tokens[evict].cumsum() <= view.host_kv_free_tokens
     return evict[fits], evict[~fits]
 
 

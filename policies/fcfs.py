@@ -45,10 +45,12 @@ def in_arrival_order(view: QueueView) -> bool:
     """
     if view.n < 2:
         return True
-    d = np.diff(view.arrival_s)
-    if (d > 0).all():
+    a = view.arrival_s
+    later = a[1:] > a[:-1]
+    if later.all():
         return True
-    return bool(((d > 0) | ((d == 0) & (np.diff(view.request_id) > 0))).all())
+    r = view.request_id
+    return bool((later | ((a[1:] == a[:-1]) & (r[1:] > r[:-1]))).all())
 
 
 def arrival_order(view: QueueView, positions: np.ndarray | None = None) -> np.ndarray:
@@ -59,7 +61,12 @@ def arrival_order(view: QueueView, positions: np.ndarray | None = None) -> np.nd
     ...     arrival_s=[2.0, 1.0, 1.0], request_id=[7, 9, 8], kv_capacity_tokens=9)).tolist()
     [2, 1, 0]
     """
-    if in_arrival_order(view):
+    return _arrival_order(view, positions, in_arrival_order(view))
+
+
+def _arrival_order(view: QueueView, positions: np.ndarray | None, ordered: bool) -> np.ndarray:
+    """:func:`arrival_order` with :func:`in_arrival_order` already known (``ordered``)."""
+    if ordered:
         return np.arange(view.n) if positions is None else np.sort(positions)
     if positions is None:
         return np.lexsort((view.request_id, view.arrival_s))
@@ -100,9 +107,11 @@ def run_to_completion(
     reject, reasons = infeasible(view, c)
     is_started = started(view)
     if reject.shape[0]:
-        is_started = is_started.copy()
         is_started[reject] = False
-    admitted = arrival_order(view, np.flatnonzero(is_started))
+    ordered = in_arrival_order(view)
+    admitted = np.flatnonzero(is_started)  # ascending: already in arrival order when ordered
+    if not ordered:
+        admitted = _arrival_order(view, admitted, False)
     base = longest_prefix(view, admitted, costs=c, evictable=c.on_gpu)
     run = base.batch
     waiting = np.flatnonzero(~is_started)
@@ -123,7 +132,8 @@ def run_to_completion(
         and waiting.shape[0]
         and slots > 0
     ):
-        waiting = arrival_order(view, waiting)
+        if not ordered:
+            waiting = _arrival_order(view, waiting, False)
         if waiting_key is not None:
             waiting = waiting[np.argsort(waiting_key[waiting], kind="stable")]
         all_fit_slots = waiting.shape[0] >= slots
@@ -133,9 +143,9 @@ def run_to_completion(
         reserved = int(np.maximum(foot[admitted] - c.gpu_kv[admitted], c.demand[admitted]).sum())
         room = view.kv_free_tokens - reserved
         tok_left = view.max_batch_tokens - int(c.step[run].sum())
-        kv_fit = np.cumsum(foot[waiting]) <= room
-        fit = kv_fit & (np.cumsum(c.step[waiting]) <= tok_left)
-        k = waiting.shape[0] if fit.all() else int(np.argmin(fit))
+        kv_fit = foot[waiting].cumsum() <= room
+        fit = kv_fit & (c.step[waiting].cumsum() <= tok_left)
+        k = waiting.shape[0] if fit.all() else int(fit.argmin())
         if k < waiting.shape[0] or all_fit_slots:
             # the newcomer queues behind a blocked request (or finds no slot): strict FCFS
             wake = waiting_key is not None or not newcomer_ok

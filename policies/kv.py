@@ -81,7 +81,7 @@ def request_costs(view: QueueView) -> RequestCosts:
     left = prefill_left(view)
     chunk = view.chunk_tokens
     if chunk > 0:
-        step = np.clip(left, 1, chunk)
+        step = np.minimum(np.maximum(left, 1), chunk)
         completes = (left > 0) & (left <= chunk)
     else:
         step = np.maximum(left, 1)

@@ -57,6 +57,8 @@ _EMPTY.flags.writeable = False
 _RUN_NONE, _RUN_ITER, _RUN_DECODE, _RUN_MOVES = 0, 1, 2, 3
 _STEPS = np.arange(1, 4097, dtype=np.int64)  # step counts 1..4096 (sliced, never written)
 _STEPS.flags.writeable = False
+_STEPS_F = _STEPS.astype(np.float64)
+_STEPS_F.flags.writeable = False
 #: Decode steps costed at first for a stretch (most stretches end early, at an arrival).
 _HORIZON = 16
 
@@ -156,6 +158,9 @@ class InstanceRuntime:
         self.i = index
         self.spec = spec
         self.cost = cost
+        # unchecked hot paths of the roofline cost model (same numbers; our own inputs are valid)
+        self._iter_time = getattr(cost, "_iteration_time_unchecked", cost.iteration_time_s)
+        self._dec_fast = getattr(cost, "_decode_steps_unchecked", None)
         self.T = table
         self.Q = QueueColumns()
         self.est_all = est_prefill
@@ -520,11 +525,11 @@ class InstanceRuntime:
         if self.gpu_used + added > self.cap:
             raise self._kv_error(added)
         if n_dec:
-            dur = self.cost.iteration_time_s(
+            dur = self._iter_time(
                 c[is_pref], g[PREFILLED][is_pref], n_dec, int(np.add.reduce(g[KV][~is_pref]))
             )
         else:
-            dur = self.cost.iteration_time_s(c, g[PREFILLED], 0, 0)
+            dur = self._iter_time(c, g[PREFILLED], 0, 0)
         self.kind, self.chunks, self.t0 = _RUN_ITER, c, now
         if spec.overlap_swap:  # swap traffic on its own stream, alongside the compute
             self.t_end = now + max(float(dur), move_s)
@@ -554,8 +559,12 @@ class InstanceRuntime:
         O(log N) calls, and a stretch cut short by an arrival costs few step times."""
         b = self.batch.shape[0]
         m = min(self.dec_left, self.horizon)
-        steps = _STEPS[:m] if m <= _STEPS.shape[0] else np.arange(1, m + 1, dtype=np.int64)
-        ends = np.asarray(self.cost.decode_steps_time_s(b, ctx, steps), dtype=np.float64) + now
+        if self._dec_fast is not None:
+            steps = _STEPS_F[:m] if m <= _STEPS_F.shape[0] else np.arange(1.0, m + 1.0)
+            ends = self._dec_fast(b, ctx, steps) + now
+        else:
+            steps = _STEPS[:m] if m <= _STEPS.shape[0] else np.arange(1, m + 1, dtype=np.int64)
+            ends = np.asarray(self.cost.decode_steps_time_s(b, ctx, steps), dtype=np.float64) + now
         self.more = m < self.dec_left
         if self.reconsider < ends[-1] and m > 1:
             ends = ends[: int(np.searchsorted(ends, self.reconsider, side="left")) + 1]
