@@ -24,6 +24,7 @@ from hypothesis import strategies as st
 
 from schedlab.policies.registry import get_policy, get_router
 from schedlab.testing.invariants import (
+    check_arrival_invariance,
     check_decision,
     check_purity,
     check_router_choice,
@@ -61,8 +62,10 @@ def check_policy(
     (:func:`~schedlab.testing.invariants.check_decision`: valid unique positions, batch size,
     token budget, KV capacity after the moves, host space, state columns, future wake-up,
     progress), and the policy is pure (:func:`~schedlab.testing.invariants.check_purity`: inputs
-    untouched, equal outputs on equal inputs). ``params`` are passed to every call; ``views``
-    replaces the default :func:`~schedlab.testing.strategies.queue_views` strategy. Examples are
+    untouched, equal outputs on equal inputs), and a decision declaring ``wake_on_arrival=False``
+    is unchanged by a newcomer (:func:`~schedlab.testing.invariants.check_arrival_invariance`).
+    ``params`` are passed to every call; ``views`` replaces the default
+    :func:`~schedlab.testing.strategies.queue_views` strategy. Examples are
     derandomized, so a run is reproducible. A failure is shrunk to a small counterexample;
     ``shrink=False`` reports the first failing view as found, which is much faster.
 
@@ -75,7 +78,9 @@ def check_policy(
     @given(views if views is not None else queue_views())
     def run(view: Any) -> None:
         try:
-            check_decision(view, check_purity(fn, view, name=name, **params), name=name)
+            decision = check_purity(fn, view, name=name, **params)
+            check_decision(view, decision, name=name)
+            check_arrival_invariance(fn, view, decision, name=name, **params)
         except AssertionError as exc:
             raise AssertionError(f"{exc}\n{describe_view(view)}") from None
 

@@ -27,6 +27,7 @@ from schedlab.policies.base import KV_GPU, KV_HOST, BatchDecision, QueueView, Ro
 from schedlab.policies.kv import kv_growth, prefill_left, step_tokens
 
 __all__ = [
+    "check_arrival_invariance",
     "check_decision",
     "check_purity",
     "check_router_choice",
@@ -174,6 +175,9 @@ def check_decision(view: QueueView, decision: BatchDecision, *, name: str = "pol
     t = decision.reconsider_at_s
     if not isinstance(t, (float, int)) or math.isnan(t) or t <= view.now_s:
         _fail(name, "reconsider_at_s not in the future", f"{t!r} <= now_s={view.now_s!r}")
+    for flag in ("wake_on_arrival", "hold_batch"):
+        if not isinstance(getattr(decision, flag), (bool, np.bool_)):
+            _fail(name, "malformed decision", f"{flag} must be a bool")
     acts = (run, sets["reject"], out, sin)
     if n and not any(a.shape[0] for a in acts) and math.isinf(t):
         _fail(
@@ -278,6 +282,74 @@ def check_purity(
     if diff:
         _fail(name, "not deterministic", f"equal inputs gave different {diff}")
     return first
+
+
+def with_newcomer(view: QueueView) -> QueueView | None:
+    """``view`` plus one fresh request (1-token prompt, 1 predicted output token) arriving after
+    every other at ``now_s`` or later, at position ``n``; None when such a request would not fit
+    the instance at all (a simulator rejects it on arrival).
+
+    >>> from schedlab.policies.base import QueueView
+    >>> v = with_newcomer(QueueView.from_columns(now_s=2.0, input_tokens=[5], kv_capacity_tokens=9))
+    >>> v.n, v.input_tokens.tolist(), v.arrival_s.tolist(), v.request_id.tolist()
+    (2, [5, 1], [0.0, 2.0], [0, 1])
+    """
+    if view.kv_capacity_tokens < 2 or view.max_batch_tokens < 1:
+        return None
+    n = view.n
+    t = max(float(view.now_s), float(view.arrival_s.max()) if n else 0.0)
+    rid = int(view.request_id.max()) + 1 if n else 0
+    new = {
+        "request_id": rid, "arrival_s": t, "input_tokens": 1, "output_tokens_pred": 1.0,
+        "prefilled_tokens": 0, "generated_tokens": 0, "kv_tokens": 0, "kv_location": 0,
+        "running": False, "priority": -1, "attained_s": 0.0, "last_run_s": t,
+        "est_prefill_s": 0.0,
+    }
+    cols = {}
+    for key in view.column_names():
+        old = getattr(view, key)
+        a = np.append(old, np.array([new[key]], dtype=old.dtype))
+        a.flags.writeable = False
+        cols[key] = a
+    return dataclasses.replace(view, **cols)
+
+
+def check_arrival_invariance(
+    policy: Callable[..., Any],
+    view: QueueView,
+    decision: BatchDecision,
+    *,
+    name: str = "policy",
+    **params: Any,
+) -> None:
+    """A decision with ``wake_on_arrival=False`` claims a newcomer cannot change it: the policy
+    on the view plus a fresh request (:func:`with_newcomer`) must return the same run and moves
+    (the newcomer at position ``n`` neither runs nor displaces anyone).
+
+    >>> import numpy as np
+    >>> from schedlab.policies.base import BatchDecision, QueueView
+    >>> def deaf(view):
+    ...     return BatchDecision(run=np.arange(view.n), wake_on_arrival=False)
+    >>> v = QueueView.from_columns(now_s=0.0, input_tokens=[3], kv_capacity_tokens=9)
+    >>> check_arrival_invariance(deaf, v, deaf(v))
+    Traceback (most recent call last):
+    ...
+    AssertionError: policy: wake_on_arrival=False yet an arrival changes the decision: run ...
+    """
+    if decision.wake_on_arrival:
+        return
+    bigger = with_newcomer(view)
+    if bigger is None:
+        return
+    other = policy(bigger, **params)
+    for field in ("run", "swap_out", "recompute", "swap_in", "reject"):
+        a, b = getattr(decision, field), getattr(other, field)
+        if not np.array_equal(a, b):
+            _fail(
+                name,
+                "wake_on_arrival=False yet an arrival changes the decision",
+                f"{field} {np.asarray(a).tolist()} became {np.asarray(b).tolist()}",
+            )
 
 
 def describe_view(view: QueueView) -> str:
