@@ -40,6 +40,17 @@ def test_reproduce_fastserve_quick_json(capsys):
     assert set(setup["sweep"]) == set(fastserve.POLICIES)
     assert setup["policy_params"]["skip-join-mlfq"]["base_quantum_s"] == 0.010
     assert setup["plots"] == []
+    # every policy runs on the same engine, FastServe's overlapped (proactive) swapping
+    assert setup["engine"]["overlap_swap"] is True and "every policy" in setup["engine_note"]
+    # the heavy-tailed workload: its own claims, labelled, with its own sweep and lengths
+    heavy = setup["heavy_tailed"]
+    names = [c["name"] for c in doc["claims"]]
+    assert heavy["claims"] and all(n in names for n in heavy["claims"])
+    for c in doc["claims"]:
+        assert c["name"].endswith(fastserve.HEAVY_SUFFIX) == ("heavy-tailed" in c["metric"])
+    assert set(heavy["sweep"]) == set(fastserve.POLICIES)
+    assert "338" in heavy["outputs"] and "SOSP'23" in heavy["outputs"]
+    assert heavy["lengths"]["output_tokens_mean"] != setup["lengths"]["output_tokens_mean"]
     # rates are fractions of the measured saturation throughput, increasing
     rates = np.array(setup["rates_per_s"])
     assert np.all(np.diff(rates) > 0)
@@ -62,9 +73,10 @@ def test_reproduce_text_table_and_plot(capsys, tmp_path):
     for claim in fastserve.CLAIMS:
         assert claim.name in out
     assert "paper value" in out and "measured" in out and "5.100x" in out
-    png = tmp_path / "fastserve_jct_vs_rate.png"
-    assert png.is_file() and png.read_bytes()[:4] == b"\x89PNG"
-    assert str(png) in out
+    for name in ("fastserve_jct_vs_rate.png", "fastserve_jct_vs_rate_heavy_tailed.png"):
+        png = tmp_path / name
+        assert png.is_file() and png.read_bytes()[:4] == b"\x89PNG"
+        assert str(png) in out
 
 
 def test_unknown_paper_is_an_error_listing_known_ones(capsys):
@@ -88,6 +100,19 @@ def test_same_seed_same_measurements_other_seed_other_workload():
     assert [r.measured_value for r in a.claims] == [r.measured_value for r in b.claims]
     assert a.setup["sweep"] == b.setup["sweep"]
     assert a.setup["sweep"] != c.setup["sweep"]
+
+
+def test_heavy_tailed_outputs_have_the_mean_and_fit_the_context():
+    rng = np.random.default_rng(5)
+    inp = rng.integers(fastserve.MIN_TOKENS, fastserve.MAX_PROMPT + 1, 20_000)
+    out = fastserve.heavy_tailed_outputs(inp, rng, mean=338.0, sigma=1.0)
+    assert out.min() >= fastserve.MIN_TOKENS and (inp + out <= fastserve.MAX_CONTEXT).all()
+    # no prompt limit left to bind: the log-normal's own mean and CV (sqrt(e - 1) = 1.31)
+    free = fastserve.heavy_tailed_outputs(np.full(20_000, 4), rng, mean=100.0, sigma=1.0)
+    assert free.mean() == pytest.approx(100.0, rel=0.05)
+    assert free.std() / free.mean() == pytest.approx(1.31, rel=0.1)
+    # the context filter only ever shortens the tail
+    assert np.percentile(out, 99) < np.percentile(free * 3.38, 99)
 
 
 def test_run_seed_refuses_a_report_that_drops_a_declared_claim(monkeypatch):
