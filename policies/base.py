@@ -216,16 +216,18 @@ class BatchDecision:
       its decision (strict FCFS with a waiting request already blocked: the newcomer queues
       behind it); the run then continues through arrivals, which join the queue. An idle
       instance always decides at an arrival.
-    - ``hold_batch``: when True, after this run ends the same positions run again (their next
-      prefill chunk, whole when chunking is on up to ``chunk_tokens``, or a decode step) without
-      asking the policy, until a request of the batch completes, the KV cache cannot take the
-      next step, ``reconsider_at_s`` passes or (with ``wake_on_arrival``) a request arrives. A
-      policy returns True only when its decision at each of those iteration boundaries would be
-      exactly that batch with no KV moves, rejections or column updates (FCFS run-to-completion
-      whose waiting queue is blocked by KV or batch size: admitted requests only grow, the
-      blocked head stays blocked). False (the default) asks the policy after every run that is
-      not a closed-form decode stretch. Both fields only save policy calls: a policy that
-      declares them truthfully produces the same schedule either way.
+    - ``hold_batch``: when True, after this run ends the same requests run again (their next
+      prefill chunk, capped by ``chunk_tokens`` when chunking, or a decode step) without asking
+      the policy; requests that complete leave the batch. The hold ends (the policy decides)
+      when a request of the batch completes while a request outside the batch is queued, when
+      the KV cache or the token budget cannot take the next step, at the first iteration
+      boundary at or after ``reconsider_at_s``, or (with ``wake_on_arrival``) after an arrival.
+      A policy returns True only when its decision at each of those iteration boundaries would
+      be exactly the remaining batch with no KV moves, rejections or column updates (FCFS
+      run-to-completion when nothing waits, or when the waiting head is blocked by KV or batch
+      size: admitted requests only grow their KV, so it stays blocked). False (the default)
+      asks the policy after every run that is not a closed-form decode stretch. Both fields
+      only save policy calls: a policy that declares them truthfully gets the same schedule.
     """
 
     run: np.ndarray

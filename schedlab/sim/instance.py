@@ -198,6 +198,7 @@ class InstanceRuntime:
         self.wake = True  # the current run stops at an arrival (BatchDecision.wake_on_arrival)
         self.hold = False  # the current batch runs again without a decision (hold_batch)
         self.arrived = False  # a request arrived during the current run
+        self.completed = False  # a request of the batch completed in the run that just ended
         self.idle_decisions = 0
 
     # ------------------------------------------------------------------ arrivals
@@ -579,16 +580,19 @@ class InstanceRuntime:
         :meth:`decide`."""
         kind = self.kind
         more = kind == _RUN_DECODE and self.more
+        self.completed = False
         self.finish(now)
         if more:
             self.horizon *= 4
             return self._plan_decode(now, int(np.add.reduce(self.Q.kv[self.batch])))
+        b = self.batch.shape[0]
         if (
             self.hold
-            and kind == _RUN_ITER
-            and self.batch.shape[0]
+            and b
+            and kind != _RUN_MOVES
             and now < self.reconsider
             and not (self.wake and self.arrived)
+            and not (self.completed and self.Q.n > b)
         ):
             nxt = self._repeat(now)
             if nxt is not None:
@@ -682,8 +686,13 @@ class InstanceRuntime:
         rid = self.Q.rid[fin]
         T.status[rid] = COMPLETED
         T.finish[rid] = now
-        # the batch's slots stay valid until the next decision: the run is over, and the
-        # stretch does not continue (a completion ends it)
+        # the stretch does not continue (a completion ends it)
         self.more = False
+        self.completed = True
         self._remove(fin)
-        self.batch = _EMPTY
+        keep = pos[~done]
+        if self.hold and keep.shape[0]:
+            # a held batch goes on without the finished: renumber its slots past the removed
+            self.batch = keep - np.searchsorted(np.sort(fin), keep)
+        else:
+            self.batch = _EMPTY
