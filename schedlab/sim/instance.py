@@ -603,8 +603,14 @@ class InstanceRuntime:
         """Run the held batch again (``BatchDecision.hold_batch``) with default prefill chunks;
         None (the policy decides) when its next step would not fit the token budget or KV."""
         Q, spec, run = self.Q, self.spec, self.batch
-        rem = Q.target[run] - Q.prefilled[run]
+        g = Q.I[:, run]
+        rem = g[TARGET] - g[PREFILLED]
         is_pref = rem > 0
+        if not is_pref.any():  # decode only: straight to the closed-form stretch
+            b = run.shape[0]
+            if b > spec.max_batch_tokens or self.gpu_used + b > self.cap:
+                return None
+            return self._start_decode(now, b, g, self.reconsider)
         if spec.chunk_tokens:
             rem = np.minimum(rem, spec.chunk_tokens)
         c = np.where(is_pref, rem, 1)
