@@ -144,3 +144,29 @@ def test_full_fastserve_reproduction_runs_in_under_two_minutes(capsys):
     doc = _json(capsys, ["reproduce", "fastserve", "--json", "--no-plot"])
     _check_report(doc)
     assert doc["setup"]["quick"] is False and doc["wall_s"] < 120
+
+
+def _sweep_with_fcfs_over_sjmlfq(ratio):
+    pol = fastserve.POLICIES
+    k = len(ratio)
+    ones = np.ones((len(pol), k))
+    mean = ones.copy()
+    mean[pol.index("fcfs")] = ratio
+    return fastserve.Sweep(
+        policies=pol, rates_per_s=np.arange(1.0, k + 1), loads=np.linspace(0.2, 1.0, k),
+        mean_jct_s=mean, p99_jct_s=ones, mean_norm_s=ones, p99_norm_s=ones,
+        swaps=0 * ones, rejected=0 * ones,
+    )
+
+
+def test_a_marginal_jct_lead_holds_but_is_flagged_as_a_tie():
+    claim = fastserve.CLAIMS[0]
+    s = _sweep_with_fcfs_over_sjmlfq([1.0, 1.001, 0.9])
+    tie = fastserve._jct_claim(claim, s, s.mean_jct_s, 0.8, "")
+    assert tie.holds and "a tie in practice" in tie.note and "FCFS leads at higher load" in tie.note
+    s = _sweep_with_fcfs_over_sjmlfq([1.0, 1.5, 2.0])
+    clear = fastserve._jct_claim(claim, s, s.mean_jct_s, 1.5, "")
+    assert clear.holds and clear.measured_value == 2.0 and "tie" not in clear.note
+    s = _sweep_with_fcfs_over_sjmlfq([1.0, 0.9, 0.8])
+    miss = fastserve._jct_claim(claim, s, s.mean_jct_s, 0.8, "")
+    assert not miss.holds and "Miss" in miss.note and "CV 0.80" in miss.note
