@@ -17,6 +17,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
+
 from schedlab.policies.base import KV_HOST, BatchDecision, QueueView
 from schedlab.policies.kv import RequestCosts, request_costs
 
@@ -70,7 +71,8 @@ def infeasible(
     :func:`~schedlab.policies.kv.request_costs`.
 
     >>> from schedlab.policies.base import QueueView
-    >>> infeasible(QueueView.from_columns(now_s=0.0, input_tokens=[10, 500], kv_capacity_tokens=100))
+    >>> infeasible(QueueView.from_columns(now_s=0.0, input_tokens=[10, 500],
+    ...     kv_capacity_tokens=100))
     (array([1]), ('needs 501 KV tokens, more than the instance capacity of 100',))
     """
     c = request_costs(view) if costs is None else costs
@@ -206,7 +208,7 @@ def prefetch(
     host = order[view.kv_location[order] == KV_HOST][:limit]
     taken = []
     room = free_tokens - reserve_tokens
-    for i, kv in zip(host.tolist(), view.kv_tokens[host].tolist()):
+    for i, kv in zip(host.tolist(), view.kv_tokens[host].tolist(), strict=True):
         if kv <= room:
             taken.append(i)
             room -= kv

@@ -11,6 +11,7 @@ shares with non-preemptive SJF.
 from __future__ import annotations
 
 import numpy as np
+
 from schedlab.policies.base import KV_NONE, BatchDecision, QueueView
 from schedlab.policies.batching import decision_with_rejects, infeasible, longest_prefix
 from schedlab.policies.kv import request_costs
@@ -100,7 +101,9 @@ def run_to_completion(
     >>> from schedlab.policies.base import QueueView
     >>> v = QueueView.from_columns(now_s=0.0, input_tokens=[10, 10], output_tokens_pred=[50, 5],
     ...     kv_capacity_tokens=70)
-    >>> run_to_completion(v, None).run.tolist(), run_to_completion(v, v.output_tokens_pred).run.tolist()
+    >>> by_arrival = run_to_completion(v, None).run.tolist()
+    >>> by_output = run_to_completion(v, v.output_tokens_pred).run.tolist()
+    >>> by_arrival, by_output
     ([0], [1])
     """
     c = request_costs(view)

@@ -30,6 +30,7 @@ from __future__ import annotations
 from typing import NamedTuple
 
 import numpy as np
+
 from schedlab.policies.base import KV_GPU, KV_HOST, QueueView
 
 __all__ = [
@@ -134,7 +135,8 @@ def kv_demand(view: QueueView) -> np.ndarray:
 
     >>> from schedlab.policies.base import QueueView, KV_HOST
     >>> kv_demand(QueueView.from_columns(now_s=0.0, input_tokens=[8], kv_capacity_tokens=64,
-    ...     prefilled_tokens=[8], generated_tokens=[2], kv_tokens=[10], kv_location=[KV_HOST])).tolist()
+    ...     prefilled_tokens=[8], generated_tokens=[2], kv_tokens=[10],
+    ...     kv_location=[KV_HOST])).tolist()
     [11]
     """
     return request_costs(view).demand
@@ -146,7 +148,8 @@ def footprint_tokens(view: QueueView) -> np.ndarray:
     reserve it.
 
     >>> from schedlab.policies.base import QueueView
-    >>> footprint_tokens(QueueView.from_columns(now_s=0.0, input_tokens=[8, 8], kv_capacity_tokens=64,
+    >>> footprint_tokens(QueueView.from_columns(now_s=0.0, input_tokens=[8, 8],
+    ...     kv_capacity_tokens=64,
     ...     output_tokens_pred=[4.2, 1], generated_tokens=[0, 5], prefilled_tokens=[0, 8],
     ...     kv_tokens=[0, 13], kv_location=[0, 1])).tolist()
     [13, 14]

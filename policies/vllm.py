@@ -9,6 +9,8 @@
 from __future__ import annotations
 
 import numpy as np
+
+from schedlab.errors import check_fraction
 from schedlab.policies.base import KV_HOST, BatchDecision, QueueView
 from schedlab.policies.batching import (
     check_preempt,
@@ -19,8 +21,6 @@ from schedlab.policies.batching import (
 )
 from schedlab.policies.fcfs import arrival_order
 from schedlab.policies.kv import request_costs
-
-from schedlab.errors import check_fraction
 
 __all__ = ["vllm"]
 
@@ -89,7 +89,9 @@ def vllm(
     )
 
 
-def _later_events(view: QueueView, order: np.ndarray, k: int, step: np.ndarray) -> tuple[bool, bool]:
+def _later_events(
+    view: QueueView, order: np.ndarray, k: int, step: np.ndarray
+) -> tuple[bool, bool]:
     """``(wake_on_arrival, hold_batch)`` for a batch that is the first ``k`` of ``order``.
 
     A newcomer joins the back of the order (waiting, latest arrival), so when the prefix stopped

@@ -76,7 +76,7 @@ class InstanceSpec:
         check_positive_int(self.block_tokens, "block_tokens", w)
         check_nonneg_int(self.host_kv_capacity_tokens, "host_kv_capacity_tokens", w)
         if not isinstance(self.overlap_swap, bool):
-            raise ValueError(  # noqa: TRY004 (the project raises ValueError on bad input)
+            raise ValueError(
                 f"The 'overlap_swap' parameter of {w} must be a bool. "
                 f"Got {type(self.overlap_swap).__name__}."
             )
@@ -123,10 +123,12 @@ class Cluster:
     def __post_init__(self) -> None:
         inst = tuple(self.instances)
         if not inst:
-            raise ValueError("The 'instances' parameter of Cluster must hold at least one InstanceSpec.")
+            raise ValueError(
+                "The 'instances' parameter of Cluster must hold at least one InstanceSpec."
+            )
         for i, s in enumerate(inst):
             if not isinstance(s, InstanceSpec):
-                raise ValueError(  # noqa: TRY004 (the project raises ValueError on bad input)
+                raise ValueError(
                     f"The 'instances' parameter of Cluster must hold InstanceSpec records; "
                     f"element {i} is {type(s).__name__}."
                 )

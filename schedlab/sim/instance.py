@@ -366,9 +366,11 @@ class InstanceRuntime:
     def _check_positions(self, d: BatchDecision, n: int, has_moves: bool) -> None:
         names = ("run", "swap_out", "recompute", "swap_in", "reject")
         parts = (d.run, d.swap_out, d.recompute, d.swap_in, d.reject) if has_moves else (d.run,)
-        for name, p in zip(names, parts):
+        for name, p in zip(names, parts, strict=False):  # parts: run alone without moves
             if p.ndim != 1:
-                raise self._fail(f"BatchDecision.{name} must be 1-D positions. Got shape {p.shape}.")
+                raise self._fail(
+                    f"BatchDecision.{name} must be 1-D positions. Got shape {p.shape}."
+                )
         allpos = np.concatenate(parts) if has_moves else d.run
         if not allpos.shape[0]:
             return
@@ -377,11 +379,12 @@ class InstanceRuntime:
         else:
             cnt = np.bincount(allpos)
         if cnt.shape[0] > n:
-            for name, p in zip(names, parts):
+            for name, p in zip(names, parts, strict=False):  # parts: run alone without moves
                 bad = p[(p < 0) | (p >= n)]
                 if bad.shape[0]:
                     raise self._fail(
-                        f"BatchDecision.{name} holds positions outside [0, {n}): {bad.tolist()[:10]}."
+                        f"BatchDecision.{name} holds positions outside [0, {n}): "
+                        f"{bad.tolist()[:10]}."
                     )
         if allpos.shape[0] > 1 and np.maximum.reduce(cnt) > 1:
             raise self._fail(

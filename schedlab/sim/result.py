@@ -47,7 +47,8 @@ class SimResult:
     """Per-request outcome columns (workload order) and run-wide counters.
 
     ``finish_s`` is the completion time, or the rejection time of a rejected request (whose
-    ``reject_reason`` says why). ``ttft_s = first_token_s - arrival_s``; ``tpot_s = (finish_s - first_token_s) /
+    ``reject_reason`` says why). ``ttft_s = first_token_s - arrival_s``;
+    ``tpot_s = (finish_s - first_token_s) /
     (output_tokens - 1)`` (NaN for one-token outputs); ``jct_s = finish_s - arrival_s``; all NaN
     for rejected requests. ``iteration_log`` is set when ``record_iterations=True``: arrays
     ``start_s``, ``end_s``, ``instance``, CSR ``offsets`` and per entry ``request`` (workload

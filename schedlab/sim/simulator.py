@@ -123,8 +123,9 @@ def simulate(
     """
     wall0 = time.perf_counter()
     if not isinstance(workload, Workload):
-        raise ValueError(  # noqa: TRY004 (the project raises ValueError on bad input)
-            f"The 'workload' parameter of simulate must be a Workload. Got {type(workload).__name__}."
+        raise ValueError(
+            "The 'workload' parameter of simulate must be a Workload. "
+            f"Got {type(workload).__name__}."
         )
     cl = _as_cluster(cluster)
     check_positive_int(max_idle_decisions, "max_idle_decisions", "simulate")
@@ -166,7 +167,7 @@ def simulate(
     caps.flags.writeable = False
     _run(T, insts, route, dict(router_params or {}), shared, caps)
 
-    names = list(reasons) + [""]
+    names = [*reasons, ""]
     codes = np.where(T.reject_code >= 0, T.reject_code, len(names) - 1)
     return SimResult(
         request_id=workload.request_id,
@@ -248,7 +249,8 @@ def _run(
         nxt = inst.advance(t) if inst.busy else inst.decide(t)
         if nxt is not None:
             inst.token += 1
-            q.push(nxt, PRIORITY_RUN_END if inst.busy else PRIORITY_DECIDE, target=i, token=inst.token)
+            prio = PRIORITY_RUN_END if inst.busy else PRIORITY_DECIDE
+            q.push(nxt, prio, target=i, token=inst.token)
     pending = np.flatnonzero(T.status == PENDING)
     if pending.shape[0]:
         raise SimulationStalled(
@@ -264,9 +266,10 @@ def _describe(r: int, T: RequestTable, insts: list[InstanceRuntime]) -> str:
     i = int(T.instance[r])
     Q = insts[i].Q
     slot = int(np.flatnonzero(Q.rid[: Q.n] == r)[0])
-    I = Q.I
+    ints = Q.I
     return (
-        f"{r}: {i}, {I[PREFILLED, slot]}/{I[TARGET, slot]}, {I[GENERATED, slot]}/{T.output[r]}"
+        f"{r}: {i}, {ints[PREFILLED, slot]}/{ints[TARGET, slot]}, "
+        f"{ints[GENERATED, slot]}/{T.output[r]}"
     )
 
 
@@ -296,7 +299,8 @@ def _route(
     )
     dest = np.asarray(route(view, **params))
     m = idx.shape[0]
-    if dest.shape != (m,) or dest.dtype.kind not in "iu" or (m and (dest.min() < 0 or dest.max() >= k)):
+    out_of_range = m and (dest.min() < 0 or dest.max() >= k)
+    if dest.shape != (m,) or dest.dtype.kind not in "iu" or out_of_range:
         raise ValueError(
             f"The router must return {m} instance indices in [0, {k}) (one per arriving "
             f"request). Got {dest!r}."

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
+
 from schedlab.policies.base import KV_GPU, BatchDecision, QueueView
 
 

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from schedlab.costmodel.base import ConstantIterationCost
-from schedlab.policies.base import BatchDecision
 from sim_toy_policies import greedy_all, reject_long, toy_fcfs, toy_swapper
 
 from schedlab import Workload
+from schedlab.costmodel.base import ConstantIterationCost
+from schedlab.policies.base import BatchDecision
 from schedlab.sim import Cluster, InstanceSpec, simulate
 
 
@@ -29,8 +29,11 @@ def affine_cost(cap: int = 2000) -> object:
         kv_capacity_tokens: int = cap
         kv_bytes_per_token: float = 1.0
 
-        def iteration_time_s(self, prefill_tokens, prefill_context, decode_batch, decode_context_sum):
-            return 0.01 + 1e-4 * float(np.sum(prefill_tokens)) + 2e-5 * decode_context_sum + 1e-3 * decode_batch
+        def iteration_time_s(
+            self, prefill_tokens, prefill_context, decode_batch, decode_context_sum
+        ):
+            return (0.01 + 1e-4 * float(np.sum(prefill_tokens)) + 2e-5 * decode_context_sum
+                    + 1e-3 * decode_batch)
 
         def decode_steps_time_s(self, batch_size, context_sum, n_steps):
             k = np.asarray(n_steps, dtype=np.float64)
@@ -53,12 +56,16 @@ def kv_trace_ok(res, cap_by_instance) -> None:
     inst_of = res.instance
     for j in range(log["start_s"].shape[0]):
         s, e = log["offsets"][j], log["offsets"][j + 1]
-        for r, p, o in zip(log["request"][s:e], log["prefill_tokens"][s:e], log["output_token"][s:e]):
+        batch = zip(log["request"][s:e], log["prefill_tokens"][s:e], log["output_token"][s:e],
+                    strict=True)
+        for r, p, o in batch:
             kv[int(r)] = kv.get(int(r), 0) + int(p) + int(o)
         i = log["instance"][j]
         held = sum(v for r, v in kv.items() if inst_of[r] == i)
         assert held <= cap_by_instance[i]
-        for r in [r for r in kv if res.finish_s[r] <= log["end_s"][j] and res.status[r] == "completed"]:
+        done = [r for r in kv
+                if res.finish_s[r] <= log["end_s"][j] and res.status[r] == "completed"]
+        for r in done:
             del kv[r]
 
 
@@ -67,7 +74,8 @@ def kv_trace_ok(res, cap_by_instance) -> None:
 def test_conservation_capacity_and_time_order(seed: int, chunk: int) -> None:
     w = workload(seed=seed)
     cap = 300
-    spec = InstanceSpec(cost=affine_cost(cap), max_batch_size=4, max_batch_tokens=64, chunk_tokens=chunk)
+    spec = InstanceSpec(cost=affine_cost(cap), max_batch_size=4, max_batch_tokens=64,
+                        chunk_tokens=chunk)
     res = simulate(w, spec, toy_fcfs, record_iterations=True)
     assert set(res.status) <= {"completed", "rejected"}
     rej = res.status == "rejected"
@@ -102,7 +110,8 @@ def test_prompt_too_big_is_rejected_with_reason() -> None:
 
 def test_policy_rejections_keep_their_reason() -> None:
     w = Workload(arrival_s=[0.0, 1.0], input_tokens=[10, 500], output_tokens=[5, 5])
-    res = simulate(w, InstanceSpec(cost=ConstantIterationCost()), reject_long, policy_params={"limit": 100})
+    res = simulate(w, InstanceSpec(cost=ConstantIterationCost()), reject_long,
+                   policy_params={"limit": 100})
     assert res.status.tolist() == ["completed", "rejected"]
     assert res.reject_reason.tolist() == ["", "too_long"]
     assert res.summary()["rejected"] == 1
@@ -187,9 +196,11 @@ def test_multi_instance_with_callable_router() -> None:
 def test_predictions_do_not_change_completion() -> None:
     w = workload(n=30, seed=5)
     spec = InstanceSpec(cost=affine_cost(2000), max_batch_size=4)
-    res = simulate(w, spec, toy_fcfs, predicted_output_tokens=np.full(30, 3.0), record_iterations=True)
+    res = simulate(w, spec, toy_fcfs, predicted_output_tokens=np.full(30, 3.0),
+                   record_iterations=True)
     done = res.status == "completed"
-    counts = np.bincount(res.iteration_log["request"], weights=res.iteration_log["output_token"], minlength=30)
+    counts = np.bincount(res.iteration_log["request"], weights=res.iteration_log["output_token"],
+                         minlength=30)
     assert np.array_equal(counts[done], w.output_tokens[done])
 
 

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from schedlab.costmodel.base import ConstantIterationCost
-from schedlab.policies.base import BatchDecision
 from sim_toy_policies import idle_forever, idle_now, toy_fcfs
 
 from schedlab import Workload
+from schedlab.costmodel.base import ConstantIterationCost
 from schedlab.errors import SimulationStalled
+from schedlab.policies.base import BatchDecision
 from schedlab.sim import Cluster, InstanceSpec, simulate
 
 W = Workload(arrival_s=[0.0, 1.0], input_tokens=[4, 4], output_tokens=[3, 2])

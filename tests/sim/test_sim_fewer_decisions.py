@@ -6,12 +6,12 @@ import dataclasses
 
 import numpy as np
 import pytest
-from schedlab.policies.base import BatchDecision
-from schedlab.policies.registry import get_policy
 from sim_toy_policies import toy_fcfs
 from test_sim_core import affine_cost
 
 from schedlab import Workload
+from schedlab.policies.base import BatchDecision
+from schedlab.policies.registry import get_policy
 from schedlab.sim import InstanceSpec, simulate
 
 

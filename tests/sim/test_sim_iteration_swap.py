@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from schedlab.costmodel.base import ConstantIterationCost
-from schedlab.policies.base import BatchDecision
 from sim_toy_policies import toy_swapper
 from test_sim_core import affine_cost, workload
 
 from schedlab import Workload
+from schedlab.costmodel.base import ConstantIterationCost
+from schedlab.policies.base import BatchDecision
 from schedlab.sim import InstanceSpec, simulate
 
 

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+
 from schedlab.costmodel import iteration_cost
 from schedlab.datasets import load
 from schedlab.policies import REGISTRY, ROUTERS
-
 from schedlab.sim import Cluster, InstanceSpec, simulate
 
 
