@@ -60,7 +60,7 @@ _STEPS.flags.writeable = False
 _STEPS_F = _STEPS.astype(np.float64)
 _STEPS_F.flags.writeable = False
 #: Decode steps costed at first for a stretch (most stretches end early, at an arrival).
-_HORIZON = 16
+_HORIZON = 48
 
 
 def _ro(a: np.ndarray) -> np.ndarray:
