@@ -28,3 +28,13 @@ def test_import_schedlab_stays_light() -> None:
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == ""
+
+
+def test_lazy_public_names_resolve_to_their_modules() -> None:
+    import schedlab
+    import schedlab.sim
+
+    assert schedlab.simulate is schedlab.sim.simulate
+    assert set(schedlab.__all__) >= {"Workload", "simulate", "iteration_cost", "check_policy"}
+    with pytest.raises(AttributeError, match="no attribute 'nope'"):
+        schedlab.nope  # noqa: B018
