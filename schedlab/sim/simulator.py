@@ -41,6 +41,7 @@ import numpy as np
 
 from schedlab.errors import SimulationStalled, check_array, check_positive_int
 from schedlab.policies.base import BatchDecision, RouterView
+from schedlab.policies.routers import round_robin
 from schedlab.records import Workload
 from schedlab.sim.cluster import Cluster, InstanceSpec
 from schedlab.sim.engine import PRIORITY_DECIDE, PRIORITY_RUN_END, EventQueue
@@ -147,6 +148,11 @@ def simulate(
     reasons: dict[str, int] = {}
     log = IterationLog() if record_iterations else None
     est_cache: dict[int, np.ndarray] = {}
+    route = None
+    if k > 1:
+        route, _ = _resolve(router, "router")
+    # the per-instance load columns exist for routers; round robin reads none of them
+    track = route is not None and not (route is round_robin and not router_params)
     insts: list[InstanceRuntime] = []
     for i, spec in enumerate(cl.instances):
         cost = spec.resolved_cost()
@@ -157,12 +163,9 @@ def simulate(
                 index=i, spec=spec, cost=cost, table=T, est_prefill=est_cache[id(cost)],
                 policy=pol, policy_name=pol_name, policy_params=dict(policy_params or {}),
                 shared=shared, reasons=reasons, log=log, closed_form=bool(closed_form),
-                max_idle_decisions=max_idle_decisions, track_load=k > 1,
+                max_idle_decisions=max_idle_decisions, track_load=track,
             )
         )
-    route = None
-    if k > 1:
-        route, _ = _resolve(router, "router")
     caps = np.array([x.cap for x in insts], dtype=np.int64)
     caps.flags.writeable = False
     _run(T, insts, route, dict(router_params or {}), shared, caps)
@@ -214,6 +217,7 @@ def _run(
     rounds = 0
     k = len(insts)
     inf = math.inf
+    fast_rr = route is round_robin and not router_params
     while True:
         t_arr = float(arrival[ptr]) if ptr < n else inf
         t_ev = q.peek_time()
@@ -224,6 +228,9 @@ def _run(
             idx = np.arange(ptr, end, dtype=np.int64)
             if route is None:
                 groups = [(0, idx)]
+            elif fast_rr:  # round robin's answer without building a RouterView
+                groups = _round_robin(idx, ptr, k)
+                rounds += 1
             else:
                 groups = _route(route, router_params, T, idx, t_arr, shared, caps, rounds, ptr, k)
                 rounds += 1
@@ -271,6 +278,16 @@ def _describe(r: int, T: RequestTable, insts: list[InstanceRuntime]) -> str:
         f"{r}: {i}, {ints[PREFILLED, slot]}/{ints[TARGET, slot]}, "
         f"{ints[GENERATED, slot]}/{T.output[r]}"
     )
+
+
+def _round_robin(idx: np.ndarray, routed: int, k: int) -> list[tuple[int, np.ndarray]]:
+    """What :func:`_route` gives for :func:`~schedlab.policies.routers.round_robin` (request
+    ``routed + j`` goes to instance ``(routed + j) % k``), with Python integers."""
+    m = idx.shape[0]
+    if m == 1:
+        return [(routed % k, idx)]
+    dest = (routed + np.arange(m, dtype=np.int64)) % k
+    return [(int(i), idx[dest == i]) for i in np.unique(dest)]
 
 
 def _route(
