@@ -302,6 +302,11 @@ class RooflineIterationCost:
         """:meth:`decode_steps_time_s` for a float64 array of step counts and ``batch >= 1``,
         without argument checks (the simulator's hot path; same arithmetic, same numbers)."""
         fixed, a_c, a_m, c_m, k_mem = self._decode_plan(batch, s0)
+        if n.size and k_mem >= n.max():
+            # every step memory-bound: k0 == n, so the compute-bound term is a_c * 0.0 == 0.0
+            # and dropping it leaves the same floats
+            ssum_n = n * s0 + batch * n * (n - 1) / 2
+            return n * fixed + a_m * ssum_n + c_m * n
         k0 = np.minimum(float(k_mem), n)
         ssum_n = n * s0 + batch * n * (n - 1) / 2
         ssum_k0 = k0 * s0 + batch * k0 * (k0 - 1) / 2
