@@ -12,6 +12,7 @@ import time
 import timeit
 
 import numpy as np
+
 from schedlab.costmodel import ConstantIterationCost, iteration_cost
 
 EMPTY = np.array([], dtype=np.int64)

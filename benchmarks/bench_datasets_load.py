@@ -60,7 +60,7 @@ def write_mooncake_jsonl(path: str, n: int, seed: int = 0) -> None:
 
 
 def timed(fn):
-    """Result, wall seconds and CPU seconds of this process (the fairer figure on a shared machine)."""
+    """Result, wall seconds and CPU seconds of this process (fairer on a shared machine)."""
     w0, c0 = time.perf_counter(), time.process_time()
     out = fn()
     return out, time.perf_counter() - w0, time.process_time() - c0

@@ -16,6 +16,7 @@ import argparse
 import timeit
 
 import numpy as np
+
 from schedlab.policies import REGISTRY
 from schedlab.policies.base import KV_GPU, KV_HOST, BatchDecision, QueueView
 
@@ -75,7 +76,8 @@ def main() -> None:
     print(f"{'minimal':<16}" + "".join(f"{b:>14.1f}{1.0:>8.1f}" for b in base))
     for name, fn in REGISTRY.items():
         t = [per_call_us(fn, v, args.repeat) for v in views]
-        print(f"{name:<16}" + "".join(f"{x:>14.1f}{x / b:>8.1f}" for x, b in zip(t, base)))
+        cells = "".join(f"{x:>14.1f}{x / b:>8.1f}" for x, b in zip(t, base, strict=True))
+        print(f"{name:<16}" + cells)
 
 
 if __name__ == "__main__":

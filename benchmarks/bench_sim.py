@@ -65,7 +65,6 @@ def _timed(w, spec, policy, **kw) -> tuple[float, float, object]:
 
 def bench_vidur(n: int) -> list[dict]:
     from schedlab.costmodel import iteration_cost
-
     from schedlab.sim import InstanceSpec
 
     w = vidur_workload(n)
@@ -93,7 +92,6 @@ def bench_vidur(n: int) -> list[dict]:
 
 def bench_million(n: int, instances: int, rate_per_instance: float, policy: str) -> dict:
     from schedlab.costmodel import iteration_cost
-
     from schedlab.sim import Cluster
 
     rss0 = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss

@@ -4,9 +4,9 @@ vectorised FCFS (to separate the simulator's own overhead from a policy's)."""
 from __future__ import annotations
 
 import numpy as np
-from schedlab.policies.base import BatchDecision, QueueView
 
 from schedlab import Workload
+from schedlab.policies.base import BatchDecision, QueueView
 
 
 def vidur_workload(n: int = 10_000, rate: float = 4.0, seed: int = 0) -> Workload:

@@ -16,6 +16,7 @@ import argparse
 import time
 
 import numpy as np
+
 from schedlab.solvers import list_schedule, lp_bound, random_problem, solve_cpsat, verify
 
 

@@ -22,7 +22,8 @@ of the context sum (compute and memory), so the sum over steps is exact in close
 before the compute/memory crossover sum the memory line, the rest the compute line.
 
 >>> cost = RooflineIterationCost.build("llama-2-7b", "a100-80gb")
->>> step = cost.iteration_time_s(np.array([], dtype=np.int64), np.array([], dtype=np.int64), 8, 8000)
+>>> none = np.array([], dtype=np.int64)
+>>> step = cost.iteration_time_s(none, none, 8, 8000)
 >>> 0.010 < step < 0.020   # 7B weights (13.5 GB) streamed at ~80% of 2 TB/s
 True
 >>> steps = cost.decode_steps_time_s(8, 8000, np.array([1, 10]))
@@ -37,6 +38,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
+
 from schedlab.costmodel import ops
 from schedlab.costmodel.hardware import Accelerator, get_accelerator, get_interconnect
 from schedlab.costmodel.models import ModelSpec, get_model
@@ -47,7 +49,6 @@ from schedlab.costmodel.roofline import (
     op_is_compute_bound,
     op_time_s,
 )
-
 from schedlab.errors import check_array, check_fraction, check_nonneg_int, check_positive_int
 
 __all__ = ["DEFAULT_ACTIVATION_TOKENS", "TABLE_TOKENS", "RooflineIterationCost", "iteration_cost"]
@@ -113,7 +114,8 @@ class RooflineIterationCost:
         >>> RooflineIterationCost.build("llama-2-70b", "a100-80gb", tp=1)
         Traceback (most recent call last):
         ...
-        ValueError: llama-2-70b does not fit on 1 x a100-80gb (tp=1): weights 138.0 GB + activations 2.2 GB > 72.0 GB usable (gpu_memory_utilization=0.9).
+        ValueError: llama-2-70b does not fit on 1 x a100-80gb (tp=1): weights 138.0 GB +
+        activations 2.2 GB > 72.0 GB usable (gpu_memory_utilization=0.9).
         >>> RooflineIterationCost.build("llama-2-70b", "a100-80gb", tp=4).kv_capacity_tokens
         443775
         """
@@ -133,7 +135,8 @@ class RooflineIterationCost:
         kvb_dev = ops.kv_bytes_per_token_per_device(spec, tp) * spec.num_layers
         kv_bytes_per_token = float(kvb_dev * tp)
         ffn_width = max(spec.ffn_hidden, spec.moe_ffn_hidden * max(spec.experts_top_k, 1))
-        reserve_dev = activation_tokens * (6 * spec.hidden_size + 3 * ffn_width / tp) * spec.dtype_bytes
+        width = 6 * spec.hidden_size + 3 * ffn_width / tp
+        reserve_dev = activation_tokens * width * spec.dtype_bytes
         usable = tp * acc.hbm_capacity_bytes * util
         free = usable - spec.weight_bytes() - tp * reserve_dev
         if free < kv_bytes_per_token:
@@ -341,7 +344,8 @@ class RooflineIterationCost:
             linear[~inside] = _linear_time(self.model, self.gpu, self.tp, self.dtype,
                                            self.efficiency, flat[~inside].astype(np.float64))
         op = ops.attention_prefill(self.model, flat, 0.0, self.tp)
-        attn_mem = op.bytes / (self.gpu.hbm_bytes_per_s * self.efficiency.memory_efficiency("attention"))
+        attn_bw = self.gpu.hbm_bytes_per_s * self.efficiency.memory_efficiency("attention")
+        attn_mem = op.bytes / attn_bw
         with np.errstate(divide="ignore", invalid="ignore"):
             attn = np.where(flat > 0, self.model.num_layers
                             * np.maximum(op.flops / (self._peak * self._attn_ec), attn_mem)

@@ -21,13 +21,12 @@ from collections.abc import Callable, Mapping
 from types import MappingProxyType
 from typing import Any
 
+from schedlab.errors import unknown_name_error
 from schedlab.policies.fcfs import fcfs
 from schedlab.policies.mlfq import mlfq, skip_join_mlfq
 from schedlab.policies.routers import least_kv, least_tokens, round_robin
 from schedlab.policies.sjf import sjf, srpt
 from schedlab.policies.vllm import vllm
-
-from schedlab.errors import unknown_name_error
 
 __all__ = ["REGISTRY", "ROUTERS", "get_policy", "get_router"]
 

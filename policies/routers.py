@@ -16,6 +16,7 @@ state: round robin reads its position from the view's ``routed_so_far`` counter.
 from __future__ import annotations
 
 import numpy as np
+
 from schedlab.policies.base import RouterView
 
 __all__ = ["least_kv", "least_tokens", "round_robin"]

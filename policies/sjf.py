@@ -11,6 +11,7 @@ batching on predicted output lengths (the oracle's true lengths, or any predicto
 from __future__ import annotations
 
 import numpy as np
+
 from schedlab.policies.base import BatchDecision, QueueView
 from schedlab.policies.batching import (
     check_preempt,

@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import numpy as np
 from hypothesis import given, settings
+
 from schedlab.policies.base import KV_GPU, KV_HOST, QueueView
 from schedlab.policies.batching import infeasible
 from schedlab.policies.fcfs import arrival_order, fcfs, started
 from schedlab.policies.kv import request_costs
 from schedlab.policies.sjf import remaining_pred, sjf, srpt
 from schedlab.policies.vllm import vllm
-
 from schedlab.testing import queue_views
 
 PROPS = settings(max_examples=60, deadline=None, database=None, derandomize=True)
@@ -79,7 +79,7 @@ def test_vllm_preempts_the_latest_arrivals_and_admits_nothing_new_meanwhile(
     evicted = np.concatenate([d.swap_out, d.recompute])
     assert (view.kv_location[evicted] == KV_GPU).all()
     run = d.run
-    key = list(zip(view.arrival_s.tolist(), view.request_id.tolist()))
+    key = list(zip(view.arrival_s.tolist(), view.request_id.tolist(), strict=True))
     gpu_run = [p for p in run.tolist() if view.kv_location[p] == KV_GPU]
     if evicted.shape[0]:
         assert min(key[e] for e in evicted) > max((key[p] for p in gpu_run), default=(-1, -1))

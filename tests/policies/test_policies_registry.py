@@ -5,6 +5,7 @@ from __future__ import annotations
 import inspect
 
 import pytest
+
 from schedlab.policies import REGISTRY, ROUTERS, get_policy, get_router
 
 ISSUE_POLICIES = {"fcfs", "vllm", "sjf", "srpt", "mlfq", "skip-join-mlfq"}
@@ -40,7 +41,7 @@ def test_unknown_name_lists_close_matches_and_known_names() -> None:
     msg = str(err.value)
     assert "Close matches: 'skip-join-mlfq'" in msg
     assert all(repr(n) in msg for n in REGISTRY)
-    with pytest.raises(ValueError, match="Unknown router 'round_robin'.*'round-robin'"):
+    with pytest.raises(ValueError, match=r"Unknown router 'round_robin'.*'round-robin'"):
         get_router("round_robin")
 
 
