@@ -437,14 +437,12 @@ def _srpt_claim(claim: Claim, sweep: Sweep) -> ClaimResult:
 
 
 def _plot(sweep: Sweep, plot_dir: str | PathLike[str], workload: str) -> str:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    from matplotlib.figure import Figure  # a bare Figure: the caller's pyplot backend is untouched
 
     path = Path(plot_dir)
     path.mkdir(parents=True, exist_ok=True)
-    fig, axes = plt.subplots(2, 2, figsize=(11, 8), sharex=True)
+    fig = Figure(figsize=(11, 8))
+    axes = fig.subplots(2, 2, sharex=True)
     panels = [
         (axes[0, 0], sweep.mean_jct_s, "mean JCT (s)"),
         (axes[0, 1], sweep.p99_jct_s, "p99 JCT (s)"),
@@ -468,7 +466,6 @@ def _plot(sweep: Sweep, plot_dir: str | PathLike[str], workload: str) -> str:
     suffix = "" if workload == "trace" else "_" + workload.replace("-", "_")
     file = path / f"fastserve_jct_vs_rate{suffix}.png"
     fig.savefig(file, dpi=110)
-    plt.close(fig)
     return str(file)
 
 
