@@ -122,6 +122,13 @@ class RooflineIterationCost:
         spec = get_model(model)
         acc = get_accelerator(gpu)
         tp = check_positive_int(tp, "tp", f"{_WHERE}.build")
+        kv_heads = spec.num_kv_heads
+        if spec.num_heads % tp or (kv_heads % tp and tp % kv_heads):
+            raise ValueError(
+                f"The 'tp' parameter of {_WHERE}.build must split {spec.name}'s attention heads "
+                f"evenly: {spec.num_heads} query heads and {kv_heads} KV heads (KV heads may also "
+                f"be replicated when tp is a multiple of them). Got tp={tp}."
+            )
         util = check_fraction(gpu_memory_utilization, "gpu_memory_utilization", f"{_WHERE}.build")
         check_nonneg_int(activation_tokens, "activation_tokens", f"{_WHERE}.build")
         acc.peak_flops(dtype)

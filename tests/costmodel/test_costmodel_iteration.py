@@ -217,3 +217,15 @@ def test_bad_build_arguments(kwargs: dict, match: str) -> None:
 def test_is_frozen(costs: dict[str, RooflineIterationCost]) -> None:
     with pytest.raises(dataclasses.FrozenInstanceError):
         costs["mha"].tp = 2  # type: ignore[misc]
+
+
+@pytest.mark.parametrize("model, tp", [("llama-2-7b", 3), ("llama-3-70b", 6), ("mixtral-8x7b", 12)])
+def test_tp_must_split_the_heads(model, tp):
+    with pytest.raises(ValueError, match=r"'tp' parameter .* split .* Got tp="):
+        RooflineIterationCost.build(model, "h100-sxm", tp=tp)
+
+
+def test_tp_may_replicate_kv_heads():
+    # Llama-3-70B: 64 query heads, 8 KV heads; tp=16 splits the queries and replicates each KV
+    # head on two devices.
+    assert RooflineIterationCost.build("llama-3-70b", "h100-sxm", tp=16).kv_capacity_tokens > 0
