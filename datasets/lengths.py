@@ -23,7 +23,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from schedlab.datasets.arrivals import as_generator, gamma_arrivals
-from schedlab.errors import check_positive_float, check_positive_int
+from schedlab.errors import check_instance, check_positive_float, check_positive_int
 from schedlab.records import Workload
 
 __all__ = ["FAMILIES", "LengthFit", "fit_lengths", "resample_lengths", "synthetic_workload"]
@@ -165,11 +165,7 @@ def synthetic_workload(
             f"The 'lengths' parameter of {where} must be 'empirical' or 'fitted'. "
             f"Got {lengths!r} instead."
         )
-    if not isinstance(source, Workload):
-        raise ValueError(
-            f"The 'source' parameter of {where} must be a Workload. "
-            f"Got {type(source).__name__} instead."
-        )
+    check_instance(source, Workload, "source", where)
     rng = as_generator(seed, where)
     n = check_positive_int(n, "n", where)
     arrival = gamma_arrivals(

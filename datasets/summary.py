@@ -12,7 +12,7 @@ from pathlib import Path
 
 import numpy as np
 
-from schedlab.errors import check_positive_int
+from schedlab.errors import check_instance, check_positive_int
 from schedlab.records import Workload
 
 __all__ = ["describe", "list_datasets", "plot_workload"]
@@ -29,18 +29,11 @@ def _stats(x: np.ndarray) -> dict[str, float]:
     return out
 
 
-def _check_workload(workload: object, where: str) -> None:
-    if not isinstance(workload, Workload):
-        raise ValueError(
-            f"The 'workload' parameter of {where} must be a Workload. "
-            f"Got {type(workload).__name__} instead."
-        )
-
 
 def describe(workload: Workload) -> dict:
     """Row count, time span (first to last arrival), mean rate (rows / span), length statistics,
     and for prefix blocks the fraction of block references that repeat an earlier block."""
-    _check_workload(workload, "describe")
+    check_instance(workload, Workload, "workload", "describe")
     n = len(workload)
     span = workload.duration_s
     d: dict = {
@@ -98,7 +91,7 @@ def plot_workload(workload: Workload, path: str | Path, *, bins: int = 60) -> Pa
     backend and figure list are left alone."""
     from matplotlib.figure import Figure
 
-    _check_workload(workload, "plot_workload")
+    check_instance(workload, Workload, "workload", "plot_workload")
     bins = check_positive_int(bins, "bins", "plot_workload")
     fig = Figure(figsize=(14, 3.8))
     axes = fig.subplots(1, 3)

@@ -34,6 +34,7 @@ __all__ = [
     "check_nonneg_float",
     "check_fraction",
     "check_array",
+    "check_instance",
     "unknown_name_error",
 ]
 
@@ -243,6 +244,22 @@ def _check_integer_array(
     arr = np.array(values, dtype=dtype, copy=True)
     arr.flags.writeable = False
     return arr
+
+
+def check_instance(value: object, cls: type, name: str, where: str) -> None:
+    """Raise ``ValueError`` unless ``value`` is an instance of ``cls``.
+
+    >>> check_instance([1], dict, "config", "from_hf_config")
+    Traceback (most recent call last):
+    ...
+    ValueError: The 'config' parameter of from_hf_config must be a dict. Got list instead.
+    """
+    if not isinstance(value, cls):
+        article = "an" if cls.__name__[0] in "AEIOU" else "a"
+        raise ValueError(
+            f"The {name!r} parameter of {where} must be {article} {cls.__name__}. "
+            f"Got {type(value).__name__} instead."
+        )
 
 
 def unknown_name_error(kind: str, name: str, known: Iterable[str]) -> ValueError:

@@ -41,6 +41,8 @@ from numbers import Real
 from types import MappingProxyType
 from typing import Any, Literal
 
+from schedlab.errors import check_instance
+
 __all__ = ["CLAIM_KEYS", "DIRECTIONS", "REPORT_KEYS", "Claim", "ClaimResult", "SeedReport"]
 
 #: How ``measured_value`` is compared with ``Claim.threshold`` for the claim to hold.
@@ -155,11 +157,7 @@ class ClaimResult:
     note: str = ""
 
     def __post_init__(self) -> None:
-        if not isinstance(self.claim, Claim):
-            raise ValueError(
-                "The 'claim' parameter of ClaimResult must be a Claim. "
-                f"Got {type(self.claim).__name__} instead."
-            )
+        check_instance(self.claim, Claim, "claim", "ClaimResult")
         object.__setattr__(
             self,
             "measured_value",

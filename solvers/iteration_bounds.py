@@ -28,6 +28,7 @@ from typing import Any
 
 import numpy as np
 
+from schedlab.errors import check_instance
 from schedlab.solvers.iteration_heuristics import best_list_schedule
 from schedlab.solvers.iteration_problem import IterationProblem, kv_tokens_at_run
 
@@ -42,11 +43,7 @@ def lp_bound(problem: IterationProblem, upper_bound: int | None = None) -> int:
     """
     from scipy.optimize import linprog
 
-    if not isinstance(problem, IterationProblem):
-        raise ValueError(
-            f"The 'problem' parameter of lp_bound must be an IterationProblem. "
-            f"Got {type(problem).__name__}."
-        )
+    check_instance(problem, IterationProblem, "problem", "lp_bound")
     if upper_bound is None:
         upper_bound = best_list_schedule(problem)[1]
     a, inp, o = problem.arrival_slot, problem.input_tokens, problem.output_tokens

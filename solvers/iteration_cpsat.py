@@ -39,7 +39,7 @@ from typing import Any
 
 import numpy as np
 
-from schedlab.errors import check_positive_float, check_positive_int
+from schedlab.errors import check_instance, check_positive_float, check_positive_int
 from schedlab.solvers.iteration_bounds import lp_bound
 from schedlab.solvers.iteration_heuristics import best_list_schedule
 from schedlab.solvers.iteration_problem import IterationProblem, kv_tokens_at_run
@@ -204,11 +204,7 @@ def solve_cpsat(
     """
     from ortools.sat.python import cp_model
 
-    if not isinstance(problem, IterationProblem):
-        raise ValueError(
-            f"The 'problem' parameter of {_WHERE} must be an IterationProblem. "
-            f"Got {type(problem).__name__}."
-        )
+    check_instance(problem, IterationProblem, "problem", _WHERE)
     time_limit_s = check_positive_float(time_limit_s, "time_limit_s", _WHERE)
     num_workers = check_positive_int(num_workers, "num_workers", _WHERE)
     t0 = time.perf_counter()

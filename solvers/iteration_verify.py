@@ -36,6 +36,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from schedlab.errors import check_instance
 from schedlab.solvers.iteration_problem import IterationProblem, kv_tokens_at_run
 from schedlab.solvers.iteration_schedule import Schedule
 
@@ -96,15 +97,8 @@ class VerifyResult:
 
 def verify(problem: IterationProblem, schedule: Schedule) -> VerifyResult:
     """Check ``schedule`` against every rule of ``problem`` and compute its total JCT."""
-    if not isinstance(problem, IterationProblem):
-        raise ValueError(
-            f"The 'problem' parameter of verify must be an IterationProblem. "
-            f"Got {type(problem).__name__}."
-        )
-    if not isinstance(schedule, Schedule):
-        raise ValueError(
-            f"The 'schedule' parameter of verify must be a Schedule. Got {type(schedule).__name__}."
-        )
+    check_instance(problem, IterationProblem, "problem", "verify")
+    check_instance(schedule, Schedule, "schedule", "verify")
     if schedule.n_requests != problem.n:
         raise ValueError(
             f"The 'schedule' parameter of verify must be for {problem.n} requests. "

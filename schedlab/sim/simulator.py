@@ -39,7 +39,7 @@ from typing import Any
 
 import numpy as np
 
-from schedlab.errors import SimulationStalled, check_array, check_positive_int
+from schedlab.errors import SimulationStalled, check_array, check_instance, check_positive_int
 from schedlab.policies.base import BatchDecision, RouterView
 from schedlab.policies.routers import round_robin
 from schedlab.records import Workload
@@ -123,11 +123,7 @@ def simulate(
     tokens it had generated (they are prefilled again).
     """
     wall0 = time.perf_counter()
-    if not isinstance(workload, Workload):
-        raise ValueError(
-            "The 'workload' parameter of simulate must be a Workload. "
-            f"Got {type(workload).__name__}."
-        )
+    check_instance(workload, Workload, "workload", "simulate")
     cl = _as_cluster(cluster)
     check_positive_int(max_idle_decisions, "max_idle_decisions", "simulate")
     pol, pol_name = _resolve(policy, "policy")
