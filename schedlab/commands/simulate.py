@@ -6,9 +6,9 @@ Example (shell)::
     schedlab simulate --trace my.csv --model opt-13b --gpu a100-80gb --instances 4 \\
         --policy vllm --router least-tokens --rate 8 --limit 5000 --json
 
-``--rate`` rescales the trace's arrival times so their mean rate is the target (the order and
-the relative gaps are kept); ``--limit`` keeps the first N requests (before rescaling). The wall
-time printed covers loading, building and simulating.
+``--rate`` replays the trace at that mean rate through :func:`schedlab.datasets.replay` (the
+order and the relative gaps are kept); ``--limit`` keeps the first N requests (before
+rescaling). The wall time printed covers loading, building and simulating.
 """
 
 from __future__ import annotations
@@ -24,7 +24,7 @@ import numpy as np
 
 from schedlab.errors import check_positive_float, check_positive_int
 
-__all__ = ["register", "rescale_rate", "run"]
+__all__ = ["register", "run"]
 
 
 def register(subparsers: Any) -> None:
@@ -55,28 +55,6 @@ def register(subparsers: Any) -> None:
     p.set_defaults(func=run)
 
 
-def rescale_rate(arrival_s: np.ndarray, rate: float) -> np.ndarray:
-    """Arrival times scaled so that ``(n - 1) / (last - first) == rate``, starting at 0.
-
-    >>> rescale_rate(np.array([10.0, 12.0, 14.0]), 2.0).tolist()
-    [0.0, 0.5, 1.0]
-    """
-    check_positive_float(rate, "rate", "schedlab simulate")
-    a = np.asarray(arrival_s, dtype=np.float64) - float(arrival_s[0])
-    span = float(a[-1]) if a.shape[0] > 1 else 0.0
-    if span <= 0:
-        return a
-    return a * ((a.shape[0] - 1) / rate / span)
-
-
-def _load(trace: str) -> Any:
-    try:
-        from schedlab.datasets import load
-    except ImportError:  # the datasets package exports it from its loading module
-        from schedlab.datasets.loading import load
-    return load(trace)
-
-
 def _jsonable(v: Any) -> Any:
     if isinstance(v, float) and not math.isfinite(v):
         return None
@@ -93,15 +71,16 @@ def run(args: argparse.Namespace) -> int:
         check_positive_float(args.rate, "rate", where)
     if args.limit is not None:
         check_positive_int(args.limit, "limit", where)
+    from schedlab.datasets import load, replay
     from schedlab.policies import get_policy
     from schedlab.sim import Cluster, simulate
 
     get_policy(args.policy)  # fail fast on an unknown name, before loading the trace
-    w = _load(args.trace)
+    w = load(args.trace)
     if args.limit is not None:
         w = w.head(args.limit)
-    if args.rate is not None and len(w) > 1:
-        w = w.replace(arrival_s=rescale_rate(w.arrival_s, args.rate))
+    if args.rate is not None and w.duration_s > 0:
+        w = replay(w, rate_per_s=args.rate)
     budget = args.max_batch_tokens
     if budget is None:
         budget = max(8192, int(w.input_tokens.max()) if len(w) else 1)

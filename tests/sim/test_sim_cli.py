@@ -8,7 +8,6 @@ import numpy as np
 import pytest
 
 from schedlab.cli import main
-from schedlab.commands.simulate import rescale_rate
 
 
 def _run(capsys, *argv: str) -> tuple[int, str, str]:
@@ -53,10 +52,15 @@ def test_bad_arguments_fail_with_a_message(capsys, extra, message) -> None:
     assert code == 1 and message in err and out == ""
 
 
-def test_rescale_rate_keeps_order_and_hits_the_rate() -> None:
+def test_rate_rescaling_keeps_order_and_hits_the_rate() -> None:
+    # --rate replays the trace through schedlab.datasets.replay (mean rate n / span)
+    from schedlab import Workload
+    from schedlab.datasets import replay, rescale_arrivals
+
     a = np.cumsum(np.random.default_rng(0).exponential(0.3, 1000))
-    b = rescale_rate(a, 5.0)
+    w = Workload(arrival_s=a, input_tokens=np.ones(1000), output_tokens=np.ones(1000))
+    b = replay(w, rate_per_s=5.0).arrival_s
     assert b[0] == 0 and np.all(np.diff(b) >= 0)
-    assert (len(b) - 1) / b[-1] == pytest.approx(5.0)
-    with pytest.raises(ValueError, match="'rate'"):
-        rescale_rate(a, -1.0)
+    assert len(b) / b[-1] == pytest.approx(5.0)
+    with pytest.raises(ValueError, match="'rate_per_s'"):
+        rescale_arrivals(a, rate_per_s=-1.0)
