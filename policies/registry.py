@@ -52,7 +52,9 @@ ROUTERS: Mapping[str, Callable[..., Any]] = MappingProxyType(
 )
 
 
-def _resolve(kind: str, table: Mapping[str, Callable[..., Any]], name_or_callable: Any) -> Any:
+def _resolve(
+    kind: str, param: str, table: Mapping[str, Callable[..., Any]], name_or_callable: Any
+) -> Any:
     if callable(name_or_callable):
         return name_or_callable
     if isinstance(name_or_callable, str):
@@ -61,7 +63,7 @@ def _resolve(kind: str, table: Mapping[str, Callable[..., Any]], name_or_callabl
         except KeyError:
             raise unknown_name_error(kind, name_or_callable, table) from None
     raise ValueError(
-        f"The 'policy' parameter of get_{kind.split()[-1]} must be a registered name or a "
+        f"The {param!r} parameter of get_{param} must be a registered name or a "
         f"callable. Got {type(name_or_callable).__name__} instead."
     )
 
@@ -72,7 +74,7 @@ def get_policy(name_or_callable: str | Callable[..., Any]) -> Callable[..., Any]
     >>> sorted(REGISTRY)[:1]
     ['fcfs']
     """
-    return _resolve("batching policy", REGISTRY, name_or_callable)
+    return _resolve("batching policy", "policy", REGISTRY, name_or_callable)
 
 
 def get_router(name_or_callable: str | Callable[..., Any]) -> Callable[..., Any]:
@@ -81,4 +83,4 @@ def get_router(name_or_callable: str | Callable[..., Any]) -> Callable[..., Any]
     >>> get_router("round-robin").__name__
     'round_robin'
     """
-    return _resolve("router", ROUTERS, name_or_callable)
+    return _resolve("router", "router", ROUTERS, name_or_callable)

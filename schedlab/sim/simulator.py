@@ -55,23 +55,11 @@ _STATUS = np.array(["pending", "completed", "rejected"])
 
 
 def _resolve(obj: Any, kind: str) -> tuple[Callable[..., Any], str]:
-    """A policy or router given by registry name or as any callable."""
-    if isinstance(obj, str):
-        import schedlab.policies as registry
+    """A policy or router given by registry name or as any callable, and its display name."""
+    from schedlab.policies import get_policy, get_router
 
-        getter = getattr(registry, "get_policy" if kind == "policy" else "get_router", None)
-        if getter is None:
-            raise ValueError(
-                f"The {kind!r} parameter of simulate names {obj!r}, but no {kind} registry is "
-                f"installed (schedlab.policies.get_{kind}); pass a callable instead."
-            )
-        return getter(obj), obj
-    if callable(obj):
-        return obj, getattr(obj, "__name__", type(obj).__name__)
-    raise ValueError(
-        f"The {kind!r} parameter of simulate must be a registry name or a callable. "
-        f"Got {type(obj).__name__}."
-    )
+    fn = (get_policy if kind == "policy" else get_router)(obj)
+    return fn, obj if isinstance(obj, str) else getattr(fn, "__name__", type(fn).__name__)
 
 
 def _as_cluster(cluster: Cluster | InstanceSpec) -> Cluster:
