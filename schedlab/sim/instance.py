@@ -32,6 +32,15 @@ import numpy as np
 from schedlab.errors import SimulationStalled
 from schedlab.policies.base import KV_GPU, KV_HOST, KV_NONE, BatchDecision, QueueView
 from schedlab.sim.cluster import InstanceSpec
+from schedlab.sim.kernels import (
+    batch_chunks,
+    batch_decode_stats,
+    count_unservable,
+    finish_decode,
+    finish_iteration,
+    position_fault,
+    split_completed,
+)
 from schedlab.sim.state import (
     ARRIVAL,
     ATTAINED,
@@ -40,7 +49,6 @@ from schedlab.sim.state import (
     GENERATED,
     KV,
     LAST_RUN,
-    LEFT,
     PRED,
     PREFILLED,
     PRIORITY,
@@ -184,10 +192,9 @@ class InstanceRuntime:
         self.t0 = 0.0
         self.t_end = math.inf
         self.ends = np.zeros(0)
-        self.left0 = _EMPTY
         self.more = False
         self.dec_left = 0
-        self.dec_steps = 0
+        self.dec_kv = 0
         self.horizon = _HORIZON
         self.reconsider = math.inf
         self.decide_at = math.inf
@@ -215,13 +222,11 @@ class InstanceRuntime:
         T, spec = self.T, self.spec
         T.instance[idx] = self.i
         self.arrived = True
-        inp = T.input[idx]
-        too_big = inp + T.output[idx] > self.cap
-        if spec.chunk_tokens == 0:
-            over_budget = inp > spec.max_batch_tokens
-        else:
-            over_budget = np.zeros(idx.shape[0], dtype=bool)
-        if np.count_nonzero(too_big) or np.count_nonzero(over_budget):
+        max_prompt = spec.max_batch_tokens if spec.chunk_tokens == 0 else -1
+        if count_unservable(idx, T.input, T.output, self.cap, max_prompt):
+            inp = T.input[idx]
+            too_big = inp + T.output[idx] > self.cap
+            over_budget = inp > max_prompt if max_prompt >= 0 else np.zeros(idx.shape[0], bool)
             self._reject_new(idx[too_big], "prompt_exceeds_kv_capacity", now)
             self._reject_new(idx[over_budget & ~too_big], "prompt_exceeds_batch_token_budget", now)
             idx = idx[~(too_big | over_budget)]
@@ -260,14 +265,11 @@ class InstanceRuntime:
     def _remove(self, gone: np.ndarray) -> None:
         """Drop the slots ``gone`` (finished or rejected) and free their KV."""
         Q = self.Q
-        kv = Q.kv[gone]
-        loc = Q.loc[gone]
-        self.gpu_used -= int(np.add.reduce(kv[loc == KV_GPU]))
-        self.host_used -= int(np.add.reduce(kv[loc == KV_HOST]))
+        gpu, host, out = Q.remove(gone, self.track)
+        self.gpu_used -= gpu
+        self.host_used -= host
         if self.track:
-            self.shared["outstanding"][self.i] -= Q.outstanding(gone)
-        Q.remove(gone)
-        if self.track:
+            self.shared["outstanding"][self.i] -= out
             self.shared["queue_length"][self.i] = Q.n
             self.shared["kv_used"][self.i] = self.gpu_used
 
@@ -371,22 +373,16 @@ class InstanceRuntime:
                 raise self._fail(
                     f"BatchDecision.{name} must be 1-D positions. Got shape {p.shape}."
                 )
-        allpos = np.concatenate(parts) if has_moves else d.run
-        if not allpos.shape[0]:
-            return
-        if np.minimum.reduce(allpos) < 0:
-            cnt = np.zeros(n + 1, dtype=np.int64)
-        else:
-            cnt = np.bincount(allpos)
-        if cnt.shape[0] > n:
-            for name, p in zip(names, parts, strict=False):  # parts: run alone without moves
+        fault = position_fault(np.concatenate(parts) if has_moves else d.run, n)
+        if fault == 1:
+            for name, p in zip(names, parts, strict=False):
                 bad = p[(p < 0) | (p >= n)]
                 if bad.shape[0]:
                     raise self._fail(
                         f"BatchDecision.{name} holds positions outside [0, {n}): "
                         f"{bad.tolist()[:10]}."
                     )
-        if allpos.shape[0] > 1 and np.maximum.reduce(cnt) > 1:
+        if fault == 2:
             raise self._fail(
                 "a position appears twice among run, swap_out, recompute, swap_in and reject: "
                 f"run={d.run.tolist()[:10]}, swap_out={d.swap_out.tolist()[:10]}, "
@@ -484,30 +480,33 @@ class InstanceRuntime:
         run: np.ndarray,
         move_s: float,
         reconsider: float,
+        chunks: tuple | None = None,
     ) -> float:
+        """Start running ``run`` (checked against the batch size, the token budget and KV);
+        ``chunks`` is :func:`~schedlab.sim.kernels.batch_chunks` of ``run`` when the caller
+        has it already."""
         Q, spec = self.Q, self.spec
         b = run.shape[0]
         self.reconsider = reconsider
         if b > spec.max_batch_size:
             raise self._fail(f"runs {b} requests, over max_batch_size={spec.max_batch_size}.")
-        g = Q.I[:, run]  # rows: target, prefilled, generated, kv, priority, left, gen_base
-        rem = g[TARGET] - g[PREFILLED]
-        is_pref = rem > 0
-        n_pref = int(np.count_nonzero(is_pref))
-        n_dec = b - n_pref
         Q.running[run] = True
         self.batch = run
+        if chunks is None:
+            chunks = batch_chunks(Q.I, run, spec.chunk_tokens)
+        c, pt, pc, tokens, added, dec_kv = chunks
+        n_pref = pt.shape[0]
+        n_dec = b - n_pref
         if n_pref == 0 and move_s == 0.0:
             if b > spec.max_batch_tokens:
                 raise self._fail(f"runs {b} tokens, over max_batch_tokens={spec.max_batch_tokens}.")
             if self.gpu_used + b > self.cap:
                 raise self._kv_error(b)
-            return self._start_decode(now, b, g, reconsider)
-        if d is None or d.prefill_chunk is None:
-            c = np.minimum(rem, spec.chunk_tokens) if spec.chunk_tokens else rem
-            if n_dec:
-                c = np.where(is_pref, c, 0)
-        else:
+            return self._start_decode(now, b, dec_kv, int(np.minimum.reduce(Q.left[run])))
+        if d is not None and d.prefill_chunk is not None:
+            g = Q.I[:, run]
+            rem = g[TARGET] - g[PREFILLED]
+            is_pref = rem > 0
             c = np.asarray(d.prefill_chunk, dtype=np.int64)
             if c.shape != (b,):
                 raise self._fail(f"prefill_chunk must have shape ({b},). Got {c.shape}.")
@@ -519,21 +518,16 @@ class InstanceRuntime:
                     f"prefill_chunk {c[bad].tolist()[:5]} outside [1, remaining prompt "
                     f"{limit[bad].tolist()[:5]}] (whole prompts when chunk_tokens=0)."
                 )
-        tokens = int(np.add.reduce(c)) + n_dec
+            tokens = int(np.add.reduce(c)) + n_dec
+            added = tokens + int(np.count_nonzero(is_pref & (c == rem)))
+            pt = c[is_pref]
         if tokens > spec.max_batch_tokens:
             raise self._fail(
                 f"runs {tokens} tokens, over max_batch_tokens={spec.max_batch_tokens}."
             )
-        done_pref = is_pref & (c == rem)
-        added = tokens + int(np.count_nonzero(done_pref))
         if self.gpu_used + added > self.cap:
             raise self._kv_error(added)
-        if n_dec:
-            dur = self._iter_time(
-                c[is_pref], g[PREFILLED][is_pref], n_dec, int(np.add.reduce(g[KV][~is_pref]))
-            )
-        else:
-            dur = self._iter_time(c, g[PREFILLED], 0, 0)
+        dur = self._iter_time(pt, pc, n_dec, dec_kv)
         self.kind, self.chunks, self.t0 = _RUN_ITER, c, now
         if spec.overlap_swap:  # swap traffic on its own stream, alongside the compute
             self.t_end = now + max(float(dur), move_s)
@@ -547,14 +541,13 @@ class InstanceRuntime:
             f"capacity of {self.cap} tokens (preempt by swap_out or recompute, or run fewer)."
         )
 
-    def _start_decode(self, now: float, b: int, g: np.ndarray, reconsider: float) -> float:
-        k = int(np.minimum.reduce(g[LEFT]))
-        k = min(k, (self.cap - self.gpu_used) // b)
+    def _start_decode(self, now: float, b: int, kv: int, fewest_left: int) -> float:
+        """Start a decode-only stretch of the ``b`` slots of :attr:`batch` (holding ``kv``
+        tokens; the one closest to completion has ``fewest_left`` output tokens to go)."""
+        k = min(fewest_left, (self.cap - self.gpu_used) // b)
         self.dec_left = 1 if not self.closed_form else k
-        self.dec_steps = 0
-        self.left0 = g[LEFT]
         self.horizon = _HORIZON
-        return self._plan_decode(now, int(np.add.reduce(g[KV])))
+        return self._plan_decode(now, kv)
 
     def _plan_decode(self, now: float, ctx: int) -> float:
         """Cost the next ``min(steps allowed, horizon)`` decode steps of the batch in closed
@@ -570,6 +563,7 @@ class InstanceRuntime:
             steps = _STEPS[:m] if m <= _STEPS.shape[0] else np.arange(1, m + 1, dtype=np.int64)
             ends = np.asarray(self.cost.decode_steps_time_s(b, ctx, steps), dtype=np.float64) + now
         self.more = m < self.dec_left
+        self.dec_kv = ctx + m * b  # the batch's KV after the m steps (where a longer one goes on)
         if self.reconsider < ends[-1] and m > 1:
             ends = ends[: int(np.searchsorted(ends, self.reconsider, side="left")) + 1]
             self.more = False
@@ -587,7 +581,7 @@ class InstanceRuntime:
         self.finish(now)
         if more:
             self.horizon *= 4
-            return self._plan_decode(now, int(np.add.reduce(self.Q.kv[self.batch])))
+            return self._plan_decode(now, self.dec_kv)
         b = self.batch.shape[0]
         if (
             self.hold
@@ -606,23 +600,18 @@ class InstanceRuntime:
         """Run the held batch again (``BatchDecision.hold_batch``) with default prefill chunks;
         None (the policy decides) when its next step would not fit the token budget or KV."""
         Q, spec, run = self.Q, self.spec, self.batch
-        g = Q.I[:, run]
-        rem = g[TARGET] - g[PREFILLED]
-        is_pref = rem > 0
-        if not is_pref.any():  # decode only: straight to the closed-form stretch
+        n_pref, kv, fewest_left = batch_decode_stats(Q.I, run)
+        if not n_pref:  # decode only: straight to the closed-form stretch
             b = run.shape[0]
             if b > spec.max_batch_tokens or self.gpu_used + b > self.cap:
                 return None
-            return self._start_decode(now, b, g, self.reconsider)
-        if spec.chunk_tokens:
-            rem = np.minimum(rem, spec.chunk_tokens)
-        c = np.where(is_pref, rem, 1)
-        tokens = int(np.add.reduce(c))
-        grow = tokens + int(np.count_nonzero(is_pref & (Q.prefilled[run] + c >= Q.target[run])))
+            return self._start_decode(now, b, kv, fewest_left)
+        chunks = batch_chunks(Q.I, run, spec.chunk_tokens)
+        tokens, grow = chunks[3], chunks[4]
         if tokens > spec.max_batch_tokens or self.gpu_used + grow > self.cap:
             return None
         self.kind = _RUN_NONE
-        return self._start(now, None, run, 0.0, self.reconsider)
+        return self._start(now, None, run, 0.0, self.reconsider, chunks)
 
     def finish(self, now: float) -> None:
         """Apply the effects of the run ending at ``now``."""
@@ -638,46 +627,26 @@ class InstanceRuntime:
     def _finish_iteration(self, now: float) -> None:
         Q, pos, c = self.Q, self.batch, self.chunks
         self.iterations += 1
-        is_pref = c > 0
-        if self.track:  # predicted output left shrinks by each emitted token, down to 0
-            pl = np.maximum(Q.pred[pos] - Q.generated[pos], 0.0)
-        Q.prefilled[pos] += c
-        Q.loc[pos[is_pref]] = KV_GPU
-        done_pref = is_pref & (Q.prefilled[pos] >= Q.target[pos])
-        emits = done_pref | ~is_pref
-        Q.generated[pos] += emits
-        Q.left[pos] -= emits
-        Q.kv[pos] += c + emits
-        self.gpu_used += int(np.add.reduce(c)) + int(np.count_nonzero(emits))
-        rid = Q.rid[pos]
-        first = rid[done_pref]
-        ft = self.T.first_token[first]
-        self.T.first_token[first] = np.where(np.isnan(ft), now, ft)
-        Q.attained[pos] += now - self.t0
-        Q.last_run[pos] = now
+        emits, done, added, retired, n_done = finish_iteration(
+            Q.I, Q.F, Q.loc, Q.rid, self.T.first_token, pos, c, self.t0, now, self.track
+        )
+        self.gpu_used += added
         if self.track:
-            self.shared["outstanding"][self.i] -= float(
-                np.add.reduce(c) + np.add.reduce(np.minimum(pl, emits))
-            )
+            self.shared["outstanding"][self.i] -= retired
         if self.log is not None:
-            self.log.add(self.i, np.array([self.t0]), np.array([now]), rid, c, emits)
-        self._complete(pos, Q.left[pos] == 0, now)
+            self.log.add(self.i, np.array([self.t0]), np.array([now]), Q.rid[pos], c, emits)
+        if n_done:
+            self._complete(pos, done, n_done, now)
 
     def _finish_decode(self, now: float) -> None:
         Q, pos = self.Q, self.batch
         k = self.ends.shape[0]
         self.iterations += k
         self.dec_left -= k
-        self.dec_steps += k
-        if self.track:
-            pl = np.maximum(Q.pred[pos] - Q.generated[pos], 0.0)
-            self.shared["outstanding"][self.i] -= float(np.add.reduce(np.minimum(pl, k)))
-        Q.generated[pos] += k
-        Q.left[pos] -= k
-        Q.kv[pos] += k
+        done, retired, n_done = finish_decode(Q.I, Q.F, pos, k, self.t0, now, self.track)
         self.gpu_used += k * pos.shape[0]
-        Q.attained[pos] += now - self.t0
-        Q.last_run[pos] = now
+        if self.track:
+            self.shared["outstanding"][self.i] -= retired
         if self.log is not None:
             starts = np.concatenate(([self.t0], self.ends[:-1]))
             b = pos.shape[0]
@@ -685,23 +654,18 @@ class InstanceRuntime:
                 self.i, starts, self.ends.copy(), Q.rid[pos], np.zeros(b, np.int64),
                 np.ones(b, bool),
             )
-        self._complete(pos, self.left0 == self.dec_steps, now)
+        if n_done:
+            self._complete(pos, done, n_done, now)
 
-    def _complete(self, pos: np.ndarray, done: np.ndarray, now: float) -> None:
-        if not np.count_nonzero(done):
-            return
+    def _complete(self, pos: np.ndarray, done: np.ndarray, n_done: int, now: float) -> None:
+        """Complete the slots ``pos[done]`` (``n_done >= 1`` of them) of the batch that ran."""
         T = self.T
-        fin = pos[done]
-        rid = self.Q.rid[fin]
-        T.status[rid] = COMPLETED
-        T.finish[rid] = now
+        fin, keep = split_completed(
+            pos, done, n_done, self.Q.rid, T.status, T.finish, now, COMPLETED
+        )
         # the stretch does not continue (a completion ends it)
         self.more = False
         self.completed = True
         self._remove(fin)
-        keep = pos[~done]
-        if self.hold and keep.shape[0]:
-            # a held batch goes on without the finished: renumber its slots past the removed
-            self.batch = keep - np.searchsorted(np.sort(fin), keep)
-        else:
-            self.batch = _EMPTY
+        # a held batch goes on without the finished (slots renumbered past the removed)
+        self.batch = keep if self.hold and keep.shape[0] else _EMPTY

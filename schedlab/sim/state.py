@@ -32,6 +32,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from schedlab.jit import njit
+from schedlab.policies.base import KV_GPU, KV_HOST
+
 __all__ = ["COMPLETED", "PENDING", "REJECTED", "QueueColumns", "RequestTable"]
 
 #: Rows of :attr:`QueueColumns.I` (int64); the first five are shown to policies.
@@ -141,47 +144,82 @@ class QueueColumns:
 
     def append(self, idx: np.ndarray, table: RequestTable, est_prefill: np.ndarray) -> None:
         """Add the workload requests ``idx`` (fresh: nothing prefilled, no KV)."""
-        a, b = self.n, self.n + idx.shape[0]
+        b = self.n + idx.shape[0]
         if b > self.rid.shape[0]:
             self._grow(b)
-        inp = table.input[idx]
-        self.I[:, a:b] = 0
-        self.I[TARGET, a:b] = inp
-        self.I[PRIORITY, a:b] = -1
-        self.I[LEFT, a:b] = table.output[idx]
-        arr = table.arrival[idx]
-        self.F[ARRIVAL, a:b] = arr
-        self.F[PRED, a:b] = table.pred[idx]
-        self.F[ATTAINED, a:b] = 0.0
-        self.F[LAST_RUN, a:b] = arr
-        self.F[EST, a:b] = est_prefill[idx]
-        self.rid[a:b] = idx
-        self.loc[a:b] = 0
-        self.running[a:b] = False
+        _append_slots(self.I, self.F, self.rid, self.loc, self.running, self.n, idx,
+                      table.input, table.output, table.arrival, table.pred, est_prefill)
         self.n = b
 
-    def remove(self, gone: np.ndarray) -> None:
-        """Remove the slots ``gone`` (distinct), keeping the order of the others."""
-        n = self.n
-        if gone.shape[0] <= 4:  # a few: shift the tails left (memmove), no gather
-            for j in sorted(gone.tolist(), reverse=True):
-                self.I[:, j : n - 1] = self.I[:, j + 1 : n]
-                self.F[:, j : n - 1] = self.F[:, j + 1 : n]
-                for a in (self.rid, self.loc, self.running):
-                    a[j : n - 1] = a[j + 1 : n]
-                n -= 1
-            self.n = n
-            return
-        keep = np.ones(n, dtype=bool)
-        keep[gone] = False
-        m = n - gone.shape[0]
-        self.I[:, :m] = self.I[:, :n][:, keep]
-        self.F[:, :m] = self.F[:, :n][:, keep]
-        for a in (self.rid, self.loc, self.running):
-            a[:m] = a[:n][keep]
-        self.n = m
+    def remove(self, gone: np.ndarray, track: bool = False) -> tuple[int, int, float]:
+        """Remove the slots ``gone`` (distinct), keeping the order of the others. Returns the
+        device and host KV tokens they held and (with ``track``) their :meth:`outstanding`."""
+        if gone.shape[0] > 1:
+            gone = np.sort(gone)
+        out = _remove_slots(self.I, self.F, self.rid, self.loc, self.running, self.n, gone, track)
+        self.n -= gone.shape[0]
+        return out
 
     def outstanding(self, pos: np.ndarray | slice) -> float:
         """Prompt tokens left to prefill plus predicted output tokens left, over ``pos``."""
         left = self.pred[pos] - self.generated[pos]
         return float((self.target[pos] - self.prefilled[pos]).sum() + left[left > 0].sum())
+
+
+@njit
+def _remove_slots(I, F, rid, loc, running, n, gone, track):  # noqa: E741
+    """Remove the slots ``gone`` (sorted, distinct) of the first ``n``, keeping the order of the
+    others (a shift from the first removed slot on). Returns ``(gpu_freed, host_freed,
+    outstanding)``: the device and host KV they held and (with ``track``) their prompt tokens
+    left to prefill plus predicted output tokens left."""
+    gpu = 0
+    host = 0
+    out = 0.0
+    for j in range(gone.shape[0]):
+        s = gone[j]
+        if loc[s] == KV_GPU:
+            gpu += I[KV, s]
+        elif loc[s] == KV_HOST:
+            host += I[KV, s]
+        if track:
+            out += I[TARGET, s] - I[PREFILLED, s] + max(F[PRED, s] - I[GENERATED, s], 0.0)
+    if gone.shape[0] == 0:
+        return gpu, host, out
+    w = gone[0]
+    g = 0
+    for s in range(gone[0], n):
+        if g < gone.shape[0] and gone[g] == s:
+            g += 1
+            continue
+        for r in range(I.shape[0]):
+            I[r, w] = I[r, s]
+        for r in range(F.shape[0]):
+            F[r, w] = F[r, s]
+        rid[w] = rid[s]
+        loc[w] = loc[s]
+        running[w] = running[s]
+        w += 1
+    return gpu, host, out
+
+
+@njit
+def _append_slots(I, F, rid, loc, running, n, idx, inp, out, arrival, pred, est):  # noqa: E741
+    """Write the fresh workload requests ``idx`` into slots ``n..`` (storage already large
+    enough): nothing prefilled or generated, no KV, priority -1, last run at arrival."""
+    for j in range(idx.shape[0]):
+        s = n + j
+        r = idx[j]
+        for row in range(I.shape[0]):
+            I[row, s] = 0
+        I[TARGET, s] = inp[r]
+        I[PRIORITY, s] = -1
+        I[LEFT, s] = out[r]
+        F[ARRIVAL, s] = arrival[r]
+        F[PRED, s] = pred[r]
+        F[ATTAINED, s] = 0.0
+        F[LAST_RUN, s] = arrival[r]
+        F[EST, s] = est[r]
+        rid[s] = r
+        loc[s] = 0
+        running[s] = False
+
