@@ -195,8 +195,12 @@ def _run(
 ) -> None:
     """The event loop: arrivals first at equal times, then instance events."""
     q = EventQueue()
+    push, pop, peek_time = q.push, q.pop, q.peek_time
     arrival = T.arrival
     n = arrival.shape[0]
+    # the end of each group of requests arriving at the same time
+    group_end = np.append(np.flatnonzero(np.diff(arrival)) + 1, n)
+    group = 0
     ptr = 0
     rounds = 0
     k = len(insts)
@@ -204,11 +208,12 @@ def _run(
     fast_rr = route is round_robin and not router_params
     while True:
         t_arr = float(arrival[ptr]) if ptr < n else inf
-        t_ev = q.peek_time()
+        t_ev = peek_time()
         if t_arr == inf and t_ev == inf:
             break
         if t_arr <= t_ev:
-            end = int(np.searchsorted(arrival, t_arr, side="right"))
+            end = int(group_end[group])
+            group += 1
             idx = np.arange(ptr, end, dtype=np.int64)
             if route is None:
                 groups = [(0, idx)]
@@ -227,21 +232,22 @@ def _run(
                         continue
                     new_end = inst.cut_at(t_arr)
                     if new_end is not None:
-                        q.push(new_end, PRIORITY_RUN_END, target=i, token=inst.token)
+                        push(new_end, PRIORITY_RUN_END, target=i, token=inst.token)
                 elif inst.decide_at != t_arr:
                     inst.token += 1
                     inst.decide_at = t_arr
-                    q.push(t_arr, PRIORITY_DECIDE, target=i, token=inst.token)
+                    push(t_arr, PRIORITY_DECIDE, target=i, token=inst.token)
             continue
-        t, _, _, i, token = q.pop()
+        t, _, _, i, token = pop()
         inst = insts[i]
         if token != inst.token:
             continue
-        nxt = inst.advance(t) if inst.busy else inst.decide(t)
+        busy = inst.busy
+        nxt = inst.advance(t) if busy else inst.decide(t)
         if nxt is not None:
             inst.token += 1
-            prio = PRIORITY_RUN_END if inst.busy else PRIORITY_DECIDE
-            q.push(nxt, prio, target=i, token=inst.token)
+            push(nxt, PRIORITY_RUN_END if inst.busy else PRIORITY_DECIDE, target=i,
+                 token=inst.token)
     pending = np.flatnonzero(T.status == PENDING)
     if pending.shape[0]:
         raise SimulationStalled(

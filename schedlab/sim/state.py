@@ -86,13 +86,20 @@ class QueueColumns:
 
     ``I`` and ``F`` hold the int and float columns as rows (see the row constants), ``rid`` the
     workload index of each slot, ``loc`` the KV location, ``running`` whether the slot ran in the
-    previous iteration. Storage doubles when full; finished slots are removed by
-    :meth:`compact`, which keeps the order.
+    previous iteration. They are views into larger storage that starts at an offset: removing
+    slots (:meth:`remove`, which keeps the order) shifts whichever side of the removed slots is
+    shorter, so completing the oldest requests of a long queue moves only the few before them
+    and advances the offset. Storage doubles when full.
     """
 
     __slots__ = (
         "F",
         "I",
+        "_F",
+        "_I",
+        "_loc",
+        "_rid",
+        "_running",
         "arrival",
         "attained",
         "est",
@@ -108,45 +115,58 @@ class QueueColumns:
         "priority",
         "rid",
         "running",
+        "start",
         "target",
     )
 
     def __init__(self, capacity: int = 64) -> None:
-        self.I = np.zeros((7, capacity), dtype=np.int64)
-        self.F = np.zeros((5, capacity), dtype=np.float64)
-        self.rid = np.zeros(capacity, dtype=np.int64)
-        self.loc = np.zeros(capacity, dtype=np.int8)
-        self.running = np.zeros(capacity, dtype=bool)
+        self._I = np.zeros((7, capacity), dtype=np.int64)
+        self._F = np.zeros((5, capacity), dtype=np.float64)
+        self._rid = np.zeros(capacity, dtype=np.int64)
+        self._loc = np.zeros(capacity, dtype=np.int8)
+        self._running = np.zeros(capacity, dtype=bool)
         self.n = 0
+        self.start = 0
         self._rows()
 
     def _rows(self) -> None:
-        """Named 1-D views of the rows (cheaper to index than the 2-D arrays)."""
+        """The slot views from :attr:`start` on, and named 1-D views of the rows (cheaper to
+        index than the 2-D arrays)."""
+        a = self.start
+        self.I = self._I[:, a:]
+        self.F = self._F[:, a:]
+        self.rid = self._rid[a:]
+        self.loc = self._loc[a:]
+        self.running = self._running[a:]
         (self.target, self.prefilled, self.generated, self.kv, self.priority, self.left,
          self.gen_base) = self.I
         self.arrival, self.pred, self.attained, self.last_run, self.est = self.F
 
-    def _grow(self, need: int) -> None:
-        cap = self.rid.shape[0]
-        while cap < need:
+    def _make_room(self, need: int) -> None:
+        """Storage for ``need`` slots from the offset: move the slots to offset 0, into storage
+        twice as large when they would fill more than half of it."""
+        cap = self._rid.shape[0]
+        while cap < 2 * need:
             cap *= 2
-        for name in ("I", "F"):
+        a, n = self.start, self.n
+        for name in ("_I", "_F"):
             old = getattr(self, name)
-            new = np.zeros((old.shape[0], cap), dtype=old.dtype)
-            new[:, : self.n] = old[:, : self.n]
+            new = old if cap == old.shape[1] else np.zeros((old.shape[0], cap), old.dtype)
+            new[:, :n] = old[:, a : a + n]
             setattr(self, name, new)
-        for name in ("rid", "loc", "running"):
+        for name in ("_rid", "_loc", "_running"):
             old = getattr(self, name)
-            new = np.zeros(cap, dtype=old.dtype)
-            new[: self.n] = old[: self.n]
+            new = old if cap == old.shape[0] else np.zeros(cap, old.dtype)
+            new[:n] = old[a : a + n]
             setattr(self, name, new)
+        self.start = 0
         self._rows()
 
     def append(self, idx: np.ndarray, table: RequestTable, est_prefill: np.ndarray) -> None:
         """Add the workload requests ``idx`` (fresh: nothing prefilled, no KV)."""
         b = self.n + idx.shape[0]
         if b > self.rid.shape[0]:
-            self._grow(b)
+            self._make_room(b)
         _append_slots(self.I, self.F, self.rid, self.loc, self.running, self.n, idx,
                       table.input, table.output, table.arrival, table.pred, est_prefill)
         self.n = b
@@ -154,10 +174,17 @@ class QueueColumns:
     def remove(self, gone: np.ndarray, track: bool = False) -> tuple[int, int, float]:
         """Remove the slots ``gone`` (distinct), keeping the order of the others. Returns the
         device and host KV tokens they held and (with ``track``) their :meth:`outstanding`."""
-        if gone.shape[0] > 1:
+        k = gone.shape[0]
+        if k > 1:
             gone = np.sort(gone)
-        out = _remove_slots(self.I, self.F, self.rid, self.loc, self.running, self.n, gone, track)
-        self.n -= gone.shape[0]
+        front = k > 0 and int(gone[-1]) < self.n - int(gone[0])  # fewer slots before than after
+        out = _remove_slots(
+            self.I, self.F, self.rid, self.loc, self.running, self.n, gone, track, front
+        )
+        self.n -= k
+        if front:
+            self.start += k
+            self._rows()
         return out
 
     def outstanding(self, pos: np.ndarray | slice) -> float:
@@ -167,9 +194,45 @@ class QueueColumns:
 
 
 @njit
-def _remove_slots(I, F, rid, loc, running, n, gone, track):  # noqa: E741
+def _shift_left(a, n, gone):
+    """Close the gaps of the sorted slots ``gone`` in ``a[:n]`` by moving the slots after them."""
+    w = gone[0]
+    g = 0
+    for s in range(gone[0], n):
+        if g < gone.shape[0] and gone[g] == s:
+            g += 1
+        else:
+            a[w] = a[s]
+            w += 1
+
+
+@njit
+def _shift_right(a, gone):
+    """Close the gaps of the sorted slots ``gone`` by moving the slots before them (the first
+    ``len(gone)`` slots are then free)."""
+    w = gone[-1]
+    g = gone.shape[0] - 1
+    for s in range(gone[-1], -1, -1):
+        if g >= 0 and gone[g] == s:
+            g -= 1
+        else:
+            a[w] = a[s]
+            w -= 1
+
+
+@njit
+def _shift(a, n, gone, front):
+    if front:
+        _shift_right(a, gone)
+    else:
+        _shift_left(a, n, gone)
+
+
+@njit
+def _remove_slots(I, F, rid, loc, running, n, gone, track, front):  # noqa: E741
     """Remove the slots ``gone`` (sorted, distinct) of the first ``n``, keeping the order of the
-    others (a shift from the first removed slot on). Returns ``(gpu_freed, host_freed,
+    others: the slots after them move left or (``front``) the slots before them move right, and
+    the caller then starts the slots ``len(gone)`` later. Returns ``(gpu_freed, host_freed,
     outstanding)``: the device and host KV they held and (with ``track``) their prompt tokens
     left to prefill plus predicted output tokens left."""
     gpu = 0
@@ -185,20 +248,13 @@ def _remove_slots(I, F, rid, loc, running, n, gone, track):  # noqa: E741
             out += I[TARGET, s] - I[PREFILLED, s] + max(F[PRED, s] - I[GENERATED, s], 0.0)
     if gone.shape[0] == 0:
         return gpu, host, out
-    w = gone[0]
-    g = 0
-    for s in range(gone[0], n):
-        if g < gone.shape[0] and gone[g] == s:
-            g += 1
-            continue
-        for r in range(I.shape[0]):
-            I[r, w] = I[r, s]
-        for r in range(F.shape[0]):
-            F[r, w] = F[r, s]
-        rid[w] = rid[s]
-        loc[w] = loc[s]
-        running[w] = running[s]
-        w += 1
+    for r in range(I.shape[0]):
+        _shift(I[r], n, gone, front)
+    for r in range(F.shape[0]):
+        _shift(F[r], n, gone, front)
+    _shift(rid, n, gone, front)
+    _shift(loc, n, gone, front)
+    _shift(running, n, gone, front)
     return gpu, host, out
 
 
