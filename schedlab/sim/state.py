@@ -44,6 +44,8 @@ ARRIVAL, PRED, ATTAINED, LAST_RUN, EST = range(5)
 
 PENDING, COMPLETED, REJECTED = 0, 1, 2
 
+_REBIND_SLOTS = 64
+
 
 @dataclass(slots=True)
 class RequestTable:
@@ -177,7 +179,9 @@ class QueueColumns:
         k = gone.shape[0]
         if k > 1:
             gone = np.sort(gone)
-        front = k > 0 and int(gone[-1]) < self.n - int(gone[0])  # fewer slots before than after
+        # move the slots before them when there are far fewer of those than after (rebinding
+        # the views costs about as much as moving a few dozen slots)
+        front = k > 0 and int(gone[-1]) + _REBIND_SLOTS < self.n - int(gone[0])
         out = _remove_slots(
             self.I, self.F, self.rid, self.loc, self.running, self.n, gone, track, front
         )
