@@ -116,20 +116,22 @@ class Assembler:
 
     def feed(
         self,
-        chunk: pd.DataFrame,
+        chunk: pd.DataFrame | Mapping[str, np.ndarray],
         lines: np.ndarray,
         *,
         bad_lines: list[tuple[int, str]] = (),
         blocks: tuple[np.ndarray, np.ndarray, np.ndarray, rowcheck.Why] | None = None,
     ) -> bool:
-        """Check one chunk (``lines``: each row's 1-based file line) and keep its good rows.
+        """Check one chunk (a DataFrame, or the byte parser's mapping of typed numpy columns;
+        ``lines``: each row's 1-based file line) and keep its good rows.
 
         ``blocks`` is ``(ids, counts, bad_mask, why)`` of the prefix-block column when the format
         has one. Returns ``False`` once rows past ``end_s`` were seen in a time-sorted read, so the
         reader may stop early.
         """
         spec = self.spec
-        self.rows_read += len(chunk) + len(bad_lines)
+        rows = lines.shape[0]
+        self.rows_read += rows + len(bad_lines)
         checks: list[tuple[str | None, np.ndarray, rowcheck.Why]] = []
         cols: dict[str, np.ndarray] = {}
         if spec.arrival is not None:
@@ -168,7 +170,7 @@ class Assembler:
         if blocks is not None:
             checks.append((spec.prefix_blocks, blocks[2], blocks[3]))
         if spec.arrival is not None and not self.sort:
-            others = np.zeros(len(chunk), dtype=bool)
+            others = np.zeros(rows, dtype=bool)
             for _, m, _ in checks:
                 others |= m
             tm = np.where(others, -np.inf, t)
@@ -184,7 +186,7 @@ class Assembler:
             checks.append((spec.arrival, ooo, why_order))
         good = self.problems.add(lines, checks, bad_lines=list(bad_lines))
         if clip_masks:
-            clipped = np.zeros(len(chunk), dtype=bool)
+            clipped = np.zeros(rows, dtype=bool)
             for m in clip_masks:
                 clipped |= m
             self._clipped.append(lines[clipped & good])

@@ -24,6 +24,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from schedlab.datasets.fast_csv import plain_header
 from schedlab.errors import DataFormatError
 
 if TYPE_CHECKING:
@@ -35,7 +36,11 @@ _SKIP = re.compile(r"Skipping line (\d+): (.*)")
 
 
 def read_header(path: str | Path) -> list[str]:
-    """Column names of the CSV header (line 1); raises :class:`DataFormatError` if unreadable."""
+    """Column names of the CSV header (line 1); raises :class:`DataFormatError` if unreadable.
+    A plain header is read without pandas (:func:`~schedlab.datasets.fast_csv.plain_header`)."""
+    names = plain_header(path)
+    if names is not None:
+        return names
     import pandas as pd
 
     try:

@@ -16,9 +16,9 @@ error (file, line, field) or skips the bad rows. Both paths give the same worklo
 ...                        "2023-11-16 18:17:04.0319600,3180,8")
 >>> header = ["TIMESTAMP", "ContextTokens", "GeneratedTokens"]
 >>> kinds = {"TIMESTAMP": "datetime", "ContextTokens": "int", "GeneratedTokens": "int"}
->>> [(c["ContextTokens"].tolist(), str(c["TIMESTAMP"].iloc[-1]), lines.tolist())
+>>> [(c["ContextTokens"].tolist(), str(c["TIMESTAMP"][-1]), lines.tolist())
 ...  for c, lines in iter_fast_chunks(p, header, kinds, block_bytes=40)]
-[([4808], '2023-11-16 18:17:03.979960', [2]), ([3180], '2023-11-16 18:17:04.031960', [3])]
+[([4808], '2023-11-16T18:17:03.979960000', [2]), ([3180], '2023-11-16T18:17:04.031960000', [3])]
 """
 
 from __future__ import annotations
@@ -26,14 +26,10 @@ from __future__ import annotations
 import gzip
 from collections.abc import Iterator
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 import numpy as np
 
-if TYPE_CHECKING:
-    import pandas as pd
-
-__all__ = ["Irregular", "iter_fast_chunks"]
+__all__ = ["Irregular", "iter_fast_chunks", "plain_header"]
 
 _NL, _COMMA, _QUOTE, _CR = 10, 44, 34, 13
 _NS_PER_S = 1_000_000_000
@@ -127,21 +123,42 @@ def _open(path: str | Path):
     return gzip.open(path, "rb") if str(path).endswith(".gz") else open(path, "rb")
 
 
+def plain_header(path: str | Path) -> list[str] | None:
+    """Column names of a plain header line (comma-separated names: no quotes, no byte-order
+    mark, no repeated name), or ``None`` when the header needs the general CSV parser.
+
+    >>> import tempfile, os
+    >>> p = os.path.join(tempfile.mkdtemp(), "t.csv")
+    >>> _ = open(p, "w").write("TIMESTAMP,ContextTokens\\r\\n1,2\\r\\n")
+    >>> plain_header(p)
+    ['TIMESTAMP', 'ContextTokens']
+    """
+    with _open(path) as f:
+        first = f.readline()
+    try:
+        text = first.decode("utf-8").removesuffix("\n").removesuffix("\r")
+    except UnicodeDecodeError:
+        return None
+    names = text.split(",")
+    if not text or '"' in text or text.startswith("\ufeff") or len(set(names)) != len(names):
+        return None
+    return names
+
+
 def iter_fast_chunks(
     path: str | Path,
     header: list[str],
     kinds: dict[str, str],
     *,
     block_bytes: int = 8 << 20,
-) -> Iterator[tuple[pd.DataFrame, np.ndarray]]:
-    """Yield ``(chunk, lines)`` per block: the columns named in ``kinds`` (``"int"`` -> int64,
-    ``"datetime"`` -> datetime64[ns]) and the 1-based file line of each row.
+) -> Iterator[tuple[dict[str, np.ndarray], np.ndarray]]:
+    """Yield ``(columns, lines)`` per block: the numpy columns named in ``kinds`` (``"int"`` ->
+    int64, ``"datetime"`` -> datetime64[ns]), in that order, and the 1-based file line of each
+    row. No pandas: loading a regular file does not import it.
 
     ``header`` is the file's column list; raises :class:`Irregular` on anything the byte parser
     does not handle (see the module docstring).
     """
-    import pandas as pd
-
     ncols = len(header)
     want = {header.index(c): (c, k) for c, k in kinds.items()}
     line = 2
@@ -199,6 +216,6 @@ def iter_fast_chunks(
                     cols[name] = _datetimes_ns(pad, s, e).view("datetime64[ns]")
             lines = np.arange(line, line + ends.size, dtype=np.int64)
             line += ends.size
-            yield pd.DataFrame(cols)[list(kinds)], lines
+            yield {name: cols[name] for name in kinds}, lines
             if eof:
                 return

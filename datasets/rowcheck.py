@@ -1,8 +1,9 @@
 """Vectorised checks of one chunk of raw columns, naming the first bad row of each kind.
 
-Each check takes a pandas Series of raw values (numbers, strings or missing) and returns the
-clean numpy column plus a boolean mask of bad rows and a function that words the problem of one
-row. :class:`Problems` gathers the bad rows of a whole file in order; in ``raise`` mode it raises
+Each check takes a pandas Series of raw values (numbers, strings or missing), or a typed numpy
+column from the byte parser (:mod:`schedlab.datasets.fast_csv`), and returns the clean numpy
+column plus a boolean mask of bad rows and a function that words the problem of one row.
+:class:`Problems` gathers the bad rows of a whole file in order; in ``raise`` mode it raises
 :class:`~schedlab.errors.DataFormatError` for the earliest one.
 
 >>> import pandas as pd
@@ -37,10 +38,10 @@ def _numeric(raw: pd.Series) -> tuple[np.ndarray, np.ndarray, bool]:
 
     kind = raw.dtype.kind
     if kind in "iu":
-        v = raw.to_numpy(dtype=np.float64)
+        v = np.asarray(raw, dtype=np.float64)
         return v, np.zeros(v.size, dtype=bool), False
     if kind == "f":
-        v = raw.to_numpy(dtype=np.float64)
+        v = np.asarray(raw, dtype=np.float64)
         return v, np.isnan(v), False
     missing = raw.isna().to_numpy()
     if kind == "b":
@@ -58,7 +59,7 @@ def _raw_text(raw: pd.Series, i: int) -> str:
 def int_column(raw: pd.Series, *, min_value: int) -> tuple[np.ndarray, np.ndarray, Why]:
     """Integers >= ``min_value`` (group ids, classes); integral floats like ``12.0`` pass."""
     if raw.dtype.kind in "iu":  # fast path: the parser already saw clean integers
-        v = raw.to_numpy(dtype=np.int64)
+        v = np.asarray(raw, dtype=np.int64)
         return v, v < min_value, lambda i: f"{v[i]} is below the minimum {min_value}"
     f, missing, text = _numeric(raw)
     notint = ~missing & (~np.isfinite(f) | (f != np.round(f)))
@@ -116,6 +117,10 @@ def datetime_ns_column(raw: pd.Series) -> tuple[np.ndarray, np.ndarray, Why]:
     a zone suffix (``Z``, ``+02:00``) are converted to UTC; times without one are taken as they
     are (the Azure traces have none).
     """
+    if raw.dtype.kind == "M":  # fast path: the byte parser's datetime64 values (no text)
+        ns = np.asarray(raw, dtype="datetime64[ns]").view(np.int64)
+        nat = ns == np.iinfo(np.int64).min
+        return ns, nat, lambda i: "missing value"
     import pandas as pd
 
     missing = raw.isna().to_numpy()

@@ -51,10 +51,10 @@ def test_byte_parser_matches_pandas(
     text = azure_text(times, inp, out, digits=digits, sep=sep, final_newline=final_newline, eol=eol)
     p.write_bytes(text.encode())
     chunks = list(iter_fast_chunks(p, HEADER, KINDS, block_bytes=block))
-    frame = pd.concat([c for c, _ in chunks])
+    frame = {k: np.concatenate([c[k] for c, _ in chunks]) for k in KINDS}
     lines = np.concatenate([ln for _, ln in chunks])
     assert lines.tolist() == list(range(2, n + 2))
-    assert frame["TIMESTAMP"].to_numpy().view(np.int64).tolist() == times.tolist()
+    assert frame["TIMESTAMP"].view(np.int64).tolist() == times.tolist()
     assert frame["ContextTokens"].tolist() == inp.tolist()
     fast, slow = datasets.load(p), datasets.load(p, engine="pandas")
     for col in ("arrival_s", "input_tokens", "output_tokens"):
@@ -106,7 +106,7 @@ def test_shipped_azure_traces_take_the_byte_parser(name):
     """The real files (CRLF line ends, no final newline) are regular: no fallback needed."""
     path = datasets.shipped_path(name)
     assert path.read_bytes().split(b"\n", 1)[0].endswith(b"\r")
-    rows = sum(len(c) for c, _ in iter_fast_chunks(path, HEADER, KINDS, block_bytes=100_000))
+    rows = sum(len(ln) for _, ln in iter_fast_chunks(path, HEADER, KINDS, block_bytes=100_000))
     assert rows == datasets.SHIPPED[name].rows
     fast, slow = datasets.load(name), datasets.load(name, engine="pandas")
     for col in ("arrival_s", "input_tokens", "output_tokens"):
@@ -122,3 +122,16 @@ def test_mixed_line_ends_step_aside(tmp_path):
     with pytest.raises(Irregular):
         list(iter_fast_chunks(p, HEADER, KINDS))
     assert datasets.load(p).input_tokens.tolist() == [5, 6]
+
+
+def test_loading_a_shipped_azure_trace_does_not_import_pandas():
+    """The byte parser's columns go straight to the checks: a plain CSV needs no pandas."""
+    import subprocess
+    import sys
+
+    code = (
+        "import sys; from schedlab.datasets import load; w = load('azure-conv-2023'); "
+        "print(len(w), 'pandas' in sys.modules)"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.split() == ["19366", "False"]
