@@ -245,7 +245,7 @@ class RooflineIterationCost:
     def _iteration_time_unchecked(
         self, pt: np.ndarray, pc: np.ndarray, decode_batch: int, decode_context_sum: int
     ) -> float:
-        """:meth:`iteration_time_s` for valid inputs (1-D int arrays of one length, ints >= 0),
+        """:meth:`iteration_time_s` for valid inputs (1-D int64 arrays of one length, ints >= 0),
         without argument checks (the simulator's hot path: one compiled call)."""
         tokens, rows, prefill, decode = _iteration_parts(
             pt, pc, decode_batch, decode_context_sum, *self._prefill_coef,
