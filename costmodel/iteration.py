@@ -14,12 +14,14 @@ plus the embedding, the final norm and the LM head on the ``R`` sequences that e
 (every decode request and, as an upper bound, every prefill chunk), with an all-gather of the
 logits under tensor parallelism. The token-linear and LM-head parts depend on ``T`` and ``R`` only,
 so they are tabulated at build time for up to :data:`TABLE_TOKENS` tokens: a call costs a table
-look-up and a few scalar operations.
+look-up and a few scalar operations, the attention terms being one compiled kernel
+(:func:`~schedlab.jit.njit`) over the chunk arrays.
 
 N consecutive decode steps of an unchanged batch of ``B`` requests: step ``k`` has context sum
 ``S0 + k*B``; only the decode-attention term changes, and it is the maximum of two linear functions
 of the context sum (compute and memory), so the sum over steps is exact in closed form: the steps
-before the compute/memory crossover sum the memory line, the rest the compute line.
+before the compute/memory crossover sum the memory line, the rest the compute line. One compiled
+kernel evaluates those sums for every requested step count in a single pass.
 
 >>> cost = RooflineIterationCost.build("llama-2-7b", "a100-80gb")
 >>> none = np.array([], dtype=np.int64)
@@ -33,7 +35,6 @@ True
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -50,6 +51,7 @@ from schedlab.costmodel.roofline import (
     op_time_s,
 )
 from schedlab.errors import check_array, check_fraction, check_nonneg_int, check_positive_int
+from schedlab.jit import njit
 
 __all__ = ["DEFAULT_ACTIVATION_TOKENS", "TABLE_TOKENS", "RooflineIterationCost", "iteration_cost"]
 
@@ -83,7 +85,7 @@ class RooflineIterationCost:
     activation_reserve_bytes: float
     _linear: list = field(repr=False, compare=False)
     _head: list = field(repr=False, compare=False)
-    _dec_flops_per_ctx: float = field(repr=False, compare=False)
+    _dec_compute_per_ctx: float = field(repr=False, compare=False)
     _dec_mem_per_ctx: float = field(repr=False, compare=False)
     _dec_mem_per_req: float = field(repr=False, compare=False)
     _peak: float = field(repr=False, compare=False)
@@ -178,7 +180,8 @@ class RooflineIterationCost:
             activation_reserve_bytes=float(tp * reserve_dev),
             _linear=linear.tolist(),
             _head=head.tolist(),
-            _dec_flops_per_ctx=float(dec_one.flops) * spec.num_layers,
+            _dec_compute_per_ctx=float(dec_one.flops) * spec.num_layers
+            / (acc.peak_flops(dtype) * eff.compute_efficiency("attention")),
             _dec_mem_per_ctx=float(dec_one.bytes) * spec.num_layers
             / (acc.hbm_bytes_per_s * eff.memory_efficiency("attention")),
             _dec_mem_per_req=float(dec_req.bytes) * spec.num_layers
@@ -204,28 +207,6 @@ class RooflineIterationCost:
             return self._head[rows]
         return float(_head_time(self.model, self.gpu, self.tp, self.dtype, self.efficiency,
                                 np.array([float(rows)]))[0])
-
-    def _decode_lines(self, batch: int) -> tuple[float, float, float]:
-        """Decode attention (all layers) as ``max(a_c * S, a_m * S + c_m)`` for batch ``batch``."""
-        return (self._dec_flops_per_ctx / (self._peak * self._attn_ec), self._dec_mem_per_ctx,
-                self._dec_mem_per_req * batch)
-
-    def _decode_attention_s(self, batch: int, context_sum: float) -> float:
-        if batch == 0:
-            return 0.0
-        a_c, a_m, c_m = self._decode_lines(batch)
-        return max(a_c * context_sum, a_m * context_sum + c_m) + self._launch
-
-    def _prefill_attention_s(self, chunk: np.ndarray, cached: np.ndarray) -> float:
-        """One varlen kernel per layer over all chunks. FLOPs are ``f * sum c(p + (c+1)/2)`` and
-        bytes ``b_c * sum c + b_p * sum p`` (:func:`ops.attention_prefill` is linear in those)."""
-        rows = float(chunk.sum())
-        if rows == 0:
-            return 0.0
-        pairs = float(np.dot(chunk, cached)) + (float(np.dot(chunk, chunk)) + rows) / 2.0
-        f_pair, b_chunk, b_cached = self._prefill_coef
-        return max(f_pair * pairs / (self._peak * self._attn_ec),
-                   b_chunk * rows + b_cached * float(cached.sum())) + self._launch
 
     # ------------------------------------------------------------------------------ protocol
     def iteration_time_s(
@@ -256,26 +237,23 @@ class RooflineIterationCost:
         if pt.size:
             pt = _check_tokens(pt, "prefill_tokens")
             pc = _check_tokens(pc, "prefill_context")
+        # one dtype and layout for the compiled kernel (a new one would compile a new version)
+        pt = np.ascontiguousarray(pt, dtype=np.int64)
+        pc = np.ascontiguousarray(pc, dtype=np.int64)
         return self._iteration_time_unchecked(pt, pc, decode_batch, decode_context_sum)
 
     def _iteration_time_unchecked(
         self, pt: np.ndarray, pc: np.ndarray, decode_batch: int, decode_context_sum: int
     ) -> float:
-        """:meth:`iteration_time_s` for valid inputs (1-D int arrays of one length, ints >= 0),
-        without argument checks (the simulator's hot path; same arithmetic, same numbers)."""
-        prefill = 0.0
-        n_chunks = 0
-        tokens = decode_batch
-        if pt.size:
-            t = int(pt.sum())
-            if t:
-                tokens += t
-                n_chunks = int(np.count_nonzero(pt))
-                prefill = self._prefill_attention_s(pt, pc)
+        """:meth:`iteration_time_s` for valid inputs (1-D int64 arrays of one length, ints >= 0),
+        without argument checks (the simulator's hot path: one compiled call)."""
+        tokens, rows, prefill, decode = _iteration_parts(
+            pt, pc, decode_batch, decode_context_sum, *self._prefill_coef,
+            self._peak * self._attn_ec, self._dec_compute_per_ctx, self._dec_mem_per_ctx,
+            self._dec_mem_per_req, self._launch)
         if tokens == 0:
             return 0.0
-        return (self._linear_s(tokens) + self._head_s(decode_batch + n_chunks) + prefill
-                + self._decode_attention_s(decode_batch, decode_context_sum))
+        return self._linear_s(tokens) + self._head_s(rows) + prefill + decode
 
     def decode_steps_time_s(
         self, batch_size: int, context_sum: int, n_steps: np.ndarray | int
@@ -294,11 +272,7 @@ class RooflineIterationCost:
             n = check_nonneg_int(n_steps, "n_steps", "decode_steps_time_s")
             if batch == 0 or n == 0:
                 return 0.0
-            fixed, a_c, a_m, c_m, k_mem = self._decode_plan(batch, s0)
-            k0 = min(k_mem, n)
-            ssum_n = n * s0 + batch * n * (n - 1) / 2
-            ssum_k0 = k0 * s0 + batch * k0 * (k0 - 1) / 2
-            return n * fixed + a_m * ssum_k0 + c_m * k0 + a_c * (ssum_n - ssum_k0)
+            return float(self._decode_steps_unchecked(batch, s0, np.array([float(n)]))[0])
         n = np.asarray(n_steps)
         if n.dtype.kind not in "iu" or (n.size and n.min() < 0):
             n = check_array(n_steps, "n_steps", "decode_steps_time_s", dtype=np.int64,
@@ -306,32 +280,14 @@ class RooflineIterationCost:
         n = n.astype(np.float64)
         if batch == 0:
             return np.zeros(n.shape)
-        return self._decode_steps_unchecked(batch, s0, n)
+        return self._decode_steps_unchecked(batch, s0, n.ravel()).reshape(n.shape)
 
     def _decode_steps_unchecked(self, batch: int, s0: int, n: np.ndarray) -> np.ndarray:
-        """:meth:`decode_steps_time_s` for a float64 array of step counts and ``batch >= 1``,
-        without argument checks (the simulator's hot path; same arithmetic, same numbers)."""
-        fixed, a_c, a_m, c_m, k_mem = self._decode_plan(batch, s0)
-        if n.size and k_mem >= n.max():
-            # every step memory-bound: k0 == n, so the compute-bound term is a_c * 0.0 == 0.0
-            # and dropping it leaves the same floats
-            ssum_n = n * s0 + batch * n * (n - 1) / 2
-            return n * fixed + a_m * ssum_n + c_m * n
-        k0 = np.minimum(float(k_mem), n)
-        ssum_n = n * s0 + batch * n * (n - 1) / 2
-        ssum_k0 = k0 * s0 + batch * k0 * (k0 - 1) / 2
-        return n * fixed + a_m * ssum_k0 + c_m * k0 + a_c * (ssum_n - ssum_k0)
-
-    def _decode_plan(self, batch: int, s0: int) -> tuple[float, float, float, float, int]:
-        """Per-step constant, the two attention lines, and how many first steps are memory-bound."""
+        """:meth:`decode_steps_time_s` for a 1-D float64 array of step counts and ``batch >= 1``,
+        without argument checks (the simulator's hot path: one compiled call)."""
         fixed = self._linear_s(batch) + self._head_s(batch) + self._launch
-        a_c, a_m, c_m = self._decode_lines(batch)
-        if a_c <= a_m:
-            k_mem = 2**62                      # the memory line is above for every context
-        else:
-            s_cross = c_m / (a_c - a_m)        # memory-bound while S <= s_cross
-            k_mem = 0 if s0 > s_cross else math.floor((s_cross - s0) / batch) + 1
-        return fixed, a_c, a_m, c_m, k_mem
+        return _decode_sums(batch, s0, n, fixed, self._dec_compute_per_ctx, self._dec_mem_per_ctx,
+                            self._dec_mem_per_req)
 
     def prefill_time_s(self, input_tokens: np.ndarray) -> np.ndarray:
         """Seconds of a batch-1 prefill of each whole prompt (vectorised).
@@ -391,15 +347,90 @@ class RooflineIterationCost:
         the linear layers and the attention are compute-bound (for reports)."""
         batch = check_positive_int(batch_size, "batch_size", "decode_step_breakdown")
         s = check_nonneg_int(context_sum, "context_sum", "decode_step_breakdown")
-        a_c, a_m, c_m = self._decode_lines(batch)
+        a_c, a_m, m_req = self._dec_compute_per_ctx, self._dec_mem_per_ctx, self._dec_mem_per_req
         gemm_bound = self.linear_is_compute_bound(batch)
         return {
             "linear_s": self._linear_s(batch),
             "head_s": self._head_s(batch),
-            "attention_s": self._decode_attention_s(batch, s),
+            "attention_s": _decode_attention_s(batch, s, a_c, a_m, m_req, self._launch),
             "linear_compute_bound": gemm_bound,
-            "attention_compute_bound": a_c * s > a_m * s + c_m,
+            "attention_compute_bound": a_c * s > a_m * s + m_req * batch,
         }
+
+
+# ---------------------------------------------------------------------------------- kernels
+# Compiled (schedlab.jit) so that a call from the simulator is one dispatch instead of a dozen
+# numpy calls; the float operations are the same, in the same order, as numpy's would be.
+
+@njit
+def _decode_attention_s(batch: int, context_sum: int, a_c: float, a_m: float, m_req: float,
+                        launch: float) -> float:
+    """Decode attention over all layers: ``max(a_c * S, a_m * S + m_req * batch) + launch``
+    (compute line, memory line), 0 for an empty batch."""
+    if batch == 0:
+        return 0.0
+    compute = a_c * context_sum
+    memory = a_m * context_sum + m_req * batch
+    return (memory if memory > compute else compute) + launch
+
+
+@njit
+def _iteration_parts(pt: np.ndarray, pc: np.ndarray, decode_batch: int, decode_context_sum: int,
+                     f_pair: float, b_chunk: float, b_cached: float, flops_per_s: float,
+                     a_c: float, a_m: float, m_req: float,
+                     launch: float) -> tuple[int, int, float, float]:
+    """Tokens, LM-head rows, prefill-attention and decode-attention seconds of one iteration.
+
+    Prefill attention is one varlen kernel per layer over all chunks: FLOPs are
+    ``f * sum c(p + (c+1)/2)`` and bytes ``b_c * sum c + b_p * sum p``
+    (:func:`ops.attention_prefill` is linear in those)."""
+    chunk_sum = 0
+    chunks = 0
+    dot_cached = 0
+    dot_chunk = 0
+    cached_sum = 0
+    for i in range(pt.shape[0]):
+        c = pt[i]
+        chunk_sum += c
+        if c != 0:
+            chunks += 1
+        dot_cached += c * pc[i]
+        dot_chunk += c * c
+        cached_sum += pc[i]
+    prefill = 0.0
+    if chunk_sum == 0:
+        chunks = 0
+    else:
+        rows = float(chunk_sum)
+        pairs = float(dot_cached) + (float(dot_chunk) + rows) / 2.0
+        compute = f_pair * pairs / flops_per_s
+        memory = b_chunk * rows + b_cached * float(cached_sum)
+        prefill = (memory if memory > compute else compute) + launch
+    decode = _decode_attention_s(decode_batch, decode_context_sum, a_c, a_m, m_req, launch)
+    return decode_batch + chunk_sum, decode_batch + chunks, prefill, decode
+
+
+@njit
+def _decode_sums(batch: int, s0: int, n: np.ndarray, fixed: float, a_c: float, a_m: float,
+                 m_req: float) -> np.ndarray:
+    """Seconds of the first ``n[i]`` decode steps of a batch of ``batch >= 1`` requests whose
+    context sum starts at ``s0``, for each ``i``. Each step costs ``fixed`` plus the decode
+    attention ``max(a_c * S, a_m * S + c_m)``; the first ``k_mem`` steps are memory-bound, and
+    the sums of ``S`` over the two stretches are arithmetic series."""
+    c_m = m_req * batch
+    if a_c <= a_m:
+        k_mem = 2.0**62                        # the memory line is above for every context
+    else:
+        s_cross = c_m / (a_c - a_m)            # memory-bound while S <= s_cross
+        k_mem = 0.0 if s0 > s_cross else np.floor((s_cross - s0) / batch) + 1.0
+    out = np.empty(n.shape[0])
+    for i in range(n.shape[0]):
+        steps = n[i]
+        k0 = k_mem if k_mem < steps else steps
+        ssum_n = steps * s0 + batch * steps * (steps - 1.0) / 2.0
+        ssum_k0 = k0 * s0 + batch * k0 * (k0 - 1.0) / 2.0
+        out[i] = steps * fixed + a_m * ssum_k0 + c_m * k0 + a_c * (ssum_n - ssum_k0)
+    return out
 
 
 def _check_tokens(values: np.ndarray, name: str) -> np.ndarray:
