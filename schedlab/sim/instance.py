@@ -42,14 +42,7 @@ from schedlab.sim.kernels import (
     split_completed,
 )
 from schedlab.sim.state import (
-    ARRIVAL,
-    ATTAINED,
     COMPLETED,
-    EST,
-    GENERATED,
-    KV,
-    LAST_RUN,
-    PRED,
     PREFILLED,
     PRIORITY,
     REJECTED,
@@ -69,11 +62,6 @@ _STEPS_F = _STEPS.astype(np.float64)
 _STEPS_F.flags.writeable = False
 #: Decode steps costed at first for a stretch (most stretches end early, at an arrival).
 _HORIZON = 48
-
-
-def _ro(a: np.ndarray) -> np.ndarray:
-    a.flags.writeable = False
-    return a
 
 
 class IterationLog:
@@ -262,10 +250,11 @@ class InstanceRuntime:
             self.T.reject_code[idx] = self._code(reason)
             self.T.finish[idx] = now
 
-    def _remove(self, gone: np.ndarray) -> None:
-        """Drop the slots ``gone`` (finished or rejected) and free their KV."""
+    def _remove(self, gone: np.ndarray, *, ordered: bool = False) -> None:
+        """Drop the slots ``gone`` (finished or rejected; ``ordered``: ascending) and free
+        their KV."""
         Q = self.Q
-        gpu, host, out = Q.remove(gone, self.track)
+        gpu, host, out = Q.remove(gone, self.track, ordered=ordered)
         self.gpu_used -= gpu
         self.host_used -= host
         if self.track:
@@ -278,25 +267,33 @@ class InstanceRuntime:
 
     # ------------------------------------------------------------------ decisions
     def view(self, now: float) -> QueueView:
-        """The read-only :class:`QueueView` of the active requests at ``now``."""
+        """The read-only :class:`QueueView` of the active requests at ``now`` (a snapshot:
+        copies of the columns, which later events do not change)."""
         Q, spec, n = self.Q, self.spec, self.Q.n
-        ints = _ro(Q.I[:PRIORITY + 1, :n].copy())
-        fl = _ro(Q.F[:, :n].copy())
+        ints = Q.I[:PRIORITY + 1, :n].copy()
+        fl = Q.F[:, :n].copy()
+        rid = Q.rid[:n].copy()
+        loc = Q.loc[:n].copy()
+        running = Q.running[:n].copy()
+        for a in (ints, fl, rid, loc, running):
+            a.flags.writeable = False
+        target, prefilled, generated, kv, priority = ints
+        arrival, pred, attained, last_run, est = fl
         return QueueView(
             now_s=now,
-            request_id=_ro(Q.rid[:n].copy()),
-            arrival_s=fl[ARRIVAL],
-            input_tokens=ints[TARGET],
-            output_tokens_pred=fl[PRED],
-            prefilled_tokens=ints[PREFILLED],
-            generated_tokens=ints[GENERATED],
-            kv_tokens=ints[KV],
-            kv_location=_ro(Q.loc[:n].copy()),
-            running=_ro(Q.running[:n].copy()),
-            priority=ints[PRIORITY],
-            attained_s=fl[ATTAINED],
-            last_run_s=fl[LAST_RUN],
-            est_prefill_s=fl[EST],
+            request_id=rid,
+            arrival_s=arrival,
+            input_tokens=target,
+            output_tokens_pred=pred,
+            prefilled_tokens=prefilled,
+            generated_tokens=generated,
+            kv_tokens=kv,
+            kv_location=loc,
+            running=running,
+            priority=priority,
+            attained_s=attained,
+            last_run_s=last_run,
+            est_prefill_s=est,
             kv_capacity_tokens=self.cap,
             kv_free_tokens=self.cap - self.gpu_used,
             max_batch_size=spec.max_batch_size,
@@ -666,6 +663,6 @@ class InstanceRuntime:
         # the stretch does not continue (a completion ends it)
         self.more = False
         self.completed = True
-        self._remove(fin)
+        self._remove(fin, ordered=True)
         # a held batch goes on without the finished (slots renumbered past the removed)
         self.batch = keep if self.hold and keep.shape[0] else _EMPTY

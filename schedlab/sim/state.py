@@ -94,32 +94,22 @@ class QueueColumns:
     and advances the offset. Storage doubles when full.
     """
 
-    __slots__ = (
-        "F",
-        "I",
-        "_F",
-        "_I",
-        "_loc",
-        "_rid",
-        "_running",
-        "arrival",
-        "attained",
-        "est",
-        "gen_base",
-        "generated",
-        "kv",
-        "last_run",
-        "left",
-        "loc",
-        "n",
-        "pred",
-        "prefilled",
-        "priority",
-        "rid",
-        "running",
-        "start",
-        "target",
-    )
+    __slots__ = ("F", "I", "_F", "_I", "_loc", "_rid", "_running", "loc", "n", "rid", "running",
+                 "start")
+
+    # named rows (1-D views, for the engine's rarer paths; kernels take I and F)
+    target = property(lambda self: self.I[TARGET], doc="Row TARGET of I.")
+    prefilled = property(lambda self: self.I[PREFILLED], doc="Row PREFILLED of I.")
+    generated = property(lambda self: self.I[GENERATED], doc="Row GENERATED of I.")
+    kv = property(lambda self: self.I[KV], doc="Row KV of I.")
+    priority = property(lambda self: self.I[PRIORITY], doc="Row PRIORITY of I.")
+    left = property(lambda self: self.I[LEFT], doc="Row LEFT of I.")
+    gen_base = property(lambda self: self.I[GEN_BASE], doc="Row GEN_BASE of I.")
+    arrival = property(lambda self: self.F[ARRIVAL], doc="Row ARRIVAL of F.")
+    pred = property(lambda self: self.F[PRED], doc="Row PRED of F.")
+    attained = property(lambda self: self.F[ATTAINED], doc="Row ATTAINED of F.")
+    last_run = property(lambda self: self.F[LAST_RUN], doc="Row LAST_RUN of F.")
+    est = property(lambda self: self.F[EST], doc="Row EST of F.")
 
     def __init__(self, capacity: int = 64) -> None:
         self._I = np.zeros((7, capacity), dtype=np.int64)
@@ -132,17 +122,13 @@ class QueueColumns:
         self._rows()
 
     def _rows(self) -> None:
-        """The slot views from :attr:`start` on, and named 1-D views of the rows (cheaper to
-        index than the 2-D arrays)."""
+        """The slot views from :attr:`start` on."""
         a = self.start
         self.I = self._I[:, a:]
         self.F = self._F[:, a:]
         self.rid = self._rid[a:]
         self.loc = self._loc[a:]
         self.running = self._running[a:]
-        (self.target, self.prefilled, self.generated, self.kv, self.priority, self.left,
-         self.gen_base) = self.I
-        self.arrival, self.pred, self.attained, self.last_run, self.est = self.F
 
     def _make_room(self, need: int) -> None:
         """Storage for ``need`` slots from the offset: move the slots to offset 0, into storage
@@ -173,11 +159,14 @@ class QueueColumns:
                       table.input, table.output, table.arrival, table.pred, est_prefill)
         self.n = b
 
-    def remove(self, gone: np.ndarray, track: bool = False) -> tuple[int, int, float]:
-        """Remove the slots ``gone`` (distinct), keeping the order of the others. Returns the
-        device and host KV tokens they held and (with ``track``) their :meth:`outstanding`."""
+    def remove(
+        self, gone: np.ndarray, track: bool = False, *, ordered: bool = False
+    ) -> tuple[int, int, float]:
+        """Remove the slots ``gone`` (distinct; ``ordered``: already ascending), keeping the order
+        of the others. Returns the device and host KV tokens they held and (with ``track``)
+        their :meth:`outstanding`."""
         k = gone.shape[0]
-        if k > 1:
+        if k > 1 and not ordered:
             gone = np.sort(gone)
         # move the slots before them when there are far fewer of those than after (rebinding
         # the views costs about as much as moving a few dozen slots)
