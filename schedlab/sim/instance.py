@@ -491,7 +491,7 @@ class InstanceRuntime:
         self.batch = run
         if chunks is None:
             chunks = batch_chunks(Q.I, run, spec.chunk_tokens)
-        c, pt, pc, tokens, added, dec_kv = chunks
+        c, pt, pc, tokens, added, dec_kv, fewest_left = chunks
         n_pref = pt.shape[0]
         n_dec = b - n_pref
         if n_pref == 0 and move_s == 0.0:
@@ -499,7 +499,7 @@ class InstanceRuntime:
                 raise self._fail(f"runs {b} tokens, over max_batch_tokens={spec.max_batch_tokens}.")
             if self.gpu_used + b > self.cap:
                 raise self._kv_error(b)
-            return self._start_decode(now, b, dec_kv, int(np.minimum.reduce(Q.left[run])))
+            return self._start_decode(now, b, dec_kv, fewest_left)
         if d is not None and d.prefill_chunk is not None:
             g = Q.I[:, run]
             rem = g[TARGET] - g[PREFILLED]

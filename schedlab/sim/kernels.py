@@ -11,7 +11,7 @@ exactly the token accounting documented in :mod:`schedlab.sim.state`; the Python
 >>> t = RequestTable.empty(np.zeros(2), np.array([5, 7]), np.array([2, 3]), np.array([2.0, 3.0]))
 >>> q = QueueColumns()
 >>> q.append(np.array([0, 1]), t, np.zeros(2))
->>> chunks, pt, pc, tokens, grow, dec_kv = batch_chunks(q.I, np.array([0, 1]), 4)
+>>> chunks, pt, pc, tokens, grow, dec_kv, fewest_left = batch_chunks(q.I, np.array([0, 1]), 4)
 >>> chunks.tolist(), tokens, grow   # chunking at 4: request 0's 4 < 5, request 1's 4 < 7
 ([4, 4], 8, 8)
 """
@@ -50,10 +50,10 @@ __all__ = [
 def batch_chunks(I, run, chunk_tokens):  # noqa: E741
     """Default prefill chunks of a batch: per slot the remaining prompt (capped by
     ``chunk_tokens`` when > 0) or 0 in the decode phase. Returns ``(chunks, prefill_tokens,
-    prefill_context, tokens, kv_growth, decode_kv)``: the chunks of the prefilling slots and
-    their cached context (the cost model's inputs), the iteration's tokens (chunks plus one per
-    decode), the KV it adds (plus one first token per completed prefill), and the KV held by the
-    decoding slots."""
+    prefill_context, tokens, kv_growth, decode_kv, fewest_left)``: the chunks of the
+    prefilling slots and their cached context (the cost model's inputs), the iteration's tokens
+    (chunks plus one per decode), the KV it adds (plus one first token per completed prefill),
+    the KV held by the decoding slots, and the fewest output tokens left in the batch."""
     b = run.shape[0]
     chunks = np.zeros(b, dtype=np.int64)
     n_pref = 0
@@ -66,9 +66,11 @@ def batch_chunks(I, run, chunk_tokens):  # noqa: E741
     tokens = 0
     grow = 0
     dec_kv = 0
+    fewest_left = np.iinfo(np.int64).max
     p = 0
     for j in range(b):
         s = run[j]
+        fewest_left = min(fewest_left, I[LEFT, s])
         rem = I[TARGET, s] - I[PREFILLED, s]
         if rem > 0:
             c = min(rem, chunk_tokens) if chunk_tokens > 0 else rem
@@ -82,7 +84,7 @@ def batch_chunks(I, run, chunk_tokens):  # noqa: E741
             tokens += 1
             grow += 1
             dec_kv += I[KV, s]
-    return chunks, pt, pc, tokens, grow, dec_kv
+    return chunks, pt, pc, tokens, grow, dec_kv, fewest_left
 
 
 @njit
