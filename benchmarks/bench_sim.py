@@ -38,19 +38,29 @@ def _policies() -> list[str]:
     return [p for p in ("fcfs", "vllm") if p in REGISTRY]
 
 
-def bench_azure(policy: str) -> dict:
+def _simulate_process(policy: str, *extra: str) -> tuple[float, dict]:
     exe = Path(sys.executable).with_name("schedlab")
     cmd = [str(exe), "simulate", "--trace", "azure-conv-2023", "--model", "llama-2-7b",
-           "--gpu", "a100-80gb", "--policy", policy, "--json"]
+           "--gpu", "a100-80gb", "--policy", policy, "--json", *extra]
     t0 = time.perf_counter()
     out = subprocess.run(cmd, check=True, capture_output=True, text=True).stdout
-    wall = time.perf_counter() - t0
-    doc = json.loads(out)
+    return time.perf_counter() - t0, json.loads(out)
+
+
+def bench_azure(policy: str) -> dict:
+    """The whole process, best of three (after one warm-up run that fills numba's disk cache),
+    and the same command on the first 10 requests: the fixed start-up cost (interpreter, numpy,
+    numba and its compiled-code cache, the trace) measured in the same run."""
+    _simulate_process(policy, "--limit", "10")
+    floor = min(_simulate_process(policy, "--limit", "10")[0] for _ in range(3))
+    runs = [_simulate_process(policy) for _ in range(3)]
+    wall, doc = min(runs, key=lambda r: r[0])
     return {
         "part": "azure", "policy": policy, "requests": doc["requests"],
         "completed": doc["completed"], "decisions": doc["decisions"],
         "iterations": doc["iterations"], "process_wall_s": round(wall, 3),
-        "simulate_wall_s": round(doc["simulate_wall_s"], 3), "target_s": 2.0,
+        "simulate_wall_s": round(doc["simulate_wall_s"], 3),
+        "startup_floor_s": round(floor, 3), "target_s": 2.0,
         "meets_target": wall < 2.0,
     }
 
