@@ -20,6 +20,7 @@ from schedlab.policies.batching import (
     infeasible,
     infeasible_kernel,
     longest_prefix_kernel,
+    stable_argsort,
 )
 from schedlab.policies.kv import costs_kernel, footprint_kernel
 
@@ -99,10 +100,10 @@ def arrival_order_kernel(
     """Compiled rule of :func:`arrival_order` for ``positions``, with
     :func:`in_arrival_order_kernel` already known (``ordered``: sorting positions suffices)."""
     if ordered:
-        return np.sort(positions)
+        return positions[stable_argsort(positions)]
     # two stable sorts: by request id, then by arrival time
-    pos = positions[np.argsort(request_id[positions], kind="mergesort")]
-    return pos[np.argsort(arrival_s[pos], kind="mergesort")]
+    pos = positions[stable_argsort(request_id[positions])]
+    return pos[stable_argsort(arrival_s[pos])]
 
 
 def run_to_completion(
@@ -225,7 +226,7 @@ def run_to_completion_kernel(
         if not ordered:
             waiting = arrival_order_kernel(arrival_s, request_id, waiting, False)
         if use_key:
-            waiting = waiting[np.argsort(waiting_key[waiting], kind="mergesort")]
+            waiting = waiting[stable_argsort(waiting_key[waiting])]
         all_fit_slots = n_waiting >= slots
         waiting = waiting[:slots]  # at most this many can join
         foot = footprint_kernel(input_tokens, output_tokens_pred, kv_tokens, growth)

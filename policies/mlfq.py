@@ -34,6 +34,7 @@ from schedlab.policies.batching import (
     longest_prefix_kernel,
     prefetch_kernel,
     split_preemptions_kernel,
+    stable_argsort,
 )
 from schedlab.policies.fcfs import arrival_order_kernel, in_arrival_order_kernel, started_kernel
 from schedlab.policies.kv import costs_kernel
@@ -100,12 +101,12 @@ def priority_order_kernel(
         p = pos[j]
         recency[j] = -last_run_s[p] if started[p] else arrival_s[p]
     # two stable sorts of the arrival-ordered positions replace a five-key lexsort
-    i = np.argsort(recency, kind="mergesort")
+    i = stable_argsort(recency)
     group = np.empty(m, dtype=np.int64)
     for j in range(m):
         p = pos[i[j]]
         group[j] = priority[p] * 2 + (0 if started[p] else 1)
-    return pos[i[np.argsort(group, kind="mergesort")]]
+    return pos[i[stable_argsort(group)]]
 
 
 def starvation_check(view: QueueView, period_iterations: int) -> bool:

@@ -22,6 +22,7 @@ from schedlab.policies.batching import (
     infeasible_kernel,
     longest_prefix_kernel,
     split_preemptions_kernel,
+    stable_argsort,
 )
 from schedlab.policies.fcfs import arrival_order_kernel, in_arrival_order_kernel, run_to_completion
 from schedlab.policies.kv import costs_kernel
@@ -148,7 +149,7 @@ def srpt_kernel(
     if not in_arrival_order_kernel(arrival_s, request_id):
         by_arrival = arrival_order_kernel(arrival_s, request_id, by_arrival, False)
     remaining = remaining_pred_kernel(output_tokens_pred, generated_tokens)
-    by_remaining = by_arrival[np.argsort(remaining[by_arrival], kind="mergesort")]
+    by_remaining = by_arrival[stable_argsort(remaining[by_arrival])]
     order = by_remaining[code[by_remaining] == FEASIBLE]
     k, evict, _ = longest_prefix_kernel(
         order, step, demand, gkv, kv_free_tokens, max_batch_size, max_batch_tokens,
