@@ -147,12 +147,12 @@ def run_to_completion(
         v.kv_capacity_tokens, v.kv_free_tokens, v.max_batch_size, v.max_batch_tokens,
         v.chunk_tokens,
     )
+    # bool(): exact Python bools under NUMBA_DISABLE_JIT too
+    decision = {"run": run, "recompute": recompute, "wake_on_arrival": bool(wake),
+                "hold_batch": bool(hold)}
     if n_reject:
-        return decision_with_rejects(
-            {"run": run, "recompute": recompute, "wake_on_arrival": wake, "hold_batch": hold},
-            *infeasible(view),
-        )
-    return BatchDecision(run=run, recompute=recompute, wake_on_arrival=wake, hold_batch=hold)
+        return decision_with_rejects(decision, *infeasible(view))
+    return BatchDecision(**decision)
 
 
 @njit

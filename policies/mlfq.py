@@ -287,7 +287,7 @@ def skip_join_mlfq(
         "swap_in": swap_in,
         "priority": prio,
         "attained_s": att,
-        "reconsider_at_s": wake,
+        "reconsider_at_s": float(wake),  # a Python float under NUMBA_DISABLE_JIT too
     }
     if n_reject:
         return decision_with_rejects(decision, *infeasible(view))

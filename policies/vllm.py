@@ -75,8 +75,9 @@ def vllm(
         v.max_batch_tokens, v.chunk_tokens, v.host_kv_free_tokens,
         int(watermark * v.kv_capacity_tokens), preempt == "swap",
     )
+    # bool(): exact Python bools under NUMBA_DISABLE_JIT too
     decision = {"run": run, "swap_out": swap_out, "recompute": recompute,
-                "wake_on_arrival": wake, "hold_batch": hold}
+                "wake_on_arrival": bool(wake), "hold_batch": bool(hold)}
     if n_reject:
         return decision_with_rejects(decision, *infeasible(view))
     return BatchDecision(**decision)
