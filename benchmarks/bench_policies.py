@@ -12,11 +12,11 @@ and the token budget allow), which bounds how cheap a decision can be with numpy
 
 In a simulation (``--in-sim``): the calls a policy really gets. Each policy runs a whole
 simulation with every call timed (``time.perf_counter`` around it, about 0.1 us of its own);
-prints the calls, the mean queue length, the mean microseconds per call and the policy's share
-of the simulation's wall time. ``vidur``: the 10,000-request workload of ``bench_sim.py vidur``
-(Llama-2-7B on one A100; queues of ~20-40); ``azure``: the Azure 2023 conversation trace as
-``schedlab simulate --trace azure-conv-2023`` runs it (one overloaded instance; queues of
-~1,000).
+prints the calls, the mean queue length, the mean microseconds per call, the policy's share of
+the simulation's wall time and that wall time. ``vidur``: the 10,000-request workload of
+``bench_sim.py vidur`` (Llama-2-7B on one A100; queues of ~20-40); ``azure``: the Azure 2023
+conversation trace as ``schedlab simulate --trace azure-conv-2023`` runs it (one overloaded
+instance; queues of ~1,000).
 
 Both modes first print each policy's first call in the process: numba compiles its kernels then,
 or loads them from its disk cache when an earlier process compiled them.
@@ -115,16 +115,17 @@ def timed_in_simulation(source: str, policy: str) -> dict:
     simulate(w, cluster, timed)
     wall = clock() - t0
     return {"calls": calls[0], "mean_n": queued[0] / calls[0],
-            "us_per_call": spent[0] / calls[0] * 1e6, "share": spent[0] / wall}
+            "us_per_call": spent[0] / calls[0] * 1e6, "share": spent[0] / wall, "wall_s": wall}
 
 
 def bench_in_simulation(sources: list[str], policies: list[str]) -> None:
-    print(f"{'source':<8}{'policy':<16}{'calls':>8}{'mean n':>8}{'us/call':>9}{'share':>7}")
+    print(f"{'source':<8}{'policy':<16}{'calls':>8}{'mean n':>8}{'us/call':>9}{'share':>7}"
+          f"{'sim s':>7}")
     for source in sources:
         for name in policies:
             r = timed_in_simulation(source, name)
             print(f"{source:<8}{name:<16}{r['calls']:>8}{r['mean_n']:>8.1f}"
-                  f"{r['us_per_call']:>9.1f}{r['share']:>7.0%}", flush=True)
+                  f"{r['us_per_call']:>9.1f}{r['share']:>7.0%}{r['wall_s']:>7.2f}", flush=True)
 
 
 def first_call_ms(policies: list[str]) -> None:
