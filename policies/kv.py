@@ -71,7 +71,7 @@ def prefill_left(view: QueueView) -> np.ndarray:
 
 
 def request_costs(view: QueueView) -> RequestCosts:
-    """All of this module's per-request quantities in one vectorised pass (the policies' hot path).
+    """All of this module's per-request quantities in one compiled pass (:func:`costs_kernel`).
 
     >>> from schedlab.policies.base import QueueView, KV_HOST
     >>> c = request_costs(QueueView.from_columns(now_s=0.0, input_tokens=[8, 8],
