@@ -271,8 +271,8 @@ def skip_join_mlfq(
     )
     run, swap_out, recompute, swap_in, wake, n_reject = mlfq_kernel(
         prio, att, levels, v.now_s, q0, r, top, num_queues is not None, thr,
-        starvation_check(v, period), period == 0, reset_attained_on_promotion,
-        proactive_offloading, reserve, preempt == "swap",
+        starvation_check(v, period), period == 0, bool(reset_attained_on_promotion),
+        bool(proactive_offloading), reserve, preempt == "swap",
         v.arrival_s, v.request_id, v.input_tokens, v.prefilled_tokens, v.generated_tokens,
         v.kv_tokens, v.kv_location, v.running, v.last_run_s, v.kv_capacity_tokens,
         v.kv_free_tokens, v.max_batch_size, v.max_batch_tokens, v.chunk_tokens,
