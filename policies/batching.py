@@ -1,8 +1,10 @@
 """Batch formation shared by the policies: the longest feasible prefix of a priority order, the
 KV evictions it needs, proactive prefetch, and rejection of requests that can never run.
 
-Everything is vectorised over the view's columns; the policies differ only in the order they
-pass and in which requests they allow to be evicted.
+Each rule is one compiled kernel (``*_kernel``, :func:`schedlab.jit.njit`) on the view's columns,
+which the public functions here wrap and the policies' own kernels call directly, so a decision
+is one compiled call; the policies differ only in the order they pass and in which requests they
+allow to be evicted.
 
 >>> import numpy as np
 >>> from schedlab.policies.base import QueueView
@@ -18,6 +20,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from schedlab.jit import njit
 from schedlab.policies.base import KV_HOST, BatchDecision, QueueView
 from schedlab.policies.kv import RequestCosts, request_costs
 
@@ -29,6 +32,7 @@ __all__ = [
     "longest_prefix",
     "prefetch",
     "split_preemptions",
+    "stable_argsort",
 ]
 
 PREEMPT_MODES = ("swap", "recompute")
@@ -76,23 +80,45 @@ def infeasible(
     (array([1]), ('needs 501 KV tokens, more than the instance capacity of 100',))
     """
     c = request_costs(view) if costs is None else costs
-    step = c.step
-    total = view.kv_tokens + c.growth
-    too_big = total > view.kv_capacity_tokens
-    over_budget = step > view.max_batch_tokens
-    bad_mask = too_big | over_budget
-    if not bad_mask.any():
+    code = infeasible_kernel(view.kv_tokens, c.growth, c.step, view.kv_capacity_tokens,
+                             view.max_batch_tokens)
+    bad = np.flatnonzero(code)
+    if not bad.shape[0]:
         return _EMPTY, ()
-    bad = np.flatnonzero(bad_mask)
     reasons = tuple(
-        f"needs {int(total[i])} KV tokens, more than the instance capacity of "
-        f"{view.kv_capacity_tokens}"
-        if too_big[i]
-        else f"needs {int(step[i])} tokens in one iteration, more than max_batch_tokens="
+        f"needs {int(view.kv_tokens[i] + c.growth[i])} KV tokens, more than the instance "
+        f"capacity of {view.kv_capacity_tokens}"
+        if code[i] == TOO_BIG
+        else f"needs {int(c.step[i])} tokens in one iteration, more than max_batch_tokens="
         f"{view.max_batch_tokens}"
         for i in bad
     )
     return bad, reasons
+
+
+#: :func:`infeasible_kernel` codes: the request fits, ...
+FEASIBLE = 0
+#: ... its KV plus its next growth exceeds the device, ...
+TOO_BIG = 1
+#: ... its step exceeds the token budget (and its KV fits).
+OVER_BUDGET = 2
+
+
+@njit
+def infeasible_kernel(
+    kv_tokens: np.ndarray, growth: np.ndarray, step: np.ndarray, kv_capacity_tokens: int,
+    max_batch_tokens: int,
+) -> np.ndarray:
+    """Compiled rule of :func:`infeasible`: one code per request (:data:`FEASIBLE`,
+    :data:`TOO_BIG` or :data:`OVER_BUDGET`)."""
+    n = kv_tokens.shape[0]
+    code = np.zeros(n, dtype=np.int8)
+    for i in range(n):
+        if kv_tokens[i] + growth[i] > kv_capacity_tokens:
+            code[i] = TOO_BIG
+        elif step[i] > max_batch_tokens:
+            code[i] = OVER_BUDGET
+    return code
 
 
 def longest_prefix(
@@ -125,44 +151,75 @@ def longest_prefix(
     ([0, 1], [2], 18)
     """
     c = request_costs(view) if costs is None else costs
-    free = int(view.kv_free_tokens)
-    head = order[: view.max_batch_size]  # only these can join the batch
-    m = head.shape[0]
+    order = np.asarray(order, dtype=np.int64)
+    ev_kv = np.zeros_like(c.gpu_kv) if evictable is None else c.gpu_kv * evictable
+    reserve = np.ascontiguousarray(
+        np.broadcast_to(np.asarray(reserve_tokens, dtype=np.int64), order.shape)
+    )
+    k, evict, free_after = longest_prefix_kernel(
+        order, c.step, c.demand, ev_kv, int(view.kv_free_tokens), view.max_batch_size,
+        view.max_batch_tokens, reserve,
+    )
+    return PrefixResult(batch=order[:k], evict=evict, free_after=free_after)
+
+
+@njit
+def longest_prefix_kernel(
+    order: np.ndarray,
+    step: np.ndarray,
+    demand: np.ndarray,
+    evictable_kv: np.ndarray,
+    free: int,
+    max_batch_size: int,
+    max_batch_tokens: int,
+    reserve: np.ndarray,
+) -> tuple[int, np.ndarray, int]:
+    """Compiled rule of :func:`longest_prefix`: ``(k, evict, free_after)`` for the batch
+    ``order[:k]``, with ``evictable_kv`` the device KV each position may give up (0 where not
+    evictable) and ``reserve`` one value per order position."""
+    n_order = order.shape[0]
+    m = min(max(max_batch_size, 0), n_order)  # only these can join the batch
     if m == 0:
-        return PrefixResult(batch=_EMPTY, evict=_EMPTY, free_after=free)
-    dem = c.demand[head].cumsum()
-    ok = c.step[head].cumsum() <= view.max_batch_tokens
-    if evictable is None:
-        ev_kv = None
-        room = free
-    else:
-        ev_kv = c.gpu_kv * evictable
-        head_kv = ev_kv[head]
-        # evictable device KV strictly behind each position of the order
-        room = free + (int(ev_kv[order].sum()) - head_kv.cumsum())
-    if isinstance(reserve_tokens, (int, np.integer)) and reserve_tokens == 0:
-        reserve = None
-        ok &= dem <= room
-    else:
-        reserve = np.broadcast_to(np.asarray(reserve_tokens, dtype=np.int64), order.shape)[:m]
-        kv_ok = dem + reserve <= room
-        kv_ok[0] = dem[0] <= (room if evictable is None else room[0])
-        ok &= kv_ok
-    k = m if ok.all() else int(ok.argmin())
+        return 0, np.empty(0, dtype=np.int64), free
+    total_ev = 0
+    for i in range(n_order):
+        total_ev += evictable_kv[order[i]]
+    tokens = 0
+    dem = 0
+    head_kv = 0
+    k = m
+    dem_k = 0  # KV demand of order[:k]
+    for i in range(m):
+        p = order[i]
+        tokens += step[p]
+        dem += demand[p]
+        head_kv += evictable_kv[p]
+        room = free + (total_ev - head_kv)  # evictable device KV strictly behind position i
+        need = dem if i == 0 else dem + reserve[i]  # the reserve does not limit the head
+        if tokens > max_batch_tokens or need > room:
+            k = i
+            break
+        dem_k = dem
     if k == 0:
-        return PrefixResult(batch=_EMPTY, evict=_EMPTY, free_after=free)
-    reserve_last = 0 if reserve is None else int(reserve[k - 1])
-    deficit = int(dem[k - 1]) + reserve_last - free
-    evict = _EMPTY
-    if deficit > 0 and ev_kv is not None and k < order.shape[0]:
-        behind = order[k:]
-        cand = behind[ev_kv[behind] > 0][::-1]  # evictable holders, back of the order first
-        if cand.shape[0]:
-            cum = ev_kv[cand].cumsum()
-            j = min(int(np.searchsorted(cum, deficit)) + 1, cand.shape[0])
-            evict = cand[:j]
-            free += int(cum[j - 1])
-    return PrefixResult(batch=order[:k], evict=evict, free_after=free - int(dem[k - 1]))
+        return 0, np.empty(0, dtype=np.int64), free
+    deficit = dem_k + reserve[k - 1] - free
+    evict = np.empty(0, dtype=np.int64)
+    if deficit > 0 and k < n_order:
+        # evictable holders, back of the order first, until the deficit is covered
+        taken = np.empty(n_order - k, dtype=np.int64)
+        j = 0
+        got = 0
+        for i in range(n_order - 1, k - 1, -1):
+            p = order[i]
+            if evictable_kv[p] > 0:
+                taken[j] = p
+                j += 1
+                got += evictable_kv[p]
+                if got >= deficit:
+                    break
+        evict = taken[:j]
+        free += got
+    return k, evict, free - dem_k
 
 
 def split_preemptions(
@@ -178,11 +235,26 @@ def split_preemptions(
     >>> [a.tolist() for a in split_preemptions(v, np.array([1, 0]), "swap")]
     [[1], [0]]
     """
+    return split_preemptions_kernel(
+        np.asarray(evict, dtype=np.int64), view.kv_tokens, view.host_kv_free_tokens,
+        preempt == "swap",
+    )
+
+
+@njit
+def split_preemptions_kernel(
+    evict: np.ndarray, kv_tokens: np.ndarray, host_kv_free_tokens: int, swap: bool
+) -> tuple[np.ndarray, np.ndarray]:
+    """Compiled rule of :func:`split_preemptions` (``swap``: ``preempt == "swap"``)."""
     if evict.shape[0] == 0:
-        return _EMPTY, _EMPTY
-    if preempt == "recompute":
-        return _EMPTY, evict
-    fits = view.kv_tokens[evict].cumsum() <= view.host_kv_free_tokens
+        return np.empty(0, dtype=np.int64), np.empty(0, dtype=np.int64)
+    if not swap:
+        return np.empty(0, dtype=np.int64), evict
+    fits = np.empty(evict.shape[0], dtype=np.bool_)
+    used = 0
+    for i in range(evict.shape[0]):
+        used += kv_tokens[evict[i]]
+        fits[i] = used <= host_kv_free_tokens
     return evict[fits], evict[~fits]
 
 
@@ -205,14 +277,79 @@ def prefetch(
     >>> prefetch(v, np.array([0, 1, 2]), free_tokens=60, reserve_tokens=5, limit=3).tolist()
     [0, 2]
     """
-    host = order[view.kv_location[order] == KV_HOST][:limit]
-    taken = []
+    return prefetch_kernel(
+        np.asarray(order, dtype=np.int64), view.kv_location, view.kv_tokens, free_tokens,
+        reserve_tokens, limit,
+    )
+
+
+@njit
+def prefetch_kernel(
+    order: np.ndarray, kv_location: np.ndarray, kv_tokens: np.ndarray, free_tokens: int,
+    reserve_tokens: int, limit: int,
+) -> np.ndarray:
+    """Compiled rule of :func:`prefetch`."""
+    taken = np.empty(order.shape[0], dtype=np.int64)
+    k = 0
+    seen = 0
     room = free_tokens - reserve_tokens
-    for i, kv in zip(host.tolist(), view.kv_tokens[host].tolist(), strict=True):
-        if kv <= room:
-            taken.append(i)
-            room -= kv
-    return np.asarray(taken, dtype=np.int64)
+    for i in range(order.shape[0]):
+        if seen >= limit:
+            break
+        p = order[i]
+        if kv_location[p] == KV_HOST:
+            seen += 1
+            if kv_tokens[p] <= room:
+                taken[k] = p
+                k += 1
+                room -= kv_tokens[p]
+    return taken[:k]
+
+
+@njit
+def stable_argsort(keys: np.ndarray) -> np.ndarray:
+    """Indices that sort ``keys`` (no NaN) ascending, equal keys in index order: the same
+    permutation as ``np.argsort(keys, kind="stable")``. A bottom-up merge sort over insertion-
+    sorted runs that skips merging runs already in order (so a sorted input costs one pass); the
+    policies' kernels sort with it because it compiles in a fraction of the time numba's
+    generic ``np.argsort(kind="mergesort")`` takes.
+
+    >>> stable_argsort(np.array([3.0, 1.0, 3.0, 0.5])).tolist()
+    [3, 1, 0, 2]
+    """
+    n = keys.shape[0]
+    src = np.arange(n)
+    run = 16
+    for lo in range(0, n, run):  # insertion sort of each run
+        for i in range(lo + 1, min(lo + run, n)):
+            x = src[i]
+            j = i - 1
+            while j >= lo and keys[src[j]] > keys[x]:
+                src[j + 1] = src[j]
+                j -= 1
+            src[j + 1] = x
+    dst = np.empty(n, dtype=np.int64)
+    width = run
+    while width < n:
+        for lo in range(0, n, 2 * width):
+            mid = min(lo + width, n)
+            hi = min(lo + 2 * width, n)
+            i, j = lo, mid
+            if mid < hi and keys[src[mid - 1]] > keys[src[mid]]:  # else already in order
+                for k in range(lo, hi):
+                    # strict: of equal keys the left run's comes first
+                    if j < hi and (i == mid or keys[src[j]] < keys[src[i]]):
+                        dst[k] = src[j]
+                        j += 1
+                    else:
+                        dst[k] = src[i]
+                        i += 1
+            else:
+                for k in range(lo, hi):
+                    dst[k] = src[k]
+        src, dst = dst, src
+        width *= 2
+    return src
 
 
 def decision_with_rejects(

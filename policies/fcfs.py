@@ -12,9 +12,17 @@ from __future__ import annotations
 
 import numpy as np
 
+from schedlab.jit import njit
 from schedlab.policies.base import KV_NONE, BatchDecision, QueueView
-from schedlab.policies.batching import decision_with_rejects, infeasible, longest_prefix
-from schedlab.policies.kv import request_costs
+from schedlab.policies.batching import (
+    FEASIBLE,
+    decision_with_rejects,
+    infeasible,
+    infeasible_kernel,
+    longest_prefix_kernel,
+    stable_argsort,
+)
+from schedlab.policies.kv import costs_kernel, footprint_kernel
 
 __all__ = ["arrival_order", "fcfs", "in_arrival_order", "run_to_completion", "started"]
 
@@ -27,12 +35,27 @@ def started(view: QueueView) -> np.ndarray:
     ...     prefilled_tokens=[0, 2])).tolist()
     [False, True]
     """
-    return (
-        (view.prefilled_tokens > 0)
-        | (view.generated_tokens > 0)
-        | (view.kv_location != KV_NONE)
-        | view.running
+    return started_kernel(
+        view.prefilled_tokens, view.generated_tokens, view.kv_location, view.running
     )
+
+
+@njit
+def started_kernel(
+    prefilled_tokens: np.ndarray, generated_tokens: np.ndarray, kv_location: np.ndarray,
+    running: np.ndarray,
+) -> np.ndarray:
+    """Compiled rule of :func:`started`."""
+    n = prefilled_tokens.shape[0]
+    out = np.empty(n, dtype=np.bool_)
+    for i in range(n):
+        out[i] = (
+            prefilled_tokens[i] > 0
+            or generated_tokens[i] > 0
+            or kv_location[i] != KV_NONE
+            or running[i]
+        )
+    return out
 
 
 def in_arrival_order(view: QueueView) -> bool:
@@ -44,14 +67,17 @@ def in_arrival_order(view: QueueView) -> bool:
     ...     arrival_s=[1.0, 1.0], request_id=[4, 3], kv_capacity_tokens=9))
     False
     """
-    if view.n < 2:
-        return True
-    a = view.arrival_s
-    later = a[1:] > a[:-1]
-    if later.all():
-        return True
-    r = view.request_id
-    return bool((later | ((a[1:] == a[:-1]) & (r[1:] > r[:-1]))).all())
+    return in_arrival_order_kernel(view.arrival_s, view.request_id)
+
+
+@njit
+def in_arrival_order_kernel(arrival_s: np.ndarray, request_id: np.ndarray) -> bool:
+    """Compiled rule of :func:`in_arrival_order`."""
+    for i in range(1, arrival_s.shape[0]):
+        a, b = arrival_s[i - 1], arrival_s[i]
+        if not (b > a or (b == a and request_id[i] > request_id[i - 1])):
+            return False
+    return True
 
 
 def arrival_order(view: QueueView, positions: np.ndarray | None = None) -> np.ndarray:
@@ -62,16 +88,22 @@ def arrival_order(view: QueueView, positions: np.ndarray | None = None) -> np.nd
     ...     arrival_s=[2.0, 1.0, 1.0], request_id=[7, 9, 8], kv_capacity_tokens=9)).tolist()
     [2, 1, 0]
     """
-    return _arrival_order(view, positions, in_arrival_order(view))
+    pos = np.arange(view.n) if positions is None else np.asarray(positions, dtype=np.int64)
+    return arrival_order_kernel(view.arrival_s, view.request_id, pos,
+                                in_arrival_order_kernel(view.arrival_s, view.request_id))
 
 
-def _arrival_order(view: QueueView, positions: np.ndarray | None, ordered: bool) -> np.ndarray:
-    """:func:`arrival_order` with :func:`in_arrival_order` already known (``ordered``)."""
+@njit
+def arrival_order_kernel(
+    arrival_s: np.ndarray, request_id: np.ndarray, positions: np.ndarray, ordered: bool
+) -> np.ndarray:
+    """Compiled rule of :func:`arrival_order` for ``positions``, with
+    :func:`in_arrival_order_kernel` already known (``ordered``: sorting positions suffices)."""
     if ordered:
-        return np.arange(view.n) if positions is None else np.sort(positions)
-    if positions is None:
-        return np.lexsort((view.request_id, view.arrival_s))
-    return positions[np.lexsort((view.request_id[positions], view.arrival_s[positions]))]
+        return positions[stable_argsort(positions)]
+    # two stable sorts: by request id, then by arrival time
+    pos = positions[stable_argsort(request_id[positions])]
+    return pos[stable_argsort(arrival_s[pos])]
 
 
 def run_to_completion(
@@ -106,67 +138,129 @@ def run_to_completion(
     >>> by_arrival, by_output
     ([0], [1])
     """
-    c = request_costs(view)
-    reject, reasons = infeasible(view, c)
-    is_started = started(view)
-    if reject.shape[0]:
-        is_started[reject] = False
-    ordered = in_arrival_order(view)
-    admitted = np.flatnonzero(is_started)  # ascending: already in arrival order when ordered
-    if not ordered:
-        admitted = _arrival_order(view, admitted, False)
-    base = longest_prefix(view, admitted, costs=c, evictable=c.on_gpu)
-    run = base.batch
-    waiting = np.flatnonzero(~is_started)
-    if reject.shape[0]:
-        waiting = waiting[~np.isin(waiting, reject)]
-    slots = view.max_batch_size - admitted.shape[0]
+    use_key = waiting_key is not None
+    v = view
+    run, recompute, n_reject, wake, hold = run_to_completion_kernel(
+        v.arrival_s, v.request_id, v.input_tokens, v.output_tokens_pred, v.prefilled_tokens,
+        v.generated_tokens, v.kv_tokens, v.kv_location, v.running,
+        waiting_key if use_key else v.output_tokens_pred, use_key,
+        v.kv_capacity_tokens, v.kv_free_tokens, v.max_batch_size, v.max_batch_tokens,
+        v.chunk_tokens,
+    )
+    # bool(): exact Python bools under NUMBA_DISABLE_JIT too
+    decision = {"run": run, "recompute": recompute, "wake_on_arrival": bool(wake),
+                "hold_batch": bool(hold)}
+    if n_reject:
+        return decision_with_rejects(decision, *infeasible(view))
+    return BatchDecision(**decision)
+
+
+@njit
+def run_to_completion_kernel(
+    arrival_s: np.ndarray,
+    request_id: np.ndarray,
+    input_tokens: np.ndarray,
+    output_tokens_pred: np.ndarray,
+    prefilled_tokens: np.ndarray,
+    generated_tokens: np.ndarray,
+    kv_tokens: np.ndarray,
+    kv_location: np.ndarray,
+    running: np.ndarray,
+    waiting_key: np.ndarray,
+    use_key: bool,
+    kv_capacity_tokens: int,
+    kv_free_tokens: int,
+    max_batch_size: int,
+    max_batch_tokens: int,
+    chunk_tokens: int,
+) -> tuple[np.ndarray, np.ndarray, int, bool, bool]:
+    """Compiled :func:`run_to_completion` on the view's columns (``waiting_key`` is ignored
+    unless ``use_key``): ``(run, recompute, number rejected, wake_on_arrival, hold_batch)``."""
+    n = input_tokens.shape[0]
+    step, growth, demand, _, gkv = costs_kernel(
+        input_tokens, prefilled_tokens, kv_tokens, kv_location, chunk_tokens
+    )
+    code = infeasible_kernel(kv_tokens, growth, step, kv_capacity_tokens, max_batch_tokens)
+    is_started = started_kernel(prefilled_tokens, generated_tokens, kv_location, running)
+    n_admitted = 0
+    n_waiting = 0
+    n_reject = 0
+    for i in range(n):
+        if code[i] != FEASIBLE:
+            n_reject += 1
+        elif is_started[i]:
+            n_admitted += 1
+        else:
+            n_waiting += 1
+    admitted = np.empty(n_admitted, dtype=np.int64)
+    waiting = np.empty(n_waiting, dtype=np.int64)
+    a = 0
+    w = 0
+    for i in range(n):
+        if code[i] != FEASIBLE:
+            continue
+        if is_started[i]:
+            admitted[a] = i
+            a += 1
+        else:
+            waiting[w] = i
+            w += 1
+    ordered = in_arrival_order_kernel(arrival_s, request_id)
+    if not ordered:  # positions ascending are in arrival order when ordered
+        admitted = arrival_order_kernel(arrival_s, request_id, admitted, False)
+    k, evict, _ = longest_prefix_kernel(
+        admitted, step, demand, gkv, kv_free_tokens, max_batch_size, max_batch_tokens,
+        np.zeros(n_admitted, dtype=np.int64),
+    )
+    slots = max_batch_size - n_admitted
     # what later events can change (BatchDecision.wake_on_arrival, hold_batch): see the docstring
     wake, hold = True, False
     # a newcomer the simulator admits is feasible here when a prefill chunk fits the budget
-    newcomer_ok = view.chunk_tokens <= view.max_batch_tokens
-    if run.shape[0] == admitted.shape[0] and base.evict.shape[0] == 0 and not reject.shape[0]:
+    newcomer_ok = chunk_tokens <= max_batch_tokens
+    if k == n_admitted and evict.shape[0] == 0 and n_reject == 0:
         hold = True
-        if waiting.shape[0] and slots <= 0:
-            wake = waiting_key is not None or not newcomer_ok
-    if (
-        run.shape[0] == admitted.shape[0]
-        and base.evict.shape[0] == 0
-        and waiting.shape[0]
-        and slots > 0
-    ):
+        if n_waiting and slots <= 0:
+            wake = use_key or not newcomer_ok
+    joined = 0
+    if k == n_admitted and evict.shape[0] == 0 and n_waiting and slots > 0:
         if not ordered:
-            waiting = _arrival_order(view, waiting, False)
-        if waiting_key is not None:
-            waiting = waiting[np.argsort(waiting_key[waiting], kind="stable")]
-        all_fit_slots = waiting.shape[0] >= slots
+            waiting = arrival_order_kernel(arrival_s, request_id, waiting, False)
+        if use_key:
+            waiting = waiting[stable_argsort(waiting_key[waiting])]
+        all_fit_slots = n_waiting >= slots
         waiting = waiting[:slots]  # at most this many can join
-        foot = view.input_tokens + np.ceil(view.output_tokens_pred).astype(np.int64)
-        foot = np.maximum(foot, view.kv_tokens + c.growth)
-        reserved = int(np.maximum(foot[admitted] - c.gpu_kv[admitted], c.demand[admitted]).sum())
-        room = view.kv_free_tokens - reserved
-        tok_left = view.max_batch_tokens - int(c.step[run].sum())
-        kv_fit = foot[waiting].cumsum() <= room
-        fit = kv_fit & (c.step[waiting].cumsum() <= tok_left)
-        k = waiting.shape[0] if fit.all() else int(fit.argmin())
-        if k < waiting.shape[0] or all_fit_slots:
+        foot = footprint_kernel(input_tokens, output_tokens_pred, kv_tokens, growth)
+        reserved = 0
+        tok_left = max_batch_tokens
+        for i in admitted:
+            reserved += max(foot[i] - gkv[i], demand[i])
+            tok_left -= step[i]
+        room = kv_free_tokens - reserved
+        kv_fit = True  # whether the first waiting request that does not fit has KV room
+        kv_sum = 0
+        tok_sum = 0
+        for i in waiting:
+            kv_sum += foot[i]
+            tok_sum += step[i]
+            kv_fit = kv_sum <= room
+            if not kv_fit or tok_sum > tok_left:
+                break
+            joined += 1
+        if joined < waiting.shape[0] or all_fit_slots:
             # the newcomer queues behind a blocked request (or finds no slot): strict FCFS
-            wake = waiting_key is not None or not newcomer_ok
+            wake = use_key or not newcomer_ok
             # the blocked head stays blocked while the batch only grows its KV (its room
             # shrinks by what the batch adds); one blocked by the token budget may fit once
             # the batch's prefills are done, so then the policy is asked again
-            hold = hold and (k == waiting.shape[0] or not bool(kv_fit[k]))
-        if k == 0 and admitted.shape[0] == 0:
+            hold = hold and (joined == waiting.shape[0] or not kv_fit)
+        if joined == 0 and n_admitted == 0:
             head = waiting[0]
-            k = int(c.demand[head] <= view.kv_free_tokens and c.step[head] <= tok_left)
+            joined = int(demand[head] <= kv_free_tokens and step[head] <= tok_left)
             wake, hold = True, False
-        if k:
-            run = np.concatenate([run, waiting[:k]])
-    return decision_with_rejects(
-        {"run": run, "recompute": base.evict, "wake_on_arrival": wake, "hold_batch": hold},
-        reject,
-        reasons,
-    )
+    run = np.empty(k + joined, dtype=np.int64)
+    run[:k] = admitted[:k]
+    run[k:] = waiting[:joined]
+    return run, evict, n_reject, wake, hold
 
 
 def fcfs(view: QueueView, /) -> BatchDecision:

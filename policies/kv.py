@@ -31,6 +31,7 @@ from typing import NamedTuple
 
 import numpy as np
 
+from schedlab.jit import njit
 from schedlab.policies.base import KV_GPU, KV_HOST, QueueView
 
 __all__ = [
@@ -70,7 +71,7 @@ def prefill_left(view: QueueView) -> np.ndarray:
 
 
 def request_costs(view: QueueView) -> RequestCosts:
-    """All of this module's per-request quantities in one vectorised pass (the policies' hot path).
+    """All of this module's per-request quantities in one compiled pass (:func:`costs_kernel`).
 
     >>> from schedlab.policies.base import QueueView, KV_HOST
     >>> c = request_costs(QueueView.from_columns(now_s=0.0, input_tokens=[8, 8],
@@ -79,21 +80,57 @@ def request_costs(view: QueueView) -> RequestCosts:
     >>> c.step.tolist(), c.growth.tolist(), c.demand.tolist(), c.gpu_kv.tolist()
     ([8, 1], [9, 1], [9, 11], [0, 0])
     """
-    left = prefill_left(view)
-    chunk = view.chunk_tokens
-    if chunk > 0:
-        step = np.minimum(np.maximum(left, 1), chunk)
-        completes = (left > 0) & (left <= chunk)
-    else:
-        step = np.maximum(left, 1)
-        completes = left > 0
-    growth = step + completes
-    loc = view.kv_location
-    on_gpu = loc == KV_GPU
-    gkv = view.kv_tokens * on_gpu
-    host = loc == KV_HOST
-    demand = growth + view.kv_tokens * host if host.any() else growth
+    step, growth, demand, on_gpu, gkv = costs_kernel(
+        view.input_tokens, view.prefilled_tokens, view.kv_tokens, view.kv_location,
+        view.chunk_tokens,
+    )
     return RequestCosts(step=step, growth=growth, demand=demand, on_gpu=on_gpu, gpu_kv=gkv)
+
+
+@njit
+def costs_kernel(
+    input_tokens: np.ndarray,
+    prefilled_tokens: np.ndarray,
+    kv_tokens: np.ndarray,
+    kv_location: np.ndarray,
+    chunk_tokens: int,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Compiled body of :func:`request_costs` on the view's columns, for the policies' kernels:
+    ``(step, growth, demand, on_gpu, gpu_kv)``."""
+    n = input_tokens.shape[0]
+    step = np.empty(n, dtype=np.int64)
+    growth = np.empty(n, dtype=np.int64)
+    demand = np.empty(n, dtype=np.int64)
+    on_gpu = np.empty(n, dtype=np.bool_)
+    gkv = np.empty(n, dtype=np.int64)
+    for i in range(n):
+        left = max(input_tokens[i] - prefilled_tokens[i], 0)
+        s = max(left, 1)
+        if chunk_tokens > 0:
+            s = min(s, chunk_tokens)
+        # a step that takes the rest of the prompt also emits the first output token (its KV)
+        g = s + 1 if 0 < left <= s else s
+        loc = kv_location[i]
+        step[i] = s
+        growth[i] = g
+        on_gpu[i] = loc == KV_GPU
+        gkv[i] = kv_tokens[i] if loc == KV_GPU else 0
+        demand[i] = g + kv_tokens[i] if loc == KV_HOST else g
+    return step, growth, demand, on_gpu, gkv
+
+
+@njit
+def footprint_kernel(
+    input_tokens: np.ndarray, output_tokens_pred: np.ndarray, kv_tokens: np.ndarray,
+    growth: np.ndarray,
+) -> np.ndarray:
+    """Compiled body of :func:`footprint_tokens` (``growth`` from :func:`costs_kernel`)."""
+    n = input_tokens.shape[0]
+    foot = np.empty(n, dtype=np.int64)
+    for i in range(n):
+        pred = input_tokens[i] + np.int64(np.ceil(output_tokens_pred[i]))
+        foot[i] = max(pred, kv_tokens[i] + growth[i])
+    return foot
 
 
 def step_tokens(view: QueueView) -> np.ndarray:
@@ -155,5 +192,4 @@ def footprint_tokens(view: QueueView) -> np.ndarray:
     [13, 14]
     """
     c = request_costs(view)
-    pred = view.input_tokens + np.ceil(view.output_tokens_pred).astype(np.int64)
-    return np.maximum(pred, view.kv_tokens + c.growth)
+    return footprint_kernel(view.input_tokens, view.output_tokens_pred, view.kv_tokens, c.growth)

@@ -23,22 +23,23 @@ from schedlab.errors import (
     check_positive_float,
     check_positive_int,
 )
+from schedlab.jit import njit
 from schedlab.policies.base import BatchDecision, QueueView
 from schedlab.policies.batching import (
+    FEASIBLE,
     check_preempt,
     decision_with_rejects,
     infeasible,
-    longest_prefix,
-    prefetch,
-    split_preemptions,
+    infeasible_kernel,
+    longest_prefix_kernel,
+    prefetch_kernel,
+    split_preemptions_kernel,
+    stable_argsort,
 )
-from schedlab.policies.fcfs import arrival_order, started
-from schedlab.policies.kv import request_costs
+from schedlab.policies.fcfs import arrival_order_kernel, in_arrival_order_kernel, started_kernel
+from schedlab.policies.kv import costs_kernel
 
 __all__ = ["initial_queue", "mlfq", "priority_order", "skip_join_mlfq", "starvation_check"]
-
-_EMPTY = np.zeros(0, dtype=np.int64)
-
 
 def initial_queue(
     prefill_s: np.ndarray, *, base_quantum_s: float = 0.010, ratio: float = 2.0
@@ -72,13 +73,40 @@ def priority_order(view: QueueView, priority: np.ndarray, positions: np.ndarray)
     >>> priority_order(v, np.array([1, 1, 1, 0]), np.arange(4)).tolist()
     [3, 1, 0, 2]
     """
-    pos = arrival_order(view, positions)
-    st = started(view)[pos]
-    recency = np.where(st, -view.last_run_s[pos], view.arrival_s[pos])
+    v = view
+    return priority_order_kernel(
+        v.arrival_s, v.request_id, v.last_run_s,
+        started_kernel(v.prefilled_tokens, v.generated_tokens, v.kv_location, v.running),
+        np.asarray(priority, dtype=np.int64), np.asarray(positions, dtype=np.int64),
+    )
+
+
+@njit
+def priority_order_kernel(
+    arrival_s: np.ndarray,
+    request_id: np.ndarray,
+    last_run_s: np.ndarray,
+    started: np.ndarray,
+    priority: np.ndarray,
+    positions: np.ndarray,
+) -> np.ndarray:
+    """Compiled rule of :func:`priority_order` (``started`` from
+    :func:`~schedlab.policies.fcfs.started_kernel`)."""
+    pos = arrival_order_kernel(
+        arrival_s, request_id, positions, in_arrival_order_kernel(arrival_s, request_id)
+    )
+    m = pos.shape[0]
+    recency = np.empty(m, dtype=np.float64)
+    for j in range(m):
+        p = pos[j]
+        recency[j] = -last_run_s[p] if started[p] else arrival_s[p]
     # two stable sorts of the arrival-ordered positions replace a five-key lexsort
-    i = np.argsort(recency, kind="stable")
-    group = (priority[pos] * 2 + ~st)[i]
-    return pos[i[np.argsort(group, kind="stable")]]
+    i = stable_argsort(recency)
+    group = np.empty(m, dtype=np.int64)
+    for j in range(m):
+        p = pos[i[j]]
+        group[j] = priority[p] * 2 + (0 if started[p] else 1)
+    return pos[i[stable_argsort(group)]]
 
 
 def starvation_check(view: QueueView, period_iterations: int) -> bool:
@@ -226,88 +254,143 @@ def skip_join_mlfq(
     )
     check_nonneg_int(min_free_blocks, "min_free_blocks", "skip_join_mlfq")
     check_preempt(preempt, "skip_join_mlfq")
-    now = view.now_s
-
-    prio = np.array(view.priority, dtype=np.int64)
-    att = np.array(view.attained_s, dtype=np.float64)
+    v = view
+    prio = np.array(v.priority, dtype=np.int64)
+    att = np.array(v.attained_s, dtype=np.float64)
     new = prio < 0
     if new.any():
         prio[new] = (
-            np.minimum(initial_queue(view.est_prefill_s[new], base_quantum_s=q0, ratio=r), top)
+            np.minimum(initial_queue(v.est_prefill_s[new], base_quantum_s=q0, ratio=r), top)
             if use_skip_join
             else 0
         )
+    # quanta by numpy's power, as initial_queue computes them
     levels = q0 * np.power(r, np.arange(int(prio.max(initial=0)) + 2, dtype=np.float64))
-    quantum = levels[prio]
-    demote = att > quantum
-    if num_queues is not None:
-        demote &= prio < top
-    if demote.any():
-        prio[demote] += 1
-        att[demote] = 0.0
-        quantum[demote] *= r
-    promotable = (prio > 0) | (att > 0) if reset_attained_on_promotion else prio > 0
-    promotable &= ~view.running
-    due = view.last_run_s + thr
-    starving = promotable & (now >= due)
-    if not starvation_check(view, period):
-        starving[:] = False
-    if starving.any():
-        prio[starving] = 0
-        quantum[starving] = q0
-        promotable &= ~starving
-        if reset_attained_on_promotion:
-            att[starving] = 0.0
-
-    c = request_costs(view)
-    reject, reasons = infeasible(view, c)
-    order = priority_order(view, prio, np.arange(view.n))
-    if reject.shape[0]:
-        order = order[~np.isin(order, reject)]
     reserve = (
-        max(view.max_batch_size, min_free_blocks) * view.block_tokens if proactive_offloading else 0
+        max(v.max_batch_size, min_free_blocks) * v.block_tokens if proactive_offloading else 0
     )
-    res = longest_prefix(view, order, costs=c, evictable=c.on_gpu, reserve_tokens=reserve)
-    batch = res.batch
-    swap_out, recompute = split_preemptions(view, res.evict, preempt)
-    swap_in = _EMPTY
-    if proactive_offloading and res.evict.shape[0] == 0:
-        swap_in = prefetch(
-            view,
-            order[batch.shape[0] :],
-            # room for the batch's next iteration too (one token per batched job): prefetching
-            # into room the next iteration needs gets the job swapped out again at once
-            free_tokens=res.free_after - batch.shape[0],
-            reserve_tokens=reserve,
-            limit=view.max_batch_size,
+    run, swap_out, recompute, swap_in, wake, n_reject = mlfq_kernel(
+        prio, att, levels, v.now_s, q0, r, top, num_queues is not None, thr,
+        starvation_check(v, period), period == 0, bool(reset_attained_on_promotion),
+        bool(proactive_offloading), reserve, preempt == "swap",
+        v.arrival_s, v.request_id, v.input_tokens, v.prefilled_tokens, v.generated_tokens,
+        v.kv_tokens, v.kv_location, v.running, v.last_run_s, v.kv_capacity_tokens,
+        v.kv_free_tokens, v.max_batch_size, v.max_batch_tokens, v.chunk_tokens,
+        v.host_kv_free_tokens,
+    )
+    if wake <= v.now_s:
+        wake = math.nextafter(v.now_s, math.inf)
+    decision = {
+        "run": run,
+        "swap_out": swap_out,
+        "recompute": recompute,
+        "swap_in": swap_in,
+        "priority": prio,
+        "attained_s": att,
+        "reconsider_at_s": float(wake),  # a Python float under NUMBA_DISABLE_JIT too
+    }
+    if n_reject:
+        return decision_with_rejects(decision, *infeasible(view))
+    return BatchDecision(**decision)
+
+
+@njit
+def mlfq_kernel(
+    prio: np.ndarray,
+    att: np.ndarray,
+    levels: np.ndarray,
+    now: float,
+    q0: float,
+    ratio: float,
+    top: int,
+    bounded: bool,
+    threshold_s: float,
+    check_starvation: bool,
+    every_decision: bool,
+    reset_attained: bool,
+    proactive: bool,
+    reserve: int,
+    swap: bool,
+    arrival_s: np.ndarray,
+    request_id: np.ndarray,
+    input_tokens: np.ndarray,
+    prefilled_tokens: np.ndarray,
+    generated_tokens: np.ndarray,
+    kv_tokens: np.ndarray,
+    kv_location: np.ndarray,
+    running: np.ndarray,
+    last_run_s: np.ndarray,
+    kv_capacity_tokens: int,
+    kv_free_tokens: int,
+    max_batch_size: int,
+    max_batch_tokens: int,
+    chunk_tokens: int,
+    host_kv_free_tokens: int,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, float, int]:
+    """Compiled steps 2 to 6 of :func:`skip_join_mlfq` on the view's columns, after skip-join
+    placed the new requests in ``prio`` (``levels[p]``: the quantum of queue ``p``; ``bounded``:
+    ``num_queues`` given, ``top`` its last queue). Updates ``prio`` and ``att`` in place and
+    returns ``(run, swap_out, recompute, swap_in, reconsider_at_s, number rejected)``."""
+    n = prio.shape[0]
+    quantum = np.empty(n, dtype=np.float64)
+    promotable = np.empty(n, dtype=np.bool_)
+    due = np.empty(n, dtype=np.float64)
+    for i in range(n):
+        quantum[i] = levels[prio[i]]
+        # demotion: one queue down once the attained service exceeds the quantum
+        if att[i] > quantum[i] and (not bounded or prio[i] < top):
+            prio[i] += 1
+            att[i] = 0.0
+            quantum[i] *= ratio
+        promotable[i] = (prio[i] > 0 or (reset_attained and att[i] > 0)) and not running[i]
+        due[i] = last_run_s[i] + threshold_s
+        # starvation: promotion to queue 0 at the decisions that run the check
+        if check_starvation and promotable[i] and now >= due[i]:
+            prio[i] = 0
+            quantum[i] = q0
+            promotable[i] = False
+            if reset_attained:
+                att[i] = 0.0
+
+    step, growth, demand, _, gkv = costs_kernel(
+        input_tokens, prefilled_tokens, kv_tokens, kv_location, chunk_tokens
+    )
+    code = infeasible_kernel(kv_tokens, growth, step, kv_capacity_tokens, max_batch_tokens)
+    is_started = started_kernel(prefilled_tokens, generated_tokens, kv_location, running)
+    by_priority = priority_order_kernel(
+        arrival_s, request_id, last_run_s, is_started, prio, np.arange(n)
+    )
+    order = by_priority[code[by_priority] == FEASIBLE]
+    k, evict, free_after = longest_prefix_kernel(
+        order, step, demand, gkv, kv_free_tokens, max_batch_size, max_batch_tokens,
+        np.full(order.shape[0], reserve, dtype=np.int64),
+    )
+    batch = order[:k]
+    swap_out, recompute = split_preemptions_kernel(evict, kv_tokens, host_kv_free_tokens, swap)
+    swap_in = np.empty(0, dtype=np.int64)
+    if proactive and evict.shape[0] == 0:
+        # room for the batch's next iteration too (one token per batched job): prefetching
+        # into room the next iteration needs gets the job swapped out again at once
+        swap_in = prefetch_kernel(
+            order[k:], kv_location, kv_tokens, free_after - k, reserve, max_batch_size
         )
 
     # wake up when a batched job's quantum runs out (or, checking at every decision, when a
     # job left out reaches the threshold)
-    wake = math.inf
-    expiring = batch if num_queues is None else batch[prio[batch] < top]
-    if expiring.shape[0]:
-        wake = now + float((quantum[expiring] - att[expiring]).min())
-    promotable[batch] = False
-    if reject.shape[0]:
-        promotable[reject] = False
-    if period == 0 and promotable.any():
-        wake = min(wake, float(due[promotable].min()))
-    if wake <= now:
-        wake = float(np.nextafter(now, math.inf))
-    return decision_with_rejects(
-        {
-            "run": batch,
-            "swap_out": swap_out,
-            "recompute": recompute,
-            "swap_in": swap_in,
-            "priority": prio,
-            "attained_s": att,
-            "reconsider_at_s": wake,
-        },
-        reject,
-        reasons,
-    )
+    wake = np.inf
+    left = np.inf
+    for p in batch:
+        if not bounded or prio[p] < top:
+            left = min(left, quantum[p] - att[p])
+    if left < np.inf:
+        wake = now + left
+    if every_decision:
+        for p in batch:
+            promotable[p] = False
+        for i in range(n):
+            if promotable[i] and code[i] == FEASIBLE:
+                wake = min(wake, due[i])
+    return batch, swap_out, recompute, swap_in, wake, n - order.shape[0]
 
 
 def mlfq(

@@ -12,16 +12,20 @@ from __future__ import annotations
 
 import numpy as np
 
+from schedlab.jit import njit
 from schedlab.policies.base import BatchDecision, QueueView
 from schedlab.policies.batching import (
+    FEASIBLE,
     check_preempt,
     decision_with_rejects,
     infeasible,
-    longest_prefix,
-    split_preemptions,
+    infeasible_kernel,
+    longest_prefix_kernel,
+    split_preemptions_kernel,
+    stable_argsort,
 )
-from schedlab.policies.fcfs import arrival_order, run_to_completion
-from schedlab.policies.kv import request_costs
+from schedlab.policies.fcfs import arrival_order_kernel, in_arrival_order_kernel, run_to_completion
+from schedlab.policies.kv import costs_kernel
 
 __all__ = ["remaining_pred", "sjf", "srpt"]
 
@@ -34,7 +38,19 @@ def remaining_pred(view: QueueView) -> np.ndarray:
     ...     output_tokens_pred=[5, 2], generated_tokens=[1, 4])).tolist()
     [4.0, 0.0]
     """
-    return np.maximum(view.output_tokens_pred - view.generated_tokens, 0.0)
+    return remaining_pred_kernel(view.output_tokens_pred, view.generated_tokens)
+
+
+@njit
+def remaining_pred_kernel(
+    output_tokens_pred: np.ndarray, generated_tokens: np.ndarray
+) -> np.ndarray:
+    """Compiled rule of :func:`remaining_pred`."""
+    n = output_tokens_pred.shape[0]
+    out = np.empty(n, dtype=np.float64)
+    for i in range(n):
+        out[i] = max(output_tokens_pred[i] - generated_tokens[i], 0.0)
+    return out
 
 
 def sjf(view: QueueView, /) -> BatchDecision:
@@ -91,14 +107,53 @@ def srpt(view: QueueView, /, *, preempt: str = "swap") -> BatchDecision:
     ([1], [0])
     """
     check_preempt(preempt, "srpt")
-    c = request_costs(view)
-    reject, reasons = infeasible(view, c)
-    order = arrival_order(view)
-    order = order[np.argsort(remaining_pred(view)[order], kind="stable")]
-    if reject.shape[0]:
-        order = order[~np.isin(order, reject)]
-    res = longest_prefix(view, order, costs=c, evictable=c.on_gpu)
-    swap_out, recompute = split_preemptions(view, res.evict, preempt)
-    return decision_with_rejects(
-        {"run": res.batch, "swap_out": swap_out, "recompute": recompute}, reject, reasons
+    v = view
+    run, swap_out, recompute, n_reject = srpt_kernel(
+        v.arrival_s, v.request_id, v.input_tokens, v.output_tokens_pred, v.prefilled_tokens,
+        v.generated_tokens, v.kv_tokens, v.kv_location, v.kv_capacity_tokens, v.kv_free_tokens,
+        v.max_batch_size, v.max_batch_tokens, v.chunk_tokens, v.host_kv_free_tokens,
+        preempt == "swap",
     )
+    decision = {"run": run, "swap_out": swap_out, "recompute": recompute}
+    if n_reject:
+        return decision_with_rejects(decision, *infeasible(view))
+    return BatchDecision(**decision)
+
+
+@njit
+def srpt_kernel(
+    arrival_s: np.ndarray,
+    request_id: np.ndarray,
+    input_tokens: np.ndarray,
+    output_tokens_pred: np.ndarray,
+    prefilled_tokens: np.ndarray,
+    generated_tokens: np.ndarray,
+    kv_tokens: np.ndarray,
+    kv_location: np.ndarray,
+    kv_capacity_tokens: int,
+    kv_free_tokens: int,
+    max_batch_size: int,
+    max_batch_tokens: int,
+    chunk_tokens: int,
+    host_kv_free_tokens: int,
+    swap: bool,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, int]:
+    """Compiled :func:`srpt` on the view's columns: ``(run, swap_out, recompute, number
+    rejected)``."""
+    n = input_tokens.shape[0]
+    step, growth, demand, _, gkv = costs_kernel(
+        input_tokens, prefilled_tokens, kv_tokens, kv_location, chunk_tokens
+    )
+    code = infeasible_kernel(kv_tokens, growth, step, kv_capacity_tokens, max_batch_tokens)
+    by_arrival = np.arange(n)
+    if not in_arrival_order_kernel(arrival_s, request_id):
+        by_arrival = arrival_order_kernel(arrival_s, request_id, by_arrival, False)
+    remaining = remaining_pred_kernel(output_tokens_pred, generated_tokens)
+    by_remaining = by_arrival[stable_argsort(remaining[by_arrival])]
+    order = by_remaining[code[by_remaining] == FEASIBLE]
+    k, evict, _ = longest_prefix_kernel(
+        order, step, demand, gkv, kv_free_tokens, max_batch_size, max_batch_tokens,
+        np.zeros(order.shape[0], dtype=np.int64),
+    )
+    swap_out, recompute = split_preemptions_kernel(evict, kv_tokens, host_kv_free_tokens, swap)
+    return order[:k], swap_out, recompute, n - order.shape[0]

@@ -11,16 +11,19 @@ from __future__ import annotations
 import numpy as np
 
 from schedlab.errors import check_fraction
-from schedlab.policies.base import KV_HOST, BatchDecision, QueueView
+from schedlab.jit import njit
+from schedlab.policies.base import KV_GPU, KV_HOST, BatchDecision, QueueView
 from schedlab.policies.batching import (
+    FEASIBLE,
     check_preempt,
     decision_with_rejects,
     infeasible,
-    longest_prefix,
-    split_preemptions,
+    infeasible_kernel,
+    longest_prefix_kernel,
+    split_preemptions_kernel,
 )
-from schedlab.policies.fcfs import arrival_order
-from schedlab.policies.kv import request_costs
+from schedlab.policies.fcfs import arrival_order_kernel, in_arrival_order_kernel
+from schedlab.policies.kv import costs_kernel
 
 __all__ = ["vllm"]
 
@@ -65,32 +68,80 @@ def vllm(
     """
     check_preempt(preempt, "vllm")
     check_fraction(watermark, "watermark", "vllm", open_low=False)
-    c = request_costs(view)
-    reject, reasons = infeasible(view, c)
-    loc = view.kv_location
-    group = np.where(c.on_gpu, 0, np.where(loc == KV_HOST, 1, 2))
-    order = arrival_order(view)
-    order = order[np.argsort(group[order], kind="stable")]
-    if reject.shape[0]:
-        order = order[~np.isin(order, reject)]
-    n_old = int(np.count_nonzero(group[order] < 2))
-    reserve = np.zeros(order.shape[0], dtype=np.int64)
-    reserve[n_old:] = int(watermark * view.kv_capacity_tokens)
-    res = longest_prefix(view, order, costs=c, evictable=c.on_gpu, reserve_tokens=reserve)
-    swap_out, recompute = split_preemptions(view, res.evict, preempt)
-    wake, hold = _later_events(view, order, res.batch.shape[0], c.step)
-    if res.evict.shape[0] or reject.shape[0]:
-        wake, hold = True, False
-    return decision_with_rejects(
-        {"run": res.batch, "swap_out": swap_out, "recompute": recompute,
-         "wake_on_arrival": wake, "hold_batch": hold},
-        reject,
-        reasons,
+    v = view
+    run, swap_out, recompute, n_reject, wake, hold = vllm_kernel(
+        v.arrival_s, v.request_id, v.input_tokens, v.prefilled_tokens, v.kv_tokens,
+        v.kv_location, v.kv_capacity_tokens, v.kv_free_tokens, v.max_batch_size,
+        v.max_batch_tokens, v.chunk_tokens, v.host_kv_free_tokens,
+        int(watermark * v.kv_capacity_tokens), preempt == "swap",
     )
+    # bool(): exact Python bools under NUMBA_DISABLE_JIT too
+    decision = {"run": run, "swap_out": swap_out, "recompute": recompute,
+                "wake_on_arrival": bool(wake), "hold_batch": bool(hold)}
+    if n_reject:
+        return decision_with_rejects(decision, *infeasible(view))
+    return BatchDecision(**decision)
 
 
+@njit
+def vllm_kernel(
+    arrival_s: np.ndarray,
+    request_id: np.ndarray,
+    input_tokens: np.ndarray,
+    prefilled_tokens: np.ndarray,
+    kv_tokens: np.ndarray,
+    kv_location: np.ndarray,
+    kv_capacity_tokens: int,
+    kv_free_tokens: int,
+    max_batch_size: int,
+    max_batch_tokens: int,
+    chunk_tokens: int,
+    host_kv_free_tokens: int,
+    watermark_tokens: int,
+    swap: bool,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, int, bool, bool]:
+    """Compiled :func:`vllm` on the view's columns: ``(run, swap_out, recompute, number
+    rejected, wake_on_arrival, hold_batch)``."""
+    n = input_tokens.shape[0]
+    step, growth, demand, _, gkv = costs_kernel(
+        input_tokens, prefilled_tokens, kv_tokens, kv_location, chunk_tokens
+    )
+    code = infeasible_kernel(kv_tokens, growth, step, kv_capacity_tokens, max_batch_tokens)
+    by_arrival = np.arange(n)
+    if not in_arrival_order_kernel(arrival_s, request_id):
+        by_arrival = arrival_order_kernel(arrival_s, request_id, by_arrival, False)
+    # device-resident (vLLM's running queue), then swapped out, then waiting; rejects left out
+    group = np.empty(n, dtype=np.int64)
+    for p in range(n):
+        loc = kv_location[p]
+        group[p] = 0 if loc == KV_GPU else 1 if loc == KV_HOST else 2
+    order = np.empty(n, dtype=np.int64)
+    m = 0
+    n_old = 0  # requests in the first two queues
+    for g in range(3):
+        for p in by_arrival:
+            if group[p] == g and code[p] == FEASIBLE:
+                order[m] = p
+                m += 1
+        if g == 1:
+            n_old = m
+    order = order[:m]
+    reserve = np.zeros(m, dtype=np.int64)
+    reserve[n_old:] = watermark_tokens  # only a new request must leave the watermark free
+    k, evict, _ = longest_prefix_kernel(
+        order, step, demand, gkv, kv_free_tokens, max_batch_size, max_batch_tokens, reserve
+    )
+    swap_out, recompute = split_preemptions_kernel(evict, kv_tokens, host_kv_free_tokens, swap)
+    wake, hold = _later_events(order, k, step, max_batch_size, max_batch_tokens, chunk_tokens)
+    if evict.shape[0] or m < n:
+        wake, hold = True, False
+    return order[:k], swap_out, recompute, n - m, wake, hold
+
+
+@njit
 def _later_events(
-    view: QueueView, order: np.ndarray, k: int, step: np.ndarray
+    order: np.ndarray, k: int, step: np.ndarray, max_batch_size: int, max_batch_tokens: int,
+    chunk_tokens: int,
 ) -> tuple[bool, bool]:
     """``(wake_on_arrival, hold_batch)`` for a batch that is the first ``k`` of ``order``.
 
@@ -103,10 +154,12 @@ def _later_events(
     if k == order.shape[0]:
         return True, True
     # a newcomer the simulator admits is feasible for this policy when the chunk fits the budget
-    wake = view.chunk_tokens > view.max_batch_tokens
+    wake = chunk_tokens > max_batch_tokens
     if k == 0:
         return wake, False
-    if k >= view.max_batch_size:
+    if k >= max_batch_size:
         return wake, True
-    tokens = int(np.add.reduce(step[order[: k + 1]]))
-    return wake, tokens <= view.max_batch_tokens
+    tokens = 0
+    for i in range(k + 1):
+        tokens += step[order[i]]
+    return wake, tokens <= max_batch_tokens
