@@ -12,6 +12,12 @@ machine), ``nogil=True`` (a kernel releases the GIL, for users who run simulatio
 and ``error_model="numpy"`` (float division by zero gives inf/nan as in numpy instead of
 raising, and no per-division check).
 
+Cache freshness: numba checks a cached kernel only against its own source file, but a kernel
+compiles in the kernels it calls. So the first :func:`njit` of each package folder compares a
+stamp of every ``.py`` file in that folder (names, sizes, modification times) with the one
+stored beside the cache, and drops the folder's cached kernels when it differs. Kernels may call
+kernels of their own folder only.
+
 Set the environment variable ``NUMBA_DISABLE_JIT=1`` to run every kernel as plain Python (for a
 debugger or coverage); results are the same.
 
@@ -28,8 +34,10 @@ debugger or coverage); results are the same.
 
 from __future__ import annotations
 
+import hashlib
 import os
 from collections.abc import Callable
+from pathlib import Path
 from typing import TypeVar
 
 import numba
@@ -38,9 +46,47 @@ __all__ = ["njit"]
 
 F = TypeVar("F", bound=Callable)
 
+_STAMP_FILE = "schedlab-jit.stamp"
+_checked: set[Path] = set()
+
+
+def folder_stamp(folder: Path) -> str:
+    """A digest of the names, sizes and modification times of the ``.py`` files in ``folder``."""
+    h = hashlib.sha256()
+    for path in sorted(folder.glob("*.py")):
+        st = path.stat()
+        h.update(f"{path.name}:{st.st_size}:{st.st_mtime_ns};".encode())
+    return h.hexdigest()
+
+
+def _drop_stale_cache(folder: Path) -> None:
+    """Once per process and folder: delete the folder's cached kernels if any of its source
+    files changed since they were compiled (best effort: a read-only folder is left alone)."""
+    if folder in _checked:
+        return
+    _checked.add(folder)
+    cache = folder / "__pycache__"
+    stamp = folder_stamp(folder)
+    try:
+        if (cache / _STAMP_FILE).read_text() == stamp:
+            return
+    except OSError:
+        pass
+    try:
+        for pattern in ("*.nbi", "*.nbc"):
+            for f in cache.glob(pattern):
+                f.unlink(missing_ok=True)
+        cache.mkdir(exist_ok=True)
+        (cache / _STAMP_FILE).write_text(stamp)
+    except OSError:
+        pass
+
 
 def njit(fn: F) -> F:
     """Compile ``fn`` in numba's nopython mode with the settings above (no disk cache for a
     function defined outside a file, e.g. at a prompt or in a doctest)."""
-    cache = os.path.isfile(fn.__code__.co_filename)
+    source = fn.__code__.co_filename
+    cache = os.path.isfile(source)
+    if cache:
+        _drop_stale_cache(Path(source).resolve().parent)
     return numba.njit(cache=cache, nogil=True, error_model="numpy")(fn)
