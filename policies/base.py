@@ -226,8 +226,19 @@ class BatchDecision:
       be exactly the remaining batch with no KV moves, rejections or column updates (FCFS
       run-to-completion when nothing waits, or when the waiting head is blocked by KV or batch
       size: admitted requests only grow their KV, so it stays blocked). False (the default)
-      asks the policy after every run that is not a closed-form decode stretch. Both fields
-      only save policy calls: a policy that declares them truthfully gets the same schedule.
+      asks the policy after every run that is not a closed-form decode stretch.
+    - ``hold_room_tokens``, ``hold_release_tokens``: with ``hold_batch``, a completion while
+      requests wait outside the batch ends the hold only once the requests completed since the
+      decision have released, in total, at least ``hold_room_tokens``, counting
+      ``hold_release_tokens[i]`` (one int >= 0 per position) for request ``i``. A policy whose
+      admission needs room that only completions create declares how much is missing and an
+      upper bound on what each completion adds (FCFS run-to-completion: the room is the KV
+      capacity minus the admitted requests' footprints, so a completion adds at most the
+      footprint it had at the decision). ``hold_room_tokens=0`` (the default) ends the hold at
+      every such completion.
+
+    These fields only save policy calls: a policy that declares them truthfully gets the same
+    schedule.
     """
 
     run: np.ndarray
@@ -242,6 +253,8 @@ class BatchDecision:
     reject_reason: tuple[str, ...] = ()
     wake_on_arrival: bool = True
     hold_batch: bool = False
+    hold_room_tokens: int = 0
+    hold_release_tokens: np.ndarray | None = None
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "run", np.asarray(self.run, dtype=np.int64))
@@ -251,6 +264,15 @@ class BatchDecision:
             raise ValueError(
                 "BatchDecision needs one reject_reason per rejected position: "
                 f"{self.reject.shape[0]} rejected, {len(self.reject_reason)} reasons."
+            )
+        if self.hold_room_tokens:
+            if self.hold_release_tokens is None:
+                raise ValueError(
+                    "BatchDecision.hold_room_tokens > 0 needs hold_release_tokens (one int >= 0 "
+                    "per position: what each request's completion can release)."
+                )
+            object.__setattr__(
+                self, "hold_release_tokens", np.asarray(self.hold_release_tokens, dtype=np.int64)
             )
 
 

@@ -128,7 +128,10 @@ def run_to_completion(
     (``wake_on_arrival=False``); and when nothing is preempted and the waiting head is blocked by
     KV or batch size (or nothing waits), the batch runs again unchanged until a completion
     (``hold_batch=True``): admitted requests only grow their KV, which shrinks the room exactly
-    by what their reservation shrinks.
+    by what their reservation shrinks. When the head is blocked by KV, completions do not end
+    that hold until they could have made room for it (``hold_room_tokens``: the room is the KV
+    capacity minus the admitted requests' footprints, which never shrink, so a completion adds
+    at most the footprint it had at this decision, ``hold_release_tokens``).
 
     >>> from schedlab.policies.base import QueueView
     >>> v = QueueView.from_columns(now_s=0.0, input_tokens=[10, 10], output_tokens_pred=[50, 5],
@@ -140,7 +143,7 @@ def run_to_completion(
     """
     use_key = waiting_key is not None
     v = view
-    run, recompute, n_reject, wake, hold = run_to_completion_kernel(
+    run, recompute, n_reject, wake, hold, room, release = run_to_completion_kernel(
         v.arrival_s, v.request_id, v.input_tokens, v.output_tokens_pred, v.prefilled_tokens,
         v.generated_tokens, v.kv_tokens, v.kv_location, v.running,
         waiting_key if use_key else v.output_tokens_pred, use_key,
@@ -150,6 +153,8 @@ def run_to_completion(
     # bool(): exact Python bools under NUMBA_DISABLE_JIT too
     decision = {"run": run, "recompute": recompute, "wake_on_arrival": bool(wake),
                 "hold_batch": bool(hold)}
+    if room > 0:
+        decision.update(hold_room_tokens=int(room), hold_release_tokens=release)
     if n_reject:
         return decision_with_rejects(decision, *infeasible(view))
     return BatchDecision(**decision)
@@ -173,9 +178,10 @@ def run_to_completion_kernel(
     max_batch_size: int,
     max_batch_tokens: int,
     chunk_tokens: int,
-) -> tuple[np.ndarray, np.ndarray, int, bool, bool]:
+) -> tuple[np.ndarray, np.ndarray, int, bool, bool, int, np.ndarray]:
     """Compiled :func:`run_to_completion` on the view's columns (``waiting_key`` is ignored
-    unless ``use_key``): ``(run, recompute, number rejected, wake_on_arrival, hold_batch)``."""
+    unless ``use_key``): ``(run, recompute, number rejected, wake_on_arrival, hold_batch,
+    hold_room_tokens, hold_release_tokens)`` (the last one empty when the room is 0)."""
     n = input_tokens.shape[0]
     step, growth, demand, _, gkv = costs_kernel(
         input_tokens, prefilled_tokens, kv_tokens, kv_location, chunk_tokens
@@ -222,6 +228,8 @@ def run_to_completion_kernel(
         if n_waiting and slots <= 0:
             wake = use_key or not newcomer_ok
     joined = 0
+    hold_room = 0
+    foot = np.zeros(0, dtype=np.int64)
     if k == n_admitted and evict.shape[0] == 0 and n_waiting and slots > 0:
         if not ordered:
             waiting = arrival_order_kernel(arrival_s, request_id, waiting, False)
@@ -253,14 +261,19 @@ def run_to_completion_kernel(
             # shrinks by what the batch adds); one blocked by the token budget may fit once
             # the batch's prefills are done, so then the policy is asked again
             hold = hold and (joined == waiting.shape[0] or not kv_fit)
+            if hold and joined < waiting.shape[0]:
+                # the room is the capacity minus the admitted footprints, which only grow: it
+                # gains at most a completed request's footprint at this decision, and the
+                # blocked request needs kv_sum - room more (hold_room_tokens)
+                hold_room = kv_sum - room
         if joined == 0 and n_admitted == 0:
             head = waiting[0]
             joined = int(demand[head] <= kv_free_tokens and step[head] <= tok_left)
-            wake, hold = True, False
+            wake, hold, hold_room = True, False, 0
     run = np.empty(k + joined, dtype=np.int64)
     run[:k] = admitted[:k]
     run[k:] = waiting[:joined]
-    return run, evict, n_reject, wake, hold
+    return run, evict, n_reject, wake, hold, hold_room, foot
 
 
 def fcfs(view: QueueView, /) -> BatchDecision:

@@ -46,6 +46,7 @@ from schedlab.sim.state import (
     PREFILLED,
     PRIORITY,
     REJECTED,
+    RELEASE,
     TARGET,
     QueueColumns,
     RequestTable,
@@ -192,6 +193,8 @@ class InstanceRuntime:
         self.prev_decision_iter = -1
         self.wake = True  # the current run stops at an arrival (BatchDecision.wake_on_arrival)
         self.hold = False  # the current batch runs again without a decision (hold_batch)
+        self.hold_room = 0  # ... across completions until they released this much room
+        self.hold_released = 0
         self.arrived = False  # a request arrived during the current run
         self.completed = False  # a request of the batch completed in the run that just ended
         self.idle_decisions = 0
@@ -321,6 +324,13 @@ class InstanceRuntime:
         self.decisions += 1
         self.wake = bool(d.wake_on_arrival)
         self.hold = bool(d.hold_batch)
+        self.hold_room = int(d.hold_room_tokens)
+        self.hold_released = 0
+        if self.hold_room > 0:
+            release = self._column(d.hold_release_tokens, n, "hold_release_tokens", np.int64)
+            if np.minimum.reduce(release) < 0:
+                raise self._fail(f"hold_release_tokens must be >= 0. Got {release.tolist()[:10]}.")
+            Q.I[RELEASE, :n] = release
         self.arrived = False
         Q.running[:n] = False
         self.batch = _EMPTY
@@ -586,7 +596,9 @@ class InstanceRuntime:
             and kind != _RUN_MOVES
             and now < self.reconsider
             and not (self.wake and self.arrived)
-            and not (self.completed and self.Q.n > b)
+            and not (
+                self.completed and self.Q.n > b and self.hold_released >= self.hold_room
+            )
         ):
             nxt = self._repeat(now)
             if nxt is not None:
@@ -657,9 +669,10 @@ class InstanceRuntime:
     def _complete(self, pos: np.ndarray, done: np.ndarray, n_done: int, now: float) -> None:
         """Complete the slots ``pos[done]`` (``n_done >= 1`` of them) of the batch that ran."""
         T = self.T
-        fin, keep = split_completed(
-            pos, done, n_done, self.Q.rid, T.status, T.finish, now, COMPLETED
+        fin, keep, released = split_completed(
+            self.Q.I, pos, done, n_done, self.Q.rid, T.status, T.finish, now, COMPLETED
         )
+        self.hold_released += released
         # the stretch does not continue (a completion ends it)
         self.more = False
         self.completed = True

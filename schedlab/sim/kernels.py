@@ -32,6 +32,7 @@ from schedlab.sim.state import (
     LEFT,
     PRED,
     PREFILLED,
+    RELEASE,
     TARGET,
 )
 
@@ -199,21 +200,23 @@ def position_fault(pos, n):
 
 
 @njit
-def split_completed(pos, done, n_done, rid, status, finish, now, completed):
+def split_completed(I, pos, done, n_done, rid, status, finish, now, completed):  # noqa: E741
     """Mark the requests of the slots ``pos[done]`` (``n_done`` of them) ``completed`` at
-    ``now`` in the table columns ``status`` and ``finish``. Returns ``(finished, kept)``: the
-    finished slots sorted, and the other slots of ``pos`` renumbered as they will be once the
-    finished are removed."""
+    ``now`` in the table columns ``status`` and ``finish``. Returns ``(finished, kept,
+    released)``: the finished slots sorted, the other slots of ``pos`` renumbered as they will
+    be once the finished are removed, and the finished slots' total ``RELEASE``."""
     b = pos.shape[0]
     fin = np.empty(n_done, dtype=np.int64)
     keep = np.empty(b - n_done, dtype=np.int64)
     f = 0
     k = 0
+    released = 0
     for j in range(b):
         s = pos[j]
         if done[j]:
             fin[f] = s
             f += 1
+            released += I[RELEASE, s]
             status[rid[s]] = completed
             finish[rid[s]] = now
         else:
@@ -222,4 +225,4 @@ def split_completed(pos, done, n_done, rid, status, finish, now, completed):
     fin.sort()
     for j in range(keep.shape[0]):
         keep[j] -= np.searchsorted(fin, keep[j])
-    return fin, keep
+    return fin, keep, released

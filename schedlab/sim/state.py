@@ -12,6 +12,8 @@ Token accounting (the invariant the engine keeps and the tests check):
 - ``gen_base``: ``generated`` at the last recomputation (those tokens are part of ``target``).
 - ``kv = prefilled + generated - gen_base`` tokens of KV, on the device or the host (``loc``).
 - ``left = output - generated``: true output tokens still to produce (0 means completed).
+- ``release``: what the slot's completion releases of the policy's room, as the last decision
+  declared it (``BatchDecision.hold_release_tokens``).
 
 Extension point: a distributed prefix cache (Mooncake) starts ``prefilled`` at the cached prefix;
 requests spanning instances (LoongServe) would hold KV on several instances, which would become a
@@ -38,7 +40,7 @@ from schedlab.policies.base import KV_GPU, KV_HOST
 __all__ = ["COMPLETED", "PENDING", "REJECTED", "QueueColumns", "RequestTable"]
 
 #: Rows of :attr:`QueueColumns.I` (int64); the first five are shown to policies.
-TARGET, PREFILLED, GENERATED, KV, PRIORITY, LEFT, GEN_BASE = range(7)
+TARGET, PREFILLED, GENERATED, KV, PRIORITY, LEFT, GEN_BASE, RELEASE = range(8)
 #: Rows of :attr:`QueueColumns.F` (float64), all shown to policies.
 ARRIVAL, PRED, ATTAINED, LAST_RUN, EST = range(5)
 
@@ -112,7 +114,7 @@ class QueueColumns:
     est = property(lambda self: self.F[EST], doc="Row EST of F.")
 
     def __init__(self, capacity: int = 64) -> None:
-        self._I = np.zeros((7, capacity), dtype=np.int64)
+        self._I = np.zeros((8, capacity), dtype=np.int64)
         self._F = np.zeros((5, capacity), dtype=np.float64)
         self._rid = np.zeros(capacity, dtype=np.int64)
         self._loc = np.zeros(capacity, dtype=np.int8)

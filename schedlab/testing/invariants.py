@@ -178,6 +178,14 @@ def check_decision(view: QueueView, decision: BatchDecision, *, name: str = "pol
     for flag in ("wake_on_arrival", "hold_batch"):
         if not isinstance(getattr(decision, flag), (bool, np.bool_)):
             _fail(name, "malformed decision", f"{flag} must be a bool")
+    room = decision.hold_room_tokens
+    if isinstance(room, bool) or not isinstance(room, (int, np.integer)) or room < 0:
+        _fail(name, "malformed decision", f"hold_room_tokens must be an int >= 0, got {room!r}")
+    if room:
+        rel = np.asarray(decision.hold_release_tokens)
+        if rel.shape != (n,) or (rel < 0).any():
+            _fail(name, "malformed decision",
+                  f"hold_release_tokens must be {n} ints >= 0, got {rel.tolist()[:10]}")
     acts = (run, sets["reject"], out, sin)
     if n and not any(a.shape[0] for a in acts) and math.isinf(t):
         _fail(

@@ -58,6 +58,45 @@ def test_declared_events_keep_the_schedule(name: str, chunk: int, seed: int) -> 
     assert fast.decisions < slow.decisions  # the declarations did save calls here
 
 
+@pytest.mark.parametrize("name", ["fcfs", "sjf"])
+@pytest.mark.parametrize(("sigma", "seed"), [(0.0, 4), (0.5, 5), (1.0, 6)])
+def test_holding_across_completions_keeps_the_schedule(name: str, sigma: float, seed: int) -> None:
+    """hold_room_tokens: FCFS/SJF keep a KV-blocked hold across completions that cannot have
+    made room, also when the predicted lengths are off (room bound by the footprints)."""
+    w = overloaded(n=150, seed=seed, rate=40.0)
+    rng = np.random.default_rng(seed)
+    pred = np.maximum(w.output_tokens * rng.lognormal(0.0, sigma, len(w)), 1.0)
+    spec = InstanceSpec(cost=affine_cost(900), max_batch_size=32, max_batch_tokens=512)
+    pol = get_policy(name)
+    fast = simulate(w, spec, pol, predicted_output_tokens=pred, record_iterations=True)
+    slow = simulate(w, spec, _plain(pol), predicted_output_tokens=pred, record_iterations=True)
+    np.testing.assert_allclose(fast.finish_s, slow.finish_s, rtol=1e-9, atol=1e-9)
+    assert np.array_equal(_batches(fast), _batches(slow))
+    assert np.array_equal(fast.preemptions, slow.preemptions)
+    held = [0]
+
+    def counting(view, /):
+        d = pol(view)
+        held[0] += d.hold_room_tokens > 0
+        return d
+
+    simulate(w, spec, counting, predicted_output_tokens=pred)
+    assert held[0] > 0  # the case was exercised
+
+
+def test_release_must_come_with_the_room_and_match_the_view() -> None:
+    with pytest.raises(ValueError, match="needs hold_release_tokens"):
+        BatchDecision(run=[0], hold_batch=True, hold_room_tokens=5)
+
+    def bad(view, /):
+        return BatchDecision(run=np.arange(view.n)[:1], hold_batch=True, hold_room_tokens=5,
+                             hold_release_tokens=[1])
+
+    w = Workload(arrival_s=[0.0, 0.0], input_tokens=[4, 4], output_tokens=[2, 2])
+    with pytest.raises(ValueError, match="hold_release_tokens must have shape"):
+        simulate(w, InstanceSpec(cost=affine_cost(100)), bad)
+
+
 def test_no_wake_keeps_a_stretch_running_through_arrivals() -> None:
     calls = []
 
