@@ -58,11 +58,11 @@ def test_declared_events_keep_the_schedule(name: str, chunk: int, seed: int) -> 
     assert fast.decisions < slow.decisions  # the declarations did save calls here
 
 
-@pytest.mark.parametrize("name", ["fcfs", "sjf"])
+@pytest.mark.parametrize("name", ["fcfs", "sjf", "vllm"])
 @pytest.mark.parametrize(("sigma", "seed"), [(0.0, 4), (0.5, 5), (1.0, 6)])
 def test_holding_across_completions_keeps_the_schedule(name: str, sigma: float, seed: int) -> None:
-    """hold_room_tokens: FCFS/SJF keep a KV-blocked hold across completions that cannot have
-    made room, also when the predicted lengths are off (room bound by the footprints)."""
+    """hold_room_tokens: FCFS/SJF/vLLM keep a KV-blocked hold across completions that cannot
+    have made room, also when the predicted lengths are off (room bound by the footprints)."""
     w = overloaded(n=150, seed=seed, rate=40.0)
     rng = np.random.default_rng(seed)
     pred = np.maximum(w.output_tokens * rng.lognormal(0.0, sigma, len(w)), 1.0)
