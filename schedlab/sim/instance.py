@@ -12,13 +12,14 @@ after the moves: capacity is never exceeded), applies rejections and KV moves, a
   policy's ``reconsider_at_s``, and (cut short by :meth:`InstanceRuntime.cut_at`) the first
   boundary at or after the next arrival to this instance. No Python loop per decode step.
 
-When a run ends its effects are applied in one vectorised step and the policy decides again.
+When a run ends its effects are applied by one compiled kernel (:mod:`schedlab.sim.kernels`)
+and the policy decides again, unless it declared that the batch holds (``hold_batch``).
 
 Extension points: a prefill-only or decode-only role (Mooncake disaggregation) changes which
 requests :meth:`InstanceRuntime.admit` accepts and adds a hand-off at completion of the prefill;
 speculative decoding changes how many tokens a decode step yields (``generated += k`` per
 step); each is a change inside :meth:`InstanceRuntime._finish_iteration` /
-:meth:`InstanceRuntime._finish_decode`, not a new engine.
+:meth:`InstanceRuntime._finish_decode` and their kernels, not a new engine.
 """
 
 from __future__ import annotations
