@@ -353,12 +353,18 @@ def stable_argsort(keys: np.ndarray) -> np.ndarray:
 
 
 def decision_with_rejects(
-    decision_kwargs: dict, reject: np.ndarray, reasons: tuple[str, ...]
+    view: QueueView, decision_kwargs: dict, n_reject: int
 ) -> BatchDecision:
-    """Build the :class:`BatchDecision`, adding the rejected positions (helper of the policies).
+    """Build the :class:`BatchDecision`; when the policy's kernel counted ``n_reject`` infeasible
+    requests, reject them with :func:`infeasible`'s reasons (worded only then).
 
     >>> import numpy as np
-    >>> decision_with_rejects({"run": np.array([0])}, np.array([1]), ("too big",)).reject.tolist()
+    >>> from schedlab.policies.base import QueueView
+    >>> v = QueueView.from_columns(now_s=0.0, input_tokens=[10, 500], kv_capacity_tokens=100)
+    >>> decision_with_rejects(v, {"run": np.array([0])}, 1).reject.tolist()
     [1]
     """
-    return BatchDecision(reject=reject, reject_reason=reasons, **decision_kwargs)
+    if n_reject:
+        reject, reasons = infeasible(view)
+        return BatchDecision(reject=reject, reject_reason=reasons, **decision_kwargs)
+    return BatchDecision(**decision_kwargs)

@@ -17,7 +17,6 @@ from schedlab.policies.base import KV_NONE, BatchDecision, QueueView
 from schedlab.policies.batching import (
     FEASIBLE,
     decision_with_rejects,
-    infeasible,
     infeasible_kernel,
     longest_prefix_kernel,
     stable_argsort,
@@ -155,9 +154,7 @@ def run_to_completion(
                 "hold_batch": bool(hold)}
     if room > 0:
         decision.update(hold_room_tokens=int(room), hold_release_tokens=release)
-    if n_reject:
-        return decision_with_rejects(decision, *infeasible(view))
-    return BatchDecision(**decision)
+    return decision_with_rejects(view, decision, n_reject)
 
 
 @njit

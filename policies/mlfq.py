@@ -29,7 +29,6 @@ from schedlab.policies.batching import (
     FEASIBLE,
     check_preempt,
     decision_with_rejects,
-    infeasible,
     infeasible_kernel,
     longest_prefix_kernel,
     prefetch_kernel,
@@ -289,9 +288,7 @@ def skip_join_mlfq(
         "attained_s": att,
         "reconsider_at_s": float(wake),  # a Python float under NUMBA_DISABLE_JIT too
     }
-    if n_reject:
-        return decision_with_rejects(decision, *infeasible(view))
-    return BatchDecision(**decision)
+    return decision_with_rejects(view, decision, n_reject)
 
 
 @njit

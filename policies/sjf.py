@@ -18,7 +18,6 @@ from schedlab.policies.batching import (
     FEASIBLE,
     check_preempt,
     decision_with_rejects,
-    infeasible,
     infeasible_kernel,
     longest_prefix_kernel,
     split_preemptions_kernel,
@@ -115,9 +114,7 @@ def srpt(view: QueueView, /, *, preempt: str = "swap") -> BatchDecision:
         preempt == "swap",
     )
     decision = {"run": run, "swap_out": swap_out, "recompute": recompute}
-    if n_reject:
-        return decision_with_rejects(decision, *infeasible(view))
-    return BatchDecision(**decision)
+    return decision_with_rejects(view, decision, n_reject)
 
 
 @njit

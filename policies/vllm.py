@@ -17,7 +17,6 @@ from schedlab.policies.batching import (
     FEASIBLE,
     check_preempt,
     decision_with_rejects,
-    infeasible,
     infeasible_kernel,
     longest_prefix_kernel,
     split_preemptions_kernel,
@@ -81,9 +80,7 @@ def vllm(
                 "wake_on_arrival": bool(wake), "hold_batch": bool(hold)}
     if room > 0:
         decision.update(hold_room_tokens=int(room), hold_release_tokens=release)
-    if n_reject:
-        return decision_with_rejects(decision, *infeasible(view))
-    return BatchDecision(**decision)
+    return decision_with_rejects(view, decision, n_reject)
 
 
 @njit
