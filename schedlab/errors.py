@@ -89,6 +89,8 @@ def check_nonneg_int(value: object, name: str, where: str) -> int:
 
 
 def _real(value: object) -> float | None:
+    if type(value) is float:  # the common case, without the slower abstract-class checks
+        return None if math.isnan(value) else value
     if isinstance(value, (bool, np.bool_)) or not isinstance(value, Real):
         return None
     v = float(value)
