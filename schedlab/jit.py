@@ -18,6 +18,12 @@ stamp of every ``.py`` file in that folder (names, sizes, modification times) wi
 stored beside the cache, and drops the folder's cached kernels when it differs. Kernels may call
 kernels of their own folder only.
 
+Start-up: numba's first compile or cache load imports its array-math module, whose BLAS probe
+imports ``scipy.linalg`` (about 0.12 s, as long as a whole small simulation) only to learn
+whether scipy is installed. Importing this module runs that import once with a probe that finds
+scipy without importing it (:func:`_probe_blas_lazily`); numba's linear-algebra kernels still
+import ``scipy.linalg`` when they compile.
+
 Set the environment variable ``NUMBA_DISABLE_JIT=1`` to run every kernel as plain Python (for a
 debugger or coverage); results are the same.
 
@@ -35,7 +41,9 @@ debugger or coverage); results are the same.
 from __future__ import annotations
 
 import hashlib
+import importlib.util
 import os
+import sys
 from collections.abc import Callable
 from pathlib import Path
 from typing import TypeVar
@@ -80,6 +88,33 @@ def _drop_stale_cache(folder: Path) -> None:
         (cache / _STAMP_FILE).write_text(stamp)
     except OSError:
         pass
+
+
+def _probe_blas_lazily() -> None:
+    """Import ``numba.np.arraymath`` with a BLAS probe that does not import scipy.linalg (see
+    the module docstring); left alone when it is imported already or numba's internals differ."""
+    if "numba.np.arraymath" in sys.modules:
+        return
+    from numba.np import linalg
+
+    real = getattr(linalg, "ensure_blas", None)
+    if real is None:
+        return
+
+    def scipy_installed() -> None:
+        if importlib.util.find_spec("scipy") is None:
+            raise ImportError("scipy is required for linear algebra")
+
+    linalg.ensure_blas = scipy_installed
+    try:
+        from numba.np import arraymath
+    finally:
+        linalg.ensure_blas = real
+    if getattr(arraymath, "ensure_blas", None) is scipy_installed:
+        arraymath.ensure_blas = real
+
+
+_probe_blas_lazily()
 
 
 def njit(fn: F) -> F:

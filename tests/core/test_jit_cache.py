@@ -64,3 +64,33 @@ def test_folder_stamp_follows_the_sources(tmp_path: Path) -> None:
     assert folder_stamp(tmp_path) == before
     (tmp_path / "m.py").write_text("x = 22\n")
     assert folder_stamp(tmp_path) != before
+
+
+def test_a_simulation_does_not_import_scipy_linalg_and_numba_blas_still_works() -> None:
+    """numba's BLAS probe runs without importing scipy.linalg (start-up time); numba's own
+    linear algebra still finds scipy when it compiles."""
+    code = textwrap.dedent("""
+        import sys
+        import numpy as np
+        import numba
+        from schedlab import Workload
+        from schedlab.sim import InstanceSpec, simulate
+        from schedlab.costmodel.base import ConstantIterationCost
+        w = Workload(arrival_s=[0.0, 0.1], input_tokens=[4, 5], output_tokens=[3, 2])
+        res = simulate(w, InstanceSpec(cost=ConstantIterationCost(slot_s=0.01)), "fcfs")
+        assert (res.status == "completed").all()
+        from numba.np import arraymath, linalg
+        print("linalg" if "scipy.linalg" in sys.modules else "lean", arraymath._HAVE_BLAS,
+              arraymath.ensure_blas is linalg.ensure_blas)
+
+        @numba.njit
+        def dot(a, b):
+            return np.dot(a, b)
+
+        print(float(dot(np.ones(3), np.arange(3.0))))
+    """)
+    env = dict(os.environ)
+    env.pop("NUMBA_DISABLE_JIT", None)
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True,
+                         check=True).stdout.split()
+    assert out == ["lean", "True", "True", "3.0"]
