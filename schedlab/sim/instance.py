@@ -45,7 +45,6 @@ from schedlab.sim.kernels import (
 from schedlab.sim.state import (
     COMPLETED,
     PREFILLED,
-    PRIORITY,
     REJECTED,
     RELEASE,
     TARGET,
@@ -271,18 +270,12 @@ class InstanceRuntime:
 
     # ------------------------------------------------------------------ decisions
     def view(self, now: float) -> QueueView:
-        """The read-only :class:`QueueView` of the active requests at ``now`` (a snapshot:
-        copies of the columns, which later events do not change)."""
-        Q, spec, n = self.Q, self.spec, self.Q.n
-        ints = Q.I[:PRIORITY + 1, :n].copy()
-        fl = Q.F[:, :n].copy()
-        rid = Q.rid[:n].copy()
-        loc = Q.loc[:n].copy()
-        running = Q.running[:n].copy()
-        for a in (ints, fl, rid, loc, running):
-            a.flags.writeable = False
-        target, prefilled, generated, kv, priority = ints
-        arrival, pred, attained, last_run, est = fl
+        """The read-only :class:`QueueView` of the active requests at ``now``. Its columns share
+        the queue's storage (:meth:`QueueColumns.snapshot`); :meth:`decide` detaches the queue
+        from whatever the policy kept of them, so a view never changes."""
+        Q, spec = self.Q, self.spec
+        (rid, arrival, target, pred, prefilled, generated, kv, loc, running, priority, attained,
+         last_run, est) = Q.snapshot()
         return QueueView(
             now_s=now,
             request_id=rid,
@@ -319,6 +312,8 @@ class InstanceRuntime:
         if n == 0:
             return None
         d = self.policy(self.view(now), **self.params)
+        if Q.escaped():  # the policy kept (or returned) part of the view: keep it unchanged
+            Q.detach()
         self.prev_decision_iter = self.iterations
         if not isinstance(d, BatchDecision):
             raise self._fail(f"must return a BatchDecision. Got {type(d).__name__}.")

@@ -30,6 +30,7 @@ second, ragged table keyed by request.
 
 from __future__ import annotations
 
+import sys
 from dataclasses import dataclass
 
 import numpy as np
@@ -94,10 +95,18 @@ class QueueColumns:
     slots (:meth:`remove`, which keeps the order) shifts whichever side of the removed slots is
     shorter, so completing the oldest requests of a long queue moves only the few before them
     and advances the offset. Storage doubles when full.
+
+    Policy views share the storage instead of copying it (:meth:`snapshot`): they are slices of
+    read-only twins of the storage rows. Every array derived from those slices (by numpy or by
+    a compiled kernel) keeps a reference to the twin's buffer object, so after the policy
+    returns, :meth:`escaped` tells (by reference counts) whether anything still holds one; then
+    :meth:`detach` moves the queue to fresh storage, and whatever the policy kept never changes.
+    A policy that keeps nothing costs no copy at all (about 20 us a decision on a 1,000-request
+    queue).
     """
 
-    __slots__ = ("F", "I", "_F", "_I", "_loc", "_rid", "_running", "loc", "n", "rid", "running",
-                 "start")
+    __slots__ = ("F", "I", "_F", "_I", "_anchor_refs", "_anchors", "_loc", "_published",
+                 "_rid", "_running", "loc", "n", "rid", "running", "start")
 
     # named rows (1-D views, for the engine's rarer paths; kernels take I and F)
     target = property(lambda self: self.I[TARGET], doc="Row TARGET of I.")
@@ -122,6 +131,7 @@ class QueueColumns:
         self.n = 0
         self.start = 0
         self._rows()
+        self._publish()
 
     def _rows(self) -> None:
         """The slot views from :attr:`start` on."""
@@ -132,25 +142,64 @@ class QueueColumns:
         self.loc = self._loc[a:]
         self.running = self._running[a:]
 
-    def _make_room(self, need: int) -> None:
+    def _publish(self) -> None:
+        """The read-only twins of the storage rows a view shows, in :class:`QueueView` column
+        order, and the reference counts of their buffers with no view alive."""
+        twins = tuple(
+            np.frombuffer(memoryview(a).toreadonly().cast("B"), a.dtype)
+            for a in (self._I, self._F, self._rid, self._loc, self._running)
+        )
+        ints = twins[0].reshape(self._I.shape)
+        fl = twins[1].reshape(self._F.shape)
+        self._published = (
+            twins[2], fl[ARRIVAL], ints[TARGET], fl[PRED], ints[PREFILLED], ints[GENERATED],
+            ints[KV], twins[3], twins[4], ints[PRIORITY], fl[ATTAINED], fl[LAST_RUN], fl[EST],
+        )
+        del ints, fl
+        self._anchors = twins
+        self._anchor_refs = _refcounts(twins)
+
+    def snapshot(self) -> list[np.ndarray]:
+        """The active slots' columns as a view shows them (read-only, sharing the storage), in
+        :class:`QueueView` order: request_id, arrival_s, input_tokens, output_tokens_pred,
+        prefilled_tokens, generated_tokens, kv_tokens, kv_location, running, priority,
+        attained_s, last_run_s, est_prefill_s. Call :meth:`escaped` before changing anything."""
+        a, b = self.start, self.start + self.n
+        return [r[a:b] for r in self._published]
+
+    def escaped(self) -> bool:
+        """Whether an array sliced from a :meth:`snapshot` (or derived from one) is still
+        alive; :meth:`detach` then keeps it from changing."""
+        return _refcounts(self._anchors) != self._anchor_refs
+
+    def detach(self) -> None:
+        """Move the slots to fresh storage, leaving the old storage to the arrays that still
+        hold it (it is never written again)."""
+        self._make_room(self.n, fresh=True)
+
+    def _make_room(self, need: int, *, fresh: bool = False) -> None:
         """Storage for ``need`` slots from the offset: move the slots to offset 0, into storage
-        twice as large when they would fill more than half of it."""
+        twice as large when they would fill more than half of it (into new storage in any case
+        when ``fresh``)."""
         cap = self._rid.shape[0]
         while cap < 2 * need:
             cap *= 2
+        fresh = fresh or cap != self._rid.shape[0]
         a, n = self.start, self.n
         for name in ("_I", "_F"):
             old = getattr(self, name)
-            new = old if cap == old.shape[1] else np.zeros((old.shape[0], cap), old.dtype)
+            new = np.zeros((old.shape[0], cap), old.dtype) if fresh else old
             new[:, :n] = old[:, a : a + n]
             setattr(self, name, new)
         for name in ("_rid", "_loc", "_running"):
             old = getattr(self, name)
-            new = old if cap == old.shape[0] else np.zeros(cap, old.dtype)
+            new = np.zeros(cap, old.dtype) if fresh else old
             new[:n] = old[a : a + n]
             setattr(self, name, new)
         self.start = 0
         self._rows()
+        if fresh:
+            self._publish()
 
     def append(self, idx: np.ndarray, table: RequestTable, est_prefill: np.ndarray) -> None:
         """Add the workload requests ``idx`` (fresh: nothing prefilled, no KV)."""
@@ -186,6 +235,10 @@ class QueueColumns:
         """Prompt tokens left to prefill plus predicted output tokens left, over ``pos``."""
         left = self.pred[pos] - self.generated[pos]
         return float((self.target[pos] - self.prefilled[pos]).sum() + left[left > 0].sum())
+
+
+def _refcounts(arrays: tuple[np.ndarray, ...]) -> list[int]:
+    return [sys.getrefcount(a) for a in arrays]
 
 
 @njit
