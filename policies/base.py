@@ -236,6 +236,12 @@ class BatchDecision:
       capacity minus the admitted requests' footprints, so a completion adds at most the
       footprint it had at the decision). ``hold_room_tokens=0`` (the default) ends the hold at
       every such completion.
+    - ``hold_free_tokens``: with ``hold_batch``, such a completion also needs the device's free
+      KV (``kv_free_tokens`` as the next view would show it) to be at least
+      ``hold_free_tokens`` to end the hold. A policy whose blocked request needs that much free
+      KV declares it (vLLM: the blocked request's KV demand plus the watermark; the running
+      requests keep growing, so this is tighter than the released room). 0 (the default)
+      places no such condition.
 
     These fields only save policy calls: a policy that declares them truthfully gets the same
     schedule.
@@ -255,6 +261,7 @@ class BatchDecision:
     hold_batch: bool = False
     hold_room_tokens: int = 0
     hold_release_tokens: np.ndarray | None = None
+    hold_free_tokens: int = 0
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "run", np.asarray(self.run, dtype=np.int64))
@@ -265,7 +272,7 @@ class BatchDecision:
                 "BatchDecision needs one reject_reason per rejected position: "
                 f"{self.reject.shape[0]} rejected, {len(self.reject_reason)} reasons."
             )
-        if self.hold_room_tokens:
+        if self.hold_room_tokens > 0:
             if self.hold_release_tokens is None:
                 raise ValueError(
                     "BatchDecision.hold_room_tokens > 0 needs hold_release_tokens (one int >= 0 "

@@ -41,8 +41,8 @@ def vllm(
     the latest-arrived device-resident requests are preempted, all or nothing. The decision
     declares what later events can change it (``wake_on_arrival``, ``hold_batch``): a newcomer
     cannot join when the prefix stopped early, and a batch stopped by KV or batch size runs
-    again unchanged until a completion; when KV stopped it, until completions can have freed
-    the KV the stopping request needs (``hold_room_tokens``).
+    again unchanged until a completion; when KV stopped it, until the device has the KV the
+    stopping request needs free (``hold_free_tokens``).
 
     Parameters
     ----------
@@ -69,7 +69,7 @@ def vllm(
     check_preempt(preempt, "vllm")
     check_fraction(watermark, "watermark", "vllm", open_low=False)
     v = view
-    run, swap_out, recompute, n_reject, wake, hold, room, release = vllm_kernel(
+    run, swap_out, recompute, n_reject, wake, hold, free = vllm_kernel(
         v.arrival_s, v.request_id, v.input_tokens, v.prefilled_tokens, v.kv_tokens,
         v.kv_location, v.kv_capacity_tokens, v.kv_free_tokens, v.max_batch_size,
         v.max_batch_tokens, v.chunk_tokens, v.host_kv_free_tokens,
@@ -78,8 +78,8 @@ def vllm(
     # bool(): exact Python bools under NUMBA_DISABLE_JIT too
     decision = {"run": run, "swap_out": swap_out, "recompute": recompute,
                 "wake_on_arrival": bool(wake), "hold_batch": bool(hold)}
-    if room > 0:
-        decision.update(hold_room_tokens=int(room), hold_release_tokens=release)
+    if free > 0:
+        decision["hold_free_tokens"] = int(free)
     return decision_with_rejects(view, decision, n_reject)
 
 
@@ -99,9 +99,9 @@ def vllm_kernel(
     host_kv_free_tokens: int,
     watermark_tokens: int,
     swap: bool,
-) -> tuple[np.ndarray, np.ndarray, np.ndarray, int, bool, bool, int, np.ndarray]:
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, int, bool, bool, int]:
     """Compiled :func:`vllm` on the view's columns: ``(run, swap_out, recompute, number
-    rejected, wake_on_arrival, hold_batch, hold_room_tokens, hold_release_tokens)``."""
+    rejected, wake_on_arrival, hold_batch, hold_free_tokens)``."""
     n = input_tokens.shape[0]
     step, growth, demand, _, gkv = costs_kernel(
         input_tokens, prefilled_tokens, kv_tokens, kv_location, chunk_tokens
@@ -135,13 +135,12 @@ def vllm_kernel(
     wake, hold = _later_events(order, k, step, max_batch_size, max_batch_tokens, chunk_tokens)
     if evict.shape[0] or m < n:
         wake, hold = True, False
-    room = 0
+    free = 0
     if hold and k < m and k < max_batch_size and kv_location[order[k]] != KV_GPU:
         # the request that stopped the prefix (swapped out or waiting: no device-resident
-        # request behind it to evict) needs its demand plus the watermark free; the
-        # device-resident requests only grow, so a completion frees at most the KV it held here
-        room = max(demand[order[k]] + reserve[k] - kv_free_tokens, 0)
-    return order[:k], swap_out, recompute, n - m, wake, hold, room, gkv
+        # request behind it to evict) fits only with its demand plus the watermark free
+        free = demand[order[k]] + reserve[k]
+    return order[:k], swap_out, recompute, n - m, wake, hold, free
 
 
 @njit

@@ -195,6 +195,7 @@ class InstanceRuntime:
         self.hold = False  # the current batch runs again without a decision (hold_batch)
         self.hold_room = 0  # ... across completions until they released this much room
         self.hold_released = 0
+        self.hold_free = 0  # ... and until the device has this much KV free
         self.arrived = False  # a request arrived during the current run
         self.completed = False  # a request of the batch completed in the run that just ended
         self.idle_decisions = 0
@@ -322,6 +323,12 @@ class InstanceRuntime:
         self.hold = bool(d.hold_batch)
         self.hold_room = int(d.hold_room_tokens)
         self.hold_released = 0
+        self.hold_free = int(d.hold_free_tokens)
+        if self.hold_room < 0 or self.hold_free < 0:
+            raise self._fail(
+                f"hold_room_tokens and hold_free_tokens must be >= 0. Got {self.hold_room} and "
+                f"{self.hold_free}."
+            )
         if self.hold_room > 0:
             release = self._column(d.hold_release_tokens, n, "hold_release_tokens", np.int64)
             if np.minimum.reduce(release) < 0:
@@ -593,7 +600,10 @@ class InstanceRuntime:
             and now < self.reconsider
             and not (self.wake and self.arrived)
             and not (
-                self.completed and self.Q.n > b and self.hold_released >= self.hold_room
+                self.completed
+                and self.Q.n > b
+                and self.hold_released >= self.hold_room
+                and self.cap - self.gpu_used >= self.hold_free
             )
         ):
             nxt = self._repeat(now)

@@ -178,9 +178,11 @@ def check_decision(view: QueueView, decision: BatchDecision, *, name: str = "pol
     for flag in ("wake_on_arrival", "hold_batch"):
         if not isinstance(getattr(decision, flag), (bool, np.bool_)):
             _fail(name, "malformed decision", f"{flag} must be a bool")
+    for field in ("hold_room_tokens", "hold_free_tokens"):
+        v = getattr(decision, field)
+        if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < 0:
+            _fail(name, "malformed decision", f"{field} must be an int >= 0, got {v!r}")
     room = decision.hold_room_tokens
-    if isinstance(room, bool) or not isinstance(room, (int, np.integer)) or room < 0:
-        _fail(name, "malformed decision", f"hold_room_tokens must be an int >= 0, got {room!r}")
     if room:
         rel = np.asarray(decision.hold_release_tokens)
         if rel.shape != (n,) or (rel < 0).any():

@@ -61,8 +61,9 @@ def test_declared_events_keep_the_schedule(name: str, chunk: int, seed: int) -> 
 @pytest.mark.parametrize("name", ["fcfs", "sjf", "vllm"])
 @pytest.mark.parametrize(("sigma", "seed"), [(0.0, 4), (0.5, 5), (1.0, 6)])
 def test_holding_across_completions_keeps_the_schedule(name: str, sigma: float, seed: int) -> None:
-    """hold_room_tokens: FCFS/SJF/vLLM keep a KV-blocked hold across completions that cannot
-    have made room, also when the predicted lengths are off (room bound by the footprints)."""
+    """hold_room_tokens / hold_free_tokens: FCFS/SJF/vLLM keep a KV-blocked hold across
+    completions that cannot have made room, also when the predicted lengths are off (FCFS/SJF
+    bound the room by the footprints; vLLM needs the blocked request's demand free)."""
     w = overloaded(n=150, seed=seed, rate=40.0)
     rng = np.random.default_rng(seed)
     pred = np.maximum(w.output_tokens * rng.lognormal(0.0, sigma, len(w)), 1.0)
@@ -77,7 +78,7 @@ def test_holding_across_completions_keeps_the_schedule(name: str, sigma: float, 
 
     def counting(view, /):
         d = pol(view)
-        held[0] += d.hold_room_tokens > 0
+        held[0] += d.hold_room_tokens > 0 or d.hold_free_tokens > 0
         return d
 
     simulate(w, spec, counting, predicted_output_tokens=pred)
@@ -94,6 +95,15 @@ def test_release_must_come_with_the_room_and_match_the_view() -> None:
 
     w = Workload(arrival_s=[0.0, 0.0], input_tokens=[4, 4], output_tokens=[2, 2])
     with pytest.raises(ValueError, match="hold_release_tokens must have shape"):
+        simulate(w, InstanceSpec(cost=affine_cost(100)), bad)
+
+
+def test_negative_hold_tokens_are_rejected() -> None:
+    def bad(view, /):
+        return BatchDecision(run=np.arange(view.n)[:1], hold_batch=True, hold_free_tokens=-1)
+
+    w = Workload(arrival_s=[0.0, 0.0], input_tokens=[4, 4], output_tokens=[2, 2])
+    with pytest.raises(ValueError, match="hold_free_tokens must be >= 0"):
         simulate(w, InstanceSpec(cost=affine_cost(100)), bad)
 
 

@@ -164,6 +164,14 @@ def test_check_decision_rejects_conflicting_moves() -> None:
     check_decision(v, BatchDecision(run=np.array([0]), swap_out=np.array([1])))
 
 
+@pytest.mark.parametrize("field", ["hold_room_tokens", "hold_free_tokens"])
+def test_check_decision_rejects_negative_hold_tokens(field: str) -> None:
+    v = QueueView.from_columns(now_s=0.0, input_tokens=[4], kv_capacity_tokens=100)
+    d = BatchDecision(run=np.array([0]), hold_batch=True, **{field: -3})
+    with pytest.raises(AssertionError, match=f"{field} must be an int >= 0, got -3"):
+        check_decision(v, d)
+
+
 def test_check_purity_returns_the_decision() -> None:
     v = QueueView.from_columns(now_s=0.0, input_tokens=[4], kv_capacity_tokens=100)
     assert check_purity(user_policy, v).run.tolist() == [0]
