@@ -41,12 +41,12 @@ from schedlab.sim.kernels import (
     finish_iteration,
     position_fault,
     split_completed,
+    store_release,
 )
 from schedlab.sim.state import (
     COMPLETED,
     PREFILLED,
     REJECTED,
-    RELEASE,
     TARGET,
     QueueColumns,
     RequestTable,
@@ -331,9 +331,8 @@ class InstanceRuntime:
             )
         if self.hold_room > 0:
             release = self._column(d.hold_release_tokens, n, "hold_release_tokens", np.int64)
-            if np.minimum.reduce(release) < 0:
+            if not store_release(Q.I, release):
                 raise self._fail(f"hold_release_tokens must be >= 0. Got {release.tolist()[:10]}.")
-            Q.I[RELEASE, :n] = release
         self.arrived = False
         Q.running[:n] = False
         self.batch = _EMPTY

@@ -44,6 +44,7 @@ __all__ = [
     "finish_iteration",
     "position_fault",
     "split_completed",
+    "store_release",
 ]
 
 
@@ -197,6 +198,17 @@ def position_fault(pos, n):
             return 2
         seen[p] = True
     return 0
+
+
+@njit
+def store_release(I, release):  # noqa: E741
+    """Write ``release`` (a policy's ``hold_release_tokens``) into row ``RELEASE`` of the first
+    ``len(release)`` slots; returns False, having stopped, at the first negative value."""
+    for s in range(release.shape[0]):
+        if release[s] < 0:
+            return False
+        I[RELEASE, s] = release[s]
+    return True
 
 
 @njit

@@ -106,6 +106,13 @@ def test_negative_hold_tokens_are_rejected() -> None:
     with pytest.raises(ValueError, match="hold_free_tokens must be >= 0"):
         simulate(w, InstanceSpec(cost=affine_cost(100)), bad)
 
+    def bad_release(view, /):
+        return BatchDecision(run=np.arange(view.n)[:1], hold_batch=True, hold_room_tokens=5,
+                             hold_release_tokens=np.arange(view.n) - 1)
+
+    with pytest.raises(ValueError, match=r"hold_release_tokens must be >= 0. Got \[-1, 0\]"):
+        simulate(w, InstanceSpec(cost=affine_cost(100)), bad_release)
+
 
 def test_no_wake_keeps_a_stretch_running_through_arrivals() -> None:
     calls = []
