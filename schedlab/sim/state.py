@@ -97,12 +97,13 @@ class QueueColumns:
     and advances the offset. Storage doubles when full.
 
     Policy views share the storage instead of copying it (:meth:`snapshot`): they are slices of
-    read-only twins of the storage rows. Every array derived from those slices (by numpy or by
-    a compiled kernel) keeps a reference to the twin's buffer object, so after the policy
-    returns, :meth:`escaped` tells (by reference counts) whether anything still holds one; then
-    :meth:`detach` moves the queue to fresh storage, and whatever the policy kept never changes.
-    A policy that keeps nothing costs no copy at all (about 20 us a decision on a 1,000-request
-    queue).
+    read-only twins of the storage (arrays over a read-only memoryview of it). Every array
+    derived from those slices, by numpy or by a compiled kernel, keeps a reference to its twin
+    (numpy sets a view's base to the first array up the chain whose own base is not an array:
+    the twin, over its memoryview), so after the policy returns, :meth:`escaped` tells (by
+    reference counts) whether anything still holds one; then :meth:`detach` moves the queue to
+    fresh storage, and whatever the policy kept never changes. A policy that keeps nothing costs
+    no copy at all (about 20 us a decision on a 1,000-request queue).
     """
 
     __slots__ = ("F", "I", "_F", "_I", "_anchor_refs", "_anchors", "_loc", "_published",
