@@ -85,7 +85,8 @@ class QueueView:
     request), ``max_batch_size``, ``max_batch_tokens`` (token budget per iteration, prefill tokens
     plus one per decode), ``chunk_tokens`` (largest prefill chunk, or 0 when chunked prefill is
     off: a prompt is then prefilled whole in one iteration), ``block_tokens`` (KV page size),
-    ``host_kv_free_tokens`` (room left in host swap space), ``iteration`` (iterations this
+    ``host_kv_free_tokens`` (room left in host swap space), ``host_kv_capacity_tokens`` (the
+    size of host swap space), ``iteration`` (iterations this
     instance has run before this decision) and ``previous_decision_iteration`` (the value of
     ``iteration`` at the instance's previous policy call, ``-1`` at the first). The last two let
     a policy act "every K iterations" (FastServe's starvation check runs every 1000) without
@@ -113,6 +114,7 @@ class QueueView:
     chunk_tokens: int = 0
     block_tokens: int = 16
     host_kv_free_tokens: int = 2**62
+    host_kv_capacity_tokens: int = 2**62
     iteration: int = 0
     previous_decision_iteration: int = -1
 

@@ -19,6 +19,7 @@ import math
 import numpy as np
 
 from schedlab.errors import (
+    check_fraction,
     check_nonneg_int,
     check_positive_float,
     check_positive_int,
@@ -141,6 +142,7 @@ def skip_join_mlfq(
     proactive_offloading: bool = True,
     min_free_blocks: int = 0,
     preempt: str = "swap",
+    prefill_gate_host_fraction: float = 0.10,
 ) -> BatchDecision:
     """FastServe's skip-join MLFQ with proactive KV swapping.
 
@@ -168,7 +170,12 @@ def skip_join_mlfq(
        instead of being demoted again after one iteration; pass ``False`` for the code's
        behaviour.
     4. *Batch*: the longest prefix of the priority order (:func:`priority_order`) that fits the
-       batch size, token budget and KV cache; strict, a blocked job ends the batch.
+       batch size, token budget and KV cache; strict, a blocked job ends the batch. While the
+       host swap space has less than ``prefill_gate_host_fraction`` of its size free, jobs
+       whose next step is a prefill are held back (the code's prefill gate): the batch skips
+       them without stopping, and they are the first waiting jobs to give up device KV. When
+       nothing else can run the gate stays open (the code would idle, and with chunked prefill
+       a prompt swapped out half-way could then wait forever).
     5. *Proactive KV management* (``proactive_offloading``): keep
        ``max(max_batch_size, min_free_blocks) * block_tokens`` KV tokens free after the batch by
        swapping out waiting jobs' KV from the back of the priority order (lowest queue, back of
@@ -212,18 +219,21 @@ def skip_join_mlfq(
     preempt : {"swap", "recompute"}, default "swap"
         How evicted jobs lose their device KV (swap falls back to recompute when host space is
         out).
+    prefill_gate_host_fraction : float in [0, 1], default 0.10
+        The code's hard-coded prefill gate (step 4): prefill jobs wait while less than this
+        fraction of the host swap space is free; 0 turns the gate off.
 
-    Not modelled: the code's gate that holds back prefill jobs while host swap space is below
-    10% (the view gives the host space left, not its size), and pipeline-parallel batches.
+    Not modelled: pipeline-parallel batches.
 
     Invariants checked by the property tests (serving.md §1.4): well-formed decisions within
     batch size, token budget and KV capacity; strict priority prefix (the batch is a prefix of
-    the priority order); skip-join queue monotone non-decreasing in the prefill time; priorities
-    only rise by exactly 1 per demotion, except starvation promotion to 0; starvation bound
-    (promotion exactly at the decisions that cross a period boundary, so a waiting job is
-    promoted within ``3 s + period x max iteration time`` plus the wait for that decision;
-    no promotion in between); no swap-in in a step that swaps out, and no job swapped in that
-    the next iteration's growth would swap out again; one queue behaves as FCFS;
+    the priority order, gated prefill jobs left out); no prefill job runs while the gate is
+    closed and another job can run; skip-join queue monotone non-decreasing in the prefill time;
+    priorities only rise by exactly 1 per demotion, except starvation promotion to 0; starvation
+    bound (promotion exactly at the decisions that cross a period boundary, so a waiting job is
+    promoted within ``3 s + period x max iteration time`` plus the wait for that decision; no
+    promotion in between); no swap-in in a step that swaps out, and no job swapped in that the
+    next iteration's growth would swap out again; one queue behaves as FCFS;
     ``use_skip_join=False`` starts arrivals at 0; scaling prefill times, attained service and
     quantum by the same factor leaves the decision unchanged; purity and determinism.
 
@@ -253,6 +263,9 @@ def skip_join_mlfq(
     )
     check_nonneg_int(min_free_blocks, "min_free_blocks", "skip_join_mlfq")
     check_preempt(preempt, "skip_join_mlfq")
+    gate = check_fraction(
+        prefill_gate_host_fraction, "prefill_gate_host_fraction", "skip_join_mlfq", open_low=False
+    )
     v = view
     prio = np.array(v.priority, dtype=np.int64)
     att = np.array(v.attained_s, dtype=np.float64)
@@ -272,6 +285,7 @@ def skip_join_mlfq(
         prio, att, levels, v.now_s, q0, r, top, num_queues is not None, thr,
         starvation_check(v, period), period == 0, bool(reset_attained_on_promotion),
         bool(proactive_offloading), reserve, preempt == "swap",
+        v.host_kv_free_tokens < gate * v.host_kv_capacity_tokens,
         v.arrival_s, v.request_id, v.input_tokens, v.prefilled_tokens, v.generated_tokens,
         v.kv_tokens, v.kv_location, v.running, v.last_run_s, v.kv_capacity_tokens,
         v.kv_free_tokens, v.max_batch_size, v.max_batch_tokens, v.chunk_tokens,
@@ -308,6 +322,7 @@ def mlfq_kernel(
     proactive: bool,
     reserve: int,
     swap: bool,
+    prefill_gated: bool,
     arrival_s: np.ndarray,
     request_id: np.ndarray,
     input_tokens: np.ndarray,
@@ -326,7 +341,8 @@ def mlfq_kernel(
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, float, int]:
     """Compiled steps 2 to 6 of :func:`skip_join_mlfq` on the view's columns, after skip-join
     placed the new requests in ``prio`` (``levels[p]``: the quantum of queue ``p``; ``bounded``:
-    ``num_queues`` given, ``top`` its last queue). Updates ``prio`` and ``att`` in place and
+    ``num_queues`` given, ``top`` its last queue; ``prefill_gated``: the prefill gate is closed).
+    Updates ``prio`` and ``att`` in place and
     returns ``(run, swap_out, recompute, swap_in, reconsider_at_s, number rejected)``."""
     n = prio.shape[0]
     quantum = np.empty(n, dtype=np.float64)
@@ -357,11 +373,30 @@ def mlfq_kernel(
     by_priority = priority_order_kernel(
         arrival_s, request_id, last_run_s, is_started, prio, np.arange(n)
     )
+    n_reject = 0
+    for i in range(n):
+        n_reject += code[i] != FEASIBLE
     order = by_priority[code[by_priority] == FEASIBLE]
-    k, evict, free_after = longest_prefix_kernel(
-        order, step, demand, gkv, kv_free_tokens, max_batch_size, max_batch_tokens,
-        np.full(order.shape[0], reserve, dtype=np.int64),
-    )
+    reserves = np.full(order.shape[0], reserve, dtype=np.int64)
+    k = 0
+    n_open = order.shape[0]  # the batch is drawn from the first n_open jobs of the order
+    if prefill_gated:
+        # prefill jobs wait for host swap space: the batch skips them, and they move to the
+        # back of the order, the first to give up device KV; when nothing else can run, the
+        # gate stays open (holding every job back would stall the instance)
+        is_open = prefilled_tokens[order] >= input_tokens[order]
+        gated = np.concatenate((order[is_open], order[~is_open]))
+        n_gated_open = int(is_open.sum())
+        k, evict, free_after = longest_prefix_kernel(
+            gated, step, demand, gkv, kv_free_tokens, min(max_batch_size, n_gated_open),
+            max_batch_tokens, reserves,
+        )
+        if k:
+            order, n_open = gated, n_gated_open
+    if k == 0:
+        k, evict, free_after = longest_prefix_kernel(
+            order, step, demand, gkv, kv_free_tokens, max_batch_size, max_batch_tokens, reserves
+        )
     batch = order[:k]
     swap_out, recompute = split_preemptions_kernel(evict, kv_tokens, host_kv_free_tokens, swap)
     swap_in = np.empty(0, dtype=np.int64)
@@ -369,7 +404,7 @@ def mlfq_kernel(
         # room for the batch's next iteration too (one token per batched job): prefetching
         # into room the next iteration needs gets the job swapped out again at once
         swap_in = prefetch_kernel(
-            order[k:], kv_location, kv_tokens, free_after - k, reserve, max_batch_size
+            order[k:n_open], kv_location, kv_tokens, free_after - k, reserve, max_batch_size
         )
 
     # wake up when a batched job's quantum runs out (or, checking at every decision, when a
@@ -387,7 +422,7 @@ def mlfq_kernel(
         for i in range(n):
             if promotable[i] and code[i] == FEASIBLE:
                 wake = min(wake, due[i])
-    return batch, swap_out, recompute, swap_in, wake, n - order.shape[0]
+    return batch, swap_out, recompute, swap_in, wake, n_reject
 
 
 def mlfq(
@@ -403,6 +438,7 @@ def mlfq(
     proactive_offloading: bool = True,
     min_free_blocks: int = 0,
     preempt: str = "swap",
+    prefill_gate_host_fraction: float = 0.10,
 ) -> BatchDecision:
     """Plain MLFQ: :func:`skip_join_mlfq` with every arrival entering queue 0.
 
@@ -432,4 +468,5 @@ def mlfq(
         proactive_offloading=proactive_offloading,
         min_free_blocks=min_free_blocks,
         preempt=preempt,
+        prefill_gate_host_fraction=prefill_gate_host_fraction,
     )

@@ -299,6 +299,7 @@ class InstanceRuntime:
             chunk_tokens=spec.chunk_tokens,
             block_tokens=spec.block_tokens,
             host_kv_free_tokens=self.host_cap - self.host_used,
+            host_kv_capacity_tokens=self.host_cap,
             iteration=self.iterations,
             previous_decision_iteration=self.prev_decision_iter,
         )

@@ -117,7 +117,7 @@ def queue_views(
     prefill), decoding on the device, swapped to the host, preempted by recomputation (KV
     dropped), or mid-way through the recomputing prefill (chunked only). The
     KV capacity is the device-resident KV plus a random slack (sometimes none), so views range
-    from idle to full. ``chunked`` forces chunked prefill on or off (random when None).
+    from idle to full; the host swap space is the host-resident KV plus a random free part. ``chunked`` forces chunked prefill on or off (random when None).
 
     >>> from hypothesis import given, settings
     >>> @settings(max_examples=5, deadline=None, database=None)
@@ -146,6 +146,9 @@ def queue_views(
         st.one_of(st.just(0), st.integers(0, 4 * max_input_tokens), st.just(100 * max_input_tokens))
     )
     capacity = max(used + slack, 1)
+    on_host = col.get("kv_location", np.zeros(0)) == KV_HOST
+    host_used = int(col["kv_tokens"][on_host].sum()) if n else 0
+    host_free = draw(st.one_of(st.just(2**62), st.integers(0, 4096)))
     ids = draw(st.permutations(range(n))) if n else []
     columns = {
         k: col[k]
@@ -173,7 +176,8 @@ def queue_views(
         max_batch_tokens=draw(st.integers(64, 8192)),
         chunk_tokens=draw(st.integers(1, 512)) if use_chunks else 0,
         block_tokens=draw(st.sampled_from([1, 16])),
-        host_kv_free_tokens=draw(st.one_of(st.just(2**62), st.integers(0, 4096))),
+        host_kv_free_tokens=host_free,
+        host_kv_capacity_tokens=host_free + host_used,
         **columns,
     )
 

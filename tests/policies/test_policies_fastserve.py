@@ -37,6 +37,24 @@ def _not_rejected(view: QueueView) -> np.ndarray:
     return np.flatnonzero(keep)
 
 
+def _gate_closed(view: QueueView, fraction: float = 0.10) -> bool:
+    return view.host_kv_free_tokens < fraction * view.host_kv_capacity_tokens
+
+
+def _gated(view: QueueView, d) -> np.ndarray:
+    """The prefill jobs the decision ``d`` held back: every prefill job while the gate is
+    closed, unless the batch holds one (nothing else could run: the gate stayed open)."""
+    prefill = view.prefilled_tokens < view.input_tokens
+    if not _gate_closed(view) or prefill[d.run].any():
+        return np.zeros(0, dtype=np.int64)
+    return np.intersect1d(_not_rejected(view), np.flatnonzero(prefill))
+
+
+def _schedulable(view: QueueView, d) -> np.ndarray:
+    """Positions the batch is drawn from: not rejected, and not held back by the gate."""
+    return np.setdiff1d(_not_rejected(view), _gated(view, d))
+
+
 # ----------------------------------------------------------------- 3. skip-join
 @PROPS
 @given(
@@ -251,16 +269,17 @@ def test_wakes_when_a_batched_quantum_runs_out(view: QueueView) -> None:
 @given(queue_views())
 def test_batch_is_the_longest_fitting_prefix_of_the_priority_order(view: QueueView) -> None:
     d = skip_join_mlfq(view)
-    order = priority_order(view, d.priority, _not_rejected(view))
+    order = priority_order(view, d.priority, _schedulable(view, d))
     k = d.run.shape[0]
     assert d.run.tolist() == order[:k].tolist()
     if k == order.shape[0]:
         return
-    # the next job does not fit: batch size, token budget or KV (with the proactive reserve)
+    # the next job does not fit: batch size, token budget or KV (with the proactive reserve;
+    # the jobs behind it and the gated ones can give up their device KV)
     c = request_costs(view)
     nxt = order[: k + 1]
     reserve = view.max_batch_size * view.block_tokens if k else 0
-    reclaim = int(c.gpu_kv[order[k + 1 :]].sum())
+    reclaim = int(c.gpu_kv[order[k + 1 :]].sum()) + int(c.gpu_kv[_gated(view, d)].sum())
     assert (
         k + 1 > view.max_batch_size
         or int(c.step[nxt].sum()) > view.max_batch_tokens
@@ -274,7 +293,10 @@ def test_only_lower_priority_jobs_are_evicted_and_no_swap_in_after_a_swap_out(
     view: QueueView,
 ) -> None:
     d = skip_join_mlfq(view)
-    order = priority_order(view, d.priority, _not_rejected(view)).tolist()
+    gated = _gated(view, d)
+    # gated jobs give up their device KV first, as if at the back of the order
+    order = priority_order(view, d.priority, _schedulable(view, d)).tolist()
+    order += priority_order(view, d.priority, gated).tolist()
     evicted = np.concatenate([d.swap_out, d.recompute]).tolist()
     if evicted:
         assert d.swap_in.shape[0] == 0
@@ -556,3 +578,45 @@ def test_through_the_simulator_promotion_happens_only_once_per_period_of_iterati
     assert promotions > 0  # the workload does starve jobs, so the rule was exercised
     checks = sum(_crosses(v, period) for v, _ in calls)
     assert checks <= calls[-1][0].iteration // period + 1 < len(calls)
+
+
+# ----------------------------------------------------------------- prefill gate (serving.md §1.1)
+@PROPS
+@given(queue_views())
+def test_no_prefill_job_runs_while_the_host_swap_space_is_nearly_full(view: QueueView) -> None:
+    d = skip_join_mlfq(view)
+    prefill = view.prefilled_tokens < view.input_tokens
+    open_gate = skip_join_mlfq(view, prefill_gate_host_fraction=0.0)
+    if not _gate_closed(view) or prefill[d.run].any():
+        # an open gate, or one kept open because nothing else could run
+        assert d.run.tolist() == open_gate.run.tolist()
+    if open_gate.run.shape[0]:  # the gate never stalls an instance that could make progress
+        assert d.run.shape[0] > 0
+
+
+def _gate_view(host_free: int) -> QueueView:
+    # job 0: a new prompt in queue 0; job 1: decoding in queue 3, behind it in priority order
+    return QueueView.from_columns(
+        now_s=1.0, input_tokens=[50, 20], arrival_s=[0.5, 0.0], prefilled_tokens=[0, 20],
+        generated_tokens=[0, 4], kv_tokens=[0, 24], kv_location=[0, KV_GPU],
+        running=[False, True], priority=[0, 3], est_prefill_s=[0.005, 0.002],
+        kv_capacity_tokens=10_000, host_kv_free_tokens=host_free, host_kv_capacity_tokens=1000,
+    )
+
+
+def test_prefill_gate_holds_back_prompts_without_blocking_the_jobs_behind() -> None:
+    assert skip_join_mlfq(_gate_view(host_free=500)).run.tolist() == [0, 1]
+    # 9.9% of the host swap space free: the prompt waits, the decode behind it runs
+    assert skip_join_mlfq(_gate_view(host_free=99)).run.tolist() == [1]
+    assert skip_join_mlfq(_gate_view(host_free=100)).run.tolist() == [0, 1]
+    off = skip_join_mlfq(_gate_view(host_free=0), prefill_gate_host_fraction=0.0)
+    assert off.run.tolist() == [0, 1]
+    assert mlfq(_gate_view(host_free=99)).run.tolist() == [1]
+    # nothing but prompts to run: the gate stays open rather than stall the instance
+    only_prompt = QueueView.from_columns(
+        now_s=1.0, input_tokens=[50], priority=[0], est_prefill_s=[0.005],
+        kv_capacity_tokens=10_000, host_kv_free_tokens=99, host_kv_capacity_tokens=1000,
+    )
+    assert skip_join_mlfq(only_prompt).run.tolist() == [0]
+    with pytest.raises(ValueError, match="prefill_gate_host_fraction"):
+        skip_join_mlfq(_gate_view(host_free=99), prefill_gate_host_fraction=1.5)

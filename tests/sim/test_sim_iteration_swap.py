@@ -1,4 +1,5 @@
-"""QueueView.iteration / previous_decision_iteration and InstanceSpec.overlap_swap."""
+"""QueueView.iteration / previous_decision_iteration, the host swap space a view shows, and
+InstanceSpec.overlap_swap."""
 
 from __future__ import annotations
 
@@ -47,6 +48,23 @@ def test_iteration_counter_matches_the_log_with_preemption() -> None:
     for t, it, _ in seen:
         assert it == int(np.count_nonzero(ends <= t + 1e-12))
     assert [p for _, _, p in seen[1:]] == [it for _, it, _ in seen[:-1]]
+
+
+def test_view_shows_the_host_swap_space_size_and_what_is_free() -> None:
+    seen = []
+
+    def spy(view, /):
+        seen.append((view.host_kv_capacity_tokens, view.host_kv_free_tokens,
+                     int(view.kv_tokens[view.kv_location == 2].sum())))
+        return toy_swapper(view)
+
+    w = workload(n=30, seed=1, rate=10.0, max_in=40)
+    spec = InstanceSpec(cost=affine_cost(120), max_batch_size=4, max_batch_tokens=64,
+                        host_kv_capacity_tokens=5000)
+    res = simulate(w, spec, spy)
+    assert res.swaps.sum() > 0
+    assert all(cap == 5000 and free + on_host == cap for cap, free, on_host in seen)
+    assert any(on_host > 0 for _, _, on_host in seen)
 
 
 def _swap_run(overlap: bool):
