@@ -115,9 +115,10 @@ def queue_views(
 
     Requests are drawn in every phase (:data:`PHASES`): new, mid-prefill (only with chunked
     prefill), decoding on the device, swapped to the host, preempted by recomputation (KV
-    dropped), or mid-way through the recomputing prefill (chunked only). The
-    KV capacity is the device-resident KV plus a random slack (sometimes none), so views range
-    from idle to full; the host swap space is the host-resident KV plus a random free part. ``chunked`` forces chunked prefill on or off (random when None).
+    dropped), or mid-way through the recomputing prefill (chunked only). The KV capacity is
+    the device-resident KV plus a random slack (sometimes none), so views range from idle to
+    full; the host swap space is the host-resident KV plus a random free part. ``chunked``
+    forces chunked prefill on or off (random when None).
 
     >>> from hypothesis import given, settings
     >>> @settings(max_examples=5, deadline=None, database=None)
