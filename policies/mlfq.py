@@ -385,14 +385,14 @@ def mlfq_kernel(
         # back of the order, the first to give up device KV; when nothing else can run, the
         # gate stays open (holding every job back would stall the instance)
         is_open = prefilled_tokens[order] >= input_tokens[order]
-        gated = np.concatenate((order[is_open], order[~is_open]))
-        n_gated_open = int(is_open.sum())
+        open_first = np.concatenate((order[is_open], order[~is_open]))
+        n_open_first = int(is_open.sum())
         k, evict, free_after = longest_prefix_kernel(
-            gated, step, demand, gkv, kv_free_tokens, min(max_batch_size, n_gated_open),
+            open_first, step, demand, gkv, kv_free_tokens, min(max_batch_size, n_open_first),
             max_batch_tokens, reserves,
         )
         if k:
-            order, n_open = gated, n_gated_open
+            order, n_open = open_first, n_open_first
     if k == 0:
         k, evict, free_after = longest_prefix_kernel(
             order, step, demand, gkv, kv_free_tokens, max_batch_size, max_batch_tokens, reserves
