@@ -4,7 +4,7 @@ Run by hand: ``python benchmarks/bench_costmodel.py``. Prints microseconds per c
 against two baselines measured in the same run: :class:`ConstantIterationCost` (the cheapest
 possible cost model: a constant) and, for N decode steps, the step-by-step loop that the closed
 form replaces. Printed first: the two unchecked hot paths the simulator calls
-(``_iteration_time_unchecked`` once per prefill iteration, ``_decode_steps_unchecked`` once per
+(``fast_iteration_time_s`` once per prefill iteration, ``fast_decode_steps_time_s`` once per
 decode stretch, typically 48 cumulative step times) with the inputs the simulator passes, and the
 first call of each in this process: numba's start-up (about 0.3 s, once per process, shared by
 every compiled kernel) plus compilation (about 0.9 s for both, once per machine) or loading the
@@ -70,22 +70,22 @@ def hot_paths() -> None:
     cost = iteration_cost("llama-2-7b", "a100-80gb")
     build_ms = (time.perf_counter() - t0) * 1e3
     t0 = time.perf_counter()
-    cost._iteration_time_unchecked(one_pt, one_pc, 32, 32_000)
+    cost.fast_iteration_time_s(one_pt, one_pc, 32, 32_000)
     first_iter_ms = (time.perf_counter() - t0) * 1e3
     t0 = time.perf_counter()
-    cost._decode_steps_unchecked(32, 32_000, steps48)
+    cost.fast_decode_steps_time_s(32, 32_000, steps48)
     first_dec_ms = (time.perf_counter() - t0) * 1e3
     cases = [
-        ("_iteration_time_unchecked([512], [1024], 32, 32000)",
-         lambda: cost._iteration_time_unchecked(one_pt, one_pc, 32, 32_000)),
-        ("_iteration_time_unchecked([512, 100, 37], ..., 32, 32000)",
-         lambda: cost._iteration_time_unchecked(pt, pc, 32, 32_000)),
-        ("_iteration_time_unchecked([512], [1024], 0, 0)",
-         lambda: cost._iteration_time_unchecked(one_pt, one_pc, 0, 0)),
-        ("_decode_steps_unchecked(32, 32000, 1..48)",
-         lambda: cost._decode_steps_unchecked(32, 32_000, steps48)),
-        ("_decode_steps_unchecked(32, 32000, 1..4)",
-         lambda: cost._decode_steps_unchecked(32, 32_000, steps4)),
+        ("fast_iteration_time_s([512], [1024], 32, 32000)",
+         lambda: cost.fast_iteration_time_s(one_pt, one_pc, 32, 32_000)),
+        ("fast_iteration_time_s([512, 100, 37], ..., 32, 32000)",
+         lambda: cost.fast_iteration_time_s(pt, pc, 32, 32_000)),
+        ("fast_iteration_time_s([512], [1024], 0, 0)",
+         lambda: cost.fast_iteration_time_s(one_pt, one_pc, 0, 0)),
+        ("fast_decode_steps_time_s(32, 32000, 1..48)",
+         lambda: cost.fast_decode_steps_time_s(32, 32_000, steps48)),
+        ("fast_decode_steps_time_s(32, 32000, 1..4)",
+         lambda: cost.fast_decode_steps_time_s(32, 32_000, steps4)),
         ("swap_time_s(1000)", lambda: cost.swap_time_s(1000)),
     ]
     print(f"simulator hot paths, llama-2-7b on a100-80gb (build {build_ms:.1f} ms; first call: "

@@ -3,12 +3,12 @@
     python benchmarks/bench_policies.py [--sizes 32 1024 4096] [--repeat 5] [--policies fcfs vllm]
     python benchmarks/bench_policies.py --in-sim vidur azure [--policies fcfs vllm]
 
-Synthetic (default): each policy decides on the same realistic queue view (a third of the
+Synthetic (default): each policy answers the same realistic queue view (a third of the
 requests decoding on the device, a few swapped to the host, the rest waiting; KV about 90% full;
 256 batch slots; requests listed in arrival order as the simulator lists them) for queue lengths
-``--sizes``. Prints microseconds per call and the ratio to a baseline measured in the same run:
-``minimal``, the cheapest sensible policy (one cumulative sum: run positions in order while KV
-and the token budget allow), which bounds how cheap a decision can be with numpy on this machine.
+``--sizes``. Prints microseconds per call (the policy's rule, numpy; the engine then forms the
+batch in compiled code) and the ratio to a baseline measured in the same run: ``minimal``, the
+cheapest plan (the queue in position order), which bounds how cheap a call can be.
 
 In a simulation (``--in-sim``): the calls a policy really gets. Each policy runs a whole
 simulation with every call timed (``time.perf_counter`` around it, about 0.1 us of its own);
@@ -17,9 +17,6 @@ the simulation's wall time and that wall time. ``vidur``: the 10,000-request wor
 ``bench_sim.py vidur`` (Llama-2-7B on one A100; queues of ~20-40); ``azure``: the Azure 2023
 conversation trace as ``schedlab simulate --trace azure-conv-2023`` runs it (one overloaded
 instance; queues of ~1,000).
-
-Both modes first print each policy's first call in the process: numba compiles its kernels then,
-or loads them from its disk cache when an earlier process compiled them.
 """
 
 from __future__ import annotations
@@ -32,16 +29,13 @@ from pathlib import Path
 
 import numpy as np
 
+from schedlab.contract import KV_GPU, KV_HOST, Answer, Plan, QueueView
 from schedlab.policies import REGISTRY
-from schedlab.policies.base import KV_GPU, KV_HOST, BatchDecision, QueueView
 
 
-def minimal(view: QueueView, /) -> BatchDecision:
-    """Baseline: positions in order while KV and token budget allow (no sorting, no state)."""
-    step = np.maximum(view.input_tokens - view.prefilled_tokens, 1)
-    ok = (np.cumsum(step) <= view.max_batch_tokens) & (np.cumsum(step) <= view.kv_free_tokens)
-    k = int(np.argmin(ok)) if not ok.all() else view.n
-    return BatchDecision(run=np.arange(min(k, view.max_batch_size)))
+def minimal(view: QueueView, /) -> Plan:
+    """Baseline: the queue in position order (no sorting, no state)."""
+    return Plan(order=np.arange(view.n))
 
 
 def realistic_view(n: int, seed: int = 0) -> QueueView:
@@ -103,7 +97,7 @@ def timed_in_simulation(source: str, policy: str) -> dict:
     calls, queued, spent = [0], [0], [0.0]
     clock = time.perf_counter
 
-    def timed(view: QueueView, /, **params) -> BatchDecision:
+    def timed(view: QueueView, /, **params) -> Answer:
         t0 = clock()
         d = fn(view, **params)
         spent[0] += clock() - t0
@@ -128,15 +122,6 @@ def bench_in_simulation(sources: list[str], policies: list[str]) -> None:
                   f"{r['us_per_call']:>9.1f}{r['share']:>7.0%}{r['wall_s']:>7.2f}", flush=True)
 
 
-def first_call_ms(policies: list[str]) -> None:
-    """Milliseconds of each policy's first call in this process (see the module docstring)."""
-    view = realistic_view(32)
-    for name in policies:
-        t0 = time.perf_counter()
-        REGISTRY[name](view)
-        print(f"first call {name:<16}{(time.perf_counter() - t0) * 1e3:>10.1f} ms", flush=True)
-
-
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--sizes", type=int, nargs="+", default=[32, 1024, 4096])
@@ -144,7 +129,6 @@ def main() -> None:
     ap.add_argument("--policies", nargs="+", default=list(REGISTRY), choices=list(REGISTRY))
     ap.add_argument("--in-sim", nargs="+", choices=["vidur", "azure"], default=None)
     args = ap.parse_args()
-    first_call_ms(args.policies)
     if args.in_sim:
         bench_in_simulation(args.in_sim, args.policies)
         return

@@ -1,12 +1,13 @@
-"""Shared pieces of the simulator benchmarks: the Vidur-comparison workload and a minimal
-vectorised FCFS (to separate the simulator's own overhead from a policy's)."""
+"""Shared pieces of the simulator benchmarks: the Vidur-comparison workload, a user's FCFS written
+as a plan (the README's ``my_fcfs``), and a minimal FCFS returning full decisions (to separate
+the simulator's own overhead from a policy's)."""
 
 from __future__ import annotations
 
 import numpy as np
 
 from schedlab import Workload
-from schedlab.policies.base import BatchDecision, QueueView
+from schedlab.contract import BatchDecision, Plan, QueueView, started
 
 
 def vidur_workload(n: int = 10_000, rate: float = 4.0, seed: int = 0) -> Workload:
@@ -20,6 +21,18 @@ def vidur_workload(n: int = 10_000, rate: float = 4.0, seed: int = 0) -> Workloa
         output_tokens=total - prompt,
         name=f"uniform-256-2048-poisson-{rate:g}",
     )
+
+
+def user_fcfs(view: QueueView, /) -> Plan:
+    """FCFS as a user writes it from the rule, in numpy (the README's ``my_fcfs``): admitted
+    requests first, then waiting ones, by arrival; reserve prompt plus predicted output; static
+    while the order is arrival order."""
+    begun = started(view)
+    by_arrival = np.lexsort((view.request_id, view.arrival_s))
+    order = np.concatenate((by_arrival[begun[by_arrival]], by_arrival[~begun[by_arrival]]))
+    return Plan(order=order, evictable=True,
+                footprint_tokens=view.input_tokens + np.ceil(view.output_tokens_pred).astype(int),
+                static=bool(np.array_equal(order, by_arrival)))
 
 
 def minimal_fcfs(view: QueueView, /) -> BatchDecision:

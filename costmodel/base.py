@@ -2,10 +2,12 @@
 
 The simulator never builds FLOP counts itself; it asks an ``IterationCost`` for the duration of
 one iteration, of N consecutive decode steps (in closed form), of a batch-1 prefill, of a KV swap,
-and for the KV capacity of an instance. The roofline model in :mod:`schedlab.costmodel.iteration`
-implements it for a (model, GPU, tensor-parallel degree); :class:`ConstantIterationCost` gives every
-iteration the same duration, which is what the slotted optimal-baseline problems in
-:mod:`schedlab.solvers` assume.
+and for the KV capacity of an instance. Its two hot paths are the ``fast_*`` methods: the same
+numbers as the checked methods, for inputs the simulator guarantees valid, without the checks.
+The roofline model in :mod:`schedlab.costmodel.iteration` implements it for a (model, GPU,
+tensor-parallel degree); :class:`ConstantIterationCost` gives every iteration the same duration,
+which is what the slotted optimal-baseline problems in :mod:`schedlab.solvers` assume;
+:class:`FastPathsFromChecked` gives a cost model of one's own the fast paths.
 
 >>> c = ConstantIterationCost(slot_s=0.5, kv_capacity_tokens=1000)
 >>> c.decode_steps_time_s(batch_size=4, context_sum=100, n_steps=np.array([1, 3])).tolist()
@@ -21,7 +23,7 @@ import numpy as np
 
 from schedlab.errors import check_nonneg_int, check_positive_float
 
-__all__ = ["IterationCost", "ConstantIterationCost"]
+__all__ = ["IterationCost", "ConstantIterationCost", "FastPathsFromChecked"]
 
 
 @runtime_checkable
@@ -69,6 +71,56 @@ class IterationCost(Protocol):
         """Seconds to move the KV of ``tokens`` tokens between device and host memory."""
         ...
 
+    def fast_iteration_time_s(
+        self,
+        prefill_tokens: np.ndarray,
+        prefill_context: np.ndarray,
+        decode_batch: int,
+        decode_context_sum: int,
+    ) -> float:
+        """:meth:`iteration_time_s` without argument checks, for valid inputs: 1-D int64 arrays
+        of one length and ints >= 0 (the simulator's hot path)."""
+        ...
+
+    def fast_decode_steps_time_s(
+        self, batch_size: int, context_sum: int, n_steps: np.ndarray
+    ) -> np.ndarray:
+        """:meth:`decode_steps_time_s` without argument checks, for ``batch_size >= 1``,
+        ``context_sum >= 0`` and a 1-D float64 array of step counts >= 1 (the simulator's hot
+        path)."""
+        ...
+
+
+class FastPathsFromChecked:
+    """Mixin for a cost model of one's own: the ``fast_*`` methods of :class:`IterationCost`
+    call the checked ones (correct, not faster).
+
+    >>> class Flat(FastPathsFromChecked):
+    ...     kv_capacity_tokens, kv_bytes_per_token = 100, 1.0
+    ...     def iteration_time_s(self, pt, pc, b, ctx): return 0.5
+    ...     def decode_steps_time_s(self, b, ctx, n): return np.asarray(n, dtype=float) * 0.5
+    ...     def prefill_time_s(self, tokens): return np.full(np.shape(tokens), 0.5)
+    ...     def swap_time_s(self, tokens): return 0.0
+    >>> isinstance(Flat(), IterationCost), Flat().fast_decode_steps_time_s(2, 10, np.array([3.0]))
+    (True, array([1.5]))
+    """
+
+    def fast_iteration_time_s(
+        self,
+        prefill_tokens: np.ndarray,
+        prefill_context: np.ndarray,
+        decode_batch: int,
+        decode_context_sum: int,
+    ) -> float:
+        return float(self.iteration_time_s(  # type: ignore[attr-defined]
+            prefill_tokens, prefill_context, decode_batch, decode_context_sum))
+
+    def fast_decode_steps_time_s(
+        self, batch_size: int, context_sum: int, n_steps: np.ndarray
+    ) -> np.ndarray:
+        return np.asarray(self.decode_steps_time_s(  # type: ignore[attr-defined]
+            batch_size, context_sum, n_steps), dtype=np.float64)
+
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class ConstantIterationCost:
@@ -107,3 +159,17 @@ class ConstantIterationCost:
 
     def swap_time_s(self, tokens: np.ndarray | int) -> np.ndarray | float:
         return np.zeros(np.shape(tokens)) if np.ndim(tokens) else 0.0
+
+    def fast_iteration_time_s(
+        self,
+        prefill_tokens: np.ndarray,
+        prefill_context: np.ndarray,
+        decode_batch: int,
+        decode_context_sum: int,
+    ) -> float:
+        return self.slot_s
+
+    def fast_decode_steps_time_s(
+        self, batch_size: int, context_sum: int, n_steps: np.ndarray
+    ) -> np.ndarray:
+        return n_steps * self.slot_s

@@ -240,15 +240,19 @@ class RooflineIterationCost:
         # one dtype and layout for the compiled kernel (a new one would compile a new version)
         pt = np.ascontiguousarray(pt, dtype=np.int64)
         pc = np.ascontiguousarray(pc, dtype=np.int64)
-        return self._iteration_time_unchecked(pt, pc, decode_batch, decode_context_sum)
+        return self.fast_iteration_time_s(pt, pc, decode_batch, decode_context_sum)
 
-    def _iteration_time_unchecked(
-        self, pt: np.ndarray, pc: np.ndarray, decode_batch: int, decode_context_sum: int
+    def fast_iteration_time_s(
+        self,
+        prefill_tokens: np.ndarray,
+        prefill_context: np.ndarray,
+        decode_batch: int,
+        decode_context_sum: int,
     ) -> float:
         """:meth:`iteration_time_s` for valid inputs (1-D int64 arrays of one length, ints >= 0),
         without argument checks (the simulator's hot path: one compiled call)."""
         tokens, rows, prefill, decode = _iteration_parts(
-            pt, pc, decode_batch, decode_context_sum, *self._prefill_coef,
+            prefill_tokens, prefill_context, decode_batch, decode_context_sum, *self._prefill_coef,
             self._peak * self._attn_ec, self._dec_compute_per_ctx, self._dec_mem_per_ctx,
             self._dec_mem_per_req, self._launch)
         if tokens == 0:
@@ -272,7 +276,7 @@ class RooflineIterationCost:
             n = check_nonneg_int(n_steps, "n_steps", "decode_steps_time_s")
             if batch == 0 or n == 0:
                 return 0.0
-            return float(self._decode_steps_unchecked(batch, s0, np.array([float(n)]))[0])
+            return float(self.fast_decode_steps_time_s(batch, s0, np.array([float(n)]))[0])
         n = np.asarray(n_steps)
         if n.dtype.kind not in "iu" or (n.size and n.min() < 0):
             n = check_array(n_steps, "n_steps", "decode_steps_time_s", dtype=np.int64,
@@ -280,14 +284,17 @@ class RooflineIterationCost:
         n = n.astype(np.float64)
         if batch == 0:
             return np.zeros(n.shape)
-        return self._decode_steps_unchecked(batch, s0, n.ravel()).reshape(n.shape)
+        return self.fast_decode_steps_time_s(batch, s0, n.ravel()).reshape(n.shape)
 
-    def _decode_steps_unchecked(self, batch: int, s0: int, n: np.ndarray) -> np.ndarray:
-        """:meth:`decode_steps_time_s` for a 1-D float64 array of step counts and ``batch >= 1``,
-        without argument checks (the simulator's hot path: one compiled call)."""
-        fixed = self._linear_s(batch) + self._head_s(batch) + self._launch
-        return _decode_sums(batch, s0, n, fixed, self._dec_compute_per_ctx, self._dec_mem_per_ctx,
-                            self._dec_mem_per_req)
+    def fast_decode_steps_time_s(
+        self, batch_size: int, context_sum: int, n_steps: np.ndarray
+    ) -> np.ndarray:
+        """:meth:`decode_steps_time_s` for a 1-D float64 array of step counts and
+        ``batch_size >= 1``, without argument checks (the simulator's hot path: one compiled
+        call)."""
+        fixed = self._linear_s(batch_size) + self._head_s(batch_size) + self._launch
+        return _decode_sums(batch_size, context_sum, n_steps, fixed, self._dec_compute_per_ctx,
+                            self._dec_mem_per_ctx, self._dec_mem_per_req)
 
     def prefill_time_s(self, input_tokens: np.ndarray) -> np.ndarray:
         """Seconds of a batch-1 prefill of each whole prompt (vectorised).

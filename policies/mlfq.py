@@ -4,11 +4,11 @@ The queue level of each request lives in the view's ``priority`` column (-1 unti
 first sees it) and the service attained in its current queue in ``attained_s``; the policy returns
 both updated, so it keeps no hidden state.
 
->>> from schedlab.policies.base import QueueView
+>>> from schedlab.contract import QueueView, form_batch
 >>> v = QueueView.from_columns(now_s=0.0, input_tokens=[100, 2000], kv_capacity_tokens=10_000,
 ...     est_prefill_s=[0.008, 0.035])
->>> d = skip_join_mlfq(v)
->>> d.priority.tolist(), d.run.tolist()
+>>> plan = skip_join_mlfq(v)
+>>> plan.priority.tolist(), form_batch(v, plan).run.tolist()
 ([0, 2], [0, 1])
 """
 
@@ -18,28 +18,18 @@ import math
 
 import numpy as np
 
+from schedlab.contract import Plan, QueueView, started
+from schedlab.contract.accounting import infeasible_codes
 from schedlab.errors import (
     check_fraction,
     check_nonneg_int,
     check_positive_float,
     check_positive_int,
 )
-from schedlab.jit import njit
-from schedlab.policies.base import BatchDecision, QueueView
-from schedlab.policies.batching import (
-    FEASIBLE,
-    check_preempt,
-    decision_with_rejects,
-    infeasible_kernel,
-    longest_prefix_kernel,
-    prefetch_kernel,
-    split_preemptions_kernel,
-    stable_argsort,
-)
-from schedlab.policies.fcfs import arrival_order_kernel, in_arrival_order_kernel, started_kernel
-from schedlab.policies.kv import costs_kernel
+from schedlab.policies.ordering import arrival_order, check_preempt
 
 __all__ = ["initial_queue", "mlfq", "priority_order", "skip_join_mlfq", "starvation_check"]
+
 
 def initial_queue(
     prefill_s: np.ndarray, *, base_quantum_s: float = 0.010, ratio: float = 2.0
@@ -61,52 +51,25 @@ def initial_queue(
     return p
 
 
-def priority_order(view: QueueView, priority: np.ndarray, positions: np.ndarray) -> np.ndarray:
-    """``positions`` in MLFQ service order: queue 0 first; within a queue, requests that have
+def priority_order(view: QueueView, priority: np.ndarray) -> np.ndarray:
+    """All positions in MLFQ service order: queue 0 first; within a queue, requests that have
     started come first, most recently run first (the authors' code pushes a job that ran back to
     the *front* of its queue), then requests never run, in arrival order; ties by request id.
 
-    >>> from schedlab.policies.base import QueueView
+    >>> from schedlab.contract import QueueView
     >>> v = QueueView.from_columns(now_s=5.0, input_tokens=[8, 8, 8, 8], kv_capacity_tokens=99,
     ...     arrival_s=[0.0, 1.0, 2.0, 3.0], last_run_s=[4.0, 4.5, 2.0, 3.0],
     ...     generated_tokens=[1, 1, 0, 0], prefilled_tokens=[8, 8, 0, 0])
-    >>> priority_order(v, np.array([1, 1, 1, 0]), np.arange(4)).tolist()
+    >>> priority_order(v, np.array([1, 1, 1, 0])).tolist()
     [3, 1, 0, 2]
     """
-    v = view
-    return priority_order_kernel(
-        v.arrival_s, v.request_id, v.last_run_s,
-        started_kernel(v.prefilled_tokens, v.generated_tokens, v.kv_location, v.running),
-        np.asarray(priority, dtype=np.int64), np.asarray(positions, dtype=np.int64),
-    )
-
-
-@njit
-def priority_order_kernel(
-    arrival_s: np.ndarray,
-    request_id: np.ndarray,
-    last_run_s: np.ndarray,
-    started: np.ndarray,
-    priority: np.ndarray,
-    positions: np.ndarray,
-) -> np.ndarray:
-    """Compiled rule of :func:`priority_order` (``started`` from
-    :func:`~schedlab.policies.fcfs.started_kernel`)."""
-    pos = arrival_order_kernel(
-        arrival_s, request_id, positions, in_arrival_order_kernel(arrival_s, request_id)
-    )
-    m = pos.shape[0]
-    recency = np.empty(m, dtype=np.float64)
-    for j in range(m):
-        p = pos[j]
-        recency[j] = -last_run_s[p] if started[p] else arrival_s[p]
+    pos = arrival_order(view)
+    begun = started(view)[pos]
     # two stable sorts of the arrival-ordered positions replace a five-key lexsort
-    i = stable_argsort(recency)
-    group = np.empty(m, dtype=np.int64)
-    for j in range(m):
-        p = pos[i[j]]
-        group[j] = priority[p] * 2 + (0 if started[p] else 1)
-    return pos[i[stable_argsort(group)]]
+    by_recency = np.argsort(np.where(begun, -view.last_run_s[pos], view.arrival_s[pos]),
+                            kind="stable")
+    pos, begun = pos[by_recency], begun[by_recency]
+    return pos[np.argsort(np.asarray(priority)[pos] * 2 + ~begun, kind="stable")]
 
 
 def starvation_check(view: QueueView, period_iterations: int) -> bool:
@@ -115,7 +78,7 @@ def starvation_check(view: QueueView, period_iterations: int) -> bool:
     code runs it every ``starvation_period`` = 1000 iterations); ``period_iterations == 0``
     checks at every decision.
 
-    >>> from schedlab.policies.base import QueueView
+    >>> from schedlab.contract import QueueView
     >>> v = QueueView.from_columns(now_s=9.0, input_tokens=[8], kv_capacity_tokens=99,
     ...     iteration=2003, previous_decision_iteration=1990)
     >>> starvation_check(v, 1000), starvation_check(v, 10), starvation_check(v, 3000)
@@ -143,14 +106,14 @@ def skip_join_mlfq(
     min_free_blocks: int = 0,
     preempt: str = "swap",
     prefill_gate_host_fraction: float = 0.10,
-) -> BatchDecision:
+) -> Plan:
     """FastServe's skip-join MLFQ with proactive KV swapping.
 
     Seed paper: FastServe, Wu et al., "Fast Distributed Inference Serving for Large Language
     Models" (arXiv 2305.05920; NSDI'26 "Iteration-Level Preemptive Scheduling"); algorithm and
     defaults from the authors' ``fastserve/scheduler.py`` as digested in serving.md §1.1.
 
-    At every decision point:
+    At every decision point it returns a plan (:class:`~schedlab.contract.Plan`) built by:
 
     1. *Skip-join*: a request seen for the first time (``priority == -1``) enters the smallest
        queue ``p`` with ``base_quantum_s * ratio**p >= est_prefill_s`` (queue 0 when
@@ -169,30 +132,32 @@ def skip_join_mlfq(
        (``reset_attained_on_promotion=True``) so a promoted job gets a whole queue-0 quantum
        instead of being demoted again after one iteration; pass ``False`` for the code's
        behaviour.
-    4. *Batch*: the longest prefix of the priority order (:func:`priority_order`) that fits the
-       batch size, token budget and KV cache; strict, a blocked job ends the batch. While the
-       host swap space has less than ``prefill_gate_host_fraction`` of its size free, jobs
-       whose next step is a prefill are held back (the code's prefill gate): the batch skips
-       them without stopping, and they are the first waiting jobs to give up device KV. When
-       nothing else can run the gate stays open (the code would idle, and with chunked prefill
-       a prompt swapped out half-way could then wait forever).
+    4. *Batch*: the order is the priority order (:func:`priority_order`); every job may give up
+       device KV (``evictable``), so the batch is the longest prefix that fits the batch size,
+       token budget and KV cache; strict, a blocked job ends the batch. While the host swap
+       space has less than ``prefill_gate_host_fraction`` of its size free, jobs whose next
+       step is a prefill are held back (the code's prefill gate, the plan's ``defer``): the
+       batch skips them without stopping, and they are the first waiting jobs to give up device
+       KV. When nothing else can run the gate stays open (the code would idle, and with chunked
+       prefill a prompt swapped out half-way could then wait forever).
     5. *Proactive KV management* (``proactive_offloading``): keep
-       ``max(max_batch_size, min_free_blocks) * block_tokens`` KV tokens free after the batch by
-       swapping out waiting jobs' KV from the back of the priority order (lowest queue, back of
-       the queue first); if still short, jobs drop off the batch tail. In a step without
-       swap-outs, prefetch host-resident jobs in priority order (at most ``max_batch_size``)
-       while the reserve stays free *after the batch's next iteration too* (one more token per
-       batched job). The code checks the reserve after this iteration only, so a job prefetched
-       into the last free tokens is swapped out again at the very next decision (ping-pong: on
-       2000 Azure-conv requests at 4 req/s, 453 of 695 prefetched jobs were swapped out within
-       three decisions); with the headroom, a batch that stays the same evicts nothing at the
-       next decision.
-    6. ``reconsider_at_s``: the earliest time a batched job's quantum runs out. The starvation
-       check asks for no wake-up of its own: it runs at the next decision after a period
-       boundary (an arrival, a completion, a prefill, a swap or a quantum expiry; iterations
-       only advance while something runs, and then one of those comes within the batch's
-       remaining quantum). With ``starvation_period_iterations=0`` the check runs at every
-       decision and the policy also wakes when the next waiting job reaches the threshold.
+       ``max(max_batch_size, min_free_blocks) * block_tokens`` KV tokens free after the batch
+       (``reserve_tokens``) by swapping out waiting jobs' KV from the back of the priority order
+       (lowest queue, back of the queue first); if still short, jobs drop off the batch tail. In
+       a step without swap-outs, prefetch host-resident jobs in priority order (at most
+       ``max_batch_size``, the plan's ``prefetch``) while the reserve stays free *after the
+       batch's next iteration too* (one more token per batched job). The code checks the
+       reserve after this iteration only, so a job prefetched into the last free tokens is
+       swapped out again at the very next decision (ping-pong: on 2000 Azure-conv requests at 4
+       req/s, 453 of 695 prefetched jobs were swapped out within three decisions); with the
+       headroom, a batch that stays the same evicts nothing at the next decision.
+    6. *Wake-ups*: each job's quantum left (``quantum_left_s``), so the engine asks again when
+       the first batched job's quantum runs out. The starvation check asks for no wake-up of its
+       own: it runs at the next decision after a period boundary (an arrival, a completion, a
+       prefill, a swap or a quantum expiry; iterations only advance while something runs, and
+       then one of those comes within the batch's remaining quantum). With
+       ``starvation_period_iterations=0`` the check runs at every decision and the policy also
+       wakes when the next waiting job reaches the threshold (``reconsider_at_s``).
 
     Parameters (defaults from the authors' code and NSDI'26 artifact, serving.md §1.1)
     ----------
@@ -237,192 +202,68 @@ def skip_join_mlfq(
     ``use_skip_join=False`` starts arrivals at 0; scaling prefill times, attained service and
     quantum by the same factor leaves the decision unchanged; purity and determinism.
 
-    >>> from schedlab.policies.base import QueueView, KV_GPU
+    >>> from schedlab.contract import QueueView, KV_GPU, form_batch
     >>> v = QueueView.from_columns(now_s=2.0, input_tokens=[64, 64], arrival_s=[0.0, 1.9],
     ...     prefilled_tokens=[64, 0], generated_tokens=[30, 0], kv_tokens=[94, 0],
     ...     kv_location=[KV_GPU, 0], running=[True, False], priority=[0, -1],
     ...     attained_s=[0.012, 0.0], est_prefill_s=[0.004, 0.004], kv_capacity_tokens=10_000)
-    >>> d = skip_join_mlfq(v)   # job 0 used up queue 0's 10 ms: demoted behind the newcomer
+    >>> plan = skip_join_mlfq(v)   # job 0 used up queue 0's 10 ms: demoted behind the newcomer
+    >>> d = form_batch(v, plan)
     >>> d.priority.tolist(), d.attained_s.tolist(), d.run.tolist(), round(d.reconsider_at_s, 3)
     ([1, 0], [0.0, 0.0], [1, 0], 2.01)
     """
-    q0 = check_positive_float(base_quantum_s, "base_quantum_s", "skip_join_mlfq")
-    r = check_positive_float(ratio, "ratio", "skip_join_mlfq")
+    where = "skip_join_mlfq"
+    q0 = check_positive_float(base_quantum_s, "base_quantum_s", where)
+    r = check_positive_float(ratio, "ratio", where)
     if r < 1.0:
-        raise ValueError(
-            f"The 'ratio' parameter of skip_join_mlfq must be a float in [1, inf). Got {ratio!r}."
-        )
-    top = (
-        (2**62)
-        if num_queues is None
-        else check_positive_int(num_queues, "num_queues", "skip_join_mlfq") - 1
-    )
-    thr = check_positive_float(starvation_threshold_s, "starvation_threshold_s", "skip_join_mlfq")
-    period = check_nonneg_int(
-        starvation_period_iterations, "starvation_period_iterations", "skip_join_mlfq"
-    )
-    check_nonneg_int(min_free_blocks, "min_free_blocks", "skip_join_mlfq")
-    check_preempt(preempt, "skip_join_mlfq")
-    gate = check_fraction(
-        prefill_gate_host_fraction, "prefill_gate_host_fraction", "skip_join_mlfq", open_low=False
-    )
+        raise ValueError(f"The 'ratio' parameter of {where} must be a float in [1, inf). "
+                         f"Got {ratio!r}.")
+    top = 2**62 if num_queues is None else check_positive_int(num_queues, "num_queues", where) - 1
+    thr = check_positive_float(starvation_threshold_s, "starvation_threshold_s", where)
+    period = check_nonneg_int(starvation_period_iterations, "starvation_period_iterations", where)
+    check_nonneg_int(min_free_blocks, "min_free_blocks", where)
+    check_preempt(preempt, where)
+    gate = check_fraction(prefill_gate_host_fraction, "prefill_gate_host_fraction", where,
+                          open_low=False)
     v = view
     prio = np.array(v.priority, dtype=np.int64)
     att = np.array(v.attained_s, dtype=np.float64)
     new = prio < 0
-    if new.any():
-        prio[new] = (
-            np.minimum(initial_queue(v.est_prefill_s[new], base_quantum_s=q0, ratio=r), top)
-            if use_skip_join
-            else 0
-        )
-    # quanta by numpy's power, as initial_queue computes them
-    levels = q0 * np.power(r, np.arange(int(prio.max(initial=0)) + 2, dtype=np.float64))
-    reserve = (
-        max(v.max_batch_size, min_free_blocks) * v.block_tokens if proactive_offloading else 0
+    if new.any():  # 1. skip-join
+        prio[new] = (np.minimum(initial_queue(v.est_prefill_s[new], base_quantum_s=q0, ratio=r),
+                                top) if use_skip_join else 0)
+    quantum = (q0 * np.power(r, np.arange(int(prio.max(initial=0)) + 2, dtype=np.float64)))[prio]
+    demote = (att > quantum) & (prio < top)  # 2. demotion, one queue down
+    prio[demote] += 1
+    att[demote] = 0.0
+    quantum[demote] *= r
+    promotable = ((prio > 0) | (reset_attained_on_promotion & (att > 0))) & ~v.running
+    due = v.last_run_s + thr
+    if starvation_check(v, period):  # 3. starvation
+        promote = promotable & (v.now_s >= due)
+        prio[promote] = 0
+        quantum[promote] = q0
+        promotable &= ~promote
+        if reset_attained_on_promotion:
+            att[promote] = 0.0
+    gated = v.host_kv_free_tokens < gate * v.host_kv_capacity_tokens
+    wake = math.inf  # checking at every decision: also when the next waiting job is due
+    if period == 0 and promotable.any():
+        waiting = promotable & (infeasible_codes(v) == 0)
+        wake = float(due[waiting].min()) if waiting.any() else wake
+    return Plan(
+        order=priority_order(v, prio),  # 4. the batch: the longest prefix that fits
+        evictable=True,
+        defer=~v.prefill_done if gated else None,
+        reserve_tokens=(max(v.max_batch_size, min_free_blocks) * v.block_tokens
+                        if proactive_offloading else 0),  # 5. proactive KV management
+        prefetch=v.max_batch_size if proactive_offloading else 0,
+        preempt=preempt,
+        priority=prio,
+        attained_s=att,
+        quantum_left_s=np.where(prio < top, quantum - att, np.inf),  # 6. wake-ups
+        reconsider_at_s=wake,
     )
-    run, swap_out, recompute, swap_in, wake, n_reject = mlfq_kernel(
-        prio, att, levels, v.now_s, q0, r, top, num_queues is not None, thr,
-        starvation_check(v, period), period == 0, bool(reset_attained_on_promotion),
-        bool(proactive_offloading), reserve, preempt == "swap",
-        v.host_kv_free_tokens < gate * v.host_kv_capacity_tokens,
-        v.arrival_s, v.request_id, v.input_tokens, v.prefilled_tokens, v.generated_tokens,
-        v.kv_tokens, v.kv_location, v.running, v.last_run_s, v.kv_capacity_tokens,
-        v.kv_free_tokens, v.max_batch_size, v.max_batch_tokens, v.chunk_tokens,
-        v.host_kv_free_tokens,
-    )
-    if wake <= v.now_s:
-        wake = math.nextafter(v.now_s, math.inf)
-    decision = {
-        "run": run,
-        "swap_out": swap_out,
-        "recompute": recompute,
-        "swap_in": swap_in,
-        "priority": prio,
-        "attained_s": att,
-        "reconsider_at_s": float(wake),  # a Python float under NUMBA_DISABLE_JIT too
-    }
-    return decision_with_rejects(view, decision, n_reject)
-
-
-@njit
-def mlfq_kernel(
-    prio: np.ndarray,
-    att: np.ndarray,
-    levels: np.ndarray,
-    now: float,
-    q0: float,
-    ratio: float,
-    top: int,
-    bounded: bool,
-    threshold_s: float,
-    check_starvation: bool,
-    every_decision: bool,
-    reset_attained: bool,
-    proactive: bool,
-    reserve: int,
-    swap: bool,
-    prefill_gated: bool,
-    arrival_s: np.ndarray,
-    request_id: np.ndarray,
-    input_tokens: np.ndarray,
-    prefilled_tokens: np.ndarray,
-    generated_tokens: np.ndarray,
-    kv_tokens: np.ndarray,
-    kv_location: np.ndarray,
-    running: np.ndarray,
-    last_run_s: np.ndarray,
-    kv_capacity_tokens: int,
-    kv_free_tokens: int,
-    max_batch_size: int,
-    max_batch_tokens: int,
-    chunk_tokens: int,
-    host_kv_free_tokens: int,
-) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, float, int]:
-    """Compiled steps 2 to 6 of :func:`skip_join_mlfq` on the view's columns, after skip-join
-    placed the new requests in ``prio`` (``levels[p]``: the quantum of queue ``p``; ``bounded``:
-    ``num_queues`` given, ``top`` its last queue; ``prefill_gated``: the prefill gate is closed).
-    Updates ``prio`` and ``att`` in place and
-    returns ``(run, swap_out, recompute, swap_in, reconsider_at_s, number rejected)``."""
-    n = prio.shape[0]
-    quantum = np.empty(n, dtype=np.float64)
-    promotable = np.empty(n, dtype=np.bool_)
-    due = np.empty(n, dtype=np.float64)
-    for i in range(n):
-        quantum[i] = levels[prio[i]]
-        # demotion: one queue down once the attained service exceeds the quantum
-        if att[i] > quantum[i] and (not bounded or prio[i] < top):
-            prio[i] += 1
-            att[i] = 0.0
-            quantum[i] *= ratio
-        promotable[i] = (prio[i] > 0 or (reset_attained and att[i] > 0)) and not running[i]
-        due[i] = last_run_s[i] + threshold_s
-        # starvation: promotion to queue 0 at the decisions that run the check
-        if check_starvation and promotable[i] and now >= due[i]:
-            prio[i] = 0
-            quantum[i] = q0
-            promotable[i] = False
-            if reset_attained:
-                att[i] = 0.0
-
-    step, growth, demand, _, gkv = costs_kernel(
-        input_tokens, prefilled_tokens, kv_tokens, kv_location, chunk_tokens
-    )
-    code = infeasible_kernel(kv_tokens, growth, step, kv_capacity_tokens, max_batch_tokens)
-    is_started = started_kernel(prefilled_tokens, generated_tokens, kv_location, running)
-    by_priority = priority_order_kernel(
-        arrival_s, request_id, last_run_s, is_started, prio, np.arange(n)
-    )
-    n_reject = 0
-    for i in range(n):
-        n_reject += code[i] != FEASIBLE
-    order = by_priority[code[by_priority] == FEASIBLE]
-    reserves = np.full(order.shape[0], reserve, dtype=np.int64)
-    k = 0
-    n_open = order.shape[0]  # the batch is drawn from the first n_open jobs of the order
-    if prefill_gated:
-        # prefill jobs wait for host swap space: the batch skips them, and they move to the
-        # back of the order, the first to give up device KV; when nothing else can run, the
-        # gate stays open (holding every job back would stall the instance)
-        is_open = prefilled_tokens[order] >= input_tokens[order]
-        open_first = np.concatenate((order[is_open], order[~is_open]))
-        n_open_first = int(is_open.sum())
-        k, evict, free_after = longest_prefix_kernel(
-            open_first, step, demand, gkv, kv_free_tokens, min(max_batch_size, n_open_first),
-            max_batch_tokens, reserves,
-        )
-        if k:
-            order, n_open = open_first, n_open_first
-    if k == 0:
-        k, evict, free_after = longest_prefix_kernel(
-            order, step, demand, gkv, kv_free_tokens, max_batch_size, max_batch_tokens, reserves
-        )
-    batch = order[:k]
-    swap_out, recompute = split_preemptions_kernel(evict, kv_tokens, host_kv_free_tokens, swap)
-    swap_in = np.empty(0, dtype=np.int64)
-    if proactive and evict.shape[0] == 0:
-        # room for the batch's next iteration too (one token per batched job): prefetching
-        # into room the next iteration needs gets the job swapped out again at once
-        swap_in = prefetch_kernel(
-            order[k:n_open], kv_location, kv_tokens, free_after - k, reserve, max_batch_size
-        )
-
-    # wake up when a batched job's quantum runs out (or, checking at every decision, when a
-    # job left out reaches the threshold)
-    wake = np.inf
-    left = np.inf
-    for p in batch:
-        if not bounded or prio[p] < top:
-            left = min(left, quantum[p] - att[p])
-    if left < np.inf:
-        wake = now + left
-    if every_decision:
-        for p in batch:
-            promotable[p] = False
-        for i in range(n):
-            if promotable[i] and code[i] == FEASIBLE:
-                wake = min(wake, due[i])
-    return batch, swap_out, recompute, swap_in, wake, n_reject
 
 
 def mlfq(
@@ -439,7 +280,7 @@ def mlfq(
     min_free_blocks: int = 0,
     preempt: str = "swap",
     prefill_gate_host_fraction: float = 0.10,
-) -> BatchDecision:
+) -> Plan:
     """Plain MLFQ: :func:`skip_join_mlfq` with every arrival entering queue 0.
 
     Seed paper: the MLFQ baseline FastServe improves on with skip-join (arXiv 2305.05920 /
@@ -450,7 +291,7 @@ def mlfq(
     Invariants checked by the property tests: all of :func:`skip_join_mlfq`'s, and every
     arrival starts in queue 0.
 
-    >>> from schedlab.policies.base import QueueView
+    >>> from schedlab.contract import QueueView
     >>> v = QueueView.from_columns(now_s=0.0, input_tokens=[100, 2000], kv_capacity_tokens=10_000,
     ...     est_prefill_s=[0.008, 0.035])
     >>> mlfq(v).priority.tolist()

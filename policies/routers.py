@@ -4,7 +4,7 @@ Ties always go to the lowest instance index, so routing is deterministic. Router
 state: round robin reads its position from the view's ``routed_so_far`` counter.
 
 >>> import numpy as np
->>> from schedlab.policies.base import RouterView
+>>> from schedlab.contract import RouterView
 >>> v = RouterView(now_s=0.0, request_id=np.arange(3), input_tokens=np.array([10, 20, 30]),
 ...     output_tokens_pred=np.array([5.0, 5.0, 5.0]), outstanding_tokens=np.array([100, 0]),
 ...     kv_used_tokens=np.array([10, 50]), kv_capacity_tokens=np.array([100, 100]),
@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from schedlab.policies.base import RouterView
+from schedlab.contract import RouterView
 
 __all__ = ["least_kv", "least_tokens", "round_robin"]
 
@@ -30,7 +30,7 @@ def round_robin(view: RouterView, /) -> np.ndarray:
     cycle through ``routed_so_far``; deterministic and pure.
 
     >>> import numpy as np
-    >>> from schedlab.policies.base import RouterView
+    >>> from schedlab.contract import RouterView
     >>> z = np.zeros(3, dtype=np.int64)
     >>> v = RouterView(now_s=0.0, request_id=np.arange(2), input_tokens=np.ones(2, int),
     ...     output_tokens_pred=np.ones(2), outstanding_tokens=z, kv_used_tokens=z,
@@ -51,7 +51,7 @@ def least_tokens(view: RouterView, /) -> np.ndarray:
     choice; ties to the lowest index; deterministic and pure.
 
     >>> import numpy as np
-    >>> from schedlab.policies.base import RouterView
+    >>> from schedlab.contract import RouterView
     >>> z = np.zeros(2, dtype=np.int64)
     >>> v = RouterView(now_s=0.0, request_id=np.arange(2), input_tokens=np.array([5, 5]),
     ...     output_tokens_pred=np.array([5.0, 5.0]), outstanding_tokens=np.array([3, 0]),
@@ -72,7 +72,7 @@ def least_kv(view: RouterView, /) -> np.ndarray:
     time of choice; ties to the lowest index; deterministic and pure.
 
     >>> import numpy as np
-    >>> from schedlab.policies.base import RouterView
+    >>> from schedlab.contract import RouterView
     >>> z = np.zeros(2, dtype=np.int64)
     >>> v = RouterView(now_s=0.0, request_id=np.arange(1), input_tokens=np.array([5]),
     ...     output_tokens_pred=np.array([5.0]), outstanding_tokens=z,

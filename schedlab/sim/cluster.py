@@ -95,7 +95,9 @@ class InstanceSpec:
         if self.cost is not None and not isinstance(self.cost, IterationCost):
             raise ValueError(
                 f"The 'cost' parameter of {w} must implement IterationCost (iteration_time_s, "
-                f"decode_steps_time_s, prefill_time_s, swap_time_s, kv_capacity_tokens). "
+                f"decode_steps_time_s, prefill_time_s, swap_time_s, fast_iteration_time_s, "
+                f"fast_decode_steps_time_s, kv_capacity_tokens, kv_bytes_per_token; "
+                f"costmodel.base.FastPathsFromChecked supplies the fast_* methods). "
                 f"Got {type(self.cost).__name__}."
             )
 

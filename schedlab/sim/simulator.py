@@ -5,25 +5,26 @@ the :class:`~schedlab.sim.engine.EventQueue` of instance events. Requests arrivi
 time are routed together (one router call); each instance then decides, runs iterations or
 closed-form decode stretches (:mod:`schedlab.sim.instance`), and decides again when a run ends.
 
-Decision points of an instance: an arrival to it (a running decode stretch stops at the first
-iteration boundary at or after the arrival), the end of each run (a completion, a prefill, a KV
-move, a KV limit), and the policy's ``reconsider_at_s``. A policy's moves are checked: a decision
-that would exceed KV capacity, the batch size or the token budget raises ``ValueError`` naming
-the policy. A run that stops making progress raises
-:class:`~schedlab.errors.SimulationStalled` naming the stuck requests.
+Decision points of an instance: an arrival to it that may change the step in progress (a
+running decode stretch stops at the first iteration boundary at or after the arrival), the end
+of each run (a completion, a prefill, a KV move, a KV limit), and a timer. At each, the decider
+(:mod:`schedlab.sim.deciding`) asks the policy or re-forms the batch from a static plan it keeps.
+A policy's answer is checked by the contract's validators: one that would exceed KV capacity,
+the batch size or the token budget raises ``ValueError`` naming the policy. A run that stops
+making progress raises :class:`~schedlab.errors.SimulationStalled` naming the stuck requests.
 
-Extension points (no fork needed): routers see a :class:`~schedlab.policies.base.RouterView`
-and may be replaced by a placement policy for prefill/decode pools; new per-instance behaviour
-lives in :class:`~schedlab.sim.instance.InstanceRuntime`; new event kinds go through the
+Extension points (no fork needed): routers see a :class:`~schedlab.contract.RouterView` and may
+be replaced by a placement policy for prefill/decode pools; new per-instance behaviour lives in
+:class:`~schedlab.sim.instance.InstanceRuntime`; new event kinds go through the
 :class:`~schedlab.sim.engine.EventQueue` with their own priority.
 
 >>> import numpy as np
 >>> from schedlab import Workload
+>>> from schedlab.contract import Plan
 >>> from schedlab.costmodel.base import ConstantIterationCost
->>> from schedlab.policies.base import BatchDecision
 >>> from schedlab.sim import InstanceSpec
->>> def run_all(view, /):  # every active request, prompts whole (a toy FCFS)
-...     return BatchDecision(run=np.arange(view.n))
+>>> def run_all(view, /):  # every active request, in queue order (a toy FCFS)
+...     return Plan(order=np.arange(view.n))
 >>> w = Workload(arrival_s=[0.0, 0.0], input_tokens=[4, 4], output_tokens=[3, 1])
 >>> res = simulate(w, InstanceSpec(cost=ConstantIterationCost(slot_s=1.0)), run_all)
 >>> res.finish_s.tolist(), res.status.tolist()
@@ -39,13 +40,14 @@ from typing import Any
 
 import numpy as np
 
+from schedlab.contract import Answer, RouterView
 from schedlab.errors import SimulationStalled, check_array, check_instance, check_positive_int
-from schedlab.policies.base import BatchDecision, RouterView
-from schedlab.policies.routers import round_robin
 from schedlab.records import Workload
 from schedlab.sim.cluster import Cluster, InstanceSpec
+from schedlab.sim.deciding import Decider
 from schedlab.sim.engine import PRIORITY_DECIDE, PRIORITY_RUN_END, EventQueue
-from schedlab.sim.instance import InstanceRuntime, IterationLog
+from schedlab.sim.instance import InstanceRuntime
+from schedlab.sim.log import IterationLog
 from schedlab.sim.result import SimResult
 from schedlab.sim.state import GENERATED, PENDING, PREFILLED, TARGET, RequestTable
 
@@ -76,7 +78,7 @@ def _as_cluster(cluster: Cluster | InstanceSpec) -> Cluster:
 def simulate(
     workload: Workload,
     cluster: Cluster | InstanceSpec,
-    policy: str | Callable[..., BatchDecision],
+    policy: str | Callable[..., Answer],
     *,
     policy_params: dict[str, Any] | None = None,
     router: str | Callable[..., np.ndarray] = "round-robin",
@@ -84,6 +86,7 @@ def simulate(
     predicted_output_tokens: np.ndarray | None = None,
     record_iterations: bool = False,
     closed_form: bool = True,
+    check_static: bool = False,
     max_idle_decisions: int = 10_000,
 ) -> SimResult:
     """Simulate serving ``workload`` on ``cluster`` with a batching ``policy``.
@@ -93,7 +96,7 @@ def simulate(
     workload : the requests (arrival order).
     cluster : a :class:`Cluster` or a single :class:`InstanceSpec`.
     policy : a registry name (``schedlab.policies.get_policy``) or any callable
-        ``policy(view, /, **policy_params) -> BatchDecision``.
+        ``policy(view, /, **policy_params) -> Plan | BatchDecision``.
     router : a registry name or callable ``router(view, /, **router_params)`` returning an
         instance index per arriving request; not called for a single instance.
     predicted_output_tokens : what policies and routers see as ``output_tokens_pred``; None
@@ -101,14 +104,18 @@ def simulate(
     record_iterations : keep every iteration in ``SimResult.iteration_log`` (small runs only).
     closed_form : advance unchanged decode batches in one closed-form step (False steps one
         iteration at a time, for testing; results are identical).
+    check_static : ask the policy at every decision point even while the engine keeps a static
+        plan, and raise ``ValueError`` when the answer forms a different step (checks a policy's
+        ``Plan.static`` claims on a whole run; slower, same results when the claims hold).
     max_idle_decisions : decisions in a row without running anything after which an instance
         is declared stalled.
 
     A request whose prompt plus output can never fit in KV is rejected with
     ``'prompt_exceeds_kv_capacity'``; without chunked prefill, a prompt over the token budget with
-    ``'prompt_exceeds_batch_token_budget'``; policies reject with their own reasons. After a
-    recomputation preemption a request's ``input_tokens`` in the view is its prompt plus the
-    tokens it had generated (they are prefilled again).
+    ``'prompt_exceeds_batch_token_budget'``; a request the engine finds it can never run
+    (:func:`schedlab.contract.accounting.infeasible`) and policies' own rejections carry their
+    reasons. After a recomputation preemption a request's ``input_tokens`` in the view is its
+    prompt plus the tokens it had generated (they are prefilled again).
     """
     wall0 = time.perf_counter()
     check_instance(workload, Workload, "workload", "simulate")
@@ -132,30 +139,27 @@ def simulate(
     reasons: dict[str, int] = {}
     log = IterationLog() if record_iterations else None
     est_cache: dict[int, np.ndarray] = {}
-    route = None
-    if k > 1:
-        route, _ = _resolve(router, "router")
-    # the per-instance load columns exist for routers; round robin reads none of them
-    track = route is not None and not (route is round_robin and not router_params)
-    insts: list[InstanceRuntime] = []
+    route = _resolve(router, "router")[0] if k > 1 else None
+    params = dict(policy_params or {})
+    deciders: list[Decider] = []
     for i, spec in enumerate(cl.instances):
         cost = spec.resolved_cost()
         if id(cost) not in est_cache:
             est_cache[id(cost)] = np.asarray(cost.prefill_time_s(T.input), dtype=np.float64)
-        insts.append(
-            InstanceRuntime(
-                index=i, spec=spec, cost=cost, table=T, est_prefill=est_cache[id(cost)],
-                policy=pol, policy_name=pol_name, policy_params=dict(policy_params or {}),
-                shared=shared, reasons=reasons, log=log, closed_form=bool(closed_form),
-                max_idle_decisions=max_idle_decisions, track_load=track,
-            )
+        rt = InstanceRuntime(
+            index=i, spec=spec, cost=cost, table=T, est_prefill=est_cache[id(cost)],
+            shared=shared, reasons=reasons, log=log, closed_form=bool(closed_form),
+            max_idle_steps=max_idle_decisions, track_load=route is not None,
+            describe=f"policy {pol_name!r}",
         )
-    caps = np.array([x.cap for x in insts], dtype=np.int64)
+        deciders.append(Decider(rt, pol, pol_name, params, check_static=bool(check_static)))
+    caps = np.array([d.rt.cap for d in deciders], dtype=np.int64)
     caps.flags.writeable = False
-    _run(T, insts, route, dict(router_params or {}), shared, caps)
+    _run(T, deciders, route, dict(router_params or {}), shared, caps)
 
     names = [*reasons, ""]
     codes = np.where(T.reject_code >= 0, T.reject_code, len(names) - 1)
+    runtimes = [d.rt for d in deciders]
     return SimResult(
         request_id=workload.request_id,
         instance=T.instance,
@@ -169,9 +173,9 @@ def simulate(
         preemptions=T.preemptions,
         swaps=T.swaps,
         n_instances=k,
-        busy_s=float(sum(x.busy_s for x in insts)),
-        iterations=int(sum(x.iterations for x in insts)),
-        decisions=int(sum(x.decisions for x in insts)),
+        busy_s=float(sum(x.busy_s for x in runtimes)),
+        iterations=int(sum(x.iterations for x in runtimes)),
+        decisions=int(sum(d.calls for d in deciders)),
         wall_s=time.perf_counter() - wall0,
         slo_ttft_col=workload.slo_ttft_s,
         slo_tpot_col=workload.slo_tpot_s,
@@ -187,7 +191,7 @@ def _ro(a: np.ndarray) -> np.ndarray:
 
 def _run(
     T: RequestTable,
-    insts: list[InstanceRuntime],
+    deciders: list[Decider],
     route: Callable[..., np.ndarray] | None,
     router_params: dict[str, Any],
     shared: dict[str, np.ndarray],
@@ -203,9 +207,8 @@ def _run(
     group = 0
     ptr = 0
     rounds = 0
-    k = len(insts)
+    k = len(deciders)
     inf = math.inf
-    fast_rr = route is round_robin and not router_params
     while True:
         t_arr = float(arrival[ptr]) if ptr < n else inf
         t_ev = peek_time()
@@ -217,67 +220,55 @@ def _run(
             idx = np.arange(ptr, end, dtype=np.int64)
             if route is None:
                 groups = [(0, idx)]
-            elif fast_rr:  # round robin's answer without building a RouterView
-                groups = _round_robin(idx, ptr, k)
-                rounds += 1
             else:
                 groups = _route(route, router_params, T, idx, t_arr, shared, caps, rounds, ptr, k)
                 rounds += 1
             ptr = end
             for i, sub in groups:
-                inst = insts[i]
-                inst.admit(sub, t_arr)
-                if inst.busy:
-                    if not inst.wake:  # the policy declared the newcomer cannot change its run
-                        continue
-                    new_end = inst.cut_at(t_arr)
-                    if new_end is not None:
-                        push(new_end, PRIORITY_RUN_END, target=i, token=inst.token)
-                elif inst.decide_at != t_arr:
-                    inst.token += 1
-                    inst.decide_at = t_arr
-                    push(t_arr, PRIORITY_DECIDE, target=i, token=inst.token)
+                dec = deciders[i]
+                rt = dec.rt
+                dec.arrived(rt.admit(sub, t_arr))
+                if rt.busy:
+                    if dec.arrival_matters():
+                        new_end = rt.cut_at(t_arr)
+                        if new_end is not None:
+                            push(new_end, PRIORITY_RUN_END, target=i, token=rt.token)
+                elif rt.decide_at != t_arr:
+                    rt.token += 1
+                    rt.decide_at = t_arr
+                    push(t_arr, PRIORITY_DECIDE, target=i, token=rt.token)
             continue
         t, _, _, i, token = pop()
-        inst = insts[i]
-        if token != inst.token:
+        dec = deciders[i]
+        rt = dec.rt
+        if token != rt.token:
             continue
-        busy = inst.busy
-        nxt = inst.advance(t) if busy else inst.decide(t)
+        nxt = rt.end_run(t) if rt.busy else None
+        if nxt is None:
+            nxt = dec.decide(t)
         if nxt is not None:
-            inst.token += 1
-            push(nxt, PRIORITY_RUN_END if inst.busy else PRIORITY_DECIDE, target=i,
-                 token=inst.token)
+            rt.token += 1
+            push(nxt, PRIORITY_RUN_END if rt.busy else PRIORITY_DECIDE, target=i, token=rt.token)
     pending = np.flatnonzero(T.status == PENDING)
     if pending.shape[0]:
         raise SimulationStalled(
             f"The simulation ran out of events with {pending.shape[0]} requests unfinished "
             f"(the policy left them waiting and asked for no wake-up). Stuck requests (workload "
             f"index: instance, prefilled/target, generated/output): "
-            + ", ".join(_describe(r, T, insts) for r in pending[:10].tolist())
+            + ", ".join(_describe(r, T, deciders) for r in pending[:10].tolist())
             + "."
         )
 
 
-def _describe(r: int, T: RequestTable, insts: list[InstanceRuntime]) -> str:
+def _describe(r: int, T: RequestTable, deciders: list[Decider]) -> str:
     i = int(T.instance[r])
-    Q = insts[i].Q
+    Q = deciders[i].rt.Q
     slot = int(np.flatnonzero(Q.rid[: Q.n] == r)[0])
     ints = Q.I
     return (
         f"{r}: {i}, {ints[PREFILLED, slot]}/{ints[TARGET, slot]}, "
         f"{ints[GENERATED, slot]}/{T.output[r]}"
     )
-
-
-def _round_robin(idx: np.ndarray, routed: int, k: int) -> list[tuple[int, np.ndarray]]:
-    """What :func:`_route` gives for :func:`~schedlab.policies.routers.round_robin` (request
-    ``routed + j`` goes to instance ``(routed + j) % k``), with Python integers."""
-    m = idx.shape[0]
-    if m == 1:
-        return [(routed % k, idx)]
-    dest = (routed + np.arange(m, dtype=np.int64)) % k
-    return [(int(i), idx[dest == i]) for i in np.unique(dest)]
 
 
 def _route(

@@ -12,8 +12,9 @@ Token accounting (the invariant the engine keeps and the tests check):
 - ``gen_base``: ``generated`` at the last recomputation (those tokens are part of ``target``).
 - ``kv = prefilled + generated - gen_base`` tokens of KV, on the device or the host (``loc``).
 - ``left = output - generated``: true output tokens still to produce (0 means completed).
-- ``release``: what the slot's completion releases of the policy's room, as the last decision
-  declared it (``BatchDecision.hold_release_tokens``).
+- ``foot``, ``flags``: the per-request fields of the plan the instance forms its batches from
+  (``Plan.footprint_tokens``; ``evictable`` and ``defer`` as the bits :data:`EVICTABLE` and
+  :data:`DEFERRED`), kept here so that they follow the slots when requests leave.
 
 Extension point: a distributed prefix cache (Mooncake) starts ``prefilled`` at the cached prefix;
 requests spanning instances (LoongServe) would hold KV on several instances, which would become a
@@ -35,13 +36,15 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from schedlab.contract import KV_GPU, KV_HOST
 from schedlab.jit import njit
-from schedlab.policies.base import KV_GPU, KV_HOST
 
 __all__ = ["COMPLETED", "PENDING", "REJECTED", "QueueColumns", "RequestTable"]
 
 #: Rows of :attr:`QueueColumns.I` (int64); the first five are shown to policies.
-TARGET, PREFILLED, GENERATED, KV, PRIORITY, LEFT, GEN_BASE, RELEASE = range(8)
+TARGET, PREFILLED, GENERATED, KV, PRIORITY, LEFT, GEN_BASE, FOOT, FLAGS = range(9)
+#: Bits of row ``FLAGS``: the plan lets the request be evicted, ... defers it.
+EVICTABLE, DEFERRED = 1, 2
 #: Rows of :attr:`QueueColumns.F` (float64), all shown to policies.
 ARRIVAL, PRED, ATTAINED, LAST_RUN, EST = range(5)
 
@@ -117,6 +120,8 @@ class QueueColumns:
     priority = property(lambda self: self.I[PRIORITY], doc="Row PRIORITY of I.")
     left = property(lambda self: self.I[LEFT], doc="Row LEFT of I.")
     gen_base = property(lambda self: self.I[GEN_BASE], doc="Row GEN_BASE of I.")
+    foot = property(lambda self: self.I[FOOT], doc="Row FOOT of I.")
+    flags = property(lambda self: self.I[FLAGS], doc="Row FLAGS of I.")
     arrival = property(lambda self: self.F[ARRIVAL], doc="Row ARRIVAL of F.")
     pred = property(lambda self: self.F[PRED], doc="Row PRED of F.")
     attained = property(lambda self: self.F[ATTAINED], doc="Row ATTAINED of F.")
@@ -124,7 +129,7 @@ class QueueColumns:
     est = property(lambda self: self.F[EST], doc="Row EST of F.")
 
     def __init__(self, capacity: int = 64) -> None:
-        self._I = np.zeros((8, capacity), dtype=np.int64)
+        self._I = np.zeros((9, capacity), dtype=np.int64)
         self._F = np.zeros((5, capacity), dtype=np.float64)
         self._rid = np.zeros(capacity, dtype=np.int64)
         self._loc = np.zeros(capacity, dtype=np.int8)

@@ -1,37 +1,49 @@
 """Testing API for policies and simulations, for users as well as for schedlab's own tests.
 
-Hypothesis strategies (:func:`workloads`, :func:`queue_views`, :func:`router_views`), invariant
-checks on single decisions (:func:`check_decision`, :func:`check_purity`), the all-in-one
-:func:`check_policy` / :func:`check_router` that run them on any callable, and
-:func:`check_simulation` (conservation and time monotonicity of a simulation result).
+Hypothesis strategies (:func:`workloads`, :func:`queue_views`, :func:`router_views`), the named
+policy checks (:data:`POLICY_CHECKS`, one pytest test each with :func:`policy_checks`) that
+:func:`check_policy` runs all at once on any callable, :func:`check_router`, and
+:func:`check_simulation` (conservation and time order of a simulation result). The rules of a
+single answer are the contract's own (:func:`schedlab.contract.validate_decision`).
 
 >>> from schedlab.testing import check_policy
 >>> check_policy("fcfs", max_examples=10)
 """
 
-from schedlab.testing.check import check_policy, check_router
-from schedlab.testing.invariants import (
-    check_decision,
-    check_purity,
-    check_router_choice,
+from schedlab.testing.checks import (
+    POLICY_CHECKS,
+    check_answer_type,
+    check_deterministic,
+    check_policy,
+    check_progress,
+    check_pure,
+    check_router,
+    check_static_plan,
+    check_valid_answer,
     copy_view,
-    decision_differences,
     describe_view,
+    policy_checks,
+    with_newcomer,
 )
 from schedlab.testing.simulation import check_simulation
 from schedlab.testing.strategies import queue_views, router_views, workloads
 
 __all__ = [
-    "check_decision",
+    "POLICY_CHECKS",
+    "check_answer_type",
+    "check_deterministic",
     "check_policy",
-    "check_purity",
+    "check_progress",
+    "check_pure",
     "check_router",
-    "check_router_choice",
     "check_simulation",
+    "check_static_plan",
+    "check_valid_answer",
     "copy_view",
-    "decision_differences",
     "describe_view",
+    "policy_checks",
     "queue_views",
     "router_views",
+    "with_newcomer",
     "workloads",
 ]

@@ -20,7 +20,7 @@ from __future__ import annotations
 import numpy as np
 from hypothesis import strategies as st
 
-from schedlab.policies.base import KV_GPU, KV_HOST, KV_NONE, QueueView, RouterView
+from schedlab.contract import KV_GPU, KV_HOST, KV_NONE, QueueView, RouterView
 from schedlab.records import Workload
 
 __all__ = ["PHASES", "queue_views", "router_views", "workloads"]

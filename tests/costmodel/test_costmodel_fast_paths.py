@@ -74,7 +74,7 @@ def test_iteration_fast_path_matches_public_method_and_operator_model(
     pt = np.array([c for c, _ in chunks], dtype=np.int64)
     pc = np.array([p for _, p in chunks], dtype=np.int64)
     ctx = batch * per_req
-    fast = cost._iteration_time_unchecked(pt, pc, batch, ctx)
+    fast = cost.fast_iteration_time_s(pt, pc, batch, ctx)
     assert type(fast) is float
     # the public method validates, then runs the same code: identical numbers, any int dtype
     assert cost.iteration_time_s(pt, pc, batch, ctx) == fast
@@ -85,9 +85,9 @@ def test_iteration_fast_path_matches_public_method_and_operator_model(
 
 def test_iteration_of_nothing_is_zero(costs: dict[str, RooflineIterationCost]) -> None:
     for cost in costs.values():
-        assert cost._iteration_time_unchecked(EMPTY, EMPTY, 0, 0) == 0.0
+        assert cost.fast_iteration_time_s(EMPTY, EMPTY, 0, 0) == 0.0
         zeros = np.zeros(3, dtype=np.int64)
-        assert cost._iteration_time_unchecked(zeros, np.array([5, 0, 7]), 0, 0) == 0.0
+        assert cost.fast_iteration_time_s(zeros, np.array([5, 0, 7]), 0, 0) == 0.0
         assert cost.iteration_time_s(np.array([]), np.array([]), 0, 0) == 0.0  # float, empty
 
 
@@ -101,7 +101,7 @@ def test_decode_steps_fast_path_matches_public_method_and_step_loop(
     cost = costs[kind]
     s0 = batch * per_req
     n = np.arange(1.0, m + 1.0)
-    fast = cost._decode_steps_unchecked(batch, s0, n)
+    fast = cost.fast_decode_steps_time_s(batch, s0, n)
     assert fast.dtype == np.float64 and fast.shape == (m,)
     # the public method (int step counts, any shape; or one count) gives the very same floats
     np.testing.assert_array_equal(cost.decode_steps_time_s(batch, s0, np.arange(1, m + 1)), fast)
@@ -109,12 +109,12 @@ def test_decode_steps_fast_path_matches_public_method_and_step_loop(
     np.testing.assert_array_equal(grid, fast[None, :])
     assert cost.decode_steps_time_s(batch, s0, m) == fast[-1]
     # and the cumulative sums of the decode iterations one by one
-    steps = [cost._iteration_time_unchecked(EMPTY, EMPTY, batch, s0 + k * batch)
+    steps = [cost.fast_iteration_time_s(EMPTY, EMPTY, batch, s0 + k * batch)
              for k in range(m)]
     np.testing.assert_allclose(fast, np.cumsum(steps), rtol=1e-10)
     # the step counts need not be consecutive or sorted
     picked = n[::-3].copy()
-    np.testing.assert_array_equal(cost._decode_steps_unchecked(batch, s0, picked), fast[::-3])
+    np.testing.assert_array_equal(cost.fast_decode_steps_time_s(batch, s0, picked), fast[::-3])
 
 
 def test_decode_stretches_that_cross_from_memory_to_compute_bound(
@@ -124,9 +124,9 @@ def test_decode_stretches_that_cross_from_memory_to_compute_bound(
     batch, s0, m = 64, 64, 1500
     assert not cost.decode_step_breakdown(batch, s0)["attention_compute_bound"]
     assert cost.decode_step_breakdown(batch, s0 + (m - 1) * batch)["attention_compute_bound"]
-    fast = cost._decode_steps_unchecked(batch, s0, np.arange(1.0, m + 1.0))
-    steps = [cost._iteration_time_unchecked(EMPTY, EMPTY, batch, s0 + k * batch)
+    fast = cost.fast_decode_steps_time_s(batch, s0, np.arange(1.0, m + 1.0))
+    steps = [cost.fast_iteration_time_s(EMPTY, EMPTY, batch, s0 + k * batch)
              for k in range(m)]
     np.testing.assert_allclose(fast, np.cumsum(steps), rtol=1e-10)
     np.testing.assert_allclose(np.diff(fast), steps[1:], rtol=1e-8)
-    assert cost._decode_steps_unchecked(batch, s0, np.array([0.0]))[0] == 0.0
+    assert cost.fast_decode_steps_time_s(batch, s0, np.array([0.0]))[0] == 0.0

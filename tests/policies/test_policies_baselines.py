@@ -5,15 +5,20 @@ from __future__ import annotations
 import numpy as np
 from hypothesis import given, settings
 
-from schedlab.policies.base import KV_GPU, KV_HOST, QueueView
-from schedlab.policies.batching import infeasible
-from schedlab.policies.fcfs import arrival_order, fcfs, started
-from schedlab.policies.kv import request_costs
+from schedlab.contract import KV_GPU, KV_HOST, BatchDecision, QueueView, form_batch, started
+from schedlab.contract.accounting import infeasible, request_costs
+from schedlab.policies.fcfs import fcfs
+from schedlab.policies.ordering import arrival_order
 from schedlab.policies.sjf import remaining_pred, sjf, srpt
 from schedlab.policies.vllm import vllm
 from schedlab.testing import queue_views
 
 PROPS = settings(max_examples=60, deadline=None, database=None, derandomize=True)
+
+
+def decide(policy, view: QueueView, **params) -> BatchDecision:
+    """The batch the engine forms from the policy's plan."""
+    return form_batch(view, policy(view, **params))
 
 
 def _key_order(view: QueueView, positions: np.ndarray, key: np.ndarray) -> list[int]:
@@ -35,7 +40,7 @@ def test_run_to_completion_batches_admitted_then_a_prefix_of_the_waiting(view: Q
     admitted = arrival_order(view, np.flatnonzero(started(view) & ok)).tolist()
     waiting = np.flatnonzero(~started(view) & ok)
     for policy, key in ((fcfs, view.arrival_s), (sjf, view.output_tokens_pred)):
-        d = policy(view)
+        d = decide(policy, view)
         run = d.run.tolist()
         old = [p for p in run if p in admitted]
         new = run[len(old) :]
@@ -58,7 +63,7 @@ def test_run_to_completion_preempts_only_when_predictions_are_exceeded(view: Que
     )
     reserved = int(np.maximum(foot[admitted] - c.gpu_kv[admitted], c.demand[admitted]).sum())
     for policy in (fcfs, sjf):
-        d = policy(view)
+        d = decide(policy, view)
         if reserved <= view.kv_free_tokens:  # every admitted request's reservation holds
             assert d.recompute.shape[0] == 0
         if d.recompute.shape[0]:  # the latest-arrived admitted requests go first
@@ -75,7 +80,7 @@ def test_run_to_completion_preempts_only_when_predictions_are_exceeded(view: Que
 def test_vllm_preempts_the_latest_arrivals_and_admits_nothing_new_meanwhile(
     view: QueueView,
 ) -> None:
-    d = vllm(view)
+    d = decide(vllm, view)
     evicted = np.concatenate([d.swap_out, d.recompute])
     assert (view.kv_location[evicted] == KV_GPU).all()
     run = d.run
@@ -104,9 +109,9 @@ def test_vllm_recomputes_by_default_and_swaps_on_request() -> None:
         running=[True, True],
         kv_capacity_tokens=100,
     )
-    d = vllm(v)
+    d = decide(vllm, v)
     assert d.run.tolist() == [0] and d.recompute.tolist() == [1] and d.swap_out.tolist() == []
-    d = vllm(v, preempt="swap")
+    d = decide(vllm, v, preempt="swap")
     assert d.swap_out.tolist() == [1] and d.recompute.tolist() == []
 
 
@@ -122,8 +127,8 @@ def test_vllm_watermark_holds_back_new_requests() -> None:
         running=[True, False],
         kv_capacity_tokens=100,
     )
-    assert vllm(v).run.tolist() == [0, 1]  # 1 + 31 tokens fit in 50 free, 1% watermark = 1
-    assert vllm(v, watermark=0.2).run.tolist() == [0]  # 18 free after < 20 watermark
+    assert decide(vllm, v).run.tolist() == [0, 1]  # 1 + 31 tokens fit in 50 free, 1% watermark = 1
+    assert decide(vllm, v, watermark=0.2).run.tolist() == [0]  # 18 free after < 20 watermark
 
 
 @PROPS
@@ -131,7 +136,7 @@ def test_vllm_watermark_holds_back_new_requests() -> None:
 def test_srpt_runs_a_prefix_of_shortest_remaining_and_evicts_only_longer_work(
     view: QueueView,
 ) -> None:
-    d = srpt(view)
+    d = decide(srpt, view)
     rem = remaining_pred(view)
     order = _key_order(view, np.flatnonzero(_ok(view)), rem)
     assert d.run.tolist() == order[: d.run.shape[0]]
@@ -155,6 +160,6 @@ def test_sjf_admits_the_shortest_first_and_never_preempts() -> None:
         kv_capacity_tokens=140,
     )
     # request 0 (started, 10 more predicted) keeps running; 15 tokens of room -> request 2 joins
-    assert sjf(v).run.tolist() == [0, 2]
-    assert fcfs(v).run.tolist() == [0]  # FCFS would need 60 tokens for request 1 first
-    assert srpt(v).run.tolist() == [2, 0, 1]
+    assert decide(sjf, v).run.tolist() == [0, 2]
+    assert decide(fcfs, v).run.tolist() == [0]  # FCFS would need 60 tokens for request 1 first
+    assert decide(srpt, v).run.tolist() == [2, 0, 1]

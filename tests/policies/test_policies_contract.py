@@ -1,18 +1,23 @@
-"""Every registered policy and router passes the public check suite, with default and
-non-default parameters, and rejects bad parameters with a ValueError naming them."""
+"""Every registered policy and router passes the public check suite (each named check on its
+own), with default and non-default parameters, answers with a plan, and rejects bad parameters
+with a ValueError naming them."""
 
 from __future__ import annotations
 
 import pytest
 
+from schedlab.contract import Plan, QueueView, form_batch
 from schedlab.policies import REGISTRY, ROUTERS, get_policy
-from schedlab.policies.base import QueueView
-from schedlab.testing import check_policy, check_router
+from schedlab.testing import check_policy, check_router, policy_checks
+
+CHECKS = [(name, check) for name in sorted(REGISTRY)
+          for check in policy_checks(name, max_examples=60)]
 
 
-@pytest.mark.parametrize("name", sorted(REGISTRY))
-def test_registered_policy_passes_check_policy(name: str) -> None:
-    check_policy(name, max_examples=60)
+@pytest.mark.parametrize(("name", "check"), CHECKS,
+                         ids=[f"{n}-{c.__name__}" for n, c in CHECKS])
+def test_registered_policy_passes_each_named_check(name: str, check) -> None:
+    check()
 
 
 @pytest.mark.parametrize(
@@ -65,12 +70,13 @@ def test_bad_parameters_raise_value_error(name: str, params: dict, match: str) -
 @pytest.mark.parametrize("name", sorted(REGISTRY))
 def test_empty_queue_gives_empty_decision(name: str) -> None:
     view = QueueView.from_columns(now_s=3.0, input_tokens=[], kv_capacity_tokens=100)
-    d = get_policy(name)(view)
-    assert d.run.shape == (0,) and d.reject.shape == (0,)
+    plan = get_policy(name)(view)
+    d = form_batch(view, plan)
+    assert isinstance(plan, Plan) and d.run.shape == (0,) and d.reject.shape == (0,)
 
 
 @pytest.mark.parametrize("name", sorted(REGISTRY))
-def test_requests_that_never_fit_are_rejected_with_a_reason(name: str) -> None:
+def test_requests_that_never_fit_are_rejected_by_the_engine_with_a_reason(name: str) -> None:
     view = QueueView.from_columns(
         now_s=0.0,
         input_tokens=[50, 500, 20],
@@ -78,7 +84,7 @@ def test_requests_that_never_fit_are_rejected_with_a_reason(name: str) -> None:
         max_batch_tokens=100,
         max_batch_size=4,
     )
-    d = get_policy(name)(view)
+    d = form_batch(view, get_policy(name)(view))
     assert d.reject.tolist() == [1]
     assert "capacity" in d.reject_reason[0]
     assert sorted(d.run.tolist()) == [0, 2]

@@ -1,7 +1,8 @@
 """FastServe's skip-join MLFQ against the invariants of serving.md §1.4.
 
-Property tests draw consistent queue views (schedlab.testing.queue_views) and check one decision;
-the example tests pin the rules on hand-built views.
+Property tests draw consistent queue views (schedlab.testing.queue_views) and check one decision
+(the batch the engine forms from the policy's plan); the example tests pin the rules on
+hand-built views.
 """
 
 from __future__ import annotations
@@ -13,22 +14,35 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from schedlab.contract import KV_GPU, KV_HOST, BatchDecision, QueueView, form_batch
+from schedlab.contract.accounting import infeasible, request_costs
+from schedlab.policies import fcfs as fcfs_module
 from schedlab.policies import get_policy
-from schedlab.policies.base import KV_GPU, KV_HOST, QueueView
-from schedlab.policies.batching import infeasible
-from schedlab.policies.fcfs import fcfs
-from schedlab.policies.kv import request_costs
-from schedlab.policies.mlfq import (
-    initial_queue,
-    mlfq,
-    priority_order,
-    skip_join_mlfq,
-    starvation_check,
-)
+from schedlab.policies import mlfq as mlfq_module
+from schedlab.policies.mlfq import initial_queue, starvation_check
 from schedlab.testing import queue_views
 
 PROPS = settings(max_examples=50, deadline=None, database=None, derandomize=True)
 Q0, RATIO, THR = 0.010, 2.0, 3.0
+
+
+def skip_join_mlfq(view: QueueView, **params) -> BatchDecision:
+    """The decision the engine forms from skip-join MLFQ's plan."""
+    return form_batch(view, mlfq_module.skip_join_mlfq(view, **params))
+
+
+def mlfq(view: QueueView, **params) -> BatchDecision:
+    return form_batch(view, mlfq_module.mlfq(view, **params))
+
+
+def fcfs(view: QueueView) -> BatchDecision:
+    return form_batch(view, fcfs_module.fcfs(view))
+
+
+def priority_order(view: QueueView, priority: np.ndarray, positions: np.ndarray) -> np.ndarray:
+    """``positions`` in the MLFQ service order."""
+    order = mlfq_module.priority_order(view, priority)
+    return order[np.isin(order, positions)]
 
 
 def _not_rejected(view: QueueView) -> np.ndarray:

@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 from hypothesis import given, settings
 
-from schedlab.policies.base import RouterView
+from schedlab.contract import RouterView
 from schedlab.policies.routers import least_kv, least_tokens, round_robin
 from schedlab.testing import router_views
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from schedlab.policies.base import KV_GPU, BatchDecision, QueueView
+from schedlab.contract import KV_GPU, BatchDecision, QueueView
 
 
 def toy_fcfs(view: QueueView, /) -> BatchDecision:
@@ -64,8 +64,9 @@ def idle_forever(view: QueueView, /) -> BatchDecision:
 
 
 def idle_now(view: QueueView, /) -> BatchDecision:
-    """Never runs anything and asks to be woken at once (a livelock)."""
-    return BatchDecision(run=np.zeros(0, dtype=np.int64), reconsider_at_s=view.now_s)
+    """Never runs anything and asks to be woken the next instant (a livelock)."""
+    return BatchDecision(run=np.zeros(0, dtype=np.int64),
+                         reconsider_at_s=float(np.nextafter(view.now_s, np.inf)))
 
 
 def greedy_all(view: QueueView, /) -> BatchDecision:

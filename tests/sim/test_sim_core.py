@@ -7,8 +7,8 @@ import pytest
 from sim_toy_policies import greedy_all, reject_long, toy_fcfs, toy_swapper
 
 from schedlab import Workload
-from schedlab.costmodel.base import ConstantIterationCost
-from schedlab.policies.base import BatchDecision
+from schedlab.contract import BatchDecision
+from schedlab.costmodel.base import ConstantIterationCost, FastPathsFromChecked
 from schedlab.sim import Cluster, InstanceSpec, simulate
 
 
@@ -25,7 +25,7 @@ def affine_cost(cap: int = 2000) -> object:
     from dataclasses import dataclass
 
     @dataclass(frozen=True)
-    class Affine:
+    class Affine(FastPathsFromChecked):
         kv_capacity_tokens: int = cap
         kv_bytes_per_token: float = 1.0
 
@@ -168,7 +168,7 @@ def test_swapped_kv_respects_host_capacity() -> None:
 def test_kv_overcommit_raises_naming_policy() -> None:
     w = Workload(arrival_s=[0.0, 0.0], input_tokens=[60, 60], output_tokens=[10, 10])
     spec = InstanceSpec(cost=ConstantIterationCost(kv_capacity_tokens=100))
-    with pytest.raises(ValueError, match=r"greedy_all.*KV capacity of 100"):
+    with pytest.raises(ValueError, match=r"greedy_all.*KV capacity exceeded: free 100"):
         simulate(w, spec, greedy_all)
 
 

@@ -7,9 +7,9 @@ import pytest
 from sim_toy_policies import idle_forever, idle_now, toy_fcfs
 
 from schedlab import Workload
+from schedlab.contract import BatchDecision, Plan
 from schedlab.costmodel.base import ConstantIterationCost
 from schedlab.errors import SimulationStalled
-from schedlab.policies.base import BatchDecision
 from schedlab.sim import Cluster, InstanceSpec, simulate
 
 W = Workload(arrival_s=[0.0, 1.0], input_tokens=[4, 4], output_tokens=[3, 2])
@@ -32,19 +32,22 @@ def test_unknown_policy_name_lists_known_ones() -> None:
 
 
 def test_policy_must_return_a_decision() -> None:
-    with pytest.raises(ValueError, match="must return a BatchDecision"):
+    with pytest.raises(ValueError, match="must return a Plan or a BatchDecision"):
         simulate(W, SPEC, lambda view: [0])
 
 
 @pytest.mark.parametrize(
     "decision, message",
     [
-        (BatchDecision(run=np.array([5])), "outside"),
-        (BatchDecision(run=np.array([0, 0])), "appears twice"),
-        (BatchDecision(run=np.array([0]), swap_out=np.array([0])), "appears twice"),
+        (BatchDecision(run=np.array([5])), "position out of range"),
+        (BatchDecision(run=np.array([0, 0])), "duplicate positions"),
+        (BatchDecision(run=np.array([0]), swap_out=np.array([0])), "duplicate positions"),
         (BatchDecision(run=np.array([], dtype=np.int64), swap_in=np.array([0])), "not on the host"),
-        (BatchDecision(run=np.array([0]), prefill_chunk=np.array([2])), "prefill_chunk"),
+        (BatchDecision(run=np.array([0]), prefill_chunk=np.array([2])), "prefill chunk"),
         (BatchDecision(run=np.array([0]), priority=np.array([1, 2, 3])), "priority"),
+        (BatchDecision(run=np.array([0]), reconsider_at_s=0.0), "reconsider_at_s not in the"),
+        (Plan(order=np.array([0, 0])), "duplicate positions"),
+        (Plan(order=np.array([0]), footprint_tokens=np.array([1, 2])), "footprint_tokens"),
     ],
 )
 def test_bad_decisions_raise_naming_the_policy(decision, message) -> None:

@@ -9,8 +9,8 @@ from sim_toy_policies import toy_swapper
 from test_sim_core import affine_cost, workload
 
 from schedlab import Workload
-from schedlab.costmodel.base import ConstantIterationCost
-from schedlab.policies.base import BatchDecision
+from schedlab.contract import BatchDecision
+from schedlab.costmodel.base import ConstantIterationCost, FastPathsFromChecked
 from schedlab.sim import InstanceSpec, simulate
 
 
@@ -83,7 +83,7 @@ def test_overlap_swap_takes_max_of_compute_and_swap() -> None:
     assert overlap.summary()["makespan_s"] <= serial.summary()["makespan_s"]
 
 
-class _SlowSwapCost:
+class _SlowSwapCost(FastPathsFromChecked):
     """Every iteration one second; swapping costs 30 ms per token."""
 
     kv_capacity_tokens = 10_000

@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from schedlab.policies.base import KV_GPU, KV_HOST
+from schedlab.contract import KV_GPU, KV_HOST
 from schedlab.sim.state import KV, TARGET, QueueColumns, RequestTable
 
 

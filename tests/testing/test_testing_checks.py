@@ -1,16 +1,27 @@
-"""check_policy / check_router catch each kind of broken policy, with a readable counterexample,
-and pass correct ones, ours or a user's."""
+"""check_policy / check_router catch each kind of broken policy, naming the check, with a
+readable counterexample, and pass correct ones, ours or a user's (plans or full decisions)."""
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
 
 import numpy as np
 import pytest
+from hypothesis import strategies as st
 
-from schedlab.policies.base import KV_GPU, BatchDecision, QueueView, RouterView
-from schedlab.policies.kv import request_costs
-from schedlab.testing import check_decision, check_policy, check_purity, check_router
+from schedlab.contract import (
+    KV_GPU,
+    BatchDecision,
+    InvalidDecision,
+    Plan,
+    QueueView,
+    RouterView,
+    request_costs,
+    validate_decision,
+)
+from schedlab.policies import get_policy
+from schedlab.testing import POLICY_CHECKS, check_policy, check_router, policy_checks
 
 
 def ignores_kv(view: QueueView) -> BatchDecision:
@@ -102,26 +113,66 @@ def user_policy(view: QueueView, *, check_kv: bool = True, extra_slots: int = 0)
     )
 
 
+def plan_repeats_a_position(view: QueueView) -> Plan:
+    return Plan(order=np.zeros(2 if view.n else 0, dtype=np.int64))
+
+
+def plan_with_short_mask(view: QueueView) -> Plan:
+    return Plan(order=np.arange(view.n), evictable=np.ones(view.n + 1, dtype=bool))
+
+
+def returns_a_list(view: QueueView) -> list:
+    return list(range(view.n))
+
+
+def shortest_prompt_first(view: QueueView, /) -> Plan:
+    """The README's user policy: a plan, the engine forms the batch."""
+    order = np.argsort(view.input_tokens - view.prefilled_tokens, kind="stable")
+    return Plan(order=order, evictable=True)
+
+
+def falsely_static_srpt(view: QueueView, /) -> Plan:
+    """SRPT claiming a static order: the newcomer with the least work would jump ahead."""
+    return dataclasses.replace(get_policy("srpt")(view), static=True)
+
+
+def least_work_first(view: QueueView, /) -> Plan:
+    """The README's false claim: a newcomer with little work would rank ahead."""
+    left = view.output_tokens_pred - view.generated_tokens
+    return Plan(order=np.argsort(left, kind="stable"), evictable=True, static=True)
+
+
+def falsely_static_fcfs(view: QueueView, /) -> Plan:
+    """FCFS claiming static even when admitted requests arrived after waiting ones (admission
+    then reorders the started group)."""
+    return dataclasses.replace(get_policy("fcfs")(view), static=True)
+
+
 @pytest.mark.parametrize(
-    ("policy", "rule"),
+    ("policy", "check", "rule"),
     [
-        (ignores_kv, "KV capacity exceeded"),
-        (ignores_batch_size, "batch too large"),
-        (duplicates, "duplicate positions"),
-        (out_of_range, "position out of range"),
-        (mutates, "input mutated"),
-        (stateful, "not deterministic"),
-        (wakes_in_the_past, "reconsider_at_s not in the future"),
-        (idles, "no progress"),
-        (only_drops_kv, "no progress"),
-        (swaps_in_device_kv, "swap_in of KV not on the host"),
+        (ignores_kv, "check_valid_answer", "KV capacity exceeded"),
+        (ignores_batch_size, "check_valid_answer", "batch too large"),
+        (duplicates, "check_valid_answer", "duplicate positions"),
+        (out_of_range, "check_valid_answer", "position out of range"),
+        (plan_repeats_a_position, "check_valid_answer", "duplicate positions"),
+        (plan_with_short_mask, "check_valid_answer", "malformed answer"),
+        (returns_a_list, "check_answer_type", "malformed answer"),
+        (mutates, "check_pure", "input mutated"),
+        (stateful, "check_deterministic", "not deterministic"),
+        (wakes_in_the_past, "check_valid_answer", "reconsider_at_s not in the future"),
+        (idles, "check_progress", "no progress"),
+        (only_drops_kv, "check_progress", "no progress"),
+        (swaps_in_device_kv, "check_valid_answer", "swap_in of KV not on the host"),
+        (falsely_static_srpt, "check_static_plan", "newcomer ranked ahead"),
+        (least_work_first, "check_static_plan", "newcomer ranked ahead"),
     ],
 )
-def test_check_policy_catches_broken_policies(policy, rule: str) -> None:
+def test_check_policy_names_the_check_that_fails(policy, check: str, rule: str) -> None:
     with pytest.raises(AssertionError) as err:
-        check_policy(policy, max_examples=100, shrink=False)
+        check_policy(policy, shrink=False)  # the default 50 examples
     msg = str(err.value)
-    assert msg.startswith(f"{policy.__name__}: {rule}"), msg
+    assert msg.startswith(f"{check} failed for {policy.__name__}: {rule}"), msg
     assert "pos id arrival input" in msg  # the counterexample view, as a table
 
 
@@ -133,8 +184,32 @@ def test_counterexamples_are_shrunk_to_a_small_view() -> None:
     assert len(lines[4:]) == 1  # one request suffices: hypothesis shrank the view to it
 
 
-def test_a_correct_user_policy_passes() -> None:
-    check_policy(user_policy, max_examples=100)
+@pytest.mark.parametrize("policy", [user_policy, shortest_prompt_first])
+def test_a_correct_user_policy_passes(policy) -> None:
+    check_policy(policy, max_examples=100)
+
+
+def test_each_named_check_runs_alone() -> None:
+    checks = policy_checks(duplicates, max_examples=30, shrink=False)
+    assert [c.__name__ for c in checks] == [c.__name__ for c in POLICY_CHECKS]
+    failed = []
+    for c in checks:
+        try:
+            c()
+        except AssertionError:
+            failed.append(c.__name__)
+    assert failed == ["check_valid_answer"]
+
+
+def test_a_false_static_claim_on_one_view_is_caught() -> None:
+    # waiting request 0 arrived before admitted request 1: admitting 0 reorders FCFS's order
+    view = QueueView.from_columns(
+        now_s=1.0, input_tokens=[10, 10], arrival_s=[0.0, 0.5], output_tokens_pred=[5, 5],
+        prefilled_tokens=[0, 10], generated_tokens=[0, 2], kv_tokens=[0, 12],
+        kv_location=[0, KV_GPU], running=[False, True], kv_capacity_tokens=1000)
+    assert get_policy("fcfs")(view).static is False  # FCFS itself does not claim it here
+    with pytest.raises(AssertionError, match=r"check_static_plan failed .*order changed"):
+        check_policy(falsely_static_fcfs, views=st.just(view), max_examples=1, shrink=False)
 
 
 def test_params_are_passed_to_the_policy() -> None:
@@ -147,7 +222,7 @@ def test_params_are_passed_to_the_policy() -> None:
         check_policy(needs_param, max_examples=10, shrink=False)
 
 
-def test_check_decision_rejects_conflicting_moves() -> None:
+def test_validate_decision_rejects_conflicting_moves() -> None:
     v = QueueView.from_columns(
         now_s=0.0,
         input_tokens=[4, 4],
@@ -157,24 +232,19 @@ def test_check_decision_rejects_conflicting_moves() -> None:
         kv_location=[KV_GPU, KV_GPU],
         kv_capacity_tokens=100,
     )
-    with pytest.raises(
-        AssertionError, match="conflicting moves: positions \\[0\\] are in both run and swap_out"
-    ):
-        check_decision(v, BatchDecision(run=np.array([0]), swap_out=np.array([0])))
-    check_decision(v, BatchDecision(run=np.array([0]), swap_out=np.array([1])))
+    with pytest.raises(InvalidDecision, match=r"duplicate positions: run, .* repeats \[0\]"):
+        validate_decision(v, BatchDecision(run=np.array([0]), swap_out=np.array([0])))
+    validate_decision(v, BatchDecision(run=np.array([0]), swap_out=np.array([1])))
 
 
-@pytest.mark.parametrize("field", ["hold_room_tokens", "hold_free_tokens"])
-def test_check_decision_rejects_negative_hold_tokens(field: str) -> None:
-    v = QueueView.from_columns(now_s=0.0, input_tokens=[4], kv_capacity_tokens=100)
-    d = BatchDecision(run=np.array([0]), hold_batch=True, **{field: -3})
-    with pytest.raises(AssertionError, match=f"{field} must be an int >= 0, got -3"):
-        check_decision(v, d)
-
-
-def test_check_purity_returns_the_decision() -> None:
-    v = QueueView.from_columns(now_s=0.0, input_tokens=[4], kv_capacity_tokens=100)
-    assert check_purity(user_policy, v).run.tolist() == [0]
+def test_a_partial_chunk_without_chunking_breaks_the_one_rule() -> None:
+    """The review's disagreement: a 0-token or partial chunk with chunked prefill off is invalid
+    for check_policy exactly as for the simulator (both call validate_decision)."""
+    v = QueueView.from_columns(now_s=0.0, input_tokens=[8], kv_capacity_tokens=100)
+    for chunk in (0, 4):
+        with pytest.raises(InvalidDecision, match="prefill chunk out of range"):
+            validate_decision(v, BatchDecision(run=[0], prefill_chunk=[chunk]))
+    validate_decision(v, BatchDecision(run=[0], prefill_chunk=[8]))
 
 
 def _bad_router(view: RouterView) -> np.ndarray:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 from hypothesis import given, settings
 
-from schedlab.policies.base import KV_GPU, KV_HOST, KV_NONE, QueueView, RouterView
+from schedlab.contract import KV_GPU, KV_HOST, KV_NONE, QueueView, RouterView
 from schedlab.records import Workload
 from schedlab.testing import queue_views, router_views, workloads
 

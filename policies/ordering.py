@@ -1,0 +1,61 @@
+"""Orders the policies share: arrival order, and the check of a ``preempt`` parameter.
+
+>>> from schedlab.contract import QueueView
+>>> v = QueueView.from_columns(now_s=0.0, input_tokens=[1, 1, 1], arrival_s=[2.0, 1.0, 1.0],
+...     request_id=[7, 9, 8], kv_capacity_tokens=9)
+>>> arrival_order(v).tolist(), is_arrival_order(v, np.array([2, 1, 0]))
+([2, 1, 0], True)
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from schedlab.contract import PREEMPT_MODES, QueueView
+
+__all__ = ["arrival_order", "check_preempt", "is_arrival_order"]
+
+
+def _sorted_by_arrival(view: QueueView, pos: np.ndarray) -> bool:
+    a, r = view.arrival_s[pos], view.request_id[pos]
+    return bool(np.all((a[1:] > a[:-1]) | ((a[1:] == a[:-1]) & (r[1:] > r[:-1]))))
+
+
+def arrival_order(view: QueueView, positions: np.ndarray | None = None) -> np.ndarray:
+    """``positions`` (all when None) sorted by arrival time, ties by request id.
+
+    >>> from schedlab.contract import QueueView
+    >>> v = QueueView.from_columns(now_s=0.0, input_tokens=[1, 1], arrival_s=[1.0, 1.0],
+    ...     request_id=[4, 3], kv_capacity_tokens=9)
+    >>> arrival_order(v).tolist()
+    [1, 0]
+    """
+    pos = np.arange(view.n) if positions is None else np.asarray(positions, dtype=np.int64)
+    if _sorted_by_arrival(view, np.arange(view.n)):  # the simulator lists requests so
+        return np.sort(pos)
+    return pos[np.lexsort((view.request_id[pos], view.arrival_s[pos]))]
+
+
+def is_arrival_order(view: QueueView, order: np.ndarray) -> bool:
+    """Whether ``order`` lists its positions by arrival time, ties by request id.
+
+    >>> from schedlab.contract import QueueView
+    >>> v = QueueView.from_columns(now_s=0.0, input_tokens=[1, 1], kv_capacity_tokens=9)
+    >>> is_arrival_order(v, np.array([1, 0]))
+    False
+    """
+    return _sorted_by_arrival(view, np.asarray(order, dtype=np.int64))
+
+
+def check_preempt(preempt: str, where: str) -> str:
+    """Validate a ``preempt`` parameter (``"swap"`` or ``"recompute"``).
+
+    >>> check_preempt("swap", "vllm")
+    'swap'
+    """
+    if preempt not in PREEMPT_MODES:
+        raise ValueError(
+            f"The 'preempt' parameter of {where} must be one of {PREEMPT_MODES}. "
+            f"Got {preempt!r} instead."
+        )
+    return preempt

@@ -1,0 +1,181 @@
+"""How the engine turns a :class:`~schedlab.contract.answers.Plan` into a batch: the definition,
+in numpy. The simulator runs a compiled twin (:mod:`schedlab.sim.forming`, tested equal on
+generated views and plans).
+
+:func:`form_batch` (every sum counts the accounting of :mod:`schedlab.contract.accounting`):
+
+1. *Reject* every request that can never fit the instance
+   (:func:`~schedlab.contract.accounting.infeasible`); the order keeps the others.
+2. *Defer*: when the plan defers some requests of the order, they move to its back and the batch
+   is drawn from the others; if that leaves the batch empty, the plain order is used instead.
+3. *Prefix*: walk the order; request ``i`` (0-based) joins while the batch holds fewer than
+   ``max_batch_size`` requests, the steps so far fit ``max_batch_tokens``, and the KV needed so
+   far, ``demand[0..i] + R[i]``, is at most the free KV plus the device KV of the evictable
+   requests behind ``i``, where ``R[i]`` (not applied to the first request) is
+   ``reserve_tokens``, plus ``watermark_tokens`` when ``i`` holds no KV, plus, when the plan has
+   footprints and ``i`` has not started, what requests ``0..i`` still need beyond their next
+   step to reach their footprints (``max(footprint, kv + growth) - gpu_kv - demand``, at least
+   0). The first request that does not join ends the batch.
+4. *Evict* from the back of the order: evictable device-resident requests behind the batch until
+   the free KV covers ``demand[batch] + R[last]``; they are swapped out while host space lasts
+   (``preempt="swap"``) and recomputed after that.
+5. *Prefetch*: when nothing was evicted, the first ``prefetch`` host-resident requests behind the
+   batch (among those not deferred) are swapped in, each while ``reserve_tokens`` plus one token
+   per batch member stay free after it; one that does not fit is passed over.
+6. *Timer*: the decision's ``reconsider_at_s`` is the plan's, or ``now_s`` plus the least
+   ``quantum_left_s`` in the batch when that is earlier (the next representable time when that
+   is not after ``now_s``).
+
+>>> import numpy as np
+>>> from schedlab.contract.answers import Plan
+>>> from schedlab.contract.views import QueueView, KV_GPU
+>>> v = QueueView.from_columns(now_s=0.0, input_tokens=[40, 40, 40], kv_capacity_tokens=100,
+...     prefilled_tokens=[0, 0, 40], generated_tokens=[0, 0, 1], kv_tokens=[0, 0, 41],
+...     kv_location=[0, 0, KV_GPU])
+>>> d = form_batch(v, Plan(order=[0, 1, 2], evictable=True))
+>>> d.run.tolist(), d.recompute.tolist()
+([0, 1], [2])
+"""
+
+from __future__ import annotations
+
+import math
+from typing import NamedTuple
+
+import numpy as np
+
+from schedlab.contract.accounting import RequestCosts, infeasible, request_costs, started
+from schedlab.contract.answers import BatchDecision, Plan
+from schedlab.contract.views import KV_HOST, KV_NONE, QueueView
+
+__all__ = ["Formation", "form_batch", "formation"]
+
+
+class Formation(NamedTuple):
+    """A formed batch with what the engine learns from forming it: ``decision``; ``reached_end``,
+    whether the walk took every request it could consider (nothing in the order stopped it:
+    a request behind the order could still join); ``runnable``, how many requests of the
+    effective order the batch could be drawn from."""
+
+    decision: BatchDecision
+    reached_end: bool
+    runnable: int
+
+
+def _per_position(value: bool | np.ndarray | None, n: int) -> np.ndarray:
+    if value is None or value is False:
+        return np.zeros(n, dtype=bool)
+    if value is True:
+        return np.ones(n, dtype=bool)
+    return np.asarray(value, dtype=bool)
+
+
+def _reserves(
+    view: QueueView, plan: Plan, c: RequestCosts, order: np.ndarray
+) -> np.ndarray:
+    """``R[i]`` of the module docstring for each position of ``order`` (first one included)."""
+    r = np.full(order.shape[0], plan.reserve_tokens, dtype=np.int64)
+    if plan.watermark_tokens:
+        r += np.where(view.kv_location[order] == KV_NONE, plan.watermark_tokens, 0)
+    if plan.footprint_tokens is not None:
+        foot = np.maximum(plan.footprint_tokens, view.kv_tokens + c.growth)
+        future = np.maximum(foot - c.gpu_kv, c.demand) - c.demand
+        r += np.where(started(view)[order], 0, np.cumsum(future[order]))
+    return r
+
+
+def _prefix(
+    view: QueueView, order: np.ndarray, c: RequestCosts, ev_kv: np.ndarray, r: np.ndarray,
+    limit: int,
+) -> int:
+    """How many requests of ``order`` join the batch (step 3)."""
+    m = min(limit, order.shape[0])
+    if m <= 0:
+        return 0
+    o = order[:m]
+    tokens = np.cumsum(c.step[o])
+    dem = np.cumsum(c.demand[o])
+    need = dem + np.where(np.arange(m) > 0, r[:m], 0)
+    behind = int(ev_kv[order].sum()) - np.cumsum(ev_kv[o])
+    ok = (tokens <= view.max_batch_tokens) & (need <= view.kv_free_tokens + behind)
+    return m if ok.all() else int(np.argmin(ok))
+
+
+def formation(view: QueueView, plan: Plan) -> Formation:
+    """:func:`form_batch` with what the engine learns from it (:class:`Formation`).
+
+    >>> from schedlab.contract.answers import Plan
+    >>> from schedlab.contract.views import QueueView
+    >>> v = QueueView.from_columns(now_s=0.0, input_tokens=[40, 40, 40], kv_capacity_tokens=100)
+    >>> f = formation(v, Plan(order=[2, 0, 1]))
+    >>> f.decision.run.tolist(), f.reached_end
+    ([2, 0], False)
+    """
+    c = request_costs(view)
+    reject, reasons = infeasible(view, c)
+    order = plan.order
+    if reject.shape[0]:
+        order = order[~np.isin(order, reject)]
+    ev_kv = np.where(_per_position(plan.evictable, view.n), c.gpu_kv, 0)
+    deferred = _per_position(plan.defer, view.n)[order]
+    runnable = order.shape[0]
+    k = 0
+    if deferred.any():
+        gated = np.concatenate((order[~deferred], order[deferred]))
+        r = _reserves(view, plan, c, gated)
+        k = _prefix(view, gated, c, ev_kv, r, min(view.max_batch_size, runnable - deferred.sum()))
+        if k:
+            order, runnable = gated, int(runnable - deferred.sum())
+    if k == 0:
+        r = _reserves(view, plan, c, order)
+        k = _prefix(view, order, c, ev_kv, r, view.max_batch_size)
+    reached_end = k == runnable
+    batch = order[:k]
+    dem = int(c.demand[batch].sum())
+    free = view.kv_free_tokens
+    evict = np.zeros(0, dtype=np.int64)
+    if k and k < order.shape[0] and dem + r[k - 1] > free:
+        behind = order[k:][::-1]
+        behind = behind[ev_kv[behind] > 0]
+        got = np.cumsum(ev_kv[behind])
+        evict = behind[: int(np.searchsorted(got, dem + r[k - 1] - free)) + 1]
+        free += int(ev_kv[evict].sum())
+    swap_out, recompute = evict[:0], evict
+    if plan.preempt == "swap":
+        fits = np.cumsum(view.kv_tokens[evict]) <= view.host_kv_free_tokens
+        swap_out, recompute = evict[fits], evict[~fits]
+    swap_in = evict[:0]
+    if plan.prefetch and not evict.shape[0]:
+        room = free - dem - k - plan.reserve_tokens
+        taken = []
+        host = order[k:runnable][view.kv_location[order[k:runnable]] == KV_HOST]
+        for p in host[: plan.prefetch]:
+            if view.kv_tokens[p] <= room:
+                taken.append(p)
+                room -= int(view.kv_tokens[p])
+        swap_in = np.array(taken, dtype=np.int64)
+    wake = plan.reconsider_at_s
+    if plan.quantum_left_s is not None and k:
+        wake = min(wake, view.now_s + float(plan.quantum_left_s[batch].min()))
+        if wake <= view.now_s:
+            wake = math.nextafter(view.now_s, math.inf)
+    decision = BatchDecision(
+        run=batch, swap_out=swap_out, recompute=recompute, swap_in=swap_in, reject=reject,
+        reject_reason=reasons, priority=plan.priority, attained_s=plan.attained_s,
+        reconsider_at_s=wake,
+    )
+    return Formation(decision=decision, reached_end=bool(reached_end), runnable=runnable)
+
+
+def form_batch(view: QueueView, plan: Plan) -> BatchDecision:
+    """The :class:`~schedlab.contract.answers.BatchDecision` the engine carries out for ``plan``
+    on ``view`` (the rule of the module docstring).
+
+    >>> from schedlab.contract.answers import Plan
+    >>> from schedlab.contract.views import QueueView
+    >>> v = QueueView.from_columns(now_s=0.0, input_tokens=[30, 30, 30],
+    ...     kv_capacity_tokens=100)
+    >>> form_batch(v, Plan(order=[2, 0, 1], watermark_tokens=20)).run.tolist()
+    [2, 0]
+    """
+    return formation(view, plan).decision

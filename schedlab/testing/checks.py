@@ -1,0 +1,489 @@
+"""``check_policy`` as named checks, in the manner of scikit-learn's ``parametrize_with_checks``:
+each check is one property of a batching policy, run on many generated queue views, and a
+failure names the check, the broken rule and the (shrunk) view that breaks it.
+
+The checks (:data:`POLICY_CHECKS`), each ``check(policy, view, **params)`` on one view:
+
+- ``check_answer_type``: the policy returns a :class:`~schedlab.contract.Plan` or a
+  :class:`~schedlab.contract.BatchDecision`;
+- ``check_valid_answer``: the answer keeps the contract's rules, checked by the very functions
+  the simulator calls (:func:`~schedlab.contract.validate_plan`,
+  :func:`~schedlab.contract.validate_decision`), and a plan's batch, formed by the engine's rule
+  (:func:`~schedlab.contract.form_batch`), keeps them too;
+- ``check_progress``: with requests queued, the answer runs, rejects or swaps something, or sets
+  a timer (dropping KV alone takes no time, so a simulator would have nothing to wait for);
+- ``check_pure``: the view is unchanged by the call (no mutation, even through writeable aliases);
+- ``check_deterministic``: equal views give equal answers (no hidden state);
+- ``check_static_plan``: a plan that declares ``static=True`` is the policy's answer again after
+  the engine carries out its batch for an iteration, after a batched request finishes, and
+  with a newcomer (which must rank behind every other request): the engine keeps such a plan
+  instead of asking, so a false claim would silently change the schedule.
+
+>>> import numpy as np
+>>> from schedlab.contract import Plan
+>>> def longest_first(view, /):   # says static, but the order changes as prompts are prefilled
+...     return Plan(order=np.argsort(view.prefilled_tokens - view.input_tokens, kind="stable"),
+...                 static=True)
+>>> check_policy(longest_first, max_examples=30, shrink=False)
+Traceback (most recent call last):
+...
+AssertionError: check_static_plan failed for longest_first: ...
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+from hypothesis import HealthCheck, Phase, given, settings
+from hypothesis import strategies as st
+
+from schedlab.contract import (
+    BatchDecision,
+    InvalidDecision,
+    Plan,
+    QueueView,
+    RouterView,
+    form_batch,
+    validate_decision,
+    validate_plan,
+)
+from schedlab.contract.accounting import remove, run_iteration
+from schedlab.policies.registry import get_policy, get_router
+from schedlab.testing.strategies import queue_views, router_views
+
+__all__ = [
+    "POLICY_CHECKS",
+    "check_answer_type",
+    "check_deterministic",
+    "check_policy",
+    "check_progress",
+    "check_pure",
+    "check_router",
+    "check_static_plan",
+    "check_valid_answer",
+    "copy_view",
+    "describe_view",
+    "policy_checks",
+    "with_newcomer",
+]
+
+
+def _fail(check: str, rule: str, detail: str) -> None:
+    raise AssertionError(f"{check}: {rule}: {detail}")
+
+
+def _decision(view: QueueView, answer: Plan | BatchDecision) -> BatchDecision:
+    return form_batch(view, answer) if isinstance(answer, Plan) else answer
+
+
+# ---------------------------------------------------------------------------------- the checks
+def check_answer_type(policy: Callable[..., Any], view: QueueView, **params: Any) -> None:
+    """The policy returns a Plan or a BatchDecision.
+
+    >>> check_answer_type(lambda v: None, QueueView.from_columns(now_s=0.0, input_tokens=[1],
+    ...     kv_capacity_tokens=9))
+    Traceback (most recent call last):
+    ...
+    AssertionError: check_answer_type: malformed answer: expected a Plan or a BatchDecision, ...
+    """
+    answer = policy(view, **params)
+    if not isinstance(answer, (Plan, BatchDecision)):
+        _fail("check_answer_type", "malformed answer",
+              f"expected a Plan or a BatchDecision, got {type(answer).__name__}")
+
+
+def check_valid_answer(policy: Callable[..., Any], view: QueueView, **params: Any) -> None:
+    """The answer keeps the contract's rules (the simulator's own validators), and so does the
+    batch the engine forms from a plan.
+
+    >>> import numpy as np
+    >>> v = QueueView.from_columns(now_s=0.0, input_tokens=[60, 60], kv_capacity_tokens=100)
+    >>> check_valid_answer(lambda v: BatchDecision(run=np.arange(v.n)), v)
+    Traceback (most recent call last):
+    ...
+    AssertionError: check_valid_answer: KV capacity exceeded: ...
+    """
+    answer = policy(view, **params)
+    check_answer_type(lambda _v: answer, view)
+    try:
+        if isinstance(answer, Plan):
+            validate_plan(view, answer)
+        validate_decision(view, _decision(view, answer))
+    except InvalidDecision as exc:
+        _fail("check_valid_answer", exc.rule, str(exc)[len(exc.rule) + 2:])
+
+
+def check_progress(policy: Callable[..., Any], view: QueueView, **params: Any) -> None:
+    """With requests queued, the decision runs, rejects or swaps something, or sets a timer.
+
+    >>> import numpy as np
+    >>> v = QueueView.from_columns(now_s=0.0, input_tokens=[5], kv_capacity_tokens=99)
+    >>> check_progress(lambda v: BatchDecision(run=np.zeros(0, int)), v)
+    Traceback (most recent call last):
+    ...
+    AssertionError: check_progress: no progress: 1 requests queued but ...
+    """
+    d = _decision(view, policy(view, **params))
+    acts = (d.run, d.reject, d.swap_out, d.swap_in)
+    if view.n and not any(a.shape[0] for a in acts) and math.isinf(d.reconsider_at_s):
+        _fail("check_progress", "no progress",
+              f"{view.n} requests queued but the decision runs, swaps and rejects nothing and "
+              f"asks for no wake-up (recompute={d.recompute.tolist()}: dropping KV alone takes "
+              "no time, so nothing would happen until the next arrival)")
+
+
+def check_pure(policy: Callable[..., Any], view: QueueView, **params: Any) -> None:
+    """The call leaves the view unchanged.
+
+    >>> def mutates(view):
+    ...     view.priority.flags.writeable = True
+    ...     view.priority[:] = 7
+    >>> check_pure(mutates, QueueView.from_columns(now_s=0.0, input_tokens=[1],
+    ...     kv_capacity_tokens=9))
+    Traceback (most recent call last):
+    ...
+    AssertionError: check_pure: input mutated: the policy changed the view's ['priority']
+    """
+    before = copy_view(view)
+    policy(view, **params)
+    changed = [f.name for f in dataclasses.fields(view)
+               if not _same(getattr(view, f.name), getattr(before, f.name))]
+    if changed:
+        _fail("check_pure", "input mutated", f"the policy changed the view's {changed}")
+
+
+def check_deterministic(policy: Callable[..., Any], view: QueueView, **params: Any) -> None:
+    """Equal views give equal answers.
+
+    >>> import itertools
+    >>> calls = itertools.count()
+    >>> def stateful(view):
+    ...     return BatchDecision(run=[], reconsider_at_s=view.now_s + 1 + next(calls))
+    >>> check_deterministic(stateful, QueueView.from_columns(now_s=0.0, input_tokens=[1],
+    ...     kv_capacity_tokens=9))
+    Traceback (most recent call last):
+    ...
+    AssertionError: check_deterministic: not deterministic: equal inputs gave different ...
+    """
+    first = policy(copy_view(view), **params)
+    second = policy(copy_view(view), **params)
+    diff = _differences(first, second)
+    if diff:
+        _fail("check_deterministic", "not deterministic", f"equal inputs gave different {diff}")
+
+
+_KEPT_FIELDS = ("reserve_tokens", "watermark_tokens", "prefetch", "preempt", "reconsider_at_s")
+
+
+def _per_request(value: Any, n: int) -> np.ndarray | None:
+    """A plan's per-request field as an array of length ``n`` (None stays None)."""
+    if value is None:
+        return None
+    if isinstance(value, (bool, np.bool_)):
+        return np.full(n, bool(value))
+    return np.asarray(value)
+
+
+def _same_plan(kept: Plan, keep: np.ndarray, fresh: Any, n_new: int, after: str) -> None:
+    """``fresh`` (the answer on the evolved view) must be ``kept`` restricted to the requests
+    still queued (``keep``: a mask over the old positions) plus ``n_new`` newcomers (the last
+    positions) ranked behind all of them."""
+    check = "check_static_plan"
+    if not isinstance(fresh, Plan):
+        _fail(check, f"plan changed {after}", f"a static plan became a {type(fresh).__name__}")
+    m = int(keep.sum())
+    renumber = np.cumsum(keep) - 1  # old position -> position once the others left
+    order = renumber[kept.order[keep[kept.order]]]
+    old_part = fresh.order[fresh.order < m]
+    if not np.array_equal(old_part, order):
+        _fail(check, f"order changed {after}",
+              f"the kept plan orders {order.tolist()[:12]}, asked again the policy orders "
+              f"{old_part.tolist()[:12]}")
+    if n_new and np.any(fresh.order[: old_part.shape[0]] >= m):
+        _fail(check, f"newcomer ranked ahead {after}",
+              f"the policy orders {fresh.order.tolist()[:12]}; newcomers (positions >= {m}) "
+              "must come after every queued request")
+    for name in _KEPT_FIELDS:
+        if getattr(kept, name) != getattr(fresh, name):
+            _fail(check, f"{name} changed {after}",
+                  f"{getattr(kept, name)!r} became {getattr(fresh, name)!r}")
+    n_old = keep.shape[0]
+    for name in ("evictable", "defer", "footprint_tokens"):
+        a = _per_request(getattr(kept, name), n_old)
+        b = _per_request(getattr(fresh, name), m + n_new)
+        a = None if a is None else a[keep]
+        b = None if b is None else b[:m]
+        if name == "defer":  # None and all False defer nothing alike
+            a = np.zeros(m, bool) if a is None else a
+            b = np.zeros(m, bool) if b is None else b
+        if (a is None) != (b is None) or (a is not None and not np.array_equal(a, b)):
+            _fail(check, f"{name} changed {after}",
+                  f"{None if a is None else a.tolist()[:12]} became "
+                  f"{None if b is None else b.tolist()[:12]}")
+
+
+def check_static_plan(policy: Callable[..., Any], view: QueueView, **params: Any) -> None:
+    """A plan declaring ``static=True`` stays the policy's answer while the engine carries it
+    out: after one iteration of its batch, after a batched request finishes, and with a
+    newcomer, which must rank behind everyone. The engine asks again after a step that moves KV
+    or rejects; while the view's step does, the check starts from the view after it (up to four
+    steps)."""
+    for _ in range(4):
+        plan = policy(view, **params)
+        if not (isinstance(plan, Plan) and plan.static):
+            return
+        d = form_batch(view, plan)
+        if not d.moves:
+            break
+        view = run_iteration(view, d, duration_s=1e-3)
+    else:
+        return
+    stepped = run_iteration(view, d, duration_s=1e-3)
+    everyone = np.ones(view.n, dtype=bool)
+    _same_plan(plan, everyone, policy(stepped, **params), 0, "after an iteration")
+    if d.run.shape[0]:
+        done = everyone.copy()
+        done[d.run[0]] = False
+        _same_plan(plan, done, policy(remove(stepped, d.run[:1]), **params), 0,
+                   "after a completion")
+    bigger = with_newcomer(stepped)
+    if bigger is not None:
+        _same_plan(plan, everyone, policy(bigger, **params), 1, "after an arrival")
+
+
+#: Every named check of a batching policy, in the order :func:`check_policy` runs them.
+POLICY_CHECKS: tuple[Callable[..., None], ...] = (
+    check_answer_type,
+    check_valid_answer,
+    check_progress,
+    check_pure,
+    check_deterministic,
+    check_static_plan,
+)
+
+
+# ---------------------------------------------------------------------------------- running
+def _settings(max_examples: int, shrink: bool) -> settings:
+    phases = tuple(p for p in Phase if shrink or p is not Phase.shrink)
+    return settings(
+        max_examples=max_examples,
+        phases=phases,
+        deadline=None,
+        database=None,
+        derandomize=True,
+        suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
+        print_blob=False,
+    )
+
+
+def _run_checks(
+    fn: Callable[..., Any], checks: tuple[Callable[..., None], ...], max_examples: int,
+    views: st.SearchStrategy | None, shrink: bool, params: dict[str, Any],
+) -> None:
+    name = getattr(fn, "__name__", repr(fn))
+
+    @_settings(max_examples, shrink)
+    @given(views if views is not None else queue_views())
+    def run(view: QueueView) -> None:
+        for check in checks:
+            try:
+                check(fn, copy_view(view), **params)  # a check's calls cannot spoil the next
+            except AssertionError as exc:
+                head, _, rest = str(exc).partition(": ")
+                raise AssertionError(
+                    f"{head} failed for {name}: {rest}\n{describe_view(view)}") from None
+
+    run()
+
+
+def policy_checks(
+    policy: str | Callable[..., Any],
+    *,
+    max_examples: int = 50,
+    views: st.SearchStrategy | None = None,
+    shrink: bool = True,
+    **params: Any,
+) -> list[Callable[[], None]]:
+    """One callable per named check (:data:`POLICY_CHECKS`), each running its check on
+    generated views; its ``__name__`` is the check's. For pytest, one test per check:
+
+    .. code-block:: python
+
+        @pytest.mark.parametrize("check", policy_checks(my_policy), ids=lambda c: c.__name__)
+        def test_my_policy(check):
+            check()
+
+    >>> [c.__name__ for c in policy_checks("fcfs")][:3]
+    ['check_answer_type', 'check_valid_answer', 'check_progress']
+    """
+    fn = get_policy(policy)
+
+    def one(check: Callable[..., None]) -> Callable[[], None]:
+        def run() -> None:
+            _run_checks(fn, (check,), max_examples, views, shrink, params)
+
+        run.__name__ = check.__name__
+        run.__doc__ = check.__doc__
+        return run
+
+    return [one(c) for c in POLICY_CHECKS]
+
+
+def check_policy(
+    policy: str | Callable[..., Any],
+    *,
+    max_examples: int = 50,
+    views: st.SearchStrategy | None = None,
+    shrink: bool = True,
+    **params: Any,
+) -> None:
+    """Run every named check (:data:`POLICY_CHECKS`) of a batching policy (a registered name or
+    any callable) on generated queue views; the first failure raises ``AssertionError`` naming
+    the check (``check_valid_answer failed for my_policy: KV capacity exceeded: ...``) followed
+    by the view that breaks it as a table.
+
+    ``params`` are passed to every call; ``views`` replaces the default
+    :func:`~schedlab.testing.strategies.queue_views` strategy. Examples are derandomized, so a
+    run is reproducible. A failure is shrunk to a small counterexample; ``shrink=False``
+    reports the first failing view as found, which is much faster.
+
+    >>> check_policy("skip-join-mlfq", max_examples=10, base_quantum_s=0.02)
+    """
+    _run_checks(get_policy(policy), POLICY_CHECKS, max_examples, views, shrink, params)
+
+
+def check_router(
+    router: str | Callable[..., Any],
+    *,
+    max_examples: int = 50,
+    views: st.SearchStrategy | None = None,
+    shrink: bool = True,
+    **params: Any,
+) -> None:
+    """Check a router (a registered name or any callable) on generated router views: one
+    instance index in ``[0, k)`` per arriving request, inputs untouched, equal outputs on equal
+    inputs. ``shrink`` as in :func:`check_policy`.
+
+    >>> check_router("least-kv", max_examples=10)
+    """
+    fn = get_router(router)
+
+    @_settings(max_examples, shrink)
+    @given(views if views is not None else router_views())
+    def run(view: RouterView) -> None:
+        try:
+            before = copy_view(view)
+            choice = np.asarray(fn(view, **params))
+            if not all(_same(getattr(view, f.name), getattr(before, f.name))
+                       for f in dataclasses.fields(view)):
+                _fail("check_router", "input mutated", "the router changed its view")
+            if not _same(choice, np.asarray(fn(copy_view(view), **params))):
+                _fail("check_router", "not deterministic", "equal inputs gave different choices")
+            m = view.request_id.shape[0]
+            if choice.shape != (m,) or (m and choice.dtype.kind not in "iu"):
+                _fail("check_router", "malformed choice",
+                      f"expected {m} integer instance indices, got {choice!r}")
+            bad = choice[(choice < 0) | (choice >= view.n_instances)]
+            if bad.shape[0]:
+                _fail("check_router", "instance out of range",
+                      f"{bad.tolist()} not in [0, {view.n_instances})")
+        except AssertionError as exc:
+            raise AssertionError(f"{exc}\n{view!r}") from None
+
+    run()
+
+
+# ---------------------------------------------------------------------------------- helpers
+def copy_view(view: Any) -> Any:
+    """An equal view with fresh read-only copies of every array (a QueueView or RouterView).
+
+    >>> v = QueueView.from_columns(now_s=0.0, input_tokens=[3], kv_capacity_tokens=9)
+    >>> w = copy_view(v)
+    >>> w.input_tokens is v.input_tokens, w.input_tokens.tolist(), w.input_tokens.flags.writeable
+    (False, [3], False)
+    """
+    changes = {}
+    for f in dataclasses.fields(view):
+        val = getattr(view, f.name)
+        if isinstance(val, np.ndarray):
+            c = val.copy()
+            c.flags.writeable = False
+            changes[f.name] = c
+    return dataclasses.replace(view, **changes)
+
+
+def _same(a: Any, b: Any) -> bool:
+    if isinstance(a, np.ndarray) or isinstance(b, np.ndarray):
+        if a is None or b is None:
+            return False
+        return np.array_equal(np.asarray(a), np.asarray(b), equal_nan=True)
+    return bool(a == b)
+
+
+def _differences(a: Any, b: Any) -> list[str]:
+    if type(a) is not type(b) or not dataclasses.is_dataclass(a):
+        return [] if _same(a, b) else ["answer"]
+    return [f.name for f in dataclasses.fields(a)
+            if not _same(getattr(a, f.name), getattr(b, f.name))]
+
+
+def with_newcomer(view: QueueView) -> QueueView | None:
+    """``view`` plus one fresh request (1-token prompt, 1 predicted output token) arriving after
+    every other at ``now_s`` or later, at position ``n``; None when such a request would not fit
+    the instance at all (a simulator rejects it on arrival).
+
+    >>> v = with_newcomer(QueueView.from_columns(now_s=2.0, input_tokens=[5], kv_capacity_tokens=9))
+    >>> v.n, v.input_tokens.tolist(), v.arrival_s.tolist(), v.request_id.tolist()
+    (2, [5, 1], [0.0, 2.0], [0, 1])
+    """
+    if view.kv_capacity_tokens < 2 or view.max_batch_tokens < 1:
+        return None
+    n = view.n
+    t = max(float(view.now_s), float(view.arrival_s.max()) if n else 0.0)
+    new = {
+        "request_id": int(view.request_id.max()) + 1 if n else 0, "arrival_s": t,
+        "input_tokens": 1, "output_tokens_pred": 1.0, "prefilled_tokens": 0,
+        "generated_tokens": 0, "kv_tokens": 0, "kv_location": 0, "running": False,
+        "priority": -1, "attained_s": 0.0, "last_run_s": t, "est_prefill_s": 0.0,
+    }
+    cols = {}
+    for key in view.column_names():
+        old = getattr(view, key)
+        a = np.append(old, np.array([new[key]], dtype=old.dtype))
+        a.flags.writeable = False
+        cols[key] = a
+    return dataclasses.replace(view, **cols)
+
+
+def describe_view(view: QueueView) -> str:
+    """A compact, readable table of a queue view (for counterexamples).
+
+    >>> text = describe_view(QueueView.from_columns(now_s=1.0, input_tokens=[5],
+    ...     kv_capacity_tokens=9))
+    >>> text.splitlines()[-1].split()[:4]
+    ['0', '0', '0.000', '5']
+    """
+    head = ", ".join(
+        f"{f.name}={getattr(view, f.name)!r}"
+        for f in dataclasses.fields(view)
+        if not isinstance(getattr(view, f.name), np.ndarray)
+    )
+    lines = [f"QueueView({head.replace('max_batch_tokens', chr(10) + '  max_batch_tokens', 1)})"]
+    lines.append(
+        "pos id arrival input pred prefilled generated kv loc run prio attained last_run "
+        "est_prefill"
+    )
+    for i in range(view.n):
+        lines.append(
+            f"{i:3d} {int(view.request_id[i]):2d} {view.arrival_s[i]:7.3f} "
+            f"{int(view.input_tokens[i]):5d} {float(view.output_tokens_pred[i]):4.1f} "
+            f"{int(view.prefilled_tokens[i]):9d} {int(view.generated_tokens[i]):9d} "
+            f"{int(view.kv_tokens[i]):2d} {int(view.kv_location[i]):3d} {int(view.running[i]):3d} "
+            f"{int(view.priority[i]):4d} {float(view.attained_s[i]):8.3f} "
+            f"{float(view.last_run_s[i]):8.3f} {float(view.est_prefill_s[i]):11.4f}"
+        )
+    return "\n".join(lines)
