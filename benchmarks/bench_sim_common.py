@@ -31,7 +31,7 @@ def user_fcfs(view: QueueView, /) -> Plan:
     by_arrival = np.lexsort((view.request_id, view.arrival_s))
     order = np.concatenate((by_arrival[begun[by_arrival]], by_arrival[~begun[by_arrival]]))
     return Plan(order=order, evictable=True,
-                footprint_tokens=view.input_tokens + np.ceil(view.output_tokens_pred).astype(int),
+                footprint_tokens="predicted",
                 static=bool(np.array_equal(order, by_arrival)))
 
 

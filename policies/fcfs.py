@@ -22,15 +22,15 @@ def run_to_completion(view: QueueView, waiting_key: np.ndarray | None) -> Plan:
     """Non-preemptive iteration-level batching: admitted (started) requests first, in arrival
     order; then waiting requests in increasing ``waiting_key`` (ties by arrival, then request id;
     arrival order when None). Admission reserves each request's predicted footprint, its prompt
-    plus its predicted output (``footprint_tokens``), as Orca reserves a request's maximum
-    length, so admitted requests never run out of KV while the predictions hold; one that
+    plus its predicted output (``footprint_tokens="predicted"``), as Orca reserves a request's
+    maximum length, so admitted requests never run out of KV while the predictions hold; one that
     outgrows its prediction pushes out the latest admitted requests (``evictable``, by
     recomputation). The head of the queue runs whenever its next step fits, even if its
     footprint does not, so a long prediction cannot stall an idle instance.
 
-    The order is static (the engine keeps it) whenever it is arrival order, as it always is in
-    a simulation: admission only moves requests from the front of the waiting queue to the back
-    of the admitted one, and a newcomer queues last.
+    The order is static (the engine keeps it, and puts newcomers at its back itself) whenever
+    it is arrival order, as it always is in a simulation: admission only moves requests from the
+    front of the waiting queue to the back of the admitted one, and a newcomer queues last.
 
     >>> from schedlab.contract import QueueView, form_batch
     >>> v = QueueView.from_columns(now_s=0.0, input_tokens=[10, 10], output_tokens_pred=[50, 5],
@@ -46,7 +46,7 @@ def run_to_completion(view: QueueView, waiting_key: np.ndarray | None) -> Plan:
     return Plan(
         order=order,
         evictable=True,
-        footprint_tokens=view.input_tokens + np.ceil(view.output_tokens_pred).astype(np.int64),
+        footprint_tokens="predicted",
         static=waiting_key is None and is_arrival_order(view, order),
     )
 

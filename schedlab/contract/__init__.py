@@ -22,6 +22,7 @@ policy (``policies``, ``sim``, ``testing``) imports it.
 
 from schedlab.contract.accounting import RequestCosts, request_costs, started
 from schedlab.contract.answers import (
+    PREDICTED,
     PREEMPT_MODES,
     Answer,
     BatchDecision,
@@ -37,6 +38,7 @@ __all__ = [
     "KV_GPU",
     "KV_HOST",
     "KV_NONE",
+    "PREDICTED",
     "PREEMPT_MODES",
     "Answer",
     "BatchDecision",

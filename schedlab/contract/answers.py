@@ -33,6 +33,7 @@ import numpy as np
 from schedlab.contract.views import QueueView, RouterView
 
 __all__ = [
+    "PREDICTED",
     "PREEMPT_MODES",
     "Answer",
     "BatchDecision",
@@ -44,6 +45,9 @@ __all__ = [
 #: How evicted requests lose their device KV: swapped to host memory, or dropped and prefilled
 #: again when they next run.
 PREEMPT_MODES = ("swap", "recompute")
+#: ``Plan.footprint_tokens="predicted"``: each request's prompt plus its predicted output,
+#: ``input_tokens + ceil(output_tokens_pred)``, as the engine reads them (for newcomers too).
+PREDICTED = "predicted"
 
 _EMPTY_I = np.zeros(0, dtype=np.int64)
 _EMPTY_I.flags.writeable = False
@@ -93,11 +97,12 @@ class Plan:
       wait.
     - ``evictable``: which requests may lose their device KV so that requests ahead of them fit:
       a boolean per position, or ``True`` / ``False`` for all / none.
-    - ``footprint_tokens``: KV each request is expected to hold when it finishes (one int per
-      position), or None. When given, a request that has not started joins the batch only while
-      the free KV covers what it and every request ahead of it still need to reach their
-      footprints (Orca reserves a request's maximum length at admission; FCFS here reserves the
-      prompt plus the predicted output).
+    - ``footprint_tokens``: KV each request is expected to hold when it finishes: one int per
+      position, or ``"predicted"`` (:data:`PREDICTED`: its prompt plus its predicted output,
+      ``input_tokens + ceil(output_tokens_pred)``), or None. When given, a request that has not
+      started joins the batch only while the free KV covers what it and every request ahead of
+      it still need to reach their footprints (Orca reserves a request's maximum length at
+      admission; FCFS here reserves the prompt plus the predicted output).
     - ``reserve_tokens``: free KV to keep after each request but the first (FastServe's proactive
       headroom; evictions keep it free after the batch too).
     - ``watermark_tokens``: free KV to keep after admitting a request that holds no KV, unless it
@@ -113,13 +118,14 @@ class Plan:
       memory while its space lasts, then recompute).
     - ``static``: the plan stays the policy's answer as the queue evolves. Asked again at any
       later point before its timer, the policy would return the same plan for the requests it
-      ordered (same order, same per-request fields), with newcomers behind all of them, as long
-      as the engine carries out the batches it forms: running them, finishing requests and
-      admitting arrivals. The engine then keeps the plan and re-forms the batch from it at every
-      decision point, and asks the policy again only at its timer, after a formation that moved
-      KV or rejected a request, and when the batch could reach requests that arrived after the
-      plan. FCFS and vLLM orders are static whenever they are arrival order; SJF (a newcomer
-      ranks by its length), SRPT (remaining work shrinks) and MLFQ (queues change) are not.
+      ordered (same order, same per-request fields), with newcomers behind all of them in
+      arrival order, as long as the engine carries out the batches it forms: running them,
+      finishing requests and admitting arrivals. The engine then keeps the plan and re-forms the
+      batch from it at every decision point, and asks the policy again only at its timer, after
+      a formation that moved KV or rejected a request, and, unless the plan
+      :attr:`covers_newcomers`, when the batch could reach requests that arrived after it. FCFS
+      and vLLM orders are static whenever they are arrival order; SJF (a newcomer ranks by its
+      length), SRPT (remaining work shrinks) and MLFQ (queues change) are not.
       :func:`schedlab.testing.check_policy` checks the claim (``check_static_plan``), and
       ``simulate(..., check_static=True)`` checks it on a whole run.
     - ``priority``, ``attained_s``: new values of the policy-owned columns (length ``n``), or None
@@ -140,7 +146,7 @@ class Plan:
 
     order: np.ndarray
     evictable: bool | np.ndarray = False
-    footprint_tokens: np.ndarray | None = None
+    footprint_tokens: np.ndarray | str | None = None
     reserve_tokens: int = 0
     watermark_tokens: int = 0
     defer: np.ndarray | None = None
@@ -158,7 +164,11 @@ class Plan:
         set_(self, "evictable", _mask(self.evictable, "evictable"))
         if self.defer is not None:
             set_(self, "defer", _mask(self.defer, "defer"))
-        if self.footprint_tokens is not None:
+        if isinstance(self.footprint_tokens, str):
+            if self.footprint_tokens != PREDICTED:
+                raise ValueError(f"Plan.footprint_tokens must be token counts, {PREDICTED!r} or "
+                                 f"None. Got {self.footprint_tokens!r}.")
+        elif self.footprint_tokens is not None:
             set_(self, "footprint_tokens", np.asarray(self.footprint_tokens, dtype=np.int64))
         for name in ("reserve_tokens", "watermark_tokens", "prefetch"):
             set_(self, name, _nonneg_int(getattr(self, name), name))
@@ -174,6 +184,21 @@ class Plan:
             if self.static:
                 raise ValueError("Plan.quantum_left_s cannot be given with static=True: running "
                                  "changes the quantum left, so the plan would not stay the same.")
+
+    @property
+    def covers_newcomers(self) -> bool:
+        """Whether the plan's per-request rules are the same for every request (``evictable`` a
+        bool, no ``defer`` mask, ``footprint_tokens`` None or ``"predicted"``), so that a static
+        plan extends to newcomers: the engine puts them at the back of the order itself instead
+        of asking the policy.
+
+        >>> Plan(order=[0], evictable=True, footprint_tokens="predicted").covers_newcomers
+        True
+        >>> Plan(order=[0], footprint_tokens=[12]).covers_newcomers
+        False
+        """
+        return (isinstance(self.evictable, bool) and self.defer is None
+                and (self.footprint_tokens is None or isinstance(self.footprint_tokens, str)))
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -15,7 +15,8 @@ generated views and plans).
    ``reserve_tokens``, plus ``watermark_tokens`` when ``i`` holds no KV, plus, when the plan has
    footprints and ``i`` has not started, what requests ``0..i`` still need beyond their next
    step to reach their footprints (``max(footprint, kv + growth) - gpu_kv - demand``, at least
-   0). The first request that does not join ends the batch.
+   0; a ``"predicted"`` footprint is ``input_tokens + ceil(output_tokens_pred)``). The first
+   request that does not join ends the batch.
 4. *Evict* from the back of the order: evictable device-resident requests behind the batch until
    the free KV covers ``demand[batch] + R[last]``; they are swapped out while host space lasts
    (``preempt="swap"``) and recomputed after that.
@@ -78,7 +79,9 @@ def _reserves(
     if plan.watermark_tokens:
         r += np.where(view.kv_location[order] == KV_NONE, plan.watermark_tokens, 0)
     if plan.footprint_tokens is not None:
-        foot = np.maximum(plan.footprint_tokens, view.kv_tokens + c.growth)
+        given = (view.input_tokens + np.ceil(view.output_tokens_pred).astype(np.int64)
+                 if isinstance(plan.footprint_tokens, str) else plan.footprint_tokens)
+        foot = np.maximum(given, view.kv_tokens + c.growth)
         future = np.maximum(foot - c.gpu_kv, c.demand) - c.demand
         r += np.where(started(view)[order], 0, np.cumsum(future[order]))
     return r

@@ -84,7 +84,8 @@ def _state_and_timer(view: QueueView, answer: Plan | BatchDecision) -> None:
 def validate_plan(view: QueueView, plan: Any) -> None:
     """Check that ``plan`` is a well-formed :class:`~schedlab.contract.answers.Plan` for
     ``view``: ``order`` distinct positions in ``[0, n)``; ``evictable`` and ``defer`` a bool or
-    one bool per position; ``footprint_tokens`` one int >= 0 per position; ``quantum_left_s``
+    one bool per position; ``footprint_tokens`` one int >= 0 per position (when an array);
+    ``quantum_left_s``
     one float (not NaN) per position; state columns of
     length ``n`` (priorities integers >= -1, attained service finite and >= 0); a timer in the
     future. (Scalar fields are checked when the plan is built.)
@@ -108,7 +109,7 @@ def validate_plan(view: QueueView, plan: Any) -> None:
             raise InvalidDecision("malformed answer",
                                   f"{field} has shape {mask.shape}, expected ({n},)")
     foot = plan.footprint_tokens
-    if foot is not None and (foot.shape != (n,) or (foot < 0).any()):
+    if isinstance(foot, np.ndarray) and (foot.shape != (n,) or (foot < 0).any()):
         raise InvalidDecision("malformed answer",
                               f"footprint_tokens must be {n} ints >= 0, got {foot.tolist()[:10]}")
     q = plan.quantum_left_s

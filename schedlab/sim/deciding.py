@@ -11,11 +11,13 @@ prefilled or moved KV, a KV limit, a timer), a :class:`Decider` either
   :func:`~schedlab.sim.forming.form`; or
 - *re-forms the batch from a static plan it keeps* (``Plan.static``), without asking: the plan's
   order follows its requests as they leave (:func:`~schedlab.sim.forming.remap_order`), and
-  newcomers rank behind it. The decider asks again when the plan's timer comes, after a step
-  that moved KV or rejected a request, and when the batch could reach requests that arrived
-  after the plan (the walk reached the end of the planned order with room to spare). Because
-  the engine formed the batch, it knows why the prefix stopped: an arrival behind a prefix that
-  stopped early cannot change the step, so it does not interrupt the run.
+  newcomers rank behind it: the decider appends them itself when the plan's per-request rules
+  are the same for everyone (``Plan.covers_newcomers``). It asks again when the plan's timer
+  comes, after a step that moved KV or rejected a request, and, for a plan that does not cover
+  newcomers, when the batch could reach requests that arrived after it (the walk reached the
+  end of the planned order with room to spare). Because the engine formed the batch, it knows
+  why the prefix stopped: an arrival behind a prefix that stopped early cannot change the step,
+  so it does not interrupt the run.
 
 ``check_static=True`` asks the policy at every decision point even while a plan is kept, and
 raises when its answer forms a different step: the claim checked on a whole run.
@@ -39,7 +41,7 @@ from schedlab.contract import (
     validate_plan,
 )
 from schedlab.contract.accounting import infeasible
-from schedlab.sim.forming import form, remap_order
+from schedlab.sim.forming import FOOT_NONE, FOOT_PREDICTED, FOOT_ROW, form, remap_order, unpack
 from schedlab.sim.instance import InstanceRuntime, Step
 from schedlab.sim.state import DEFERRED, EVICTABLE
 
@@ -49,9 +51,11 @@ _EMPTY = np.zeros(0, dtype=np.int64)
 
 
 class _Kept:
-    """A static plan the decider re-forms batches from: its order (slots) and scalar rules."""
+    """A plan the decider forms batches from: its order (slots) and scalar rules (its
+    per-request fields are in the queue's rows ``FOOT`` and ``FLAGS``)."""
 
-    __slots__ = ("foot", "order", "prefetch", "reserve", "swap", "timer", "watermark")
+    __slots__ = ("covers", "flags", "foot", "order", "prefetch", "reserve", "swap", "timer",
+                 "watermark")
 
     def __init__(self, plan: Plan, order: np.ndarray) -> None:
         self.order = order
@@ -59,8 +63,12 @@ class _Kept:
         self.watermark = plan.watermark_tokens
         self.prefetch = plan.prefetch
         self.swap = plan.preempt == "swap"
-        self.foot = plan.footprint_tokens is not None
+        foot = plan.footprint_tokens
+        self.foot = FOOT_NONE if foot is None else FOOT_PREDICTED if isinstance(foot, str) else (
+            FOOT_ROW)
         self.timer = plan.reconsider_at_s
+        self.covers = plan.covers_newcomers
+        self.flags = EVICTABLE if plan.evictable is True else 0  # a newcomer's, when covered
 
 
 class Decider:
@@ -171,7 +179,7 @@ class Decider:
         flags[:] = EVICTABLE * np.asarray(answer.evictable, dtype=np.int64)
         if answer.defer is not None:
             flags |= DEFERRED * np.asarray(answer.defer, dtype=np.int64)
-        if answer.footprint_tokens is not None:
+        if isinstance(answer.footprint_tokens, np.ndarray):
             Q.foot[:n] = answer.footprint_tokens
         kept = _Kept(answer, np.ascontiguousarray(answer.order))
         step = self._form(now, kept, answer)
@@ -187,8 +195,16 @@ class Decider:
         if now >= kept.timer:
             self.kept = None
             return None
+        if self.unplanned and kept.covers:  # newcomers join the back of the order
+            Q = self.rt.Q
+            kept.order = np.concatenate((kept.order, np.arange(Q.n - self.unplanned, Q.n)))
+            Q.flags[Q.n - self.unplanned : Q.n] = kept.flags
+            self.unplanned = 0
+        elif self.unplanned and self.open_end:  # newcomers could join: they need the policy
+            self.kept = None
+            return None
         step = self._form(now, kept, None)
-        if self.open_end and self.unplanned:  # newcomers could join: they need the policy
+        if self.open_end and self.unplanned:
             self.kept = None
             return None
         if step.moves:
@@ -202,12 +218,12 @@ class Decider:
         columns and quanta)."""
         rt = self.rt
         Q, spec = rt.Q, rt.spec
-        run, swap_out, recompute, swap_in, reject, _, reached = form(
-            Q.I, Q.loc, Q.running, Q.n, kept.order, rt.cap, rt.cap - rt.gpu_used,
+        reached, run, swap_out, recompute, swap_in, reject = unpack(form(
+            Q.I, Q.F, Q.loc, Q.running, Q.n, kept.order, rt.cap, rt.cap - rt.gpu_used,
             rt.host_cap - rt.host_used, spec.max_batch_size, spec.max_batch_tokens,
             spec.chunk_tokens, kept.reserve, kept.watermark, kept.foot, kept.prefetch, kept.swap,
-        )
-        self.open_end = bool(reached) and run.shape[0] < spec.max_batch_size
+        ))
+        self.open_end = reached and run.shape[0] < spec.max_batch_size
         reasons: tuple[str, ...] = ()
         if reject.shape[0]:
             bad, reasons = infeasible(self.view(now))

@@ -17,77 +17,86 @@ import numpy as np
 from schedlab.contract import KV_GPU, KV_HOST, KV_NONE
 from schedlab.jit import njit
 from schedlab.sim.kernels import default_chunk, step_growth
-from schedlab.sim.state import DEFERRED, EVICTABLE, FLAGS, FOOT, GENERATED, KV, PREFILLED, TARGET
+from schedlab.sim.state import (
+    DEFERRED,
+    EVICTABLE,
+    FLAGS,
+    FOOT,
+    GENERATED,
+    KV,
+    PRED,
+    PREFILLED,
+    TARGET,
+)
 
-__all__ = ["form", "remap_order"]
+__all__ = ["FOOT_NONE", "FOOT_PREDICTED", "FOOT_ROW", "form", "remap_order", "unpack"]
 
 #: Infeasibility codes, as :func:`schedlab.contract.accounting.infeasible_codes`.
 _TOO_BIG, _OVER_BUDGET = 1, 2
+#: :func:`form`'s ``foot_mode``: no footprints, row ``FOOT``, or prompt plus predicted output.
+FOOT_NONE, FOOT_ROW, FOOT_PREDICTED = 0, 1, 2
 
 
 @njit
-def _columns(I, loc, running, order, chunk_tokens, reserve, watermark, use_foot):  # noqa: E741
-    """Per position of ``order``: step, demand, evictable device KV and ``R`` (the reserve of
-    :mod:`schedlab.contract.forming`)."""
+def _walk(I, F, loc, running, order, limit, free, max_batch_tokens, chunk_tokens,  # noqa: E741
+          reserve, watermark, foot_mode):
+    """Step 3 of the rule on ``order``: returns ``(k, demand, r_last, ev)``: how many positions
+    join, their KV demand, ``R`` of the last one, and the evictable device KV per position. The
+    costs of positions behind the stop are never computed."""
     m = order.shape[0]
-    step = np.empty(m, dtype=np.int64)
-    demand = np.empty(m, dtype=np.int64)
     ev = np.empty(m, dtype=np.int64)
-    r = np.empty(m, dtype=np.int64)
-    future = 0
+    total_ev = 0
     for i in range(m):
         s = order[i]
-        rem = I[TARGET, s] - I[PREFILLED, s]
-        st, g = step_growth(rem, default_chunk(rem, chunk_tokens))
-        kv = I[KV, s]
-        on_gpu = loc[s] == KV_GPU
-        gkv = kv if on_gpu else 0
-        d = g + (kv if loc[s] == KV_HOST else 0)
-        step[i] = st
-        demand[i] = d
-        ev[i] = gkv if (I[FLAGS, s] & EVICTABLE) else 0
-        ri = reserve
-        if watermark and loc[s] == KV_NONE:
-            ri += watermark
-        if use_foot:
-            foot = max(I[FOOT, s], kv + g)
-            future += max(foot - gkv, d) - d
-            begun = (I[PREFILLED, s] > 0 or I[GENERATED, s] > 0 or loc[s] != KV_NONE
-                     or running[s])
-            if not begun:
-                ri += future
-        r[i] = ri
-    return step, demand, ev, r
-
-
-@njit
-def _prefix(step, demand, ev, r, free, limit, max_batch_tokens):
-    """How many positions join the batch (step 3 of the rule)."""
-    m = min(limit, step.shape[0])
-    total_ev = 0
-    for i in range(step.shape[0]):
+        ev[i] = I[KV, s] if (loc[s] == KV_GPU and I[FLAGS, s] & EVICTABLE) else 0
         total_ev += ev[i]
     tokens = 0
     dem = 0
     head_ev = 0
-    for i in range(m):
-        tokens += step[i]
-        dem += demand[i]
+    future = 0
+    dem_k = 0
+    r_last = 0
+    for i in range(min(limit, m)):
+        s = order[i]
+        rem = I[TARGET, s] - I[PREFILLED, s]
+        st, g = step_growth(rem, default_chunk(rem, chunk_tokens))
+        kv = I[KV, s]
+        d = g + (kv if loc[s] == KV_HOST else 0)
+        ri = reserve
+        if watermark and loc[s] == KV_NONE:
+            ri += watermark
+        if foot_mode:
+            given = I[FOOT, s] if foot_mode == FOOT_ROW else I[TARGET, s] + np.int64(
+                np.ceil(F[PRED, s]))
+            foot = max(given, kv + g)
+            future += max(foot - (kv if loc[s] == KV_GPU else 0), d) - d
+            if not (I[PREFILLED, s] > 0 or I[GENERATED, s] > 0 or loc[s] != KV_NONE
+                    or running[s]):
+                ri += future
+        tokens += st
+        dem += d
         head_ev += ev[i]
-        need = dem + r[i] if i > 0 else dem
+        need = dem + ri if i > 0 else dem
         if tokens > max_batch_tokens or need > free + total_ev - head_ev:
-            return i
-    return max(m, 0)
+            return i, dem_k, r_last, ev
+        dem_k = dem
+        r_last = ri
+    return min(limit, m), dem_k, r_last, ev
 
 
 @njit
-def form(I, loc, running, n, order, kv_capacity, free, host_free, max_batch_size,  # noqa: E741
-         max_batch_tokens, chunk_tokens, reserve, watermark, use_foot, prefetch, swap):
-    """Form the batch of the plan whose order is ``order`` (slots) over the first ``n`` slots.
+def form(I, F, loc, running, n, order, kv_capacity, free, host_free,  # noqa: E741
+         max_batch_size, max_batch_tokens, chunk_tokens, reserve, watermark, foot_mode, prefetch,
+         swap):
+    """Form the batch of the plan whose order is ``order`` (slots) over the first ``n`` slots;
+    ``foot_mode`` says where footprints come from (:data:`FOOT_NONE`, :data:`FOOT_ROW`: row
+    ``FOOT``, :data:`FOOT_PREDICTED`: prompt plus predicted output).
 
-    Returns ``(run, swap_out, recompute, swap_in, reject, codes, reached_end)``: the batch, the
-    moves, the infeasible slots with their codes, and whether the walk took every request it
-    could draw from."""
+    Returns one int64 array (returning one array instead of six saves most of the call's cost):
+    a header ``[reached_end, k, swap_out, recompute, swap_in, reject]`` (whether the walk took
+    every request it could draw from, then the length of each part) followed by the parts: the
+    batch, the swap-outs, the recomputations, the swap-ins and the infeasible slots
+    (:func:`unpack`)."""
     code = np.zeros(n, dtype=np.int8)
     n_rej = 0
     for s in range(n):
@@ -120,22 +129,18 @@ def form(I, loc, running, n, order, kv_capacity, free, host_free, max_batch_size
             else:
                 gated[a] = s
                 a += 1
-        step, demand, ev, r = _columns(I, loc, running, gated, chunk_tokens, reserve, watermark,
-                                       use_foot)
-        k = _prefix(step, demand, ev, r, free, min(max_batch_size, m - n_def), max_batch_tokens)
+        k, dem, r_last, ev = _walk(I, F, loc, running, gated, min(max_batch_size, m - n_def),
+                                   free, max_batch_tokens, chunk_tokens, reserve, watermark,
+                                   foot_mode)
         if k:
             order = gated
             runnable = m - n_def
     if k == 0:
-        step, demand, ev, r = _columns(I, loc, running, order, chunk_tokens, reserve, watermark,
-                                       use_foot)
-        k = _prefix(step, demand, ev, r, free, max_batch_size, max_batch_tokens)
-    dem = 0
-    for i in range(k):
-        dem += demand[i]
+        k, dem, r_last, ev = _walk(I, F, loc, running, order, max_batch_size, free,
+                                   max_batch_tokens, chunk_tokens, reserve, watermark, foot_mode)
     evict = np.empty(0, dtype=np.int64)
-    if k and k < m and dem + r[k - 1] > free:
-        deficit = dem + r[k - 1] - free
+    if k and k < m and dem + r_last > free:
+        deficit = dem + r_last - free
         taken = np.empty(m - k, dtype=np.int64)
         j = 0
         got = 0
@@ -174,8 +179,38 @@ def form(I, loc, running, n, order, kv_capacity, free, host_free, max_batch_size
                     j += 1
                     room -= I[KV, s]
         swap_in = taken[:j]
-    reject = np.flatnonzero(code)
-    return order[:k].copy(), swap_out, recompute, swap_in, reject, code[reject], k == runnable
+    reject = np.flatnonzero(code) if n_rej else np.empty(0, dtype=np.int64)
+    parts = (order[:k], swap_out, recompute, swap_in, reject)
+    out = np.empty(HEADER + k + evict.shape[0] + swap_in.shape[0] + n_rej, dtype=np.int64)
+    out[0] = k == runnable
+    j = HEADER
+    for i in range(5):
+        a = parts[i]
+        out[1 + i] = a.shape[0]
+        out[j : j + a.shape[0]] = a
+        j += a.shape[0]
+    return out
+
+
+#: Length of :func:`form`'s header.
+HEADER = 6
+_EMPTY = np.zeros(0, dtype=np.int64)
+_EMPTY.flags.writeable = False
+
+
+def unpack(out: np.ndarray) -> tuple[bool, np.ndarray, np.ndarray, np.ndarray, np.ndarray,
+                                     np.ndarray]:
+    """:func:`form`'s result as ``(reached_end, run, swap_out, recompute, swap_in, reject)``."""
+    head = out[:HEADER].tolist()
+    j = HEADER + head[1]
+    run = out[HEADER:j]
+    if j == out.shape[0]:  # the common case: a batch and nothing else
+        return bool(head[0]), run, _EMPTY, _EMPTY, _EMPTY, _EMPTY
+    parts = []
+    for size in head[2:]:
+        parts.append(out[j : j + size])
+        j += size
+    return bool(head[0]), run, parts[0], parts[1], parts[2], parts[3]
 
 
 @njit

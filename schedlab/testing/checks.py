@@ -211,10 +211,24 @@ def _same_plan(kept: Plan, keep: np.ndarray, fresh: Any, n_new: int, after: str)
         if getattr(kept, name) != getattr(fresh, name):
             _fail(check, f"{name} changed {after}",
                   f"{getattr(kept, name)!r} became {getattr(fresh, name)!r}")
+    if n_new and kept.covers_newcomers:  # the engine gives newcomers the plan's uniform rules
+        same = (fresh.covers_newcomers and fresh.evictable == kept.evictable
+                and fresh.footprint_tokens == kept.footprint_tokens)
+        if not same:
+            _fail(check, f"newcomer rules changed {after}",
+                  f"the kept plan applies evictable={kept.evictable!r}, "
+                  f"footprint_tokens={kept.footprint_tokens!r} to every request; asked again the "
+                  "policy gives newcomers other values")
     n_old = keep.shape[0]
     for name in ("evictable", "defer", "footprint_tokens"):
-        a = _per_request(getattr(kept, name), n_old)
-        b = _per_request(getattr(fresh, name), m + n_new)
+        a = getattr(kept, name)
+        b = getattr(fresh, name)
+        if isinstance(a, str) or isinstance(b, str):
+            if a != b:
+                _fail(check, f"{name} changed {after}", f"{a!r} became {b!r}")
+            continue
+        a = _per_request(a, n_old)
+        b = _per_request(b, m + n_new)
         a = None if a is None else a[keep]
         b = None if b is None else b[:m]
         if name == "defer":  # None and all False defer nothing alike

@@ -18,7 +18,7 @@ from hypothesis import strategies as st
 from schedlab.contract import BatchDecision, Plan, QueueView
 from schedlab.contract.accounting import run_iteration
 from schedlab.contract.forming import formation
-from schedlab.sim.forming import form, remap_order
+from schedlab.sim.forming import FOOT_NONE, FOOT_PREDICTED, FOOT_ROW, form, remap_order, unpack
 from schedlab.sim.kernels import batch_chunks, finish_iteration
 from schedlab.sim.state import (
     DEFERRED,
@@ -28,6 +28,7 @@ from schedlab.sim.state import (
     GENERATED,
     KV,
     LEFT,
+    PRED,
     PREFILLED,
     PRIORITY,
     TARGET,
@@ -55,7 +56,7 @@ def plans(draw: st.DrawFn, view: QueueView) -> Plan:
     return Plan(
         order=order,
         evictable=draw(st.one_of(st.booleans(), mask)),
-        footprint_tokens=draw(st.one_of(st.none(), st.lists(
+        footprint_tokens=draw(st.one_of(st.none(), st.just("predicted"), st.lists(
             st.integers(0, 3000), min_size=n, max_size=n).map(np.array))),
         reserve_tokens=draw(st.sampled_from([0, 0, 16, 256])),
         watermark_tokens=draw(st.sampled_from([0, 0, 10, 500])),
@@ -74,14 +75,18 @@ def test_compiled_forming_is_the_contract_rule(data: st.DataObject) -> None:
     rows, loc, running = _columns(view)
     rows[FLAGS] = (EVICTABLE * np.asarray(plan.evictable, dtype=np.int64)
                    + (0 if plan.defer is None else DEFERRED * plan.defer.astype(np.int64)))
-    if plan.footprint_tokens is not None:
-        rows[FOOT] = plan.footprint_tokens
-    run, swap_out, recompute, swap_in, reject, _, reached = form(
-        rows, loc, running, view.n, plan.order, view.kv_capacity_tokens, view.kv_free_tokens,
-        view.host_kv_free_tokens, view.max_batch_size, view.max_batch_tokens, view.chunk_tokens,
-        plan.reserve_tokens, plan.watermark_tokens, plan.footprint_tokens is not None,
-        plan.prefetch, plan.preempt == "swap",
-    )
+    foot = plan.footprint_tokens
+    mode = FOOT_NONE if foot is None else FOOT_PREDICTED if isinstance(foot, str) else FOOT_ROW
+    if mode == FOOT_ROW:
+        rows[FOOT] = foot
+    floats = np.zeros((5, view.n))
+    floats[PRED] = view.output_tokens_pred
+    reached, run, swap_out, recompute, swap_in, reject = unpack(form(
+        rows, floats, loc, running, view.n, plan.order, view.kv_capacity_tokens,
+        view.kv_free_tokens, view.host_kv_free_tokens, view.max_batch_size, view.max_batch_tokens,
+        view.chunk_tokens, plan.reserve_tokens, plan.watermark_tokens, mode, plan.prefetch,
+        plan.preempt == "swap",
+    ))
     d = ref.decision
     for name, got in (("run", run), ("swap_out", swap_out), ("recompute", recompute),
                       ("swap_in", swap_in), ("reject", reject)):
