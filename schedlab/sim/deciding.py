@@ -173,7 +173,7 @@ class Decider:
             return Step(d.run, None if d.prefill_chunk is None else
                         np.asarray(d.prefill_chunk, dtype=np.int64), d.swap_out, d.recompute,
                         d.swap_in, d.reject, d.reject_reason, d.priority, d.attained_s,
-                        float(d.reconsider_at_s))
+                        float(d.reconsider_at_s), d.moves)
         n = Q.n
         flags = Q.flags[:n]
         flags[:] = EVICTABLE * np.asarray(answer.evictable, dtype=np.int64)
@@ -218,7 +218,7 @@ class Decider:
         columns and quanta)."""
         rt = self.rt
         Q, spec = rt.Q, rt.spec
-        reached, run, swap_out, recompute, swap_in, reject = unpack(form(
+        reached, moves, run, swap_out, recompute, swap_in, reject = unpack(form(
             Q.I, Q.F, Q.loc, Q.running, Q.n, kept.order, rt.cap, rt.cap - rt.gpu_used,
             rt.host_cap - rt.host_used, spec.max_batch_size, spec.max_batch_tokens,
             spec.chunk_tokens, kept.reserve, kept.watermark, kept.foot, kept.prefetch, kept.swap,
@@ -238,7 +238,7 @@ class Decider:
                 if wake <= now:
                     wake = math.nextafter(now, math.inf)
         return Step(run, None, swap_out, recompute, swap_in, reject, reasons, priority, attained,
-                    wake)
+                    wake, moves)
 
     def _check_static(self, now: float, step: Step) -> None:
         """``check_static``: the policy, asked now, must form the same step as the kept plan."""

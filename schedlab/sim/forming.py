@@ -198,19 +198,20 @@ _EMPTY = np.zeros(0, dtype=np.int64)
 _EMPTY.flags.writeable = False
 
 
-def unpack(out: np.ndarray) -> tuple[bool, np.ndarray, np.ndarray, np.ndarray, np.ndarray,
-                                     np.ndarray]:
-    """:func:`form`'s result as ``(reached_end, run, swap_out, recompute, swap_in, reject)``."""
+def unpack(out: np.ndarray) -> tuple[bool, bool, np.ndarray, np.ndarray, np.ndarray,
+                                     np.ndarray, np.ndarray]:
+    """:func:`form`'s result as ``(reached_end, moves, run, swap_out, recompute, swap_in,
+    reject)`` (``moves``: whether anything is evicted, swapped in or rejected)."""
     head = out[:HEADER].tolist()
     j = HEADER + head[1]
     run = out[HEADER:j]
     if j == out.shape[0]:  # the common case: a batch and nothing else
-        return bool(head[0]), run, _EMPTY, _EMPTY, _EMPTY, _EMPTY
+        return bool(head[0]), False, run, _EMPTY, _EMPTY, _EMPTY, _EMPTY
     parts = []
     for size in head[2:]:
         parts.append(out[j : j + size])
         j += size
-    return bool(head[0]), run, parts[0], parts[1], parts[2], parts[3]
+    return bool(head[0]), True, run, parts[0], parts[1], parts[2], parts[3]
 
 
 @njit

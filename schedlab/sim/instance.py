@@ -33,6 +33,7 @@ from schedlab.errors import SimulationStalled
 from schedlab.sim.cluster import InstanceSpec
 from schedlab.sim.kernels import (
     batch_chunks,
+    batch_stats,
     count_unservable,
     finish_decode,
     finish_iteration,
@@ -55,7 +56,8 @@ _HORIZON = 48
 class Step(NamedTuple):
     """A decided step, in slots of the instance's queue: the batch (``chunks``: prompt tokens
     per batch member, or None for the default chunks), the KV moves, the rejections with their
-    reasons, new values of the policy-owned columns (or None) and the time to decide again."""
+    reasons, new values of the policy-owned columns (or None), the time to decide again, and
+    whether it moves or rejects anything."""
 
     run: np.ndarray
     chunks: np.ndarray | None
@@ -67,12 +69,7 @@ class Step(NamedTuple):
     priority: np.ndarray | None
     attained: np.ndarray | None
     wake: float
-
-    @property
-    def moves(self) -> bool:
-        """Whether the step moves KV or rejects anything."""
-        return bool(self.swap_out.shape[0] or self.recompute.shape[0] or self.swap_in.shape[0]
-                    or self.reject.shape[0])
+    moves: bool  # whether the step moves KV or rejects anything
 
 
 class InstanceRuntime:
@@ -155,10 +152,9 @@ class InstanceRuntime:
             self._reject_new(idx[over_budget & ~too_big], "prompt_exceeds_batch_token_budget", now)
             idx = idx[~(too_big | over_budget)]
         if idx.shape[0]:
-            a = self.Q.n
-            self.Q.append(idx, T, self.est_all)
+            added = self.Q.append(idx, T, self.est_all)
             if self.track:
-                self.shared["outstanding"][self.i] += self.Q.outstanding(slice(a, self.Q.n))
+                self.shared["outstanding"][self.i] += added
                 self.shared["queue_length"][self.i] = self.Q.n
         return int(idx.shape[0])
 
@@ -305,16 +301,17 @@ class InstanceRuntime:
         self.wake = wake
         Q.running[run] = True
         self.batch = run
-        c, pt, pc, dec_kv, fewest_left = batch_chunks(Q.I, run, spec.chunk_tokens)
+        n_pref, dec_kv, fewest_left = batch_stats(Q.I, run)
         b = run.shape[0]
-        if pt.shape[0] == 0 and move_s == 0.0:
+        if n_pref == 0 and move_s == 0.0:
             return self._start_decode(now, b, dec_kv, fewest_left)
+        c, pt, pc = batch_chunks(Q.I, run, n_pref, spec.chunk_tokens)
         if given is not None:
             g = Q.I[:, run]
             is_pref = g[TARGET] > g[PREFILLED]
             c = np.where(is_pref, given, 0)
             pt = c[is_pref]
-        dur = self.cost.fast_iteration_time_s(pt, pc, b - pt.shape[0], dec_kv)
+        dur = self.cost.fast_iteration_time_s(pt, pc, b - n_pref, dec_kv)
         self.kind, self.chunks, self.t0 = _RUN_ITER, c, now
         if spec.overlap_swap:  # swap traffic on its own stream, alongside the compute
             self.t_end = now + max(float(dur), move_s)

@@ -12,7 +12,8 @@ its one rule of step and growth here; the tests check the effects against
 >>> t = RequestTable.empty(np.zeros(2), np.array([5, 7]), np.array([2, 3]), np.array([2.0, 3.0]))
 >>> q = QueueColumns()
 >>> q.append(np.array([0, 1]), t, np.zeros(2))
->>> chunks, pt, pc, dec_kv, fewest_left = batch_chunks(q.I, np.array([0, 1]), 4)
+>>> n_pref, dec_kv, fewest_left = batch_stats(q.I, np.array([0, 1]))
+>>> chunks, pt, pc = batch_chunks(q.I, np.array([0, 1]), n_pref, 4)
 >>> chunks.tolist(), pc.tolist(), fewest_left   # chunking at 4: request 0's 4 < 5, 1's 4 < 7
 ([4, 4], [0, 0], 2)
 """
@@ -38,6 +39,7 @@ from schedlab.sim.state import (
 
 __all__ = [
     "batch_chunks",
+    "batch_stats",
     "count_unservable",
     "finish_decode",
     "finish_iteration",
@@ -66,27 +68,35 @@ def step_growth(rem, chunk):
 
 
 @njit
-def batch_chunks(I, run, chunk_tokens):  # noqa: E741
-    """Default prefill chunks of a batch: per slot the remaining prompt (capped by
-    ``chunk_tokens`` when > 0) or 0 in the decode phase. Returns ``(chunks, prefill_tokens,
-    prefill_context, decode_kv, fewest_left)``: the chunks of the prefilling slots and their
-    cached context (the cost model's inputs), the KV held by the decoding slots, and the
-    fewest output tokens left in the batch."""
-    b = run.shape[0]
-    chunks = np.zeros(b, dtype=np.int64)
+def batch_stats(I, run):  # noqa: E741
+    """``(prefilling, decode_kv, fewest_left)`` of the slots ``run``: how many are in their
+    prefill phase, the KV held by the others, and the fewest output tokens left among all."""
     n_pref = 0
-    for j in range(b):
-        s = run[j]
-        if I[TARGET, s] > I[PREFILLED, s]:
-            n_pref += 1
-    pt = np.empty(n_pref, dtype=np.int64)
-    pc = np.empty(n_pref, dtype=np.int64)
     dec_kv = 0
     fewest_left = np.iinfo(np.int64).max
+    for j in range(run.shape[0]):
+        s = run[j]
+        fewest_left = min(fewest_left, I[LEFT, s])
+        if I[TARGET, s] > I[PREFILLED, s]:
+            n_pref += 1
+        else:
+            dec_kv += I[KV, s]
+    return n_pref, dec_kv, fewest_left
+
+
+@njit
+def batch_chunks(I, run, n_pref, chunk_tokens):  # noqa: E741
+    """Default prefill chunks of a batch with ``n_pref`` members in their prefill phase: per
+    slot the remaining prompt (capped by ``chunk_tokens`` when > 0) or 0 in the decode phase.
+    Returns ``(chunks, prefill_tokens, prefill_context)``: every member's chunk, and the chunks
+    of the prefilling members with their cached context (the cost model's inputs)."""
+    b = run.shape[0]
+    chunks = np.zeros(b, dtype=np.int64)
+    pt = np.empty(n_pref, dtype=np.int64)
+    pc = np.empty(n_pref, dtype=np.int64)
     p = 0
     for j in range(b):
         s = run[j]
-        fewest_left = min(fewest_left, I[LEFT, s])
         rem = I[TARGET, s] - I[PREFILLED, s]
         if rem > 0:
             c = default_chunk(rem, chunk_tokens)
@@ -94,9 +104,7 @@ def batch_chunks(I, run, chunk_tokens):  # noqa: E741
             pt[p] = c
             pc[p] = I[PREFILLED, s]
             p += 1
-        else:
-            dec_kv += I[KV, s]
-    return chunks, pt, pc, dec_kv, fewest_left
+    return chunks, pt, pc
 
 
 @njit

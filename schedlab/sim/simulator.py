@@ -283,11 +283,15 @@ def _route(
     routed: int,
     k: int,
 ) -> list[tuple[int, np.ndarray]]:
+    """Route the requests ``idx`` (a fresh array, contiguous workload indices) with a
+    :class:`RouterView` of the cluster's load (copies, since the loads change and the router may
+    keep them; the requests' columns are read-only views of columns never written)."""
+    a, b = int(idx[0]), int(idx[-1]) + 1
     view = RouterView(
         now_s=now,
-        request_id=_ro(idx.copy()),
-        input_tokens=_ro(T.input[idx]),
-        output_tokens_pred=_ro(T.pred[idx]),
+        request_id=_ro(idx),
+        input_tokens=_ro(T.input[a:b]),
+        output_tokens_pred=_ro(T.pred[a:b]),
         outstanding_tokens=_ro(shared["outstanding"].copy()),
         kv_used_tokens=_ro(shared["kv_used"].copy()),
         kv_capacity_tokens=caps,
@@ -297,12 +301,11 @@ def _route(
     )
     dest = np.asarray(route(view, **params))
     m = idx.shape[0]
-    out_of_range = m and (dest.min() < 0 or dest.max() >= k)
-    if dest.shape != (m,) or dest.dtype.kind not in "iu" or out_of_range:
+    if dest.shape == (1,) == (m,) and dest.dtype.kind in "iu" and 0 <= dest[0] < k:
+        return [(int(dest[0]), idx)]
+    if dest.shape != (m,) or dest.dtype.kind not in "iu" or dest.min() < 0 or dest.max() >= k:
         raise ValueError(
             f"The router must return {m} instance indices in [0, {k}) (one per arriving "
             f"request). Got {dest!r}."
         )
-    if m == 1:
-        return [(int(dest[0]), idx)]
     return [(int(i), idx[dest == i]) for i in np.unique(dest)]

@@ -207,14 +207,16 @@ class QueueColumns:
         if fresh:
             self._publish()
 
-    def append(self, idx: np.ndarray, table: RequestTable, est_prefill: np.ndarray) -> None:
-        """Add the workload requests ``idx`` (fresh: nothing prefilled, no KV)."""
+    def append(self, idx: np.ndarray, table: RequestTable, est_prefill: np.ndarray) -> float:
+        """Add the workload requests ``idx`` (fresh: nothing prefilled, no KV); returns their
+        :meth:`outstanding` tokens."""
         b = self.n + idx.shape[0]
         if b > self.rid.shape[0]:
             self._make_room(b)
-        _append_slots(self.I, self.F, self.rid, self.loc, self.running, self.n, idx,
-                      table.input, table.output, table.arrival, table.pred, est_prefill)
+        added = _append_slots(self.I, self.F, self.rid, self.loc, self.running, self.n, idx,
+                              table.input, table.output, table.arrival, table.pred, est_prefill)
         self.n = b
+        return added
 
     def remove(
         self, gone: np.ndarray, track: bool = False, *, ordered: bool = False
@@ -315,7 +317,9 @@ def _remove_slots(I, F, rid, loc, running, n, gone, track, front):  # noqa: E741
 @njit
 def _append_slots(I, F, rid, loc, running, n, idx, inp, out, arrival, pred, est):  # noqa: E741
     """Write the fresh workload requests ``idx`` into slots ``n..`` (storage already large
-    enough): nothing prefilled or generated, no KV, priority -1, last run at arrival."""
+    enough): nothing prefilled or generated, no KV, priority -1, last run at arrival. Returns
+    their prompt plus predicted output tokens (their outstanding tokens)."""
+    added = 0.0
     for j in range(idx.shape[0]):
         s = n + j
         r = idx[j]
@@ -332,4 +336,6 @@ def _append_slots(I, F, rid, loc, running, n, idx, inp, out, arrival, pred, est)
         rid[s] = r
         loc[s] = 0
         running[s] = False
+        added += inp[r] + max(pred[r], 0.0)
+    return added
 

@@ -19,7 +19,7 @@ from schedlab.contract import BatchDecision, Plan, QueueView
 from schedlab.contract.accounting import run_iteration
 from schedlab.contract.forming import formation
 from schedlab.sim.forming import FOOT_NONE, FOOT_PREDICTED, FOOT_ROW, form, remap_order, unpack
-from schedlab.sim.kernels import batch_chunks, finish_iteration
+from schedlab.sim.kernels import batch_chunks, batch_stats, finish_iteration
 from schedlab.sim.state import (
     DEFERRED,
     EVICTABLE,
@@ -81,7 +81,7 @@ def test_compiled_forming_is_the_contract_rule(data: st.DataObject) -> None:
         rows[FOOT] = foot
     floats = np.zeros((5, view.n))
     floats[PRED] = view.output_tokens_pred
-    reached, run, swap_out, recompute, swap_in, reject = unpack(form(
+    reached, _, run, swap_out, recompute, swap_in, reject = unpack(form(
         rows, floats, loc, running, view.n, plan.order, view.kv_capacity_tokens,
         view.kv_free_tokens, view.host_kv_free_tokens, view.max_batch_size, view.max_batch_tokens,
         view.chunk_tokens, plan.reserve_tokens, plan.watermark_tokens, mode, plan.prefetch,
@@ -109,7 +109,7 @@ def test_iteration_effects_are_the_contract_rule(data: st.DataObject) -> None:
     floats[2] = view.attained_s
     rid = np.arange(view.n)
     first = np.full(view.n, np.nan)
-    chunks = batch_chunks(rows, d.run, view.chunk_tokens)[0]
+    chunks = batch_chunks(rows, d.run, batch_stats(rows, d.run)[0], view.chunk_tokens)[0]
     loc[d.run] = 1  # the engine swaps host-resident batch members in before the iteration
     finish_iteration(rows, floats, loc, rid, first, d.run, chunks, 1.0, 1.25, False)
     assert rows[PREFILLED].tolist() == ref.prefilled_tokens.tolist()
