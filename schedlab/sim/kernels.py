@@ -11,7 +11,7 @@ its one rule of step and growth here; the tests check the effects against
 >>> from schedlab.sim.state import QueueColumns, RequestTable
 >>> t = RequestTable.empty(np.zeros(2), np.array([5, 7]), np.array([2, 3]), np.array([2.0, 3.0]))
 >>> q = QueueColumns()
->>> q.append(np.array([0, 1]), t, np.zeros(2))
+>>> added = q.append(np.array([0, 1]), t, np.zeros(2))
 >>> n_pref, dec_kv, fewest_left = batch_stats(q.I, np.array([0, 1]))
 >>> chunks, pt, pc = batch_chunks(q.I, np.array([0, 1]), n_pref, 4)
 >>> chunks.tolist(), pc.tolist(), fewest_left   # chunking at 4: request 0's 4 < 5, 1's 4 < 7

@@ -24,7 +24,8 @@ second, ragged table keyed by request.
 >>> t = RequestTable.empty(np.array([0.0, 1.0]), np.array([5, 6]), np.array([2, 3]),
 ...                        np.array([2.0, 3.0]))
 >>> q = QueueColumns()
->>> q.append(np.array([1]), t, np.array([0.1, 0.2]))
+>>> q.append(np.array([1]), t, np.array([0.1, 0.2]))   # their outstanding tokens
+9.0
 >>> q.n, q.I[TARGET, :q.n].tolist(), q.I[LEFT, :q.n].tolist(), q.F[EST, :q.n].tolist()
 (1, [6], [3], [0.2])
 """
