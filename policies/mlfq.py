@@ -14,6 +14,7 @@ both updated, so it keeps no hidden state.
 
 from __future__ import annotations
 
+import functools
 import math
 
 import numpy as np
@@ -212,19 +213,12 @@ def skip_join_mlfq(
     >>> d.priority.tolist(), d.attained_s.tolist(), d.run.tolist(), round(d.reconsider_at_s, 3)
     ([1, 0], [0.0, 0.0], [1, 0], 2.01)
     """
-    where = "skip_join_mlfq"
-    q0 = check_positive_float(base_quantum_s, "base_quantum_s", where)
-    r = check_positive_float(ratio, "ratio", where)
-    if r < 1.0:
-        raise ValueError(f"The 'ratio' parameter of {where} must be a float in [1, inf). "
-                         f"Got {ratio!r}.")
-    top = 2**62 if num_queues is None else check_positive_int(num_queues, "num_queues", where) - 1
-    thr = check_positive_float(starvation_threshold_s, "starvation_threshold_s", where)
-    period = check_nonneg_int(starvation_period_iterations, "starvation_period_iterations", where)
-    check_nonneg_int(min_free_blocks, "min_free_blocks", where)
-    check_preempt(preempt, where)
-    gate = check_fraction(prefill_gate_host_fraction, "prefill_gate_host_fraction", where,
-                          open_low=False)
+    params = (base_quantum_s, ratio, num_queues, starvation_threshold_s,
+              starvation_period_iterations, min_free_blocks, preempt, prefill_gate_host_fraction)
+    try:
+        q0, r, top, thr, period, gate = _parameters(*params)
+    except TypeError:  # an unhashable value: check it without the cache (a ValueError naming it)
+        q0, r, top, thr, period, gate = _parameters.__wrapped__(*params)
     v = view
     prio = np.array(v.priority, dtype=np.int64)
     att = np.array(v.attained_s, dtype=np.float64)
@@ -264,6 +258,31 @@ def skip_join_mlfq(
         quantum_left_s=np.where(prio < top, quantum - att, np.inf),  # 6. wake-ups
         reconsider_at_s=wake,
     )
+
+
+@functools.lru_cache(maxsize=64)
+def _parameters(
+    base_quantum_s: float, ratio: float, num_queues: int | None, starvation_threshold_s: float,
+    starvation_period_iterations: int, min_free_blocks: int, preempt: str,
+    prefill_gate_host_fraction: float,
+) -> tuple[float, float, int, float, int, float]:
+    """The checked parameters of :func:`skip_join_mlfq` as ``(q0, ratio, last queue,
+    threshold, period, gate fraction)``, computed once per parameter set (a policy is called at
+    every decision with the same ones)."""
+    where = "skip_join_mlfq"
+    q0 = check_positive_float(base_quantum_s, "base_quantum_s", where)
+    r = check_positive_float(ratio, "ratio", where)
+    if r < 1.0:
+        raise ValueError(f"The 'ratio' parameter of {where} must be a float in [1, inf). "
+                         f"Got {ratio!r}.")
+    top = 2**62 if num_queues is None else check_positive_int(num_queues, "num_queues", where) - 1
+    thr = check_positive_float(starvation_threshold_s, "starvation_threshold_s", where)
+    period = check_nonneg_int(starvation_period_iterations, "starvation_period_iterations", where)
+    check_nonneg_int(min_free_blocks, "min_free_blocks", where)
+    check_preempt(preempt, where)
+    gate = check_fraction(prefill_gate_host_fraction, "prefill_gate_host_fraction", where,
+                          open_low=False)
+    return q0, r, top, thr, period, gate
 
 
 def mlfq(

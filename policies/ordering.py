@@ -16,9 +16,14 @@ from schedlab.contract import PREEMPT_MODES, QueueView
 __all__ = ["arrival_order", "check_preempt", "is_arrival_order"]
 
 
-def _sorted_by_arrival(view: QueueView, pos: np.ndarray) -> bool:
-    a, r = view.arrival_s[pos], view.request_id[pos]
-    return bool(np.all((a[1:] > a[:-1]) | ((a[1:] == a[:-1]) & (r[1:] > r[:-1]))))
+def _sorted_by_arrival(arrival: np.ndarray, request_id: np.ndarray) -> bool:
+    gap = np.diff(arrival)
+    if (gap > 0).all():
+        return True
+    if (gap < 0).any():
+        return False
+    tie = np.flatnonzero(gap == 0)
+    return bool((request_id[tie + 1] > request_id[tie]).all())
 
 
 def arrival_order(view: QueueView, positions: np.ndarray | None = None) -> np.ndarray:
@@ -30,8 +35,12 @@ def arrival_order(view: QueueView, positions: np.ndarray | None = None) -> np.nd
     >>> arrival_order(v).tolist()
     [1, 0]
     """
-    pos = np.arange(view.n) if positions is None else np.asarray(positions, dtype=np.int64)
-    if _sorted_by_arrival(view, np.arange(view.n)):  # the simulator lists requests so
+    in_order = _sorted_by_arrival(view.arrival_s, view.request_id)  # as the simulator lists them
+    if positions is None:
+        pos = np.arange(view.n)
+        return pos if in_order else np.lexsort((view.request_id, view.arrival_s))
+    pos = np.asarray(positions, dtype=np.int64)
+    if in_order:
         return np.sort(pos)
     return pos[np.lexsort((view.request_id[pos], view.arrival_s[pos]))]
 
@@ -44,7 +53,8 @@ def is_arrival_order(view: QueueView, order: np.ndarray) -> bool:
     >>> is_arrival_order(v, np.array([1, 0]))
     False
     """
-    return _sorted_by_arrival(view, np.asarray(order, dtype=np.int64))
+    pos = np.asarray(order, dtype=np.int64)
+    return _sorted_by_arrival(view.arrival_s[pos], view.request_id[pos])
 
 
 def check_preempt(preempt: str, where: str) -> str:
