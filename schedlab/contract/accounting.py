@@ -33,7 +33,7 @@ effects the simulator applies (tested against it).
 from __future__ import annotations
 
 import dataclasses
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 import numpy as np
 
@@ -73,16 +73,20 @@ class RequestCosts(NamedTuple):
     gpu_kv: np.ndarray
 
 
-def prefill_left(view: QueueView) -> np.ndarray:
-    """Tokens still to prefill per request (0 in the decode phase).
+def prefill_left(view: QueueView, positions: np.ndarray | None = None) -> np.ndarray:
+    """Tokens still to prefill per request (0 in the decode phase), for ``positions`` (all
+    when None).
 
     >>> from schedlab.contract.views import QueueView
-    >>> prefill_left(QueueView.from_columns(now_s=0.0, input_tokens=[8, 10], kv_capacity_tokens=64,
+    >>> v = QueueView.from_columns(now_s=0.0, input_tokens=[8, 10], kv_capacity_tokens=64,
     ...     prefilled_tokens=[3, 10], generated_tokens=[0, 2], kv_tokens=[3, 12],
-    ...     kv_location=[1, 1])).tolist()
-    [5, 0]
+    ...     kv_location=[1, 1])
+    >>> prefill_left(v).tolist(), prefill_left(v, np.array([1])).tolist()
+    ([5, 0], [0])
     """
-    return np.maximum(view.input_tokens - view.prefilled_tokens, 0)
+    if positions is None:
+        return np.maximum(view.input_tokens - view.prefilled_tokens, 0)
+    return np.maximum(view.input_tokens[positions] - view.prefilled_tokens[positions], 0)
 
 
 def step_growth(left: np.ndarray, chunk: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -188,8 +192,7 @@ def batch_chunks(view: QueueView, decision: BatchDecision) -> np.ndarray:
     >>> batch_chunks(v, BatchDecision(run=[0, 1, 2])).tolist()
     [8, 16, 0]
     """
-    run = decision.run
-    left = prefill_left(view)[run]
+    left = prefill_left(view, decision.run)
     if decision.prefill_chunk is not None:
         return np.where(left > 0, np.asarray(decision.prefill_chunk, dtype=np.int64), 0)
     return _default_chunks(left, view.chunk_tokens)
@@ -197,7 +200,7 @@ def batch_chunks(view: QueueView, decision: BatchDecision) -> np.ndarray:
 
 def _replace(view: QueueView, keep: np.ndarray | None = None, **cols: np.ndarray) -> QueueView:
     """``view`` with new columns (read-only copies) and, with ``keep``, only those positions."""
-    new = {}
+    new: dict[str, Any] = {}
     for name in view.column_names():
         a = np.array(cols.get(name, getattr(view, name)))
         if keep is not None:
@@ -207,7 +210,7 @@ def _replace(view: QueueView, keep: np.ndarray | None = None, **cols: np.ndarray
     return dataclasses.replace(view, **new)
 
 
-def _free(view: QueueView, loc: np.ndarray, kv: np.ndarray) -> dict[str, int]:
+def _free(view: QueueView, loc: np.ndarray, kv: np.ndarray) -> dict[str, Any]:
     gpu = int(kv[loc == KV_GPU].sum())
     host = int(kv[loc == KV_HOST].sum())
     old_host = int(view.kv_tokens[view.kv_location == KV_HOST].sum())
@@ -273,7 +276,7 @@ def run_iteration(view: QueueView, decision: BatchDecision, *, duration_s: float
     loc[decision.swap_in] = KV_GPU
     run = decision.run
     chunk = batch_chunks(view, decision)
-    _, growth = step_growth(prefill_left(view)[run], chunk)
+    _, growth = step_growth(prefill_left(view, run), chunk)
     loc[run] = KV_GPU
     pre[run] += chunk
     gen[run] += growth - chunk  # the emitted token

@@ -146,26 +146,35 @@ def validate_decision(view: QueueView, decision: Any) -> None:
         raise InvalidDecision("malformed answer",
                               f"expected a BatchDecision or a Plan, got {type(decision).__name__}")
     n = view.n
-    parts = [getattr(decision, f) for f in _POSITION_FIELDS]
-    for field, a in zip(_POSITION_FIELDS, parts, strict=True):
-        _positions(field, a, n)
-    _duplicates(", ".join(_POSITION_FIELDS) + " together", np.concatenate(parts), n)
-    if not all(isinstance(r, str) and r for r in decision.reject_reason):
-        raise InvalidDecision("malformed answer",
-                              "each rejected position needs a non-empty reason string")
-    run, out, rec, sin = parts[:4]
+    run = decision.run
     loc, kv = view.kv_location, view.kv_tokens
-    for field, pos, bad, where in (("swap_out", out, loc[out] != KV_GPU, "not on the device"),
-                                   ("swap_in", sin, loc[sin] != KV_HOST, "not on the host"),
-                                   ("recompute", rec, loc[rec] == KV_NONE, "holding none")):
-        if bad.any():
-            raise InvalidDecision(f"{field} of KV {where}", f"positions {pos[bad].tolist()[:10]}")
-    swapped = int(kv[out].sum())
-    if swapped > view.host_kv_free_tokens:
-        raise InvalidDecision("host swap space exceeded",
-                              f"swapping out {swapped} tokens > "
-                              f"host_kv_free_tokens={view.host_kv_free_tokens}")
-    left = prefill_left(view)[run]
+    freed = host_in = 0
+    if decision.moves:
+        parts = [getattr(decision, f) for f in _POSITION_FIELDS]
+        for field, a in zip(_POSITION_FIELDS, parts, strict=True):
+            _positions(field, a, n)
+        _duplicates(", ".join(_POSITION_FIELDS) + " together", np.concatenate(parts), n)
+        if not all(isinstance(r, str) and r for r in decision.reject_reason):
+            raise InvalidDecision("malformed answer",
+                                  "each rejected position needs a non-empty reason string")
+        out, rec, sin = parts[1:4]
+        for field, pos, bad, where in (("swap_out", out, loc[out] != KV_GPU, "not on the device"),
+                                       ("swap_in", sin, loc[sin] != KV_HOST, "not on the host"),
+                                       ("recompute", rec, loc[rec] == KV_NONE, "holding none")):
+            if bad.any():
+                raise InvalidDecision(f"{field} of KV {where}",
+                                      f"positions {pos[bad].tolist()[:10]}")
+        swapped = int(kv[out].sum())
+        if swapped > view.host_kv_free_tokens:
+            raise InvalidDecision("host swap space exceeded",
+                                  f"swapping out {swapped} tokens > "
+                                  f"host_kv_free_tokens={view.host_kv_free_tokens}")
+        freed = swapped + int(kv[rec][loc[rec] == KV_GPU].sum())
+        host_in = int(kv[sin].sum())
+    else:
+        _positions("run", run, n)
+        _duplicates("run", run, n)
+    left = prefill_left(view, run)
     chunk = batch_chunks(view, decision)
     if decision.prefill_chunk is not None:
         given = np.asarray(decision.prefill_chunk)
@@ -190,16 +199,16 @@ def validate_decision(view: QueueView, decision: Any) -> None:
         raise InvalidDecision("token budget exceeded",
                               f"{int(step.sum())} tokens > max_batch_tokens="
                               f"{view.max_batch_tokens} (run={run.tolist()[:10]})")
-    freed = int(kv[out].sum()) + int(kv[rec][loc[rec] == KV_GPU].sum())
-    host_in = int(kv[sin].sum()) + int(kv[run][loc[run] == KV_HOST].sum())
+    host_in += int(kv[run][loc[run] == KV_HOST].sum())
     free_after = view.kv_free_tokens + freed - host_in - int(growth.sum())
     if free_after < 0:
         raise InvalidDecision(
             "KV capacity exceeded",
             f"free {view.kv_free_tokens} + freed {freed} - swapped in {host_in} - batch growth "
             f"{int(growth.sum())} = {free_after} < 0 (run={run.tolist()[:10]}, "
-            f"swap_out={out.tolist()[:10]}, recompute={rec.tolist()[:10]}, "
-            f"swap_in={sin.tolist()[:10]})",
+            f"swap_out={decision.swap_out.tolist()[:10]}, "
+            f"recompute={decision.recompute.tolist()[:10]}, "
+            f"swap_in={decision.swap_in.tolist()[:10]})",
         )
     _state_and_timer(view, decision)
 

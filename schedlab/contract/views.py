@@ -147,7 +147,7 @@ class QueueView:
             "last_run_s": (arrival, np.float64),
             "est_prefill_s": (np.zeros(n), np.float64),
         }
-        cols = {k: _ro(columns.pop(k, v), dt) for k, (v, dt) in defaults.items()}
+        cols: dict[str, Any] = {k: _ro(columns.pop(k, v), dt) for k, (v, dt) in defaults.items()}
         kv_used = int(cols["kv_tokens"][cols["kv_location"] == KV_GPU].sum())
         free = columns.pop("kv_free_tokens", int(kv_capacity_tokens) - kv_used)
         return cls(

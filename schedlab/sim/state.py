@@ -34,6 +34,7 @@ from __future__ import annotations
 
 import sys
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
@@ -152,9 +153,9 @@ class QueueColumns:
     def _publish(self) -> None:
         """The read-only twins of the storage rows a view shows, in :class:`QueueView` column
         order, and the reference counts of their buffers with no view alive."""
+        storage: tuple[Any, ...] = (self._I, self._F, self._rid, self._loc, self._running)
         twins = tuple(
-            np.frombuffer(memoryview(a).toreadonly().cast("B"), a.dtype)
-            for a in (self._I, self._F, self._rid, self._loc, self._running)
+            np.frombuffer(memoryview(a).toreadonly().cast("B"), a.dtype) for a in storage
         )
         ints = twins[0].reshape(self._I.shape)
         fl = twins[1].reshape(self._F.shape)

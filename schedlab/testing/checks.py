@@ -464,7 +464,7 @@ def with_newcomer(view: QueueView) -> QueueView | None:
         "generated_tokens": 0, "kv_tokens": 0, "kv_location": 0, "running": False,
         "priority": -1, "attained_s": 0.0, "last_run_s": t, "est_prefill_s": 0.0,
     }
-    cols = {}
+    cols: dict[str, Any] = {}
     for key in view.column_names():
         old = getattr(view, key)
         a = np.append(old, np.array([new[key]], dtype=old.dtype))

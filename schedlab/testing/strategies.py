@@ -52,13 +52,14 @@ def workloads(
     gaps = draw(st.lists(st.floats(0.0, max_gap_s), min_size=n, max_size=n))
     inp = draw(st.lists(st.integers(1, max_input_tokens), min_size=n, max_size=n))
     out = draw(st.lists(st.integers(1, max_output_tokens), min_size=n, max_size=n))
-    return Workload(arrival_s=np.cumsum(gaps), input_tokens=inp, output_tokens=out)
+    return Workload(arrival_s=np.cumsum(gaps), input_tokens=np.array(inp),
+                    output_tokens=np.array(out))
 
 
 @st.composite
 def _request(draw: st.DrawFn, *, chunked: bool, max_input: int, max_output: int) -> dict:
     inp = draw(st.integers(1, max_input))
-    pred = draw(st.integers(1, max_output))
+    pred: float = draw(st.integers(1, max_output))
     if draw(st.booleans()):
         pred = draw(st.floats(1.0, float(max_output), allow_nan=False))
     phases = PHASES if chunked and inp > 1 else tuple(p for p in PHASES if "prefilling" not in p)
