@@ -37,10 +37,17 @@ class IterationCost(Protocol):
     of an iteration is described by the number of decode requests and the sum of their contexts.
     """
 
-    #: KV-cache bytes per token of the whole instance (all its tensor-parallel devices together).
-    kv_bytes_per_token: float
-    #: Tokens of KV the instance can hold (memory left after weights and activations).
-    kv_capacity_tokens: int
+    # Read-only properties, so that frozen dataclasses and plain class attributes both conform.
+    @property
+    def kv_bytes_per_token(self) -> float:
+        """KV-cache bytes per token of the whole instance (all its tensor-parallel devices
+        together)."""
+        ...
+
+    @property
+    def kv_capacity_tokens(self) -> int:
+        """Tokens of KV the instance can hold (memory left after weights and activations)."""
+        ...
 
     def iteration_time_s(
         self,

@@ -78,7 +78,7 @@ def canonical_name(name: str) -> str:
 
 
 def resolve_name(kind: str, name: object, table: Mapping[str, _T], aliases: Mapping[str, str],
-                 cls: type) -> _T:
+                 cls: type[_T]) -> _T:
     """Look ``name`` up in ``table`` (keys canonical) after normalisation and ``aliases``.
 
     An instance of ``cls`` is returned unchanged; an unknown name raises the ``ValueError`` of

@@ -93,7 +93,7 @@ class RooflineIterationCost:
     _launch: float = field(repr=False, compare=False)
     _swap_s_per_token: float = field(repr=False, compare=False)
     _swap_latency_s: float = field(repr=False, compare=False)
-    _prefill_coef: tuple = field(repr=False, compare=False)
+    _prefill_coef: tuple[float, float, float] = field(repr=False, compare=False)
 
     # ------------------------------------------------------------------------------ building
     @classmethod
@@ -273,10 +273,10 @@ class RooflineIterationCost:
         batch = check_nonneg_int(batch_size, "batch_size", "decode_steps_time_s")
         s0 = check_nonneg_int(context_sum, "context_sum", "decode_steps_time_s")
         if np.ndim(n_steps) == 0:
-            n = check_nonneg_int(n_steps, "n_steps", "decode_steps_time_s")
-            if batch == 0 or n == 0:
+            k = check_nonneg_int(n_steps, "n_steps", "decode_steps_time_s")
+            if batch == 0 or k == 0:
                 return 0.0
-            return float(self.fast_decode_steps_time_s(batch, s0, np.array([float(n)]))[0])
+            return float(self.fast_decode_steps_time_s(batch, s0, np.array([float(k)]))[0])
         n = np.asarray(n_steps)
         if n.dtype.kind not in "iu" or (n.size and n.min() < 0):
             n = check_array(n_steps, "n_steps", "decode_steps_time_s", dtype=np.int64,

@@ -488,7 +488,8 @@ class _Reader:
     """Reads keys from a config and remembers which ones it used."""
 
     def __init__(self, config: Mapping[str, Any]):
-        self.config, self.used = config, set()
+        self.config = config
+        self.used: set[str] = set()
 
     def has(self, key: str) -> bool:
         return self.config.get(key) is not None

@@ -167,7 +167,7 @@ def _read_csv(path: Path, required: tuple[str, ...]) -> tuple[list[str], list[li
 def _column(path: Path, header: list[str], rows: list[list[str]], name: str, *,
             kind: str = "float") -> np.ndarray:
     j = header.index(name)
-    out = []
+    out: list[bool | float] = []
     for i, row in enumerate(rows):
         text = row[j].strip() if j < len(row) else ""
         try:
@@ -262,7 +262,7 @@ def _network_rows(path: Path, topology: str, gpu: Accelerator, scale_out_link: s
     role = np.where(workers > per_node, "scale_out",
                     np.where((topology == "_pairwise_nvlink") & (workers > 2), "host", "scale_up"))
     n = int(ok.sum())
-    out = {
+    out: dict[str, list[Any]] = {
         "op": [op] * n,
         "group": [path.parent.name] * n,
         "kind": [op] * n,

@@ -16,9 +16,9 @@ compact numpy columns, so memory stays bounded by the output, not by the file.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any, Literal, overload
 
 import numpy as np
 
@@ -119,7 +119,7 @@ class Assembler:
         chunk: pd.DataFrame | Mapping[str, np.ndarray],
         lines: np.ndarray,
         *,
-        bad_lines: list[tuple[int, str]] = (),
+        bad_lines: Sequence[tuple[int, str]] = (),
         blocks: tuple[np.ndarray, np.ndarray, np.ndarray, rowcheck.Why] | None = None,
     ) -> bool:
         """Check one chunk (a DataFrame, or the byte parser's mapping of typed numpy columns;
@@ -160,6 +160,8 @@ class Assembler:
                 vals, bad, why = rowcheck.int_column(raw, min_value=0)
             elif kind == "float":
                 vals, bad, why = rowcheck.number_column(raw)
+            elif isinstance(raw, np.ndarray):  # the byte parser reads no feature columns
+                raise TypeError(f"Text feature column {col!r} needs a pandas DataFrame chunk.")
             else:
                 vals, bad = raw.to_numpy(), raw.isna().to_numpy()
                 if vals.dtype == object:
@@ -221,6 +223,12 @@ class Assembler:
         return inside
 
     # -------------------------------------------------------------- result
+    @overload
+    def _col(self, key: str, *, required: Literal[True]) -> np.ndarray: ...
+
+    @overload
+    def _col(self, key: str, *, required: bool = False) -> np.ndarray | None: ...
+
     def _col(self, key: str, *, required: bool = False) -> np.ndarray | None:
         """One column, concatenated; its chunks are released (finish runs once). A required
         column of a file without rows is empty."""
@@ -249,7 +257,7 @@ class Assembler:
                 f"the file has no prompt lengths: input_tokens set to {self.default_input_tokens} "
                 "for every request (pass default_input_tokens=... to change it)"
             )
-        columns = {
+        columns: dict[str, Any] = {
             "input_tokens": inp,
             "output_tokens": self._col("output_tokens", required=True),
             "group_id": self._col("group_id"),
@@ -300,8 +308,8 @@ def _missing_value(i: int) -> str:
     return "missing value"
 
 
-def _take_columns(columns: dict, mask: np.ndarray) -> dict:
-    out = {}
+def _take_columns(columns: dict[str, Any], mask: np.ndarray) -> dict[str, Any]:
+    out: dict[str, Any] = {}
     for k, v in columns.items():
         if v is None:
             out[k] = None

@@ -113,6 +113,7 @@ def iter_jsonl_chunks(
             first = line_no + 1
             line_no += len(raw_lines)
             recs = _parse_all(raw_lines)
+            lines: np.ndarray | list[int]
             if recs is not None:  # fast path: one C-level parse of the whole chunk
                 bad: list[tuple[int, str]] = []
                 lines = np.arange(first, line_no + 1, dtype=np.int64)

@@ -198,7 +198,9 @@ def load_with_report(
             except Irregular:  # not plain: re-read with pandas, which words every problem
                 asm = assembler()
         if not done:
-            text = (spec.arrival,) if spec.time_unit == "datetime" else ()
+            text = (
+                (spec.arrival,) if spec.time_unit == "datetime" and spec.arrival is not None else ()
+            )
             for chunk, lines, bad in iter_csv_chunks(
                 path, needed, chunk_rows=chunk_rows, text_columns=text
             ):

@@ -15,7 +15,7 @@ column plus a boolean mask of bad rows and a function that words the problem of 
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -149,7 +149,7 @@ class Problems:
         lines: np.ndarray,
         checks: list[tuple[str | None, np.ndarray, Why]],
         *,
-        bad_lines: list[tuple[int, str]] = (),
+        bad_lines: Sequence[tuple[int, str]] = (),
     ) -> np.ndarray:
         """Record the bad rows of one chunk and return the mask of its good rows.
 

@@ -46,7 +46,7 @@ import os
 import sys
 from collections.abc import Callable
 from pathlib import Path
-from typing import TypeVar
+from typing import TypeVar, cast
 
 import numba
 
@@ -124,4 +124,6 @@ def njit(fn: F) -> F:
     cache = os.path.isfile(source)
     if cache:
         _drop_stale_cache(Path(source).resolve().parent)
-    return numba.njit(cache=cache, nogil=True, error_model="numpy")(fn)
+    # numba returns a Dispatcher, which is called like ``fn`` (same arguments and results), so
+    # callers keep ``fn``'s signature.
+    return cast(F, numba.njit(cache=cache, nogil=True, error_model="numpy")(fn))

@@ -232,7 +232,7 @@ class Workload:
             arrival_s=self.arrival_s[idx],
             input_tokens=self.input_tokens[idx],
             output_tokens=self.output_tokens[idx],
-            request_id=self.request_id[idx],
+            request_id=opt(self.request_id),  # never None: __post_init__ fills it in
             group_id=opt(self.group_id),
             prefix_block_ids=(
                 None if self.prefix_block_ids is None else self.prefix_block_ids.take(idx)
@@ -333,15 +333,18 @@ class Workload:
         def col(c: str) -> np.ndarray | None:
             return df[c].to_numpy() if c in df.columns else None
 
+        def required(c: str) -> np.ndarray:
+            return df[c].to_numpy()  # present: checked above
+
         pb = None
         if "prefix_block_ids" in df.columns:
             pb = PrefixBlocks.from_lists(
                 [np.asarray(x, dtype=np.int64) for x in df["prefix_block_ids"]]
             )
         return cls(
-            arrival_s=col("arrival_s"),
-            input_tokens=col("input_tokens"),
-            output_tokens=col("output_tokens"),
+            arrival_s=required("arrival_s"),
+            input_tokens=required("input_tokens"),
+            output_tokens=required("output_tokens"),
             request_id=col("request_id"),
             group_id=col("group_id"),
             prefix_block_ids=pb,

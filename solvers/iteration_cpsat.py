@@ -93,49 +93,49 @@ def build_model(problem: IterationProblem, upper_bound: int) -> IterationModel:
     comp: list[Any] = []
     for j in range(n):
         slots = range(int(first[j]), int(last[j]) + 1)
-        x.append({t: m.NewBoolVar(f"x[{j},{t}]") for t in slots})
+        x.append({t: m.new_bool_var(f"x[{j},{t}]") for t in slots})
         # the prefill leaves room for the o_j - 1 decodes that follow it
-        p.append({t: m.NewBoolVar(f"p[{j},{t}]") for t in slots if t <= last[j] - o[j] + 1})
-        r.append({t: m.NewIntVar(0, min(int(o[j]), t - int(first[j]) + 1), f"r[{j},{t}]")
+        p.append({t: m.new_bool_var(f"p[{j},{t}]") for t in slots if t <= last[j] - o[j] + 1})
+        r.append({t: m.new_int_var(0, min(int(o[j]), t - int(first[j]) + 1), f"r[{j},{t}]")
                   for t in slots})
         # done[j,t]: completed by the end of slot t (possible from a_j + o_j - 1 on)
-        d.append({t: m.NewBoolVar(f"d[{j},{t}]") for t in slots if t >= a[j] + o[j] - 1})
-        comp.append(m.NewIntVar(int(a[j] + o[j] - 1), int(last[j]), f"C[{j}]"))
+        d.append({t: m.new_bool_var(f"d[{j},{t}]") for t in slots if t >= a[j] + o[j] - 1})
+        comp.append(m.new_int_var(int(a[j] + o[j] - 1), int(last[j]), f"C[{j}]"))
 
     # ---- stage 3: constraints per request
     for j in range(n):
         xj, pj, rj, dj = x[j], p[j], r[j], d[j]
-        m.AddExactlyOne(pj.values())
+        m.add_exactly_one(pj.values())
         started: list[Any] = []
         prev_r = prev_d = None
         for t, xv in xj.items():
             if t in pj:
-                m.AddImplication(pj[t], xv)
+                m.add_implication(pj[t], xv)
                 started.append(pj[t])
-            m.Add(xv <= sum(started))  # no run before the prefill
-            m.Add(rj[t] == (prev_r if prev_r is not None else 0) + xv)
+            m.add(xv <= sum(started))  # no run before the prefill
+            m.add(rj[t] == (prev_r if prev_r is not None else 0) + xv)
             if prev_d is not None:
-                m.AddImplication(xv, prev_d.Not())  # no run after completion
+                m.add_implication(xv, prev_d.negated())  # no run after completion
             if t in dj:
-                m.Add(int(o[j]) * dj[t] <= rj[t])  # done only after o_j runs
+                m.add(int(o[j]) * dj[t] <= rj[t])  # done only after o_j runs
                 if prev_d is not None:
-                    m.AddImplication(prev_d, dj[t])
+                    m.add_implication(prev_d, dj[t])
                 prev_d = dj[t]
-            m.Add(comp[j] >= t).OnlyEnforceIf(xv)
-            m.Add(comp[j] >= t * xv)
+            m.add(comp[j] >= t).only_enforce_if(xv)
+            m.add(comp[j] >= t * xv)
             prev_r = rj[t]
-        m.Add(prev_r == int(o[j]))
-        m.Add(prev_d == 1)
+        m.add(prev_r == int(o[j]))
+        m.add(prev_d == 1)
         # C_j is the first slot that is done: C_j = a_j + o_j - 1 + (slots not yet done)
-        m.Add(comp[j] == int(a[j] + o[j] - 1) + sum(1 - v for v in dj.values()))
-        m.Add(comp[j] >= sum(t * v for t, v in pj.items()) + int(o[j] - 1))
+        m.add(comp[j] == int(a[j] + o[j] - 1) + sum(1 - v for v in dj.values()))
+        m.add(comp[j] >= sum(t * v for t, v in pj.items()) + int(o[j] - 1))
 
     # symmetry: identical requests complete in index order
     keys: dict[tuple[int, int, int], int] = {}
     for j in range(n):
         k = (int(a[j]), int(inp[j]), int(o[j]))
         if k in keys:
-            m.Add(comp[keys[k]] <= comp[j])
+            m.add(comp[keys[k]] <= comp[j])
         keys[k] = j
 
     # ---- stage 3: constraints per slot (only where they can bind)
@@ -143,9 +143,9 @@ def build_model(problem: IterationProblem, upper_bound: int) -> IterationModel:
     for t in range(int(first.min()), horizon):
         live = [j for j in range(n) if t in x[j]]
         if len(live) > problem.max_batch_size:
-            m.Add(sum(x[j][t] for j in live) <= problem.max_batch_size)
+            m.add(sum(x[j][t] for j in live) <= problem.max_batch_size)
         if sum(int(inp[j]) for j in live) > problem.max_batch_tokens:
-            m.Add(
+            m.add(
                 sum(int(inp[j] - 1) * p[j][t] + x[j][t] for j in live if t in p[j])
                 + sum(x[j][t] for j in live if t not in p[j])
                 <= problem.max_batch_tokens
@@ -154,19 +154,19 @@ def build_model(problem: IterationProblem, upper_bound: int) -> IterationModel:
         if sum(max_kv) > problem.kv_capacity_tokens:
             terms = []
             for j, cap_j in zip(live, max_kv, strict=True):
-                kv = m.NewIntVar(0, cap_j, f"kv[{j},{t}]")
-                m.Add(kv == kv_tokens_at_run(int(inp[j]), r[j][t])).OnlyEnforceIf(x[j][t])
-                m.Add(kv == 0).OnlyEnforceIf(x[j][t].Not())
-                m.Add(kv >= int(kv_tokens_at_run(int(inp[j]), 1)) * x[j][t])
+                kv = m.new_int_var(0, cap_j, f"kv[{j},{t}]")
+                m.add(kv == kv_tokens_at_run(int(inp[j]), r[j][t])).only_enforce_if(x[j][t])
+                m.add(kv == 0).only_enforce_if(x[j][t].negated())
+                m.add(kv >= int(kv_tokens_at_run(int(inp[j]), 1)) * x[j][t])
                 # linear form of the first line (big-M with r <= o_j), for the LP relaxation
-                m.Add(kv >= kv_tokens_at_run(int(inp[j]), r[j][t]) - cap_j * (1 - x[j][t]))
+                m.add(kv >= kv_tokens_at_run(int(inp[j]), r[j][t]) - cap_j * (1 - x[j][t]))
                 terms.append(kv)
-            m.Add(sum(terms) <= problem.kv_capacity_tokens)
+            m.add(sum(terms) <= problem.kv_capacity_tokens)
 
     # ---- stage 4: objective, no worse than the schedule the windows came from
     total_jct = sum(comp) + int((1 - a).sum())
-    m.Add(total_jct <= ub)
-    m.Minimize(total_jct)
+    m.add(total_jct <= ub)
+    m.minimize(total_jct)
     return IterationModel(
         model=m, x=tuple(x), p=tuple(p), completion=tuple(comp), first=first, last=last,
         upper_bound=ub,
@@ -179,10 +179,10 @@ def _add_hint(im: IterationModel, schedule: Schedule) -> None:
     for j, (xj, pj) in enumerate(zip(im.x, im.p, strict=True)):
         start = int(np.argmax(run[j]))
         for t, v in xj.items():
-            im.model.AddHint(v, bool(run[j, t]))
+            im.model.add_hint(v, bool(run[j, t]))
         for t, v in pj.items():
-            im.model.AddHint(v, t == start)
-        im.model.AddHint(im.completion[j], int(comp[j]))
+            im.model.add_hint(v, t == start)
+        im.model.add_hint(im.completion[j], int(comp[j]))
 
 
 def solve_cpsat(
@@ -216,34 +216,34 @@ def solve_cpsat(
     solver.parameters.max_time_in_seconds = time_limit_s
     solver.parameters.num_workers = num_workers
     solver.parameters.random_seed = int(seed)
-    code = solver.Solve(im.model)
+    code = solver.solve(im.model)
     if code in (cp_model.MODEL_INVALID, cp_model.INFEASIBLE):  # a bug in build_model
         raise RuntimeError(
-            f"CP-SAT found the model {solver.StatusName(code)} although the list schedule is "
-            f"feasible: {im.model.Validate()}"
+            f"CP-SAT found the model {solver.status_name(code)} although the list schedule is "
+            f"feasible: {im.model.validate()}"
         )
-    proto = im.model.Proto()
+    proto = im.model.proto
     stats: dict[str, Any] = {
         "n_variables": len(proto.variables),
         "n_constraints": len(proto.constraints),
         "horizon_slots": int(im.last.max()) + 1,
         "list_schedule_objective": ub,
-        "branches": int(solver.NumBranches()),
-        "conflicts": int(solver.NumConflicts()),
-        "solver_wall_s": float(solver.WallTime()),
+        "branches": int(solver.num_branches),
+        "conflicts": int(solver.num_conflicts),
+        "solver_wall_s": float(solver.wall_time),
     }
     if code in (cp_model.OPTIMAL, cp_model.FEASIBLE):
         req: list[int] = []
         slot: list[int] = []
         for j, xj in enumerate(im.x):
             for t, v in xj.items():
-                if solver.BooleanValue(v):
+                if solver.boolean_value(v):
                     req.append(j)
                     slot.append(t)
         schedule = Schedule.from_runs(
             n_requests=problem.n, request=req, slot=slot, input_tokens=problem.input_tokens
         )
-        objective = float(solver.ObjectiveValue())
+        objective = float(solver.objective_value)
         stats["solution_source"] = "cp-sat"
     else:  # no CP-SAT solution in time: the list schedule is still a feasible answer
         schedule, objective = start_schedule, float(ub)
@@ -252,7 +252,7 @@ def solve_cpsat(
         status, bound = "OPTIMAL", objective
     else:
         status = "FEASIBLE"
-        cp_bound = solver.BestObjectiveBound() if code == cp_model.FEASIBLE else -math.inf
+        cp_bound = solver.best_objective_bound if code == cp_model.FEASIBLE else -math.inf
         bound = float(max(cp_bound, lp_bound(problem, ub)))
         if bound >= objective:  # the bounds closed the gap
             status, bound = "OPTIMAL", objective

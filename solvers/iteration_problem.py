@@ -35,6 +35,7 @@ the capacity), which makes every instance feasible.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import overload
 
 import numpy as np
 
@@ -44,6 +45,18 @@ from schedlab.records import Workload
 __all__ = ["IterationProblem", "kv_tokens_at_run", "random_problem"]
 
 _WHERE = "IterationProblem"
+
+
+@overload
+def kv_tokens_at_run(input_tokens: int, k: int) -> int: ...
+
+
+@overload
+def kv_tokens_at_run(input_tokens: np.ndarray, k: np.ndarray | int) -> np.ndarray: ...
+
+
+@overload
+def kv_tokens_at_run(input_tokens: np.ndarray | int, k: np.ndarray) -> np.ndarray: ...
 
 
 def kv_tokens_at_run(input_tokens: np.ndarray | int, k: np.ndarray | int) -> np.ndarray | int:

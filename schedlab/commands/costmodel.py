@@ -158,9 +158,10 @@ def _plot(r: dict[str, Any], path: str) -> None:
                                        calibration=_eff_from(r["efficiency"]))
     tokens = np.array([1, 4, 16, 64, 256, 1024, 4096], dtype=float)
     gemms = [op for op in ops.layer_linear_ops(cost.model, tokens, cost.tp) if op.kind == "gemm"]
-    flops = sum(op.flops for op in gemms)
-    nbytes = sum(op.bytes for op in gemms)
-    t = sum(op_time_s(op, cost.gpu, cost.efficiency, cost.dtype) for op in gemms)
+    # arrays over ``tokens`` (np.asarray only tells the type checker: sum's start value is 0)
+    flops = np.asarray(sum(op.flops for op in gemms))
+    nbytes = np.asarray(sum(op.bytes for op in gemms))
+    t = np.asarray(sum(op_time_s(op, cost.gpu, cost.efficiency, cost.dtype) for op in gemms))
     ax.loglog(flops / nbytes, flops / t / 1e12, "o-", label="one layer's GEMMs at M tokens")
     for m, xi, yi in zip(tokens, flops / nbytes, flops / t / 1e12, strict=True):
         ax.annotate(f"{int(m)}", (xi, yi), textcoords="offset points", xytext=(4, -10), fontsize=7)

@@ -132,7 +132,9 @@ def policy_gap(
         )
         sim_wall = time.perf_counter() - ts
         rejected = int(np.count_nonzero(sim.status != "completed"))
-        sched = Schedule.from_iteration_log(sim.iteration_log, prob.n, slot_s=slot_s)
+        log = sim.iteration_log
+        assert log is not None  # simulate keeps it when record_iterations=True
+        sched = Schedule.from_iteration_log(log, prob.n, slot_s=slot_s)
         check = verify(prob, sched)
         sol = solve_cpsat(prob, time_limit_s=time_limit_s, num_workers=num_workers, seed=seed)
         obj = check.objective
@@ -153,9 +155,12 @@ def policy_gap(
             "sim_wall_s": sim_wall,
             "list_schedule_slots": sol.stats["list_schedule_objective"],
         }
-        valid = check.ok and obj is not None and sol.objective
-        row["gap"] = (obj - sol.objective) / sol.objective if valid else None
-        row["gap_vs_bound"] = (obj - sol.bound) / sol.bound if valid and sol.bound > 0 else None
+        if check.ok and obj is not None and sol.objective:
+            row["gap"] = (obj - sol.objective) / sol.objective
+            row["gap_vs_bound"] = (obj - sol.bound) / sol.bound if sol.bound > 0 else None
+        else:
+            row["gap"] = None
+            row["gap_vs_bound"] = None
         rows.append(row)
     gaps = [r["gap"] for r in rows if r["gap"] is not None]
     upper = [r["gap_vs_bound"] for r in rows if r["gap_vs_bound"] is not None]

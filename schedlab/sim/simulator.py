@@ -160,8 +160,10 @@ def simulate(
     names = [*reasons, ""]
     codes = np.where(T.reject_code >= 0, T.reject_code, len(names) - 1)
     runtimes = [d.rt for d in deciders]
+    request_id = workload.request_id
+    assert request_id is not None  # Workload.__post_init__ fills it in
     return SimResult(
-        request_id=workload.request_id,
+        request_id=request_id,
         instance=T.instance,
         arrival_s=T.arrival,
         first_token_s=T.first_token,
