@@ -91,6 +91,8 @@ class Decider:
         self.check_static = check_static
         self.calls = 0
         self.prev_call_iteration = -1
+        spec = rt.spec
+        self.limits = (spec.max_batch_size, spec.max_batch_tokens, spec.chunk_tokens)
         self.kept: _Kept | None = None
         self.unplanned = 0  # requests that arrived after the kept plan (the last slots)
         self.open_end = True  # the last batch took its whole order with room to spare
@@ -217,28 +219,29 @@ class Decider:
         """Form the batch of ``kept`` (``plan``: the fresh plan it came from, for its state
         columns and quanta)."""
         rt = self.rt
-        Q, spec = rt.Q, rt.spec
+        Q = rt.Q
+        max_size, max_tokens, chunk = self.limits
         reached, moves, run, swap_out, recompute, swap_in, reject = unpack(form(
             Q.I, Q.F, Q.loc, Q.running, Q.n, kept.order, rt.cap, rt.cap - rt.gpu_used,
-            rt.host_cap - rt.host_used, spec.max_batch_size, spec.max_batch_tokens,
-            spec.chunk_tokens, kept.reserve, kept.watermark, kept.foot, kept.prefetch, kept.swap,
+            rt.host_cap - rt.host_used, max_size, max_tokens, chunk, kept.reserve,
+            kept.watermark, kept.foot, kept.prefetch, kept.swap,
         ))
-        self.open_end = reached and run.shape[0] < spec.max_batch_size
+        self.open_end = reached and run.shape[0] < max_size
         reasons: tuple[str, ...] = ()
         if reject.shape[0]:
             bad, reasons = infeasible(self.view(now))
             if not np.array_equal(bad, reject):  # the compiled twin must agree with the rule
                 raise AssertionError(f"engine rejects {reject.tolist()}, the rule {bad.tolist()}")
+        if plan is None:
+            return Step(run, None, swap_out, recompute, swap_in, reject, reasons, None, None,
+                        kept.timer, moves)
         wake = kept.timer
-        priority = attained = None
-        if plan is not None:
-            priority, attained = plan.priority, plan.attained_s
-            if plan.quantum_left_s is not None and run.shape[0]:
-                wake = min(wake, now + float(plan.quantum_left_s[run].min()))
-                if wake <= now:
-                    wake = math.nextafter(now, math.inf)
-        return Step(run, None, swap_out, recompute, swap_in, reject, reasons, priority, attained,
-                    wake, moves)
+        if plan.quantum_left_s is not None and run.shape[0]:
+            wake = min(wake, now + float(plan.quantum_left_s[run].min()))
+            if wake <= now:
+                wake = math.nextafter(now, math.inf)
+        return Step(run, None, swap_out, recompute, swap_in, reject, reasons, plan.priority,
+                    plan.attained_s, wake, moves)
 
     def _check_static(self, now: float, step: Step) -> None:
         """``check_static``: the policy, asked now, must form the same step as the kept plan."""

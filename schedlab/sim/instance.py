@@ -33,14 +33,13 @@ from schedlab.errors import SimulationStalled
 from schedlab.sim.cluster import InstanceSpec
 from schedlab.sim.kernels import (
     batch_chunks,
-    batch_stats,
     count_unservable,
     finish_decode,
     finish_iteration,
-    split_completed,
+    start_batch,
 )
 from schedlab.sim.log import IterationLog
-from schedlab.sim.state import COMPLETED, PREFILLED, REJECTED, TARGET, QueueColumns, RequestTable
+from schedlab.sim.state import PREFILLED, REJECTED, TARGET, QueueColumns, RequestTable
 
 __all__ = ["InstanceRuntime", "Step"]
 
@@ -103,7 +102,9 @@ class InstanceRuntime:
         self.T = table
         self.Q = QueueColumns()
         self.est_all = est_prefill
-        self.shared = shared
+        self.outstanding_load = shared["outstanding"]  # the router's per-instance load columns
+        self.kv_load = shared["kv_used"]
+        self.queue_load = shared["queue_length"]
         self.reasons = reasons
         self.log = log
         self.closed_form = closed_form
@@ -154,8 +155,8 @@ class InstanceRuntime:
         if idx.shape[0]:
             added = self.Q.append(idx, T, self.est_all)
             if self.track:
-                self.shared["outstanding"][self.i] += added
-                self.shared["queue_length"][self.i] = self.Q.n
+                self.outstanding_load[self.i] += added
+                self.queue_load[self.i] = self.Q.n
         return int(idx.shape[0])
 
     def cut_at(self, t: float) -> float | None:
@@ -191,9 +192,9 @@ class InstanceRuntime:
         self.gpu_used -= gpu
         self.host_used -= host
         if self.track:
-            self.shared["outstanding"][self.i] -= out
-            self.shared["queue_length"][self.i] = Q.n
-            self.shared["kv_used"][self.i] = self.gpu_used
+            self.outstanding_load[self.i] -= out
+            self.queue_load[self.i] = Q.n
+            self.kv_load[self.i] = self.gpu_used
 
     # ------------------------------------------------------------------ steps
     def execute(self, step: Step, now: float) -> float | None:
@@ -201,7 +202,6 @@ class InstanceRuntime:
         (run end or wake-up) or None when it idles until an arrival."""
         Q = self.Q
         n = Q.n
-        Q.running[:n] = False
         self.batch = _EMPTY
         if step.priority is not None:
             Q.priority[:n] = step.priority
@@ -215,6 +215,7 @@ class InstanceRuntime:
             run = (np.cumsum(keep) - 1)[run]  # removing slots renumbers the others
             self._reject_slots(step, now)
         if run.shape[0] == 0:
+            Q.running[: Q.n] = False
             self._count_idle(now, progressed=step.reject.shape[0] > 0)
             if move_s > 0:
                 self.kind, self.t0, self.t_end = _RUN_MOVES, now, now + move_s
@@ -281,7 +282,7 @@ class InstanceRuntime:
             Q.loc[pos] = KV_NONE
             T.preemptions[rid] += 1
             if self.track:
-                self.shared["outstanding"][self.i] += Q.outstanding(pos) - before
+                self.outstanding_load[self.i] += Q.outstanding(pos) - before
         if step.swap_in.shape[0]:
             pos = step.swap_in
             tok = int(Q.kv[pos].sum())
@@ -299,9 +300,8 @@ class InstanceRuntime:
         defaults)."""
         Q, spec = self.Q, self.spec
         self.wake = wake
-        Q.running[run] = True
         self.batch = run
-        n_pref, dec_kv, fewest_left = batch_stats(Q.I, run)
+        n_pref, dec_kv, fewest_left = start_batch(Q.I, Q.running, Q.n, run)
         b = run.shape[0]
         if n_pref == 0 and move_s == 0.0:
             return self._start_decode(now, b, dec_kv, fewest_left)
@@ -358,7 +358,7 @@ class InstanceRuntime:
             self._finish_decode(now)
         self.busy_s += now - self.t0
         if self.track:
-            self.shared["kv_used"][self.i] = self.gpu_used
+            self.kv_load[self.i] = self.gpu_used
         self.kind = _RUN_NONE
         if more and self.batch.shape[0]:
             self.horizon *= 4
@@ -366,28 +366,31 @@ class InstanceRuntime:
         return None
 
     def _finish_iteration(self, now: float) -> None:
-        Q, pos, c = self.Q, self.batch, self.chunks
+        Q, T, pos, c = self.Q, self.T, self.batch, self.chunks
         self.iterations += 1
-        emits, done, added, retired, n_done = finish_iteration(
-            Q.I, Q.F, Q.loc, Q.rid, self.T.first_token, pos, c, self.t0, now, self.track
+        fin, added, retired = finish_iteration(
+            Q.I, Q.F, Q.loc, Q.rid, T.first_token, T.status, T.finish, pos, c, self.t0, now,
+            self.track,
         )
         self.gpu_used += added
         if self.track:
-            self.shared["outstanding"][self.i] -= retired
-        if self.log is not None:
+            self.outstanding_load[self.i] -= retired
+        if self.log is not None:  # a prefill chunk emits a token when it completes the prompt
+            emits = (c == 0) | (Q.I[PREFILLED, pos] >= Q.I[TARGET, pos])
             self.log.add(self.i, np.array([self.t0]), np.array([now]), Q.rid[pos], c, emits)
-        if n_done:
-            self._complete(pos, done, n_done, now)
+        if fin.shape[0]:
+            self._complete(fin)
 
     def _finish_decode(self, now: float) -> None:
-        Q, pos = self.Q, self.batch
+        Q, T, pos = self.Q, self.T, self.batch
         k = self.ends.shape[0]
         self.iterations += k
         self.dec_left -= k
-        done, retired, n_done = finish_decode(Q.I, Q.F, pos, k, self.t0, now, self.track)
+        fin, retired = finish_decode(Q.I, Q.F, Q.rid, T.status, T.finish, pos, k, self.t0, now,
+                                     self.track)
         self.gpu_used += k * pos.shape[0]
         if self.track:
-            self.shared["outstanding"][self.i] -= retired
+            self.outstanding_load[self.i] -= retired
         if self.log is not None:
             starts = np.concatenate(([self.t0], self.ends[:-1]))
             b = pos.shape[0]
@@ -395,15 +398,13 @@ class InstanceRuntime:
                 self.i, starts, self.ends.copy(), Q.rid[pos], np.zeros(b, np.int64),
                 np.ones(b, bool),
             )
-        if n_done:
-            self._complete(pos, done, n_done, now)
+        if fin.shape[0]:
+            self._complete(fin)
 
-    def _complete(self, pos: np.ndarray, done: np.ndarray, n_done: int, now: float) -> None:
-        """Complete the slots ``pos[done]`` (``n_done >= 1`` of them) of the batch that ran; a
-        completion ends a decode stretch."""
-        T = self.T
-        self.gone = split_completed(pos, done, n_done, self.Q.rid, T.status, T.finish, now,
-                                    COMPLETED)
+    def _complete(self, fin: np.ndarray) -> None:
+        """The completed slots ``fin`` (sorted, marked completed by the kernel) leave the queue;
+        a completion ends a decode stretch."""
+        self.gone = fin
         self.more = False
         self.batch = _EMPTY
-        self._remove(self.gone, ordered=True)
+        self._remove(fin, ordered=True)

@@ -12,7 +12,7 @@ its one rule of step and growth here; the tests check the effects against
 >>> t = RequestTable.empty(np.zeros(2), np.array([5, 7]), np.array([2, 3]), np.array([2.0, 3.0]))
 >>> q = QueueColumns()
 >>> added = q.append(np.array([0, 1]), t, np.zeros(2))
->>> n_pref, dec_kv, fewest_left = batch_stats(q.I, np.array([0, 1]))
+>>> n_pref, dec_kv, fewest_left = start_batch(q.I, q.running, q.n, np.array([0, 1]))
 >>> chunks, pt, pc = batch_chunks(q.I, np.array([0, 1]), n_pref, 4)
 >>> chunks.tolist(), pc.tolist(), fewest_left   # chunking at 4: request 0's 4 < 5, 1's 4 < 7
 ([4, 4], [0, 0], 2)
@@ -28,6 +28,7 @@ from schedlab.contract import KV_GPU
 from schedlab.jit import njit
 from schedlab.sim.state import (
     ATTAINED,
+    COMPLETED,
     GENERATED,
     KV,
     LAST_RUN,
@@ -39,11 +40,10 @@ from schedlab.sim.state import (
 
 __all__ = [
     "batch_chunks",
-    "batch_stats",
+    "start_batch",
     "count_unservable",
     "finish_decode",
     "finish_iteration",
-    "split_completed",
     "step_growth",
 ]
 
@@ -68,14 +68,18 @@ def step_growth(rem, chunk):
 
 
 @njit
-def batch_stats(I, run):  # noqa: E741
-    """``(prefilling, decode_kv, fewest_left)`` of the slots ``run``: how many are in their
-    prefill phase, the KV held by the others, and the fewest output tokens left among all."""
+def start_batch(I, running, n, run):  # noqa: E741
+    """Mark the slots ``run`` as the running ones (of the first ``n``) and return
+    ``(prefilling, decode_kv, fewest_left)`` of them: how many are in their prefill phase, the
+    KV held by the others, and the fewest output tokens left among all."""
+    for s in range(n):
+        running[s] = False
     n_pref = 0
     dec_kv = 0
     fewest_left = np.iinfo(np.int64).max
     for j in range(run.shape[0]):
         s = run[j]
+        running[s] = True
         fewest_left = min(fewest_left, I[LEFT, s])
         if I[TARGET, s] > I[PREFILLED, s]:
             n_pref += 1
@@ -108,19 +112,31 @@ def batch_chunks(I, run, n_pref, chunk_tokens):  # noqa: E741
 
 
 @njit
-def finish_iteration(I, F, loc, rid, first_token, pos, chunks, t0, now, track):  # noqa: E741
+def _completed(done_slots, n_done, rid, status, finish, now):
+    """Mark the requests of the first ``n_done`` of ``done_slots`` completed at ``now``; returns
+    those slots sorted."""
+    fin = done_slots[:n_done].copy()
+    for s in fin:
+        status[rid[s]] = COMPLETED
+        finish[rid[s]] = now
+    fin.sort()
+    return fin
+
+
+@njit
+def finish_iteration(I, F, loc, rid, first_token, status, finish, pos, chunks, t0, now,  # noqa: E741
+                     track):
     """Apply one iteration of the slots ``pos`` that ran ``chunks`` prompt tokens each (0: a
     decode step): prefill progress, the token emitted by a completed prefill or a decode step,
-    KV growth, first-token times, attained service. Returns ``(emits, done, kv_added,
-    retired, n_done)``: per slot whether it emitted a token and whether it completed, the
-    device KV added, (with ``track``) the prompt and predicted output tokens it retired, and
-    how many completed."""
+    KV growth, first-token times, attained service, and the completion (status and finish time)
+    of the requests that emitted their last token. Returns ``(finished, kv_added, retired)``:
+    the completed slots (sorted), the device KV added, and (with ``track``) the prompt and
+    predicted output tokens the batch retired."""
     b = pos.shape[0]
-    emits = np.zeros(b, dtype=np.bool_)
-    done = np.zeros(b, dtype=np.bool_)
+    done = np.empty(b, dtype=np.int64)
+    n_done = 0
     added = 0
     retired = 0.0
-    n_done = 0
     ran = now - t0
     for j in range(b):
         s = pos[j]
@@ -134,7 +150,6 @@ def finish_iteration(I, F, loc, rid, first_token, pos, chunks, t0, now, track): 
             r = rid[s]
             if math.isnan(first_token[r]):
                 first_token[r] = now
-        emits[j] = e
         I[GENERATED, s] += e
         I[LEFT, s] -= e
         I[KV, s] += g
@@ -144,20 +159,20 @@ def finish_iteration(I, F, loc, rid, first_token, pos, chunks, t0, now, track): 
         if track:
             retired += c + min(pl, 1.0 if e else 0.0)
         if I[LEFT, s] == 0:
-            done[j] = True
+            done[n_done] = s
             n_done += 1
-    return emits, done, added, retired, n_done
+    return _completed(done, n_done, rid, status, finish, now), added, retired
 
 
 @njit
-def finish_decode(I, F, pos, k, t0, now, track):  # noqa: E741
-    """Apply ``k`` decode steps of the slots ``pos``. Returns ``(done, retired, n_done)``: per
-    slot whether it completed, (with ``track``) the predicted output tokens it retired, and how
-    many completed."""
+def finish_decode(I, F, rid, status, finish, pos, k, t0, now, track):  # noqa: E741
+    """Apply ``k`` decode steps of the slots ``pos``, and the completion of the requests that
+    emitted their last token. Returns ``(finished, retired)``: the completed slots (sorted) and
+    (with ``track``) the predicted output tokens the batch retired."""
     b = pos.shape[0]
-    done = np.zeros(b, dtype=np.bool_)
-    retired = 0.0
+    done = np.empty(b, dtype=np.int64)
     n_done = 0
+    retired = 0.0
     ran = now - t0
     for j in range(b):
         s = pos[j]
@@ -169,9 +184,9 @@ def finish_decode(I, F, pos, k, t0, now, track):  # noqa: E741
         F[ATTAINED, s] += ran
         F[LAST_RUN, s] = now
         if I[LEFT, s] == 0:
-            done[j] = True
+            done[n_done] = s
             n_done += 1
-    return done, retired, n_done
+    return _completed(done, n_done, rid, status, finish, now), retired
 
 
 @njit
@@ -184,21 +199,3 @@ def count_unservable(idx, inp, out, kv_capacity, max_prompt):
         if inp[r] + out[r] > kv_capacity or (max_prompt >= 0 and inp[r] > max_prompt):
             bad += 1
     return bad
-
-
-@njit
-def split_completed(pos, done, n_done, rid, status, finish, now, completed):
-    """Mark the requests of the slots ``pos[done]`` (``n_done`` of them) ``completed`` at
-    ``now`` in the table columns ``status`` and ``finish``. Returns the finished slots,
-    sorted."""
-    fin = np.empty(n_done, dtype=np.int64)
-    f = 0
-    for j in range(pos.shape[0]):
-        if done[j]:
-            s = pos[j]
-            fin[f] = s
-            f += 1
-            status[rid[s]] = completed
-            finish[rid[s]] = now
-    fin.sort()
-    return fin

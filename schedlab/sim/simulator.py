@@ -287,13 +287,13 @@ def _route(
 ) -> list[tuple[int, np.ndarray]]:
     """Route the requests ``idx`` (a fresh array, contiguous workload indices) with a
     :class:`RouterView` of the cluster's load (copies, since the loads change and the router may
-    keep them; the requests' columns are read-only views of columns never written)."""
+    keep them; the requests' columns are views of the table's read-only inputs)."""
     a, b = int(idx[0]), int(idx[-1]) + 1
     view = RouterView(
         now_s=now,
         request_id=_ro(idx),
-        input_tokens=_ro(T.input[a:b]),
-        output_tokens_pred=_ro(T.pred[a:b]),
+        input_tokens=T.input[a:b],
+        output_tokens_pred=T.pred[a:b],
         outstanding_tokens=_ro(shared["outstanding"].copy()),
         kv_used_tokens=_ro(shared["kv_used"].copy()),
         kv_capacity_tokens=caps,

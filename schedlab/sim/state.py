@@ -57,7 +57,7 @@ _REBIND_SLOTS = 64
 
 @dataclass(slots=True)
 class RequestTable:
-    """Per workload request: the inputs (read) and the outcomes (written once)."""
+    """Per workload request: the inputs (read-only) and the outcomes (written once)."""
 
     arrival: np.ndarray
     input: np.ndarray
@@ -76,11 +76,17 @@ class RequestTable:
         cls, arrival: np.ndarray, input_tokens: np.ndarray, output: np.ndarray, pred: np.ndarray
     ) -> RequestTable:
         n = arrival.shape[0]
+
+        def read_only(a: np.ndarray, dtype: type) -> np.ndarray:
+            out = np.asarray(a, dtype=dtype).view()  # a view: the caller's array keeps its flags
+            out.flags.writeable = False
+            return out
+
         return cls(
-            arrival=np.asarray(arrival, dtype=np.float64),
-            input=np.asarray(input_tokens, dtype=np.int64),
-            output=np.asarray(output, dtype=np.int64),
-            pred=np.asarray(pred, dtype=np.float64),
+            arrival=read_only(arrival, np.float64),
+            input=read_only(input_tokens, np.int64),
+            output=read_only(output, np.int64),
+            pred=read_only(pred, np.float64),
             instance=np.full(n, -1, dtype=np.int64),
             first_token=np.full(n, np.nan),
             finish=np.full(n, np.nan),

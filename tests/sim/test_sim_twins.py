@@ -19,7 +19,7 @@ from schedlab.contract import BatchDecision, Plan, QueueView
 from schedlab.contract.accounting import run_iteration
 from schedlab.contract.forming import formation
 from schedlab.sim.forming import FOOT_NONE, FOOT_PREDICTED, FOOT_ROW, form, remap_order, unpack
-from schedlab.sim.kernels import batch_chunks, batch_stats, finish_iteration
+from schedlab.sim.kernels import batch_chunks, finish_iteration, start_batch
 from schedlab.sim.state import (
     DEFERRED,
     EVICTABLE,
@@ -109,14 +109,19 @@ def test_iteration_effects_are_the_contract_rule(data: st.DataObject) -> None:
     floats[2] = view.attained_s
     rid = np.arange(view.n)
     first = np.full(view.n, np.nan)
-    chunks = batch_chunks(rows, d.run, batch_stats(rows, d.run)[0], view.chunk_tokens)[0]
+    status, finish = np.zeros(view.n, np.int8), np.full(view.n, np.nan)
+    running = np.zeros(view.n, dtype=bool)
+    n_pref = start_batch(rows, running, view.n, d.run)[0]
+    chunks = batch_chunks(rows, d.run, n_pref, view.chunk_tokens)[0]
     loc[d.run] = 1  # the engine swaps host-resident batch members in before the iteration
-    finish_iteration(rows, floats, loc, rid, first, d.run, chunks, 1.0, 1.25, False)
+    finish_iteration(rows, floats, loc, rid, first, status, finish, d.run, chunks, 1.0, 1.25,
+                     False)
     assert rows[PREFILLED].tolist() == ref.prefilled_tokens.tolist()
     assert rows[GENERATED].tolist() == ref.generated_tokens.tolist()
     assert rows[KV].tolist() == ref.kv_tokens.tolist()
     assert loc.tolist() == ref.kv_location.tolist()
     assert floats[2].tolist() == ref.attained_s.tolist()
+    assert running.tolist() == ref.running.tolist()
 
 
 @PROPS
