@@ -3,9 +3,14 @@
 - :mod:`schedlab.sim.cluster`: :class:`InstanceSpec`, :class:`Cluster` (what is simulated).
 - :mod:`schedlab.sim.engine`: the deterministic event heap.
 - :mod:`schedlab.sim.state`: per-request state columns and the token/KV accounting invariant.
-- :mod:`schedlab.sim.instance`: one instance: views, policy calls, checks, runs.
+- :mod:`schedlab.sim.deciding`: an instance's decisions: asking the policy (a view, the
+  contract's checks) or re-forming the batch from the static plan it keeps.
+- :mod:`schedlab.sim.forming`: the compiled twin of the contract's batch-forming rule.
+- :mod:`schedlab.sim.instance`: one instance's runtime: it runs what was decided.
+- :mod:`schedlab.sim.kernels`: the compiled per-event column updates (the accounting's twin).
 - :mod:`schedlab.sim.simulator`: :func:`simulate`, the driver (arrivals, routing, events).
-- :mod:`schedlab.sim.result`: :class:`SimResult` and its summary metrics.
+- :mod:`schedlab.sim.log`, :mod:`schedlab.sim.result`: the iteration log, :class:`SimResult`
+  and its summary metrics.
 """
 
 from schedlab.sim.cluster import Cluster, InstanceSpec

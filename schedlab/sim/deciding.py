@@ -247,7 +247,7 @@ class Decider:
         """``check_static``: the policy, asked now, must form the same step as the kept plan."""
         answer, view = self._call(now)
         fresh = form_batch(view, answer) if isinstance(answer, Plan) else answer
-        del view
+        del view, answer
         same = all(
             np.array_equal(getattr(fresh, f), x)
             for f, x in (("run", step.run), ("swap_out", step.swap_out),
@@ -262,3 +262,6 @@ class Decider:
                 f"{step.swap_out.tolist()[:10]}, recompute {fresh.recompute.tolist()[:10]} vs "
                 f"{step.recompute.tolist()[:10]})."
             )
+        del fresh
+        if self.rt.Q.escaped():  # as after any call: what the policy kept must not change
+            self.rt.Q.detach()

@@ -52,7 +52,9 @@ class SimResult:
     (output_tokens - 1)`` (NaN for one-token outputs); ``jct_s = finish_s - arrival_s``; all NaN
     for rejected requests. ``iteration_log`` is set when ``record_iterations=True``: arrays
     ``start_s``, ``end_s``, ``instance``, CSR ``offsets`` and per entry ``request`` (workload
-    index), ``prefill_tokens`` (0 for a decode) and ``output_token``.
+    index), ``prefill_tokens`` (0 for a decode) and ``output_token``. ``decisions`` counts the
+    policy's calls (a static plan the engine keeps saves calls, not batches; ``iterations``
+    counts the batches run).
     """
 
     request_id: np.ndarray

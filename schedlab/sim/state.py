@@ -78,7 +78,7 @@ class RequestTable:
         n = arrival.shape[0]
 
         def read_only(a: np.ndarray, dtype: type) -> np.ndarray:
-            out = np.asarray(a, dtype=dtype).view()  # a view: the caller's array keeps its flags
+            out: np.ndarray = np.asarray(a, dtype=dtype).view()  # the caller keeps its flags
             out.flags.writeable = False
             return out
 

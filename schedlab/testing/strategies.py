@@ -112,7 +112,7 @@ def queue_views(
     max_output_tokens: int = 256,
     chunked: bool | None = None,
 ) -> QueueView:
-    """A consistent :class:`~schedlab.policies.base.QueueView` of one instance.
+    """A consistent :class:`~schedlab.contract.QueueView` of one instance.
 
     Requests are drawn in every phase (:data:`PHASES`): new, mid-prefill (only with chunked
     prefill), decoding on the device, swapped to the host, preempted by recomputation (KV
@@ -186,7 +186,7 @@ def queue_views(
 
 @st.composite
 def router_views(draw: st.DrawFn, *, max_instances: int = 8, max_arrivals: int = 10) -> RouterView:
-    """A consistent :class:`~schedlab.policies.base.RouterView`: KV used never above capacity.
+    """A consistent :class:`~schedlab.contract.RouterView`: KV used never above capacity.
 
     >>> from hypothesis import given, settings
     >>> @settings(max_examples=5, deadline=None, database=None)
