@@ -1,8 +1,5 @@
 from __future__ import annotations
 
-import subprocess
-import sys
-
 import pytest
 
 from schedlab import __version__
@@ -19,15 +16,6 @@ def test_version_flag(capsys: pytest.CaptureFixture[str]) -> None:
 def test_no_command_prints_help_and_fails(capsys: pytest.CaptureFixture[str]) -> None:
     assert main([]) == 2
     assert "usage: schedlab" in capsys.readouterr().out
-
-
-def test_import_schedlab_stays_light() -> None:
-    code = (
-        "import sys, schedlab; heavy = [m for m in ('pandas', 'matplotlib', 'ortools', 'lightgbm',"
-        " 'sklearn', 'scipy') if m in sys.modules]; print(','.join(heavy))"
-    )
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
-    assert out.stdout.strip() == ""
 
 
 def test_lazy_public_names_resolve_to_their_modules() -> None:
