@@ -7,7 +7,8 @@ generated views and plans).
 1. *Reject* every request that can never fit the instance
    (:func:`~schedlab.contract.accounting.infeasible`); the order keeps the others.
 2. *Defer*: when the plan defers some requests of the order, they move to its back and the batch
-   is drawn from the others; if that leaves the batch empty, the plain order is used instead.
+   is drawn from the others; if that leaves the batch empty (after step 4's recomputations too),
+   the plain order is used instead.
 3. *Prefix*: walk the order; request ``i`` (0-based) joins while the batch holds fewer than
    ``max_batch_size`` requests, the steps so far fit ``max_batch_tokens``, and the KV needed so
    far, ``demand[0..i] + R[i]``, is at most the free KV plus the device KV of the evictable
@@ -18,8 +19,13 @@ generated views and plans).
    0; a ``"predicted"`` footprint is ``input_tokens + ceil(output_tokens_pred)``). The first
    request that does not join ends the batch.
 4. *Evict* from the back of the order: evictable device-resident requests behind the batch until
-   the free KV covers ``demand[batch] + R[last]``; they are swapped out while host space lasts
-   (``preempt="swap"``) and recomputed after that.
+   the free KV covers ``demand[batch] + R[last]``. With ``preempt="recompute"`` they lose their
+   KV. With ``preempt="swap"`` only requests the host swap space can take count as evictable in
+   step 3 (from the back of the order, each while its KV fits what is left of the host space),
+   and they are swapped out; when that leaves the batch empty, step 3 is redone with every
+   evictable request, and those the host cannot take are recomputed (a real engine would fail
+   them: nothing could run otherwise). The attempts go: deferral kept and swaps only, deferral
+   kept and recomputation, then the same two without deferral.
 5. *Prefetch*: when nothing was evicted, the first ``prefetch`` host-resident requests behind the
    batch (among those not deferred) are swapped in, each while ``reserve_tokens`` plus one token
    per batch member stay free after it; one that does not fit is passed over.
@@ -87,6 +93,17 @@ def _reserves(
     return r
 
 
+def _host_limited(view: QueueView, order: np.ndarray, ev_kv: np.ndarray) -> np.ndarray:
+    """``ev_kv`` keeping, from the back of ``order``, only what the host swap space takes."""
+    out = np.zeros_like(ev_kv)
+    room = view.host_kv_free_tokens
+    for p in order[::-1]:
+        if ev_kv[p] and ev_kv[p] <= room:
+            out[p] = ev_kv[p]
+            room -= int(ev_kv[p])
+    return out
+
+
 def _prefix(
     view: QueueView, order: np.ndarray, c: RequestCosts, ev_kv: np.ndarray, r: np.ndarray,
     limit: int,
@@ -119,19 +136,26 @@ def formation(view: QueueView, plan: Plan) -> Formation:
     order = plan.order
     if reject.shape[0]:
         order = order[~np.isin(order, reject)]
-    ev_kv = np.where(_per_position(plan.evictable, view.n), c.gpu_kv, 0)
+    all_ev = np.where(_per_position(plan.evictable, view.n), c.gpu_kv, 0)
     deferred = _per_position(plan.defer, view.n)[order]
-    runnable = order.shape[0]
-    k = 0
-    if deferred.any():
-        gated = np.concatenate((order[~deferred], order[deferred]))
-        r = _reserves(view, plan, c, gated)
-        k = _prefix(view, gated, c, ev_kv, r, min(view.max_batch_size, runnable - deferred.sum()))
-        if k:
-            order, runnable = gated, int(runnable - deferred.sum())
-    if k == 0:
-        r = _reserves(view, plan, c, order)
-        k = _prefix(view, order, c, ev_kv, r, view.max_batch_size)
+    gated = np.concatenate((order[~deferred], order[deferred]))
+    n_open = int((~deferred).sum())
+    swap = plan.preempt == "swap"
+    k, runnable = 0, order.shape[0]
+    for use_gated, limited in ((True, True), (True, False), (False, True), (False, False)):
+        if not limited and not swap:
+            continue
+        if not use_gated and not deferred.any():
+            break  # nothing deferred: the plain order was the first attempt
+        cand = gated if use_gated else order
+        ev_kv = _host_limited(view, cand, all_ev) if swap and limited else all_ev
+        r = _reserves(view, plan, c, cand)
+        limit = min(view.max_batch_size, n_open) if use_gated else view.max_batch_size
+        k = _prefix(view, cand, c, ev_kv, r, limit)
+        if k or (not use_gated and not limited):
+            order, runnable = cand, (n_open if use_gated else order.shape[0])
+            if k:
+                break
     reached_end = k == runnable
     batch = order[:k]
     dem = int(c.demand[batch].sum())

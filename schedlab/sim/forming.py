@@ -39,17 +39,21 @@ FOOT_NONE, FOOT_ROW, FOOT_PREDICTED = 0, 1, 2
 
 @njit
 def _walk(I, F, loc, running, order, limit, free, max_batch_tokens, chunk_tokens,  # noqa: E741
-          reserve, watermark, foot_mode):
+          reserve, watermark, foot_mode, host_room):
     """Step 3 of the rule on ``order``: returns ``(k, demand, r_last, ev)``: how many positions
-    join, their KV demand, ``R`` of the last one, and the evictable device KV per position. The
-    costs of positions behind the stop are never computed."""
+    join, their KV demand, ``R`` of the last one, and the evictable device KV per position (with
+    ``host_room >= 0``, only what that much host space takes, from the back). The costs of
+    positions behind the stop are never computed."""
     m = order.shape[0]
     ev = np.empty(m, dtype=np.int64)
     total_ev = 0
-    for i in range(m):
+    for i in range(m - 1, -1, -1):
         s = order[i]
-        ev[i] = I[KV, s] if (loc[s] == KV_GPU and I[FLAGS, s] & EVICTABLE) else 0
-        total_ev += ev[i]
+        kv = I[KV, s] if (loc[s] == KV_GPU and I[FLAGS, s] & EVICTABLE) else 0
+        if host_room >= 0 and kv > host_room - total_ev:
+            kv = 0
+        ev[i] = kv
+        total_ev += kv
     tokens = 0
     dem = 0
     head_ev = 0
@@ -116,7 +120,7 @@ def form(I, F, loc, running, n, order, kv_capacity, free, host_free,  # noqa: E7
         if I[FLAGS, order[i]] & DEFERRED:
             n_def += 1
     runnable = m
-    k = 0
+    gated = order
     if n_def:
         gated = np.empty(m, dtype=np.int64)
         a = 0
@@ -129,15 +133,27 @@ def form(I, F, loc, running, n, order, kv_capacity, free, host_free,  # noqa: E7
             else:
                 gated[a] = s
                 a += 1
-        k, dem, r_last, ev = _walk(I, F, loc, running, gated, min(max_batch_size, m - n_def),
+    # the attempts of the rule (steps 2 to 4), until one forms a batch: deferred requests
+    # skipped, then not (only when some are deferred); with swap, victims only what the host
+    # space takes, then also those it cannot (recomputed)
+    k = 0
+    for attempt in range(4):
+        use_gated = attempt < 2
+        limited = attempt % 2 == 0
+        if not limited and not swap:
+            continue
+        if not use_gated and n_def == 0:
+            break
+        cand = gated if use_gated else order
+        k, dem, r_last, ev = _walk(I, F, loc, running, cand,
+                                   min(max_batch_size, m - n_def) if use_gated else max_batch_size,
                                    free, max_batch_tokens, chunk_tokens, reserve, watermark,
-                                   foot_mode)
-        if k:
-            order = gated
-            runnable = m - n_def
-    if k == 0:
-        k, dem, r_last, ev = _walk(I, F, loc, running, order, max_batch_size, free,
-                                   max_batch_tokens, chunk_tokens, reserve, watermark, foot_mode)
+                                   foot_mode, host_free if (swap and limited) else -1)
+        if k or attempt == 3:
+            order = cand
+            runnable = m - n_def if use_gated else m
+            if k:
+                break
     evict = np.empty(0, dtype=np.int64)
     if k and k < m and dem + r_last > free:
         deficit = dem + r_last - free
