@@ -102,7 +102,7 @@ def skip_join_mlfq(
     starvation_threshold_s: float = 3.0,
     starvation_period_iterations: int = 1000,
     use_skip_join: bool = True,
-    reset_attained_on_promotion: bool = True,
+    reset_attained_on_promotion: bool = False,
     proactive_offloading: bool = True,
     min_free_blocks: int = 0,
     preempt: str = "swap",
@@ -128,11 +128,10 @@ def skip_join_mlfq(
        first decision at or after each multiple of the period, i.e. when a multiple lies in
        ``(previous_decision_iteration, iteration]``. Being iteration-based, the check slows down
        by itself when iterations slow down (many swaps, long prefills), so slow iterations do
-       not promote every waiting job at every decision. The authors' code keeps the
-       promoted job's attained service; by default we reset it to 0
-       (``reset_attained_on_promotion=True``) so a promoted job gets a whole queue-0 quantum
-       instead of being demoted again after one iteration; pass ``False`` for the code's
-       behaviour.
+       not promote every waiting job at every decision. As in the authors' code, a promoted
+       job keeps its attained service, so it is demoted again as soon as it runs and walks down
+       one queue per quantum; ``reset_attained_on_promotion=True`` restarts it at 0 instead
+       (a whole queue-0 quantum).
     4. *Batch*: the order is the priority order (:func:`priority_order`); every job may give up
        device KV (``evictable``), so the batch is the longest prefix that fits the batch size,
        token budget and KV cache; strict, a blocked job ends the batch. While the host swap
@@ -176,8 +175,8 @@ def skip_join_mlfq(
         every decision, with wake-ups at the threshold (time-exact promotion, not the code's).
     use_skip_join : bool, default True
         False makes every arrival start in queue 0 (plain MLFQ, see :func:`mlfq`).
-    reset_attained_on_promotion : bool, default True
-        See step 3.
+    reset_attained_on_promotion : bool, default False
+        See step 3 (False is the code's behaviour).
     proactive_offloading : bool, default True
         Keep the reserve of free KV and prefetch (step 5); False keeps no reserve.
     min_free_blocks : int, default 0
@@ -294,7 +293,7 @@ def mlfq(
     num_queues: int | None = None,
     starvation_threshold_s: float = 3.0,
     starvation_period_iterations: int = 1000,
-    reset_attained_on_promotion: bool = True,
+    reset_attained_on_promotion: bool = False,
     proactive_offloading: bool = True,
     min_free_blocks: int = 0,
     preempt: str = "swap",

@@ -6,28 +6,42 @@ generated views and plans).
 
 1. *Reject* every request that can never fit the instance
    (:func:`~schedlab.contract.accounting.infeasible`); the order keeps the others.
-2. *Defer*: when the plan defers some requests of the order, they move to its back and the batch
-   is drawn from the others; if that leaves the batch empty (after step 4's recomputations too),
-   the plain order is used instead.
+2. *Hold back*: the batch is drawn from the order with some requests moved to its back (held
+   back), by the attempts listed below; the first attempt whose steps 3 and 4 form a non-empty
+   batch is taken.
 3. *Prefix*: walk the order; request ``i`` (0-based) joins while the batch holds fewer than
-   ``max_batch_size`` requests, the steps so far fit ``max_batch_tokens``, and the KV needed so
-   far, ``demand[0..i] + R[i]``, is at most the free KV plus the device KV of the evictable
-   requests behind ``i``, where ``R[i]`` (not applied to the first request) is
-   ``reserve_tokens``, plus ``watermark_tokens`` when ``i`` holds no KV, plus, when the plan has
-   footprints and ``i`` has not started, what requests ``0..i`` still need beyond their next
-   step to reach their footprints (``max(footprint, kv + growth) - gpu_kv - demand``, at least
-   0; a ``"predicted"`` footprint is ``input_tokens + ceil(output_tokens_pred)``). The first
-   request that does not join ends the batch.
-4. *Evict* from the back of the order: evictable device-resident requests behind the batch until
-   the free KV covers ``demand[batch] + R[last]``. With ``preempt="recompute"`` they lose their
-   KV. With ``preempt="swap"`` only requests the host swap space can take count as evictable in
-   step 3 (from the back of the order, each while its KV fits what is left of the host space),
-   and they are swapped out; when that leaves the batch empty, step 3 is redone with every
-   evictable request, and those the host cannot take are recomputed (a real engine would fail
-   them: nothing could run otherwise). The attempts go: deferral kept and swaps only, deferral
-   kept and recomputation, then the same two without deferral.
+   ``max_batch_size`` requests (and none held back), the steps so far fit ``max_batch_tokens``,
+   and the KV needed so far, ``demand[0..i] + R[i]``, is at most the free KV plus the device KV
+   of the victims (the evictable requests) behind ``i``, where ``R[i]`` (not applied to the
+   first request) is the attempt's reserve, plus ``watermark_tokens`` when ``i`` holds no KV,
+   plus, when the plan has footprints and ``i`` has not started, what requests ``0..i`` still
+   need beyond their next step to reach their footprints (``max(footprint, kv + growth) -
+   gpu_kv - demand``, at least 0; a ``"predicted"`` footprint is ``input_tokens +
+   ceil(output_tokens_pred)``). The first request that does not join ends the batch.
+4. *Evict* from the back of the order: victims behind the batch until the free KV covers
+   ``demand[batch] + R[last]``. With ``preempt="recompute"`` they lose their KV; with
+   ``preempt="swap"`` they are swapped out while the host swap space takes them (from the back)
+   and recomputed after that.
+
+The attempts. With ``preempt="recompute"``: (a) the deferred requests (``plan.defer``) held
+back, (b) nothing held back; every evictable request is a victim and the reserve is
+``reserve_tokens``. With ``preempt="swap"`` (the authors' FastServe engine only swaps; it fails
+where the host space runs out):
+
+- (a) the deferred requests held back; the victims are only those the host swap space takes
+  (from the back of the order, each while its KV fits what is left of it), and for a request
+  that has started the reserve is a target rather than a need: ``demand[0..i] + R[i]`` must fit
+  with every evictable request, and less the reserve with the victims (a full host shortens the
+  reserve kept, never the running work; a request that has not started needs all of ``R[i]``
+  from the victims);
+- (b) as (a), with every request that has not started held back too: a new request never
+  forces a recomputation;
+- (c) as (b) with every evictable request a victim and no reserve: the victims the host cannot
+  take are recomputed (nothing that has started could run otherwise);
+- (d) and (e): (a) and (c) with nothing held back.
+
 5. *Prefetch*: when nothing was evicted, the first ``prefetch`` host-resident requests behind the
-   batch (among those not deferred) are swapped in, each while ``reserve_tokens`` plus one token
+   batch (among those not held back) are swapped in, each while ``reserve_tokens`` plus one token
    per batch member stay free after it; one that does not fit is passed over.
 6. *Timer*: the decision's ``reconsider_at_s`` is the plan's, or ``now_s`` plus the least
    ``quantum_left_s`` in the batch when that is earlier (the next representable time when that
@@ -77,11 +91,32 @@ def _per_position(value: bool | np.ndarray | None, n: int) -> np.ndarray:
     return np.asarray(value, dtype=bool)
 
 
+def _attempts(
+    view: QueueView, plan: Plan, order: np.ndarray
+) -> list[tuple[np.ndarray, bool, int]]:
+    """The attempts of steps 2 and 4, as ``(held back, victims host-limited, reserve)`` with
+    ``held back`` per position of ``order``; repeats of an earlier attempt are left out."""
+    deferred = _per_position(plan.defer, view.n)[order]
+    none = np.zeros(order.shape[0], dtype=bool)
+    reserve = plan.reserve_tokens
+    if plan.preempt != "swap":
+        tries = [(deferred, False, reserve), (none, False, reserve)]
+    else:
+        held = deferred | ~started(view)[order]
+        tries = [(deferred, True, reserve), (held, True, reserve), (held, False, 0),
+                 (none, True, reserve), (none, False, 0)]
+    out: list[tuple[np.ndarray, bool, int]] = []
+    for t in tries:
+        if not any(np.array_equal(t[0], u[0]) and t[1:] == u[1:] for u in out):
+            out.append(t)
+    return out
+
+
 def _reserves(
-    view: QueueView, plan: Plan, c: RequestCosts, order: np.ndarray
+    view: QueueView, plan: Plan, c: RequestCosts, order: np.ndarray, reserve: int
 ) -> np.ndarray:
     """``R[i]`` of the module docstring for each position of ``order`` (first one included)."""
-    r = np.full(order.shape[0], plan.reserve_tokens, dtype=np.int64)
+    r = np.full(order.shape[0], reserve, dtype=np.int64)
     if plan.watermark_tokens:
         r += np.where(view.kv_location[order] == KV_NONE, plan.watermark_tokens, 0)
     if plan.footprint_tokens is not None:
@@ -105,19 +140,26 @@ def _host_limited(view: QueueView, order: np.ndarray, ev_kv: np.ndarray) -> np.n
 
 
 def _prefix(
-    view: QueueView, order: np.ndarray, c: RequestCosts, ev_kv: np.ndarray, r: np.ndarray,
-    limit: int,
+    view: QueueView, order: np.ndarray, c: RequestCosts, ev_kv: np.ndarray, all_ev: np.ndarray,
+    r: np.ndarray, reserve: int, limit: int,
 ) -> int:
-    """How many requests of ``order`` join the batch (step 3)."""
+    """How many requests of ``order`` join the batch (step 3): ``R`` must fit with the victims
+    ``ev_kv`` (less the ``reserve`` for a request that has started) and with every evictable
+    request ``all_ev``."""
     m = min(limit, order.shape[0])
     if m <= 0:
         return 0
     o = order[:m]
     tokens = np.cumsum(c.step[o])
     dem = np.cumsum(c.demand[o])
-    need = dem + np.where(np.arange(m) > 0, r[:m], 0)
+    later = np.arange(m) > 0
+    need = dem + np.where(later, r[:m], 0)
+    hard = need - np.where(later & started(view)[o], reserve, 0)
+    free = view.kv_free_tokens
     behind = int(ev_kv[order].sum()) - np.cumsum(ev_kv[o])
-    ok = (tokens <= view.max_batch_tokens) & (need <= view.kv_free_tokens + behind)
+    behind_all = int(all_ev[order].sum()) - np.cumsum(all_ev[o])
+    ok = ((tokens <= view.max_batch_tokens) & (hard <= free + behind)
+          & (need <= free + behind_all))
     return m if ok.all() else int(np.argmin(ok))
 
 
@@ -137,25 +179,17 @@ def formation(view: QueueView, plan: Plan) -> Formation:
     if reject.shape[0]:
         order = order[~np.isin(order, reject)]
     all_ev = np.where(_per_position(plan.evictable, view.n), c.gpu_kv, 0)
-    deferred = _per_position(plan.defer, view.n)[order]
-    gated = np.concatenate((order[~deferred], order[deferred]))
-    n_open = int((~deferred).sum())
-    swap = plan.preempt == "swap"
-    k, runnable = 0, order.shape[0]
-    for use_gated, limited in ((True, True), (True, False), (False, True), (False, False)):
-        if not limited and not swap:
-            continue
-        if not use_gated and not deferred.any():
-            break  # nothing deferred: the plain order was the first attempt
-        cand = gated if use_gated else order
-        ev_kv = _host_limited(view, cand, all_ev) if swap and limited else all_ev
-        r = _reserves(view, plan, c, cand)
-        limit = min(view.max_batch_size, n_open) if use_gated else view.max_batch_size
-        k = _prefix(view, cand, c, ev_kv, r, limit)
-        if k or (not use_gated and not limited):
-            order, runnable = cand, (n_open if use_gated else order.shape[0])
-            if k:
-                break
+    k, r, cand, runnable = 0, np.zeros(0, dtype=np.int64), order, order.shape[0]
+    for held, limited, reserve in _attempts(view, plan, order):
+        cand = np.concatenate((order[~held], order[held]))
+        runnable = int((~held).sum())
+        ev_kv = _host_limited(view, cand, all_ev) if limited else all_ev
+        r = _reserves(view, plan, c, cand, reserve)
+        k = _prefix(view, cand, c, ev_kv, all_ev, r, reserve,
+                    min(view.max_batch_size, runnable))
+        if k:
+            break
+    order = cand
     reached_end = k == runnable
     batch = order[:k]
     dem = int(c.demand[batch].sum())

@@ -21,7 +21,7 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 from schedlab.costmodel.base import IterationCost
-from schedlab.errors import check_nonneg_int, check_positive_int
+from schedlab.errors import check_nonneg_float, check_nonneg_int, check_positive_int
 
 __all__ = ["Cluster", "InstanceSpec"]
 
@@ -43,7 +43,12 @@ class InstanceSpec:
     block_tokens : KV page size (shown to policies).
     preemption : ``'swap'`` (KV to host memory) or ``'recompute'`` (drop KV); informs policies
         that consult it; the engine executes whatever moves a policy returns.
-    host_kv_capacity_tokens : swap space in host memory, in tokens.
+    swap_space_gib : host memory reserved for swapped-out KV, in GiB per GPU (vLLM's
+        ``--swap-space``, default 4 GiB per GPU); the instance's host KV capacity is
+        ``swap_space_gib * tp * 2**30 / kv_bytes_per_token`` tokens (8,192 tokens for
+        Llama-2-7B, 5,120 for OPT-13B).
+    host_kv_capacity_tokens : the host KV capacity in tokens; None (the default) takes it from
+        ``swap_space_gib``.
     overlap_swap : when True, the KV swap traffic of an iteration (swap-outs, swap-ins and the
         swap-in of host-resident requests it runs) overlaps with its compute, as with FastServe's
         proactive swapping on a separate stream: the iteration takes ``max(compute, swap)``.
@@ -62,7 +67,8 @@ class InstanceSpec:
     chunk_tokens: int = 0
     block_tokens: int = 16
     preemption: str = "swap"
-    host_kv_capacity_tokens: int = 2**62
+    swap_space_gib: float = 4.0
+    host_kv_capacity_tokens: int | None = None
     overlap_swap: bool = False
     kv_capacity_tokens: int | None = None
     cost: IterationCost | None = None
@@ -74,7 +80,9 @@ class InstanceSpec:
         check_positive_int(self.max_batch_tokens, "max_batch_tokens", w)
         check_nonneg_int(self.chunk_tokens, "chunk_tokens", w)
         check_positive_int(self.block_tokens, "block_tokens", w)
-        check_nonneg_int(self.host_kv_capacity_tokens, "host_kv_capacity_tokens", w)
+        check_nonneg_float(self.swap_space_gib, "swap_space_gib", w)
+        if self.host_kv_capacity_tokens is not None:
+            check_nonneg_int(self.host_kv_capacity_tokens, "host_kv_capacity_tokens", w)
         if not isinstance(self.overlap_swap, bool):
             raise ValueError(
                 f"The 'overlap_swap' parameter of {w} must be a bool. "
@@ -114,6 +122,12 @@ class InstanceSpec:
         if self.kv_capacity_tokens is not None:
             return int(self.kv_capacity_tokens)
         return int(cost.kv_capacity_tokens)
+
+    def host_kv_capacity(self, cost: IterationCost) -> int:
+        """Host swap space in tokens (the override, else ``swap_space_gib`` per GPU)."""
+        if self.host_kv_capacity_tokens is not None:
+            return int(self.host_kv_capacity_tokens)
+        return int(self.swap_space_gib * self.tp * 2**30 // cost.kv_bytes_per_token)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -42,14 +42,17 @@ def _walk(I, F, loc, running, order, limit, free, max_batch_tokens, chunk_tokens
           reserve, watermark, foot_mode, host_room):
     """Step 3 of the rule on ``order``: returns ``(k, demand, r_last, ev)``: how many positions
     join, their KV demand, ``R`` of the last one, and the evictable device KV per position (with
-    ``host_room >= 0``, only what that much host space takes, from the back). The costs of
-    positions behind the stop are never computed."""
+    ``host_room >= 0``, only what that much host space takes, from the back; for a request
+    that has started, the reserve is then checked against every evictable request and the rest
+    of ``R`` against those). The costs of positions behind the stop are never computed."""
     m = order.shape[0]
     ev = np.empty(m, dtype=np.int64)
     total_ev = 0
+    total_all = 0
     for i in range(m - 1, -1, -1):
         s = order[i]
         kv = I[KV, s] if (loc[s] == KV_GPU and I[FLAGS, s] & EVICTABLE) else 0
+        total_all += kv
         if host_room >= 0 and kv > host_room - total_ev:
             kv = 0
         ev[i] = kv
@@ -57,6 +60,7 @@ def _walk(I, F, loc, running, order, limit, free, max_batch_tokens, chunk_tokens
     tokens = 0
     dem = 0
     head_ev = 0
+    head_all = 0
     future = 0
     dem_k = 0
     r_last = 0
@@ -69,23 +73,51 @@ def _walk(I, F, loc, running, order, limit, free, max_batch_tokens, chunk_tokens
         ri = reserve
         if watermark and loc[s] == KV_NONE:
             ri += watermark
+        begun = _begun(I, loc, running, s)
         if foot_mode:
             given = I[FOOT, s] if foot_mode == FOOT_ROW else I[TARGET, s] + np.int64(
                 np.ceil(F[PRED, s]))
             foot = max(given, kv + g)
             future += max(foot - (kv if loc[s] == KV_GPU else 0), d) - d
-            if not (I[PREFILLED, s] > 0 or I[GENERATED, s] > 0 or loc[s] != KV_NONE
-                    or running[s]):
+            if not begun:
                 ri += future
         tokens += st
         dem += d
         head_ev += ev[i]
+        head_all += I[KV, s] if (loc[s] == KV_GPU and I[FLAGS, s] & EVICTABLE) else 0
         need = dem + ri if i > 0 else dem
-        if tokens > max_batch_tokens or need > free + total_ev - head_ev:
+        hard = need - reserve if (i > 0 and begun) else need
+        if (tokens > max_batch_tokens or hard > free + total_ev - head_ev
+                or need > free + total_all - head_all):
             return i, dem_k, r_last, ev
         dem_k = dem
         r_last = ri
     return min(limit, m), dem_k, r_last, ev
+
+
+@njit
+def _begun(I, loc, running, s):  # noqa: E741
+    """Whether slot ``s`` has started (:func:`schedlab.contract.accounting.started`)."""
+    return I[PREFILLED, s] > 0 or I[GENERATED, s] > 0 or loc[s] != KV_NONE or running[s]
+
+
+@njit
+def _hold_back(order, mask):
+    """``order`` with the positions where ``mask`` is set moved to its back (stably), and how
+    many are left in front."""
+    m = order.shape[0]
+    out = np.empty(m, dtype=np.int64)
+    a = 0
+    for i in range(m):
+        if not mask[i]:
+            out[a] = order[i]
+            a += 1
+    b = a
+    for i in range(m):
+        if mask[i]:
+            out[b] = order[i]
+            b += 1
+    return out, a
 
 
 @njit
@@ -115,45 +147,44 @@ def form(I, F, loc, running, n, order, kv_capacity, free, host_free,  # noqa: E7
     if n_rej:
         order = order[code[order] == 0]
     m = order.shape[0]
+    deferred = np.empty(m, dtype=np.bool_)
+    held = np.empty(m, dtype=np.bool_)
     n_def = 0
+    n_new = 0
     for i in range(m):
-        if I[FLAGS, order[i]] & DEFERRED:
-            n_def += 1
-    runnable = m
-    gated = order
-    if n_def:
-        gated = np.empty(m, dtype=np.int64)
-        a = 0
-        b = m - n_def
-        for i in range(m):
-            s = order[i]
-            if I[FLAGS, s] & DEFERRED:
-                gated[b] = s
-                b += 1
-            else:
-                gated[a] = s
-                a += 1
-    # the attempts of the rule (steps 2 to 4), until one forms a batch: deferred requests
-    # skipped, then not (only when some are deferred); with swap, victims only what the host
-    # space takes, then also those it cannot (recomputed)
+        s = order[i]
+        deferred[i] = I[FLAGS, s] & DEFERRED != 0
+        held[i] = deferred[i] or not _begun(I, loc, running, s)
+        n_def += deferred[i]
+        n_new += held[i] and not deferred[i]
+    # the attempts of the rule: (held back: 0 deferred, 1 deferred or not started, 2 nothing;
+    # victims limited to what the host takes; reserve kept)
     k = 0
-    for attempt in range(4):
-        use_gated = attempt < 2
-        limited = attempt % 2 == 0
-        if not limited and not swap:
+    cand = order
+    runnable = m
+    for t in range(5 if swap else 2):
+        if swap:
+            which = (0, 1, 1, 2, 2)[t]
+            limited = keep = t != 2 and t != 4
+        else:
+            which = 2 * t
+            limited, keep = False, True
+        if which == 1 and limited and n_new == 0:
+            continue  # the same as an earlier attempt
+        if which == 2 and n_def == 0 and (limited or not swap or n_new == 0):
             continue
-        if not use_gated and n_def == 0:
+        if which == 2:
+            cand = order
+            runnable = m
+        else:
+            cand, runnable = _hold_back(order, deferred if which == 0 else held)
+        k, dem, r_last, ev = _walk(I, F, loc, running, cand, min(max_batch_size, runnable),
+                                   free, max_batch_tokens, chunk_tokens,
+                                   reserve if keep else 0, watermark, foot_mode,
+                                   host_free if limited else -1)
+        if k:
             break
-        cand = gated if use_gated else order
-        k, dem, r_last, ev = _walk(I, F, loc, running, cand,
-                                   min(max_batch_size, m - n_def) if use_gated else max_batch_size,
-                                   free, max_batch_tokens, chunk_tokens, reserve, watermark,
-                                   foot_mode, host_free if (swap and limited) else -1)
-        if k or attempt == 3:
-            order = cand
-            runnable = m - n_def if use_gated else m
-            if k:
-                break
+    order = cand
     evict = np.empty(0, dtype=np.int64)
     if k and k < m and dem + r_last > free:
         deficit = dem + r_last - free

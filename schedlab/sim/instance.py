@@ -112,7 +112,7 @@ class InstanceRuntime:
         self.track = track_load  # keep the router's per-instance load columns up to date
         self.describe = describe  # names the policy in errors
         self.cap = spec.kv_capacity(cost)
-        self.host_cap = int(spec.host_kv_capacity_tokens)
+        self.host_cap = spec.host_kv_capacity(cost)
         self.gpu_used = 0
         self.host_used = 0
         self.token = 0  # bumped when the instance's next event changes (stale events are dropped)

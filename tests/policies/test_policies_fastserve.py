@@ -179,14 +179,15 @@ def _promoted_view() -> QueueView:
     )
 
 
-def test_starvation_promotion_resets_attained_by_default() -> None:
-    d = skip_join_mlfq(_promoted_view())
+def test_starvation_promotion_can_reset_attained() -> None:
+    d = skip_join_mlfq(_promoted_view(), reset_attained_on_promotion=True)
     assert d.priority[0] == 0 and d.attained_s[0] == 0.0
     assert d.run.tolist()[0] == 1  # job 1 ran most recently within queue 0
 
 
-def test_code_quirk_keeps_attained_and_demotes_right_after_the_next_iteration() -> None:
-    d = skip_join_mlfq(_promoted_view(), reset_attained_on_promotion=False)
+def test_by_default_as_the_code_promotion_keeps_attained_and_demotes_after_the_next_run(
+) -> None:
+    d = skip_join_mlfq(_promoted_view())
     assert d.priority[0] == 0 and d.attained_s[0] == pytest.approx(0.05)
     # once it has run, its 50 ms already exceed queue 0's 10 ms quantum: demoted again
     after = dataclasses.replace(
@@ -223,7 +224,8 @@ def test_starvation_check_runs_once_per_period_of_iterations() -> None:
 @given(queue_views(), COUNTERS, st.sampled_from([0, 1, 7, 1000]))
 def test_starvation_bound(view: QueueView, counters: dict[str, int], period: int) -> None:
     view = dataclasses.replace(view, **counters)
-    d = skip_join_mlfq(view, starvation_period_iterations=period)
+    d = skip_join_mlfq(view, starvation_period_iterations=period,
+                       reset_attained_on_promotion=True)
     due = view.last_run_s + THR
     waiting = ~view.running
     now_due = waiting & (view.now_s >= due)
