@@ -28,8 +28,12 @@ def vllm(view: QueueView, /, *, preempt: str = "recompute", watermark: float = 0
     fits the batch size, the token budget and the KV cache; a request admitted from the waiting
     queue must leave ``watermark`` of the KV free. When the running requests' growth does not
     fit, the latest-arrived device-resident requests are preempted (``evictable``, from the back
-    of the order), all or nothing. The plan is static whenever the order is arrival order (a
-    newcomer queues last; the engine keeps the plan until a preemption).
+    of the order), all or nothing. Without chunked prefill (``view.chunk_tokens == 0``) an
+    iteration that admits new requests runs only their prefills (``prefills_alone``: vLLM's
+    default scheduler does not schedule decodes while prefills are scheduled, so the running
+    requests wait one iteration per admission); with chunked prefill, decodes and prefill chunks
+    share iterations. The plan is static whenever the order is arrival order (a newcomer queues
+    last; the engine keeps the plan until a preemption).
 
     Parameters
     ----------
@@ -40,10 +44,15 @@ def vllm(view: QueueView, /, *, preempt: str = "recompute", watermark: float = 0
         Fraction of the KV capacity that must stay free after admitting a *new* request
         (vLLM's ``watermark`` block-manager parameter), to avoid immediate preemption.
 
+    Not modelled: vLLM's token budget counts only the prefill tokens of a prefill iteration
+    (here the batch's decodes, one token each, count while it is formed), and its admission
+    checks the prompt's blocks against the free blocks (here the batch's next-token growth
+    counts too).
+
     Invariants checked by the property tests: a valid batch within batch size, token budget and
     KV capacity; preempted requests are the latest-arrived device-resident ones and arrived
     after every running one; no request is admitted from the waiting queue in a step that
-    preempts; purity and determinism.
+    preempts; without chunked prefill, no decode runs beside a prefill; purity and determinism.
 
     >>> from schedlab.contract import QueueView, KV_GPU, form_batch
     >>> v = QueueView.from_columns(now_s=1.0, input_tokens=[40, 40, 10], arrival_s=[0.0, 0.1, 0.2],
@@ -64,5 +73,6 @@ def vllm(view: QueueView, /, *, preempt: str = "recompute", watermark: float = 0
         evictable=True,
         watermark_tokens=int(watermark * view.kv_capacity_tokens),
         preempt=preempt,
+        prefills_alone=view.chunk_tokens == 0,
         static=is_arrival_order(view, order),
     )

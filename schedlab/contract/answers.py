@@ -116,6 +116,10 @@ class Plan:
       iteration (FastServe's proactive swap-in).
     - ``preempt``: how evicted requests lose their KV: ``"recompute"`` or ``"swap"`` (to host
       memory while its space lasts, then recompute).
+    - ``prefills_alone``: when the formed batch holds a request whose next step is a prefill
+      (or a prefill chunk), only those run this iteration; the batch's decoding requests keep
+      their KV and wait for the next one (vLLM's scheduler without chunked prefill: it does not
+      schedule decodes while prefills are scheduled).
     - ``static``: the plan stays the policy's answer as the queue evolves. Asked again at any
       later point before its timer, the policy would return the same plan for the requests it
       ordered (same order, same per-request fields), with newcomers behind all of them in
@@ -152,6 +156,7 @@ class Plan:
     defer: np.ndarray | None = None
     prefetch: int = 0
     preempt: str = "recompute"
+    prefills_alone: bool = False
     static: bool = False
     priority: np.ndarray | None = None
     attained_s: np.ndarray | None = None
@@ -176,9 +181,11 @@ class Plan:
             raise ValueError(
                 f"Plan.preempt must be one of {PREEMPT_MODES}. Got {self.preempt!r}."
             )
-        if not isinstance(self.static, (bool, np.bool_)):
-            raise ValueError(f"Plan.static must be a bool. Got {self.static!r}.")
-        set_(self, "static", bool(self.static))
+        for name in ("prefills_alone", "static"):
+            value = getattr(self, name)
+            if not isinstance(value, (bool, np.bool_)):
+                raise ValueError(f"Plan.{name} must be a bool. Got {value!r}.")
+            set_(self, name, bool(value))
         if self.quantum_left_s is not None:
             set_(self, "quantum_left_s", np.asarray(self.quantum_left_s, dtype=np.float64))
             if self.static:

@@ -40,10 +40,13 @@ where the host space runs out):
   take are recomputed (nothing that has started could run otherwise);
 - (d) and (e): (a) and (c) with nothing held back.
 
-5. *Prefetch*: when nothing was evicted, the first ``prefetch`` host-resident requests behind the
+5. *Prefills alone* (``plan.prefills_alone``): when the batch holds a request whose next step
+   is a prefill (or a prefill chunk), the batch's decoding requests leave it (they keep their
+   KV); evictions and prefetches stay as formed.
+6. *Prefetch*: when nothing was evicted, the first ``prefetch`` host-resident requests behind the
    batch (among those not held back) are swapped in, each while ``reserve_tokens`` plus one token
    per batch member stay free after it; one that does not fit is passed over.
-6. *Timer*: the decision's ``reconsider_at_s`` is the plan's, or ``now_s`` plus the least
+7. *Timer*: the decision's ``reconsider_at_s`` is the plan's, or ``now_s`` plus the least
    ``quantum_left_s`` in the batch when that is earlier (the next representable time when that
    is not after ``now_s``).
 
@@ -205,6 +208,10 @@ def formation(view: QueueView, plan: Plan) -> Formation:
     if plan.preempt == "swap":
         fits = np.cumsum(view.kv_tokens[evict]) <= view.host_kv_free_tokens
         swap_out, recompute = evict[fits], evict[~fits]
+    if plan.prefills_alone:
+        prefilling = ~view.prefill_done[batch]
+        if prefilling.any():
+            batch = batch[prefilling]
     swap_in = evict[:0]
     if plan.prefetch and not evict.shape[0]:
         room = free - dem - k - plan.reserve_tokens

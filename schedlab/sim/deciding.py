@@ -54,8 +54,8 @@ class _Kept:
     """A plan the decider forms batches from: its order (slots) and scalar rules (its
     per-request fields are in the queue's rows ``FOOT`` and ``FLAGS``)."""
 
-    __slots__ = ("covers", "flags", "foot", "order", "prefetch", "reserve", "swap", "timer",
-                 "watermark")
+    __slots__ = ("alone", "covers", "flags", "foot", "order", "prefetch", "reserve", "swap",
+                 "timer", "watermark")
 
     def __init__(self, plan: Plan, order: np.ndarray) -> None:
         self.order = order
@@ -63,6 +63,7 @@ class _Kept:
         self.watermark = plan.watermark_tokens
         self.prefetch = plan.prefetch
         self.swap = plan.preempt == "swap"
+        self.alone = plan.prefills_alone
         foot = plan.footprint_tokens
         self.foot = FOOT_NONE if foot is None else FOOT_PREDICTED if isinstance(foot, str) else (
             FOOT_ROW)
@@ -224,7 +225,7 @@ class Decider:
         reached, moves, run, swap_out, recompute, swap_in, reject = unpack(form(
             Q.I, Q.F, Q.loc, Q.running, Q.n, kept.order, rt.cap, rt.cap - rt.gpu_used,
             rt.host_cap - rt.host_used, max_size, max_tokens, chunk, kept.reserve,
-            kept.watermark, kept.foot, kept.prefetch, kept.swap,
+            kept.watermark, kept.foot, kept.prefetch, kept.swap, kept.alone,
         ))
         self.open_end = reached and run.shape[0] < max_size
         reasons: tuple[str, ...] = ()

@@ -123,7 +123,7 @@ def _hold_back(order, mask):
 @njit
 def form(I, F, loc, running, n, order, kv_capacity, free, host_free,  # noqa: E741
          max_batch_size, max_batch_tokens, chunk_tokens, reserve, watermark, foot_mode, prefetch,
-         swap):
+         swap, prefills_alone):
     """Form the batch of the plan whose order is ``order`` (slots) over the first ``n`` slots;
     ``foot_mode`` says where footprints come from (:data:`FOOT_NONE`, :data:`FOOT_ROW`: row
     ``FOOT``, :data:`FOOT_PREDICTED`: prompt plus predicted output).
@@ -209,6 +209,20 @@ def form(I, F, loc, running, n, order, kv_capacity, free, host_free,  # noqa: E7
             used += I[KV, evict[i]]
             fits[i] = used <= host_free
         swap_out, recompute = evict[fits], evict[~fits]
+    batch = order[:k]
+    if prefills_alone:
+        n_pre = 0
+        for i in range(k):
+            if I[PREFILLED, batch[i]] < I[TARGET, batch[i]]:
+                n_pre += 1
+        if 0 < n_pre < k:
+            pre = np.empty(n_pre, dtype=np.int64)
+            j = 0
+            for i in range(k):
+                if I[PREFILLED, batch[i]] < I[TARGET, batch[i]]:
+                    pre[j] = batch[i]
+                    j += 1
+            batch = pre
     swap_in = np.empty(0, dtype=np.int64)
     if prefetch and evict.shape[0] == 0:
         room = free - dem - k - reserve
@@ -227,8 +241,9 @@ def form(I, F, loc, running, n, order, kv_capacity, free, host_free,  # noqa: E7
                     room -= I[KV, s]
         swap_in = taken[:j]
     reject = np.flatnonzero(code) if n_rej else np.empty(0, dtype=np.int64)
-    parts = (order[:k], swap_out, recompute, swap_in, reject)
-    out = np.empty(HEADER + k + evict.shape[0] + swap_in.shape[0] + n_rej, dtype=np.int64)
+    parts = (batch, swap_out, recompute, swap_in, reject)
+    out = np.empty(HEADER + batch.shape[0] + evict.shape[0] + swap_in.shape[0] + n_rej,
+                   dtype=np.int64)
     out[0] = k == runnable
     j = HEADER
     for i in range(5):

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 from hypothesis import given, settings
 
@@ -94,7 +96,14 @@ def test_vllm_preempts_the_latest_arrivals_and_admits_nothing_new_meanwhile(
     ok = _ok(view)
     full = np.lexsort((view.request_id, view.arrival_s, group))
     full = full[ok[full]].tolist()
-    assert run.tolist() == full[: run.shape[0]]
+    if not run.shape[0]:
+        return
+    formed = full[: max(full.index(p) for p in run.tolist()) + 1]
+    prefilling = [p for p in formed if not view.prefill_done[p]]
+    if view.chunk_tokens == 0 and prefilling:  # decodes wait while prefills run
+        assert run.tolist() == prefilling
+    else:
+        assert run.tolist() == formed
 
 
 def test_vllm_recomputes_by_default_and_swaps_on_request() -> None:
@@ -127,8 +136,23 @@ def test_vllm_watermark_holds_back_new_requests() -> None:
         running=[True, False],
         kv_capacity_tokens=100,
     )
-    assert decide(vllm, v).run.tolist() == [0, 1]  # 1 + 31 tokens fit in 50 free, 1% watermark = 1
+    # 1 + 31 tokens fit in 50 free with the 1% watermark (1 token): request 1 is admitted, and
+    # its prefill runs alone (request 0 keeps its KV and decodes next iteration)
+    d = decide(vllm, v)
+    assert d.run.tolist() == [1] and d.swap_out.shape[0] == d.recompute.shape[0] == 0
     assert decide(vllm, v, watermark=0.2).run.tolist() == [0]  # 18 free after < 20 watermark
+
+
+def test_vllm_mixes_decodes_and_prefill_chunks_only_with_chunked_prefill() -> None:
+    v = QueueView.from_columns(
+        now_s=1.0, input_tokens=[40, 30, 20], arrival_s=[0.0, 0.1, 0.2],
+        prefilled_tokens=[40, 0, 0], generated_tokens=[10, 0, 0], kv_tokens=[50, 0, 0],
+        kv_location=[KV_GPU, 0, 0], running=[True, False, False], kv_capacity_tokens=1000,
+    )
+    assert vllm(v).prefills_alone and decide(vllm, v).run.tolist() == [1, 2]
+    chunked = dataclasses.replace(v, chunk_tokens=512)
+    assert not vllm(chunked).prefills_alone
+    assert decide(vllm, chunked).run.tolist() == [0, 1, 2]
 
 
 @PROPS

@@ -63,6 +63,7 @@ def plans(draw: st.DrawFn, view: QueueView) -> Plan:
         defer=draw(st.one_of(st.none(), mask)),
         prefetch=draw(st.sampled_from([0, 0, 1, 4, 64])),
         preempt=draw(st.sampled_from(["swap", "recompute"])),
+        prefills_alone=draw(st.booleans()),
     )
 
 
@@ -85,7 +86,7 @@ def test_compiled_forming_is_the_contract_rule(data: st.DataObject) -> None:
         rows, floats, loc, running, view.n, plan.order, view.kv_capacity_tokens,
         view.kv_free_tokens, view.host_kv_free_tokens, view.max_batch_size, view.max_batch_tokens,
         view.chunk_tokens, plan.reserve_tokens, plan.watermark_tokens, mode, plan.prefetch,
-        plan.preempt == "swap",
+        plan.preempt == "swap", plan.prefills_alone,
     ))
     d = ref.decision
     for name, got in (("run", run), ("swap_out", swap_out), ("recompute", recompute),
