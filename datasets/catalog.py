@@ -1,10 +1,11 @@
 """The real traces shipped inside the package, with their source, licence and checksum.
 
 The files live in ``schedlab/datasets/data/`` (licences and attribution in ``NOTICE.md`` there),
-unmodified copies of the public files; ``sha256`` is of those bytes.
+unmodified copies of the public files (one gzipped: its sha256 is of the decompressed bytes);
+``sha256`` is of those bytes.
 
 >>> sorted(SHIPPED)
-['azure-code-2023', 'azure-conv-2023', 'mooncake-conversation', 'mooncake-synthetic']
+['azure-code-2023', 'azure-conv-2023', 'mooncake-conversation', 'mooncake-synthetic', 'sharegpt-lengths']
 >>> SHIPPED["azure-conv-2023"].rows, SHIPPED["azure-conv-2023"].licence
 (19366, 'CC-BY-4.0')
 >>> verify_checksum("mooncake-synthetic")
@@ -31,6 +32,13 @@ _MOONCAKE = (
 _AZURE = (
     '"Azure LLM Inference Trace 2023", Microsoft Azure; Patel et al., "Splitwise: Efficient '
     'generative LLM inference using phase splitting", ISCA 2024'
+)
+
+_ETALON = (
+    'Amey Agrawal et al., "etalon: Holistic Performance Evaluation Framework for LLM Inference '
+    'Systems", arXiv 2407.07000 (Systems for AI Lab, Georgia Institute of Technology); the same '
+    "file serves Sarathi-Serve (OSDI 2024); lengths of ShareGPT conversations users shared from "
+    "ChatGPT"
 )
 
 
@@ -82,6 +90,25 @@ SHIPPED: dict[str, ShippedTrace] = {
             ),
             attribution=_MOONCAKE,
             description="multi-turn conversations from public datasets, Poisson arrivals",
+        ),
+        ShippedTrace(
+            name="sharegpt-lengths",
+            file="sharegpt_8k_filtered_stats_llama2_tokenizer.csv.gz",
+            format="vidur",
+            rows=30731,
+            sha256="6d6c296302a853e2669a674a96f269283e60c57e60363bd450588a1066919f9f",
+            licence="Apache-2.0",
+            licence_url="https://www.apache.org/licenses/LICENSE-2.0",
+            source=(
+                "https://github.com/project-etalon/etalon "
+                "data/processed_traces/sharegpt_8k_filtered_stats_llama2_tokenizer.csv"
+            ),
+            attribution=_ETALON,
+            description=(
+                "ShareGPT chat turns' prompt and output token counts (Llama-2 tokenizer; no "
+                "times, no text; a prompt holds the conversation so far; totals up to 8,192, "
+                "outputs up to 1,024 tokens)"
+            ),
         ),
         ShippedTrace(
             name="azure-code-2023",

@@ -59,8 +59,8 @@ def describe(workload: Workload) -> dict:
 def list_datasets() -> list[dict]:
     """Every shipped trace with its provenance and :func:`describe` statistics.
 
-    >>> [d["name"] for d in list_datasets()]
-    ['azure-code-2023', 'azure-conv-2023', 'mooncake-conversation', 'mooncake-synthetic']
+    >>> [d["name"] for d in list_datasets()][-1]
+    'sharegpt-lengths'
     """
     from schedlab.datasets.catalog import SHIPPED
     from schedlab.datasets.loading import load

@@ -54,6 +54,16 @@ PROVENANCE = {
         "out_p50": 129,
         "out_max": 1000,
     },
+    # etalon's ShareGPT lengths: statistics from the research notes of issue 10 (no times)
+    "sharegpt-lengths": {
+        "rows": 30731,
+        "in_mean": 2340,
+        "in_p50": 1730,
+        "in_max": 8141,
+        "out_mean": 438.7,
+        "out_p50": 415,
+        "out_max": 1024,
+    },
 }
 
 
@@ -74,8 +84,11 @@ def test_statistics_match_provenance(name, loaded):
     p, w = PROVENANCE[name], loaded[name]
     d = datasets.describe(w)
     assert w.arrival_s[0] == 0.0
-    assert round(d["time_span_s"]) == p["span"]
-    assert round(d["mean_rate_per_s"], 2) == p["rate"]
+    if "span" in p:
+        assert round(d["time_span_s"]) == p["span"]
+        assert round(d["mean_rate_per_s"], 2) == p["rate"]
+    else:  # length statistics only: a batch at 0 s
+        assert d["time_span_s"] == 0.0 and d["mean_rate_per_s"] is None
     assert d["input_tokens"]["mean"] == pytest.approx(p["in_mean"], abs=0.6)
     assert d["input_tokens"]["p50"] == p["in_p50"]
     assert d["output_tokens"]["mean"] == pytest.approx(p["out_mean"], abs=0.6)
@@ -113,6 +126,18 @@ def test_shipped_files_match_shared_provenance(shared_dir):
         assert rows[rel] == (SHIPPED[name].rows, SHIPPED[name].sha256)
 
 
+def test_sharegpt_lengths_are_the_etalon_file_and_keep_its_notice():
+    import gzip
+
+    raw = gzip.decompress(shipped_path("sharegpt-lengths").read_bytes())
+    assert raw.startswith(b"num_prefill_tokens,num_decode_tokens,num_total_tokens,pd_ratio\n")
+    w = datasets.load("sharegpt-lengths")
+    cv = w.output_tokens.std() / w.output_tokens.mean()
+    assert round(float(cv), 3) == 0.605
+    notice = (DATA_DIR / "NOTICE.md").read_text()
+    assert "Systems for AI Lab, Georgia Institute of Technology" in notice
+
+
 def test_licences_and_attribution_ship():
     notice = (DATA_DIR / "NOTICE.md").read_text()
     for name, t in SHIPPED.items():
@@ -141,7 +166,10 @@ def test_list_datasets():
     for r in rows:
         assert r["rows"] == SHIPPED[r["name"]].rows
         assert r["licence"] in ("Apache-2.0", "CC-BY-4.0") and r["attribution"]
-        assert r["mean_rate_per_s"] > 0 and r["time_span_s"] > 0
+        if SHIPPED[r["name"]].format == "vidur":  # lengths only
+            assert r["time_span_s"] == 0.0
+        else:
+            assert r["mean_rate_per_s"] > 0 and r["time_span_s"] > 0
         assert set(r["output_tokens"]) >= {"mean", "p50", "p90", "p99", "max"}
 
 
