@@ -58,10 +58,11 @@ def run_list(args: argparse.Namespace) -> int:
         print(json.dumps({"datasets": rows}, indent=2))
         return 0
     for d in rows:
-        print(
-            f"{d['name']:<22} {d['rows']:>7,} rows  {d['time_span_s']:>7,.0f} s  "
-            f"{d['mean_rate_per_s']:5.2f} req/s  {d['licence']:<10}  {d['description']}"
-        )
+        rate = d["mean_rate_per_s"]
+        timing = (f"{d['time_span_s']:>7,.0f} s  {rate:5.2f} req/s" if rate is not None
+                  else f"{'lengths only, no arrival times':<23}")
+        print(f"{d['name']:<22} {d['rows']:>7,} rows  {timing}  {d['licence']:<10}  "
+              f"{d['description']}")
         print(f"{'':<22} input:  {_fmt_stats(d['input_tokens'])}")
         print(f"{'':<22} output: {_fmt_stats(d['output_tokens'])}")
     print("Licences and attribution: schedlab/datasets/data/NOTICE.md")

@@ -194,6 +194,14 @@ def test_cli_list_and_show_json(tmp_path, capsys):
     assert "64.0% of references repeat" in capsys.readouterr().out
 
 
+def test_cli_list_as_text_covers_length_only_traces(capsys):
+    assert main(["datasets", "list"]) == 0
+    out = capsys.readouterr().out
+    assert all(name in out for name in datasets.SHIPPED)
+    assert "sharegpt-lengths" in out and "lengths only, no arrival times" in out
+    assert main(["datasets", "show", "sharegpt-lengths"]) == 0
+
+
 def test_sort_then_window_and_gzip_csv(tmp_path):
     text = HEADER + row(9.0, 90) + row(2.0, 20) + row(5.0, 50) + row(3.0, 30)
     p = tmp_path / "t.csv.gz"
