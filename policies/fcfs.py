@@ -13,12 +13,15 @@ from __future__ import annotations
 import numpy as np
 
 from schedlab.contract import Plan, QueueView, started
+from schedlab.errors import check_positive_int
 from schedlab.policies.ordering import arrival_order, is_arrival_order
 
 __all__ = ["fcfs", "run_to_completion"]
 
 
-def run_to_completion(view: QueueView, waiting_key: np.ndarray | None) -> Plan:
+def run_to_completion(
+    view: QueueView, waiting_key: np.ndarray | None, *, reserve_max_tokens: int | None = None
+) -> Plan:
     """Non-preemptive iteration-level batching: admitted (started) requests first, in arrival
     order; then waiting requests in increasing ``waiting_key`` (ties by arrival, then request id;
     arrival order when None). Admission reserves each request's predicted footprint, its prompt
@@ -26,7 +29,9 @@ def run_to_completion(view: QueueView, waiting_key: np.ndarray | None) -> Plan:
     maximum length, so admitted requests never run out of KV while the predictions hold; one that
     outgrows its prediction pushes out the latest admitted requests (``evictable``, by
     recomputation). The head of the queue runs whenever its next step fits, even if its
-    footprint does not, so a long prediction cannot stall an idle instance.
+    footprint does not, so a long prediction cannot stall an idle instance. With
+    ``reserve_max_tokens`` every request's footprint is that many tokens instead (Orca reserving
+    the maximum sequence length).
 
     The order is static (the engine keeps it, and puts newcomers at its back itself) whenever
     it is arrival order, as it always is in a simulation: admission only moves requests from the
@@ -46,12 +51,13 @@ def run_to_completion(view: QueueView, waiting_key: np.ndarray | None) -> Plan:
     return Plan(
         order=order,
         evictable=True,
-        footprint_tokens="predicted",
+        footprint_tokens=("predicted" if reserve_max_tokens is None
+                          else np.full(view.n, reserve_max_tokens, dtype=np.int64)),
         static=waiting_key is None and is_arrival_order(view, order),
     )
 
 
-def fcfs(view: QueueView, /) -> Plan:
+def fcfs(view: QueueView, /, *, reserve_max_tokens: int | None = None) -> Plan:
     """Orca-style FCFS run-to-completion with iteration-level (continuous) batching.
 
     Seed paper: Orca (Yu et al., OSDI'22), iteration-level scheduling with selective batching;
@@ -61,8 +67,16 @@ def fcfs(view: QueueView, /) -> Plan:
     iteration until they finish; a new request joins when the batch size, the token budget and
     the KV reservation of its predicted footprint (prompt + ``output_tokens_pred``) allow
     (:func:`run_to_completion`). Strict FCFS: a waiting request that does not fit blocks the
-    ones behind it. No parameters: limits come from the view. Requests that can never fit the
-    instance are rejected by the engine with a reason.
+    ones behind it. Limits come from the view. Requests that can never fit the instance are
+    rejected by the engine with a reason.
+
+    Parameters
+    ----------
+    reserve_max_tokens : int or None, default None
+        Reserve this many KV tokens per request instead of its prompt plus predicted output:
+        Orca as the vLLM paper runs it ("Orca (Max)", Kwon et al., SOSP'23 §6.1: the maximum
+        sequence length, 2,048 tokens for OPT), which is how FastServe's v1 prototype was
+        compared with Orca.
 
     Invariants checked by the property tests: a valid batch within batch size, token budget and
     KV capacity (:func:`schedlab.testing.check_policy`, whose static-plan check confirms the
@@ -78,4 +92,6 @@ def fcfs(view: QueueView, /) -> Plan:
     >>> form_batch(v, fcfs(v)).run.tolist()   # 17 more reserved for 0 leave room for one 15
     [0, 1]
     """
-    return run_to_completion(view, None)
+    if reserve_max_tokens is not None:
+        check_positive_int(reserve_max_tokens, "reserve_max_tokens", "fcfs")
+    return run_to_completion(view, None, reserve_max_tokens=reserve_max_tokens)

@@ -187,3 +187,12 @@ def test_sjf_admits_the_shortest_first_and_never_preempts() -> None:
     assert decide(sjf, v).run.tolist() == [0, 2]
     assert decide(fcfs, v).run.tolist() == [0]  # FCFS would need 60 tokens for request 1 first
     assert decide(srpt, v).run.tolist() == [2, 0, 1]
+
+
+def test_orca_max_reserves_the_maximum_sequence_length_per_request() -> None:
+    # 3 waiting requests of 10-token prompts, 100 tokens of KV: with the predicted footprints
+    # (10 + 5 each) all three are admitted; reserving 40 tokens each (Orca (Max)) admits two
+    v = QueueView.from_columns(now_s=0.0, input_tokens=[10, 10, 10], output_tokens_pred=[5, 5, 5],
+                               kv_capacity_tokens=100)
+    assert decide(fcfs, v).run.tolist() == [0, 1, 2]
+    assert decide(fcfs, v, reserve_max_tokens=40).run.tolist() == [0, 1]

@@ -24,6 +24,7 @@ def test_registered_policy_passes_each_named_check(name: str, check) -> None:
     ("name", "params"),
     [
         ("vllm", {"preempt": "swap", "watermark": 0.3}),
+        ("fcfs", {"reserve_max_tokens": 2048}),
         ("srpt", {"preempt": "recompute"}),
         ("mlfq", {"num_queues": 2, "proactive_offloading": False}),
         (
@@ -51,6 +52,7 @@ def test_registered_router_passes_check_router(name: str) -> None:
     ("name", "params", "match"),
     [
         ("vllm", {"preempt": "drop"}, "'preempt' parameter of vllm"),
+        ("fcfs", {"reserve_max_tokens": 0}, "'reserve_max_tokens' parameter of fcfs"),
         ("vllm", {"watermark": 1.5}, "'watermark' parameter of vllm"),
         ("srpt", {"preempt": "swap-out"}, "'preempt' parameter of srpt"),
         ("skip-join-mlfq", {"base_quantum_s": 0.0}, "'base_quantum_s' parameter of skip_join_mlfq"),
