@@ -49,11 +49,12 @@ class InstanceSpec:
         Llama-2-7B, 5,120 for OPT-13B).
     host_kv_capacity_tokens : the host KV capacity in tokens; None (the default) takes it from
         ``swap_space_gib``.
-    overlap_swap : when True, the KV swap traffic of an iteration (swap-outs, swap-ins and the
-        swap-in of host-resident requests it runs) overlaps with its compute, as with FastServe's
-        proactive swapping on a separate stream: the iteration takes ``max(compute, swap)``.
-        False (the default) serialises them: ``compute + swap``. A decision that only moves KV
-        (no batch) takes the swap time either way.
+    overlap_swap : when True, the KV swap traffic of an iteration overlaps with its compute, as
+        with FastServe's proactive swapping, whose swap-outs and swap-ins run on two streams of
+        their own (PCIe is full duplex): the iteration takes ``max(compute, swap-out,
+        swap-in)``, where swap-in counts the host-resident requests it runs too. False (the
+        default) serialises them: ``compute + swap-out + swap-in``. A decision that only moves
+        KV (no batch) takes ``max(swap-out, swap-in)`` or their sum.
     kv_capacity_tokens : device KV capacity; None takes the cost model's.
     cost : an :class:`~schedlab.costmodel.base.IterationCost`; None builds the roofline model of
         ``(model, gpu, tp)`` through :func:`schedlab.costmodel.iteration_cost`.

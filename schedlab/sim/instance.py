@@ -208,7 +208,7 @@ class InstanceRuntime:
         if step.attained is not None:
             Q.attained[:n] = step.attained
         run = step.run
-        move_s = self._apply_moves(step) if step.moves else 0.0
+        out_s, in_s = self._apply_moves(step) if step.moves else (0.0, 0.0)
         if step.reject.shape[0]:
             keep = np.ones(n, dtype=bool)
             keep[step.reject] = False
@@ -217,7 +217,8 @@ class InstanceRuntime:
         if run.shape[0] == 0:
             Q.running[: Q.n] = False
             self._count_idle(now, progressed=step.reject.shape[0] > 0)
-            if move_s > 0:
+            if out_s > 0 or in_s > 0:
+                move_s = max(out_s, in_s) if self.spec.overlap_swap else out_s + in_s
                 self.kind, self.t0, self.t_end = _RUN_MOVES, now, now + move_s
                 return self.t_end
             if Q.n == 0 or math.isinf(step.wake):
@@ -229,11 +230,11 @@ class InstanceRuntime:
             host = run[Q.loc[run] == KV_HOST]
             if host.shape[0]:
                 tok = int(np.add.reduce(Q.kv[host]))
-                move_s += float(self.cost.swap_time_s(tok))
+                in_s += float(self.cost.swap_time_s(tok))
                 self.gpu_used += tok
                 self.host_used -= tok
                 Q.loc[host] = KV_GPU
-        return self._start(now, run, step.chunks, move_s, step.wake)
+        return self._start(now, run, step.chunks, out_s, in_s, step.wake)
 
     def _count_idle(self, now: float, *, progressed: bool) -> None:
         self.idle_steps = 0 if progressed else self.idle_steps + 1
@@ -253,9 +254,11 @@ class InstanceRuntime:
         T.reject_code[rid] = [self._code(r) for r in step.reasons]
         self._remove(step.reject)
 
-    def _apply_moves(self, step: Step) -> float:
+    def _apply_moves(self, step: Step) -> tuple[float, float]:
+        """Carry out the step's KV moves; returns the seconds of swap-out and of swap-in
+        traffic."""
         T, Q, cost = self.T, self.Q, self.cost
-        move_s = 0.0
+        out_s = in_s = 0.0
         if step.swap_out.shape[0]:
             pos = step.swap_out
             tok = int(Q.kv[pos].sum())
@@ -265,7 +268,7 @@ class InstanceRuntime:
             rid = Q.rid[pos]
             T.preemptions[rid] += 1
             T.swaps[rid] += 1
-            move_s += float(cost.swap_time_s(tok))
+            out_s = float(cost.swap_time_s(tok))
         if step.recompute.shape[0]:
             pos = step.recompute
             before = Q.outstanding(pos) if self.track else 0.0
@@ -289,21 +292,22 @@ class InstanceRuntime:
             self.gpu_used += tok
             self.host_used -= tok
             Q.loc[pos] = KV_GPU
-            move_s += float(cost.swap_time_s(tok))
-        return move_s
+            in_s = float(cost.swap_time_s(tok))
+        return out_s, in_s
 
     # ------------------------------------------------------------------ runs
     def _start(
-        self, now: float, run: np.ndarray, given: np.ndarray | None, move_s: float, wake: float
+        self, now: float, run: np.ndarray, given: np.ndarray | None, out_s: float, in_s: float,
+        wake: float,
     ) -> float:
         """Start running the slots ``run`` (``given``: their prompt chunks, or None for the
-        defaults)."""
+        defaults) after ``out_s`` and ``in_s`` seconds of swap-out and swap-in traffic."""
         Q, spec = self.Q, self.spec
         self.wake = wake
         self.batch = run
         n_pref, dec_kv, fewest_left = start_batch(Q.I, Q.running, Q.n, run)
         b = run.shape[0]
-        if n_pref == 0 and move_s == 0.0:
+        if n_pref == 0 and out_s == 0.0 and in_s == 0.0:
             return self._start_decode(now, b, dec_kv, fewest_left)
         c, pt, pc = batch_chunks(Q.I, run, n_pref, spec.chunk_tokens)
         if given is not None:
@@ -313,10 +317,10 @@ class InstanceRuntime:
             pt = c[is_pref]
         dur = self.cost.fast_iteration_time_s(pt, pc, b - n_pref, dec_kv)
         self.kind, self.chunks, self.t0 = _RUN_ITER, c, now
-        if spec.overlap_swap:  # swap traffic on its own stream, alongside the compute
-            self.t_end = now + max(float(dur), move_s)
+        if spec.overlap_swap:  # each direction on its own stream, alongside the compute
+            self.t_end = now + max(float(dur), out_s, in_s)
         else:
-            self.t_end = now + float(dur) + move_s
+            self.t_end = now + float(dur) + out_s + in_s
         return self.t_end
 
     def _start_decode(self, now: float, b: int, kv: int, fewest_left: int) -> float:

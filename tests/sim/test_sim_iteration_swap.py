@@ -127,6 +127,34 @@ def test_overlap_swap_iteration_durations() -> None:
     assert durations[True][2] == pytest.approx(0.03 * 101)
 
 
+def test_overlap_swap_runs_swap_out_and_swap_in_side_by_side() -> None:
+    """A step that swaps one request out and another in: serial = compute + out + in, overlap =
+    max(compute, out, in) (FastServe's two swap streams; PCIe is full duplex)."""
+
+    def rotate(view, /):
+        on_gpu = np.flatnonzero(view.kv_location == 1)
+        on_host = np.flatnonzero(view.kv_location == 2)
+        if view.n == 3 and on_host.shape[0] == 1 and on_gpu.shape[0] == 2:
+            p = int(on_host[0])
+            q = int(on_gpu[0])
+            return BatchDecision(run=np.array([p]), swap_out=np.array([q]))
+        if view.n == 3 and on_gpu.shape[0] == 3:
+            return BatchDecision(run=np.array([2]), swap_out=np.array([0]))
+        return BatchDecision(run=np.arange(view.n))
+
+    w = Workload(arrival_s=[0.0, 0.0, 0.0], input_tokens=[100, 50, 4], output_tokens=[5, 5, 5])
+    durations = {}
+    for overlap in (False, True):
+        spec = InstanceSpec(cost=_SlowSwapCost(), overlap_swap=overlap)
+        log = simulate(w, spec, rotate, record_iterations=True).iteration_log
+        durations[overlap] = (log["end_s"] - log["start_s"]).tolist()
+    # iteration 0 prefills all three; iteration 1 swaps request 0 out (101 tokens); iteration 2
+    # swaps request 1 out (51 tokens) and request 0 back in (101 tokens) to run it
+    out_s, in_s = 0.03 * 51, 0.03 * 101
+    assert durations[False][2] == pytest.approx(1.0 + out_s + in_s)
+    assert durations[True][2] == pytest.approx(max(1.0, out_s, in_s))
+
+
 def test_overlap_swap_is_validated() -> None:
     with pytest.raises(ValueError, match="overlap_swap"):
         InstanceSpec(cost=ConstantIterationCost(), overlap_swap="yes")
