@@ -227,23 +227,28 @@ def skip_join_mlfq(
                                 top) if use_skip_join else 0)
     quantum = (q0 * np.power(r, np.arange(int(prio.max(initial=0)) + 2, dtype=np.float64)))[prio]
     demote = (att > quantum) & (prio < top)  # 2. demotion, one queue down
-    prio[demote] += 1
-    att[demote] = 0.0
-    quantum[demote] *= r
-    promotable = ((prio > 0) | (reset_attained_on_promotion & (att > 0))) & ~v.running
-    due = v.last_run_s + thr
-    if starvation_check(v, period):  # 3. starvation
+    if demote.any():
+        prio[demote] += 1
+        att[demote] = 0.0
+        quantum[demote] *= r
+    check = starvation_check(v, period)
+    wake = math.inf  # checking at every decision: also when the next waiting job is due
+    if check or period == 0:  # 3. starvation
+        promotable = ((prio > 0) | (reset_attained_on_promotion & (att > 0))) & ~v.running
+        due = v.last_run_s + thr
         promote = promotable & (v.now_s >= due)
         prio[promote] = 0
         quantum[promote] = q0
-        promotable &= ~promote
         if reset_attained_on_promotion:
             att[promote] = 0.0
+        waiting = promotable & ~promote
+        if period == 0 and waiting.any():
+            waiting &= infeasible_codes(v) == 0
+            wake = float(due[waiting].min()) if waiting.any() else wake
+    left = quantum - att
+    if num_queues is not None:
+        left[prio >= top] = math.inf
     gated = v.host_kv_free_tokens < gate * v.host_kv_capacity_tokens
-    wake = math.inf  # checking at every decision: also when the next waiting job is due
-    if period == 0 and promotable.any():
-        waiting = promotable & (infeasible_codes(v) == 0)
-        wake = float(due[waiting].min()) if waiting.any() else wake
     return Plan(
         order=priority_order(v, prio),  # 4. the batch: the longest prefix that fits
         evictable=True,
@@ -254,7 +259,7 @@ def skip_join_mlfq(
         preempt=preempt,
         priority=prio,
         attained_s=att,
-        quantum_left_s=np.where(prio < top, quantum - att, np.inf),  # 6. wake-ups
+        quantum_left_s=left,  # 6. wake-ups
         reconsider_at_s=wake,
     )
 

@@ -17,12 +17,12 @@ __all__ = ["arrival_order", "check_preempt", "is_arrival_order"]
 
 
 def _sorted_by_arrival(arrival: np.ndarray, request_id: np.ndarray) -> bool:
-    gap = np.diff(arrival)
-    if (gap > 0).all():
+    later, earlier = arrival[1:], arrival[:-1]
+    if (later > earlier).all():
         return True
-    if (gap < 0).any():
+    if (later < earlier).any():
         return False
-    tie = np.flatnonzero(gap == 0)
+    tie = np.flatnonzero(later == earlier)
     return bool((request_id[tie + 1] > request_id[tie]).all())
 
 
