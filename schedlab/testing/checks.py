@@ -23,7 +23,7 @@ The checks (:data:`POLICY_CHECKS`), each ``check(policy, view, **params)`` on on
 >>> from schedlab.contract import Plan
 >>> def longest_first(view, /):   # says static, but the order changes as prompts are prefilled
 ...     return Plan(order=np.argsort(view.prefilled_tokens - view.input_tokens, kind="stable"),
-...                 static=True)
+...                 evictable=True, static=True)
 >>> check_policy(longest_first, max_examples=30, shrink=False)
 Traceback (most recent call last):
 ...
