@@ -1,16 +1,18 @@
 """Simulator speed against the issue's targets (run by hand; prints one JSON line per part).
 
-    python benchmarks/bench_sim.py azure      # whole `schedlab simulate` process, Azure conv 2023
+    python benchmarks/bench_sim.py azure      # whole `schedlab simulate` process, Azure conv 2023,
+                                              # every registered policy (--policies to choose)
     python benchmarks/bench_sim.py user       # a user's FCFS plan against the built-in, Azure
     python benchmarks/bench_sim.py vidur      # 10,000 requests, Llama-2-7B on one A100
     python benchmarks/bench_sim.py million --n 1000000 --instances 64
 
-Targets (issues 4 and 9): the Azure 2023 conversation trace (19,366 requests) on one instance in
-under 2 s for the whole process; a user's numpy policy written as a plan
-(:func:`bench_sim_common.user_fcfs`) within 1.5x of the built-in's simulation time on that trace;
-1,000,000 synthetic requests on 64 instances in under 2 minutes with memory proportional to
-requests; the 10,000-request Vidur workload at least 20x faster than Vidur's ~1.6 ms per request
-(22.5 s; Vidur's published figure quoted by the issue, Vidur itself is not installed here).
+Targets (issues 4, 9 and 10): the Azure 2023 conversation trace (19,366 requests) on one instance
+in under 2 s for the whole process, for every registered policy; a user's numpy policy written as
+a plan (:func:`bench_sim_common.user_fcfs`) within 1.5x of the built-in's simulation time on
+that trace; 1,000,000 synthetic requests on 64 instances in under 2 minutes with memory
+proportional to requests; the 10,000-request Vidur workload at least 20x faster than Vidur's
+~1.6 ms per request (22.5 s; Vidur's published figure quoted by the issue, Vidur itself is not
+installed here).
 Baselines measured in the same run: the same simulation stepping every decode iteration
 (``closed_form=False``), and the simulator with a minimal FCFS returning full decisions
 (:func:`bench_sim_common.minimal_fcfs`, asked at every decision point).
@@ -45,6 +47,13 @@ def _policies() -> list[str]:
     from schedlab.policies import REGISTRY
 
     return [p for p in ("fcfs", "vllm") if p in REGISTRY]
+
+
+def _all_policies() -> list[str]:
+    """Every registered policy (issue 10: the Azure replay for each), the fast ones first."""
+    from schedlab.policies import REGISTRY
+
+    return [*_policies(), *sorted(p for p in REGISTRY if p not in _policies())]
 
 
 def _simulate_process(policy: str, *extra: str) -> tuple[float, dict]:
@@ -167,9 +176,11 @@ def main() -> None:
     ap.add_argument("--instances", type=int, default=64)
     ap.add_argument("--rate-per-instance", type=float, default=2.0)
     ap.add_argument("--policy", default="fcfs", help="million: registry name or minimal_fcfs")
+    ap.add_argument("--policies", nargs="*", default=None,
+                    help="azure: registry names (default: every registered policy)")
     a = ap.parse_args()
     if a.part in ("azure", "all"):
-        for p in _policies():
+        for p in a.policies or _all_policies():
             print(json.dumps(bench_azure(p)), flush=True)
     if a.part in ("user", "all"):
         print(json.dumps(bench_user()), flush=True)

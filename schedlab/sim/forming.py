@@ -148,15 +148,17 @@ def form(I, F, loc, running, n, order, kv_capacity, free, host_free,  # noqa: E7
         order = order[code[order] == 0]
     m = order.shape[0]
     deferred = np.empty(m, dtype=np.bool_)
-    held = np.empty(m, dtype=np.bool_)
     n_def = 0
-    n_new = 0
     for i in range(m):
-        s = order[i]
-        deferred[i] = I[FLAGS, s] & DEFERRED != 0
-        held[i] = deferred[i] or not _begun(I, loc, running, s)
+        deferred[i] = I[FLAGS, order[i]] & DEFERRED != 0
         n_def += deferred[i]
-        n_new += held[i] and not deferred[i]
+    held = deferred
+    n_new = 0
+    if swap:  # attempts (b) and (c) also hold back the requests that have not started
+        held = np.empty(m, dtype=np.bool_)
+        for i in range(m):
+            held[i] = deferred[i] or not _begun(I, loc, running, order[i])
+            n_new += held[i] and not deferred[i]
     # the attempts of the rule: (held back: 0 deferred, 1 deferred or not started, 2 nothing;
     # victims limited to what the host takes; reserve kept)
     k = 0
@@ -173,8 +175,8 @@ def form(I, F, loc, running, n, order, kv_capacity, free, host_free,  # noqa: E7
             continue  # the same as an earlier attempt
         if which == 2 and n_def == 0 and (limited or not swap or n_new == 0):
             continue
-        if which == 2:
-            cand = order
+        if which == 2 or n_def + (n_new if which == 1 else 0) == 0:
+            cand = order  # nothing held back
             runnable = m
         else:
             cand, runnable = _hold_back(order, deferred if which == 0 else held)
