@@ -147,11 +147,14 @@ def form(I, F, loc, running, n, order, kv_capacity, free, host_free,  # noqa: E7
     if n_rej:
         order = order[code[order] == 0]
     m = order.shape[0]
-    deferred = np.empty(m, dtype=np.bool_)
     n_def = 0
     for i in range(m):
-        deferred[i] = I[FLAGS, order[i]] & DEFERRED != 0
-        n_def += deferred[i]
+        if I[FLAGS, order[i]] & DEFERRED:
+            n_def += 1
+    deferred = np.zeros(m if (n_def or swap) else 0, dtype=np.bool_)
+    if n_def:
+        for i in range(m):
+            deferred[i] = I[FLAGS, order[i]] & DEFERRED != 0
     held = deferred
     n_new = 0
     if swap:  # attempts (b) and (c) also hold back the requests that have not started
