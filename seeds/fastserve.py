@@ -631,23 +631,19 @@ def run(
     by_name = {c.name: c for c in CLAIMS}
     inp, out = artifact_lengths()
     cv = float(np.std(out) / np.mean(out))
-    mean_what = f"a mean of {SLO_S_PER_TOKEN:g} s per output token"
-    p95_what = f"a P95 of {SLO_S_PER_TOKEN:g} s per output token"
-    att_what = (f"{ATTAINMENT:.0%} of requests within TTFT {SLO_TTFT_S:g} s and "
-                f"{SLO_S_PER_TOKEN:g} s per output token")
+    slos = {  # claim name before "-vs-": (metric, the SLO in words)
+        "throughput-at-mean-slo": ("mean_norm_s",
+                                   f"a mean of {SLO_S_PER_TOKEN:g} s per output token"),
+        "throughput-at-p95-slo": ("p95_norm_s", f"a P95 of {SLO_S_PER_TOKEN:g} s per output token"),
+        "goodput-at-slo-attainment": ("attainment", f"{ATTAINMENT:.0%} of requests within TTFT "
+                                      f"{SLO_TTFT_S:g} s and {SLO_S_PER_TOKEN:g} s per output "
+                                      "token"),
+    }
     results = [
-        _throughput_claim(by_name["throughput-at-mean-slo-vs-fcfs"], sweep, "fcfs",
-                          "mean_norm_s", mean_what, cv),
-        _throughput_claim(by_name["throughput-at-mean-slo-vs-vllm"], sweep, "vllm",
-                          "mean_norm_s", mean_what, cv),
-        _throughput_claim(by_name["throughput-at-p95-slo-vs-fcfs"], sweep, "fcfs",
-                          "p95_norm_s", p95_what, cv),
-        _throughput_claim(by_name["throughput-at-p95-slo-vs-vllm"], sweep, "vllm",
-                          "p95_norm_s", p95_what, cv),
-        _throughput_claim(by_name["goodput-at-slo-attainment-vs-fcfs"], sweep, "fcfs",
-                          "attainment", att_what, cv),
-        _throughput_claim(by_name["goodput-at-slo-attainment-vs-vllm"], sweep, "vllm",
-                          "attainment", att_what, cv),
+        _throughput_claim(by_name[f"{name}-vs-{base}"], sweep, base, metric, what, cv)
+        for name, (metric, what) in slos.items()
+        for base in ("fcfs", "vllm")
+    ] + [
         _jct_claim(by_name["mean-jct-vs-orca-max"], large, "mean_jct_s",
                    kv_tokens // ORCA_MAX_TOKENS),
         _jct_claim(by_name["p99-jct-vs-orca-max"], large, "p99_jct_s",
