@@ -210,9 +210,11 @@ def _run_validate(args: argparse.Namespace) -> int:
 
 
 def _run_calibrate(args: argparse.Namespace) -> int:
+    from schedlab.commands.outputs import output_file
     from schedlab.costmodel.calibrate import calibrate, validate
     from schedlab.costmodel.profiling import load_profile
 
+    output_file(args.output, "-o/--output")  # before the fit, not after it
     profile = load_profile(args.profile_dir, args.gpu, scale_out_link=args.scale_out_link)
     before = validate(profile)
     eff = calibrate(profile)

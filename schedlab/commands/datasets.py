@@ -73,9 +73,11 @@ def run_show(args: argparse.Namespace) -> int:
     """``schedlab datasets show NAME_OR_PATH``: load one trace, print its summary, maybe plot it."""
     import warnings
 
+    from schedlab.commands.outputs import output_file
     from schedlab.datasets import describe, load_with_report
     from schedlab.datasets.summary import plot_workload
 
+    plot = output_file(args.plot, "--plot", suffix=".png") if args.plot else None
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # the report below carries the same information
         result = load_with_report(
@@ -88,8 +90,8 @@ def run_show(args: argparse.Namespace) -> int:
         )
     summary = describe(result.workload)
     summary["load_report"] = result.report.to_dict()
-    if args.plot:
-        summary["plot"] = str(plot_workload(result.workload, args.plot))
+    if plot is not None:
+        summary["plot"] = str(plot_workload(result.workload, plot))
     if args.json:
         print(json.dumps(summary, indent=2))
         return 0

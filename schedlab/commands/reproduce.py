@@ -2,7 +2,8 @@
 
 Runs seed-paper reproductions (:mod:`schedlab.seeds`) and prints the paper's numbers and ours side
 by side. With no paper named it runs every seed (the same as ``--all``). Plots go to
-``--plot-dir`` (default ``schedlab-out/``). With ``--json`` stdout holds one JSON document: the
+``--plot-dir`` (default ``schedlab-out/``; ``--quick`` runs to its ``quick/`` folder, so a smoke
+run never overwrites a full run's plots). With ``--json`` stdout holds one JSON document: the
 seed's report for one paper, or ``{"seeds": [reports...], "wall_s": ...}`` for several or
 ``--all``. The exit code is 0 whenever the reproductions ran, whether or not every claim holds;
 an unknown paper or a failing run is an error (non-zero).
@@ -37,8 +38,8 @@ def register(subparsers: Any) -> None:
     p.add_argument("--all", action="store_true", help="reproduce every seed paper")
     p.add_argument(
         "--quick", action="store_true",
-        help="smoke-test sizes (tens of requests, two rates): checks the pipeline, reproduces "
-        "nothing",
+        help="smoke-test sizes (tens of requests, a few rates): checks the pipeline, "
+        "reproduces nothing; plots go to DIR/quick/",
     )
     p.add_argument("--seed", type=int, default=0, help="random seed of the workloads (default 0)")
     p.add_argument("--json", action="store_true", help="print one JSON document on stdout")
@@ -92,6 +93,7 @@ def format_table(reports: list[Any]) -> str:
 
 def run(args: argparse.Namespace) -> int:
     """Run the ``reproduce`` subcommand; returns the exit code."""
+    from schedlab.commands.outputs import output_dir
     from schedlab.errors import check_nonneg_int
     from schedlab.seeds.registry import get_seed, run_seed, seed_names
 
@@ -101,7 +103,11 @@ def run(args: argparse.Namespace) -> int:
     names = list(dict.fromkeys(args.papers)) or seed_names()
     for name in names:
         get_seed(name)  # unknown names fail before anything runs
-    plot_dir = None if args.no_plot else args.plot_dir
+    plot_dir = None
+    if not args.no_plot:  # checked before the runs; a smoke run keeps its plots apart
+        plot_dir = output_dir(args.plot_dir, "--plot-dir")
+        if args.quick:
+            plot_dir = plot_dir / "quick"
     start = time.perf_counter()
     reports = []
     for name in names:
@@ -116,6 +122,9 @@ def run(args: argparse.Namespace) -> int:
             doc = {"seeds": [r.to_dict() for r in reports], "wall_s": wall_s}
         print(json.dumps(doc, allow_nan=False))
     else:
+        if args.quick:
+            print("--quick: smoke-test sizes that check the pipeline; these numbers reproduce "
+                  "nothing")
         print(format_table(reports))
         if len(reports) > 1:
             print(f"total wall {wall_s:.1f} s")

@@ -73,7 +73,7 @@ def test_reproduce_text_table_and_plot(capsys, tmp_path):
         assert claim.name in out
     assert "paper value" in out and "measured" in out and "5.100x" in out
     for name in ("fastserve_slo_vs_rate.png", "fastserve_jct_large_batch.png"):
-        png = tmp_path / name
+        png = tmp_path / "quick" / name  # a smoke run's plots stay apart from a full run's
         assert png.is_file() and png.read_bytes()[:4] == b"\x89PNG"
         assert str(png) in out
 
