@@ -71,3 +71,33 @@ def test_ctrl_c_exits_130_with_one_line(tmp_path: Path) -> None:
     _, err = proc.communicate(timeout=60)
     assert proc.returncode == 130
     assert "Traceback" not in err and "interrupted" in err
+
+
+def test_unknown_router_fails_even_with_one_instance() -> None:
+    proc = _run("simulate", "--trace", "azure-code-2023", "--model", "llama-2-7b", "--gpu",
+                "a100-80gb", "--policy", "fcfs", "--router", "nosuch", "--limit", "5")
+    _one_line_error(proc, "Unknown router 'nosuch'", "round-robin")
+
+
+def test_a_header_only_trace_is_an_error_not_nan_metrics(tmp_path: Path) -> None:
+    empty = tmp_path / "empty.csv"
+    empty.write_text("TIMESTAMP,ContextTokens,GeneratedTokens\n")
+    proc = _run("simulate", "--trace", str(empty), "--model", "llama-2-7b", "--gpu", "a100-80gb",
+                "--policy", "fcfs")
+    _one_line_error(proc, "holds no requests")
+
+
+def test_requests_beyond_the_context_window_are_rejected_and_counted_or_truncated() -> None:
+    import json
+
+    base = ("simulate", "--trace", "mooncake-conversation", "--model", "llama-2-7b", "--gpu",
+            "a100-80gb", "--policy", "fcfs", "--limit", "200")
+    proc = _run(*base)
+    assert proc.returncode == 0, proc.stderr
+    assert "exceeds_model_context: 141" in proc.stdout  # 141 of 200 exceed 4,096 tokens
+    assert "no SLO" in proc.stdout  # no target given: no vacuous 100% attainment
+    doc = json.loads(_run(*base, "--json").stdout)
+    assert doc["completed"] == 59 and doc["rejected_by_reason"] == {"exceeds_model_context": 141}
+    assert doc["slo_attainment"] is None and doc["model_context_tokens"] == 4096
+    doc = json.loads(_run(*base, "--over-context", "truncate", "--json").stdout)
+    assert doc["completed"] == 200 and doc["rejected"] == 0 and doc["truncated"] == 141

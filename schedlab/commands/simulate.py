@@ -8,7 +8,9 @@ Example (shell)::
 
 ``--rate`` replays the trace at that mean rate through :func:`schedlab.datasets.replay` (the
 order and the relative gaps are kept); ``--limit`` keeps the first N requests (before
-rescaling). The wall time printed covers loading, building and simulating.
+rescaling). A request longer than the model's context window is rejected with that reason
+(``--over-context truncate`` cuts it to fit instead); the summary counts rejections by reason.
+The wall time printed covers loading, building and simulating.
 """
 
 from __future__ import annotations
@@ -50,6 +52,9 @@ def register(subparsers: Any) -> None:
     p.add_argument("--max-batch-size", type=int, default=256, help="requests per iteration")
     p.add_argument("--max-batch-tokens", type=int, default=None,
                    help="token budget per iteration (default: max(8192, longest prompt))")
+    p.add_argument("--over-context", choices=("reject", "truncate"), default="reject",
+                   help="a request longer than the model's context window: rejected with that "
+                   "reason (default), or truncated to fit (prompt first, then output)")
     p.add_argument("--seed", type=int, default=0, help="seed passed to policies taking 'rng'")
     p.add_argument("--json", action="store_true", help="print one JSON document on stdout")
     p.set_defaults(func=run)
@@ -71,14 +76,23 @@ def run(args: argparse.Namespace) -> int:
         check_positive_float(args.rate, "rate", where)
     if args.limit is not None:
         check_positive_int(args.limit, "limit", where)
+    from schedlab.costmodel.models import get_model
     from schedlab.datasets import load, replay
-    from schedlab.policies import get_policy
+    from schedlab.policies import get_policy, get_router
     from schedlab.sim import Cluster, simulate
 
-    get_policy(args.policy)  # fail fast on an unknown name, before loading the trace
+    get_policy(args.policy)  # fail fast on unknown names, before loading the trace
+    get_router(args.router)
+    context = get_model(args.model).max_context
     w = load(args.trace)
     if args.limit is not None:
         w = w.head(args.limit)
+    if len(w) == 0:
+        raise ValueError(f"--trace {args.trace!r} holds no requests"
+                         + (f" (after --limit {args.limit})" if args.limit is not None else ""))
+    truncated = 0
+    if args.over_context == "truncate":
+        w, truncated = _truncate(w, context)
     if args.rate is not None and w.duration_s > 0:
         w = replay(w, rate_per_s=args.rate)
     budget = args.max_batch_tokens
@@ -102,6 +116,7 @@ def run(args: argparse.Namespace) -> int:
     summary.update(
         trace=args.trace, model=args.model, gpu=args.gpu, tp=args.tp, router=args.router,
         rate=args.rate, limit=args.limit, chunk_tokens=args.chunk_tokens,
+        model_context_tokens=context, over_context=args.over_context, truncated=truncated,
         simulate_wall_s=res.wall_s, total_wall_s=time.perf_counter() - t0,
     )
     if args.json:
@@ -110,6 +125,20 @@ def run(args: argparse.Namespace) -> int:
         return 0
     width = max(len(k) for k in summary)
     for k, v in summary.items():
-        shown = f"{v:.6g}" if isinstance(v, float) else str(v)
+        if k == "rejected_by_reason":
+            shown = ", ".join(f"{r}: {c}" for r, c in v.items()) or "-"
+        elif v is None and k in ("slo_attainment", "goodput_rps"):
+            shown = "no SLO"
+        else:
+            shown = f"{v:.6g}" if isinstance(v, float) else str(v)
         print(f"{k:<{width}}  {shown}")
     return 0
+
+
+def _truncate(w: Any, context: int) -> tuple[Any, int]:
+    """``w`` with every request cut to ``context`` tokens (the prompt keeps at most
+    ``context - 1``, the output what is left), and how many were cut."""
+    inp = np.minimum(w.input_tokens, context - 1)
+    out = np.minimum(w.output_tokens, context - inp)
+    cut = int(((inp != w.input_tokens) | (out != w.output_tokens)).sum())
+    return (w.replace(input_tokens=inp, output_tokens=out) if cut else w), cut

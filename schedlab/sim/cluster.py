@@ -56,6 +56,10 @@ class InstanceSpec:
         default) serialises them: ``compute + swap-out + swap-in``. A decision that only moves
         KV (no batch) takes ``max(swap-out, swap-in)`` or their sum.
     kv_capacity_tokens : device KV capacity; None takes the cost model's.
+    max_context_tokens : the longest request (prompt plus output) the model serves; a longer one
+        is rejected when it arrives (``exceeds_model_context``). None takes the catalog model's
+        context window (``ModelSpec.max_context``: 4,096 for Llama-2-7B) when ``model`` is
+        given, and no limit otherwise.
     cost : an :class:`~schedlab.costmodel.base.IterationCost`; None builds the roofline model of
         ``(model, gpu, tp)`` through :func:`schedlab.costmodel.iteration_cost`.
     """
@@ -72,6 +76,7 @@ class InstanceSpec:
     host_kv_capacity_tokens: int | None = None
     overlap_swap: bool = False
     kv_capacity_tokens: int | None = None
+    max_context_tokens: int | None = None
     cost: IterationCost | None = None
 
     def __post_init__(self) -> None:
@@ -91,6 +96,8 @@ class InstanceSpec:
             )
         if self.kv_capacity_tokens is not None:
             check_positive_int(self.kv_capacity_tokens, "kv_capacity_tokens", w)
+        if self.max_context_tokens is not None:
+            check_positive_int(self.max_context_tokens, "max_context_tokens", w)
         if self.preemption not in _PREEMPTION:
             raise ValueError(
                 f"The 'preemption' parameter of {w} must be one of {_PREEMPTION}. "
@@ -123,6 +130,21 @@ class InstanceSpec:
         if self.kv_capacity_tokens is not None:
             return int(self.kv_capacity_tokens)
         return int(cost.kv_capacity_tokens)
+
+    def context_limit(self) -> int | None:
+        """The longest request served (``max_context_tokens``, else the model's window, else
+        None: no limit).
+
+        >>> InstanceSpec(model="llama-2-7b", gpu="a100-80gb").context_limit()
+        4096
+        """
+        if self.max_context_tokens is not None:
+            return int(self.max_context_tokens)
+        if self.model is None:
+            return None
+        from schedlab.costmodel.models import get_model
+
+        return int(get_model(self.model).max_context)
 
     def host_kv_capacity(self, cost: IterationCost) -> int:
         """Host swap space in tokens (the override, else ``swap_space_gib`` per GPU)."""

@@ -113,6 +113,9 @@ class InstanceRuntime:
         self.describe = describe  # names the policy in errors
         self.cap = spec.kv_capacity(cost)
         self.host_cap = spec.host_kv_capacity(cost)
+        context = spec.context_limit()  # requests longer than the model's window, once
+        self.too_long = (None if context is None
+                         else table.input + table.output > context)
         self.gpu_used = 0
         self.host_used = 0
         self.token = 0  # bumped when the instance's next event changes (stale events are dropped)
@@ -144,6 +147,11 @@ class InstanceRuntime:
         returns how many joined the queue."""
         T, spec = self.T, self.spec
         T.instance[idx] = self.i
+        if self.too_long is not None:
+            too_long = self.too_long[idx]
+            if too_long.any():
+                self._reject_new(idx[too_long], "exceeds_model_context", now)
+                idx = idx[~too_long]
         max_prompt = spec.max_batch_tokens if spec.chunk_tokens == 0 else -1
         if count_unservable(idx, T.input, T.output, self.cap, max_prompt):
             inp = T.input[idx]

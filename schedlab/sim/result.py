@@ -129,7 +129,9 @@ class SimResult:
         SLO targets: the arguments when given, else the workload's per-request ``slo_ttft_s`` /
         ``slo_tpot_s`` columns, else no target on that metric. A request meets its SLO when it
         completed and meets every target (a one-token output has no TPOT to miss).
-        ``goodput_rps`` counts the requests meeting their SLO per second of makespan.
+        ``goodput_rps`` counts the requests meeting their SLO per second of makespan; with no
+        target at all, ``slo_attainment`` and ``goodput_rps`` are None ("no SLO").
+        ``rejected_by_reason`` counts the rejected requests by reason.
         """
         done = self.completed
         n = int(self.status.shape[0])
@@ -146,11 +148,14 @@ class SimResult:
         per = makespan if makespan > 0 else float("nan")
         with np.errstate(divide="ignore", invalid="ignore"):
             norm = jct / self.output_tokens
+        rejected = self.status == "rejected"
+        reasons, counts = np.unique(self.reject_reason[rejected], return_counts=True)
         out: dict[str, Any] = {
             "policy": self.policy,
             "requests": n,
             "completed": int(done.sum()),
-            "rejected": int((self.status == "rejected").sum()),
+            "rejected": int(rejected.sum()),
+            "rejected_by_reason": {str(r): int(c) for r, c in zip(reasons, counts, strict=True)},
             "instances": self.n_instances,
         }
         out.update(_stats("ttft", ttft))
@@ -161,8 +166,11 @@ class SimResult:
             {
                 "slo_ttft_s": None if t_ttft is None or np.ndim(t_ttft) else float(t_ttft),
                 "slo_tpot_s": None if t_tpot is None or np.ndim(t_tpot) else float(t_tpot),
-                "slo_attainment": float(ok.sum() / n) if n else float("nan"),
-                "goodput_rps": float(ok.sum() / per),
+                # no target at all: no attainment to report (None), not a vacuous 1.0
+                "slo_attainment": (None if t_ttft is None and t_tpot is None
+                                   else float(ok.sum() / n) if n else float("nan")),
+                "goodput_rps": (None if t_ttft is None and t_tpot is None
+                                else float(ok.sum() / per)),
                 "throughput_rps": float(done.sum() / per),
                 "throughput_output_tokens_per_s": float(self.output_tokens[done].sum() / per),
                 "gpu_utilisation": float(self.busy_s / (per * self.n_instances)),

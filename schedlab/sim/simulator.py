@@ -139,7 +139,8 @@ def simulate(
     reasons: dict[str, int] = {}
     log = IterationLog() if record_iterations else None
     est_cache: dict[int, np.ndarray] = {}
-    route = _resolve(router, "router")[0] if k > 1 else None
+    resolved = _resolve(router, "router")[0]  # an unknown name fails even with one instance
+    route = resolved if k > 1 else None
     params = dict(policy_params or {})
     deciders: list[Decider] = []
     for i, spec in enumerate(cl.instances):

@@ -112,3 +112,24 @@ def test_bad_router_output() -> None:
     cl = Cluster.homogeneous(n_instances=2, cost=ConstantIterationCost())
     with pytest.raises(ValueError, match=r"router must return 1 instance indices in \[0, 2\)"):
         simulate(W, cl, toy_fcfs, router=lambda view: np.array([7]))
+
+
+def test_requests_longer_than_the_models_window_are_rejected_with_that_reason() -> None:
+    w = Workload(arrival_s=[0.0, 0.0, 0.1], input_tokens=[4000, 100, 2000],
+                 output_tokens=[200, 50, 2096])
+    res = simulate(w, Cluster.homogeneous("llama-2-7b", "a100-80gb"), "fcfs")
+    # 4,200 tokens exceed Llama-2-7B's 4,096; 2,000 + 2,096 = 4,096 fits exactly
+    assert res.status.tolist() == ["rejected", "completed", "completed"]
+    assert res.reject_reason[0] == "exceeds_model_context"
+    assert res.summary()["rejected_by_reason"] == {"exceeds_model_context": 1}
+    assert InstanceSpec(model="opt-13b", gpu="a100-80gb").context_limit() == 2048
+    assert InstanceSpec(model="opt-13b", gpu="a100-80gb",
+                        max_context_tokens=8192).context_limit() == 8192
+    with pytest.raises(ValueError, match="max_context_tokens"):
+        InstanceSpec(model="opt-13b", gpu="a100-80gb", max_context_tokens=0)
+
+
+def test_an_unknown_router_is_an_error_with_one_instance_too() -> None:
+    w = Workload(arrival_s=[0.0], input_tokens=[10], output_tokens=[5])
+    with pytest.raises(ValueError, match="Unknown router 'nosuch'"):
+        simulate(w, InstanceSpec(cost=ConstantIterationCost()), "fcfs", router="nosuch")
