@@ -140,6 +140,9 @@ def load_with_report(
         label = name or key
     else:
         path = Path(name_or_path)
+        if path.is_dir():
+            raise ValueError(f"{str(path)!r} is a directory; give a trace file (or a shipped "
+                             f"trace name: {', '.join(sorted(SHIPPED))})")
         if not path.is_file():
             if "/" not in key and "." not in key:  # meant as a dataset name, not a path
                 err = unknown_name_error("dataset", key, SHIPPED)

@@ -3,8 +3,17 @@
 Each subcommand lives in its own module under :mod:`schedlab.commands` and exposes
 ``register(subparsers)``, which adds its parser and sets ``func`` (called with the parsed args,
 returning an exit code). Heavy libraries are imported inside the command functions, so
-``schedlab --help`` stays fast. Every subcommand that reports results takes ``--json`` and then
-prints exactly one JSON document on stdout.
+``schedlab --help`` stays fast. Help is plain text (:func:`plain` strips the docstrings' reST)
+and an option's help may name a catalog, ``{policies}``, ``{routers}``, ``{models}``, ``{gpus}``,
+``{traces}`` or ``{papers}``, which is filled in only when help is shown (:func:`names`).
+
+>>> plain("Runs :mod:`schedlab.seeds` (``--all``) through :func:`~schedlab.sim.simulate`.")
+'Runs schedlab.seeds (--all) through simulate.'
+>>> "fcfs" in names("policies")
+True
+
+Every subcommand that reports results takes ``--json`` and then prints exactly one JSON document
+on stdout.
 """
 
 from __future__ import annotations
@@ -12,10 +21,71 @@ from __future__ import annotations
 import argparse
 import importlib
 import os
+import re
 import sys
 from collections.abc import Sequence
 
 from schedlab._version import __version__
+
+_ROLE = re.compile(r":[a-z]+:`(~?)([^`]+)`")
+
+
+def plain(text: str) -> str:
+    """``text`` with Sphinx roles and double backquotes removed (``~`` keeps the last part)."""
+    text = _ROLE.sub(lambda m: m.group(2).rsplit(".", 1)[-1] if m.group(1) else m.group(2), text)
+    return text.replace("``", "").replace("::\n", ":\n")
+
+
+def names(kind: str) -> list[str]:
+    """The names of one catalog: ``policies``, ``routers``, ``models``, ``gpus``, ``traces`` or
+    ``papers``."""
+    if kind in ("policies", "routers"):
+        from schedlab.policies import REGISTRY, ROUTERS
+
+        return sorted(REGISTRY if kind == "policies" else ROUTERS)
+    if kind == "models":
+        from schedlab.costmodel.models import MODELS
+
+        return sorted(MODELS)
+    if kind == "gpus":
+        from schedlab.costmodel.hardware import ACCELERATORS
+
+        return sorted(ACCELERATORS)
+    if kind == "traces":
+        from schedlab.datasets.catalog import SHIPPED
+
+        return sorted(SHIPPED)
+    if kind == "papers":
+        from schedlab.seeds.registry import seed_names
+
+        return seed_names()
+    raise ValueError(f"Unknown catalog {kind!r}")
+
+
+_KINDS = ("policies", "routers", "models", "gpus", "traces", "papers")
+
+
+class _Formatter(argparse.HelpFormatter):
+    """Fills ``{policies}`` and the like in an option's help with the catalog's names."""
+
+    def _get_help_string(self, action: argparse.Action) -> str | None:
+        text = super()._get_help_string(action)
+        if text:
+            for kind in _KINDS:
+                if "{" + kind + "}" in text:
+                    text = text.replace("{" + kind + "}", ", ".join(names(kind)))
+        return text
+
+
+class Parser(argparse.ArgumentParser):
+    """The CLI's parsers: catalog names in option help, descriptions as plain text."""
+
+    def __init__(self, *args: object, **kwargs: object) -> None:
+        kwargs.setdefault("formatter_class", _Formatter)
+        if isinstance(kwargs.get("description"), str):
+            kwargs["description"] = plain(str(kwargs["description"]))
+        super().__init__(*args, **kwargs)  # type: ignore[arg-type]
+
 
 #: Subcommand modules, in the order ``--help`` lists them.
 COMMAND_MODULES = ("reproduce", "simulate", "gap", "costmodel", "datasets")
@@ -28,7 +98,7 @@ def build_parser() -> argparse.ArgumentParser:
     >>> args.json, callable(args.func)
     (True, True)
     """
-    parser = argparse.ArgumentParser(
+    parser = Parser(
         prog="schedlab",
         description="Scheduling policies, cost models, simulator and optimal baselines for LLM "
         "serving, RL rollout and vector search.",

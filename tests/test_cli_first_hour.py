@@ -101,3 +101,26 @@ def test_requests_beyond_the_context_window_are_rejected_and_counted_or_truncate
     assert doc["slo_attainment"] is None and doc["model_context_tokens"] == 4096
     doc = json.loads(_run(*base, "--over-context", "truncate", "--json").stdout)
     assert doc["completed"] == 200 and doc["rejected"] == 0 and doc["truncated"] == 141
+
+
+def test_a_directory_as_trace_is_called_a_directory(tmp_path: Path) -> None:
+    proc = _run("simulate", "--trace", str(tmp_path), "--model", "llama-2-7b", "--gpu",
+                "a100-80gb", "--policy", "fcfs")
+    _one_line_error(proc, "is a directory", "give a trace file")
+
+
+@pytest.mark.parametrize("command", [("simulate",), ("reproduce",), ("gap",), ("datasets",),
+                                     ("datasets", "show"), ("costmodel",),
+                                     ("costmodel", "report")])
+def test_help_is_plain_text(command: tuple[str, ...]) -> None:
+    proc = _run(*command, "--help")
+    assert proc.returncode == 0
+    for markup in ("``", ":mod:", ":func:", ":class:", ":meth:"):
+        assert markup not in proc.stdout, (command, markup)
+
+
+def test_help_lists_the_names_a_user_can_give() -> None:
+    text = " ".join(_run("simulate", "--help").stdout.split())
+    for name in ("skip-join-mlfq", "least-tokens", "llama-2-7b", "a100-80gb", "sharegpt-lengths"):
+        assert name in text.replace("- ", "-"), name  # argparse may wrap inside a name
+    assert "fastserve" in _run("reproduce", "--help").stdout

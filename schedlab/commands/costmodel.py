@@ -31,8 +31,8 @@ def register(subparsers: Any) -> None:
     sub = p.add_subparsers(dest="action", metavar="ACTION", required=True)
 
     rep = sub.add_parser("report", help="prefill/decode cost table for a model on a GPU")
-    rep.add_argument("--model", default="llama-2-7b", help="model name (default llama-2-7b)")
-    rep.add_argument("--gpu", default="a100-80gb", help="accelerator name (default a100-80gb)")
+    rep.add_argument("--model", default="llama-2-7b", help="model: {models} (default llama-2-7b)")
+    rep.add_argument("--gpu", default="a100-80gb", help="accelerator: {gpus} (default a100-80gb)")
     rep.add_argument("--tp", type=int, default=1, help="tensor-parallel degree (default 1)")
     rep.add_argument("--calibration", metavar="FILE", help="calibration JSON from `calibrate`")
     rep.add_argument("--plot", metavar="FILE.png", help="write a roofline plot (PNG)")

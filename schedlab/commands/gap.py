@@ -42,7 +42,7 @@ def register(subparsers: Any) -> None:
         help="optimality gap of a policy against CP-SAT on random small instances",
         description=__doc__.split("\n\n", 1)[0],
     )
-    p.add_argument("policy", metavar="POLICY", help="batching policy registry name")
+    p.add_argument("policy", metavar="POLICY", help="batching policy: {policies}")
     p.add_argument("--n", type=int, default=12, help="requests per instance (default 12)")
     p.add_argument("--instances", type=int, default=20, help="random instances (default 20)")
     p.add_argument("--seed", type=int, default=0, help="seed of the instance generator")

@@ -27,13 +27,11 @@ def register(subparsers: Any) -> None:
     p = subparsers.add_parser(
         "reproduce",
         help="reproduce seed papers' headline claims: paper vs. measured",
-        description=__doc__.split("\n\n", 1)[1].replace("``", "").replace(
-            ":mod:`schedlab.seeds`", "schedlab.seeds"
-        ),
+        description=__doc__.split("\n\n", 1)[1],
     )
     p.add_argument(
         "papers", nargs="*", metavar="PAPER",
-        help="seed papers to reproduce (default: all of them)",
+        help="seed papers to reproduce: {papers} (default: all of them)",
     )
     p.add_argument("--all", action="store_true", help="reproduce every seed paper")
     p.add_argument(

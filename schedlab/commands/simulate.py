@@ -34,16 +34,17 @@ def register(subparsers: Any) -> None:
     p = subparsers.add_parser(
         "simulate",
         help="replay a trace on a simulated cluster with a batching policy",
-        description=__doc__.split("\n\n", 1)[0],
+        description=__doc__.split("\n\n", 1)[0].split(": ", 1)[1],
     )
     p.add_argument("--trace", required=True, metavar="NAME_OR_PATH",
-                   help="a shipped trace name (schedlab datasets) or a trace file")
-    p.add_argument("--model", required=True, help="model catalog name, e.g. llama-2-7b")
-    p.add_argument("--gpu", required=True, help="accelerator catalog name, e.g. a100-80gb")
+                   help="a trace file, or a shipped trace: {traces}")
+    p.add_argument("--model", required=True, help="model: {models}")
+    p.add_argument("--gpu", required=True, help="accelerator: {gpus}")
     p.add_argument("--instances", type=int, default=1, help="number of instances (default 1)")
     p.add_argument("--tp", type=int, default=1, help="tensor-parallel degree (default 1)")
-    p.add_argument("--policy", required=True, help="batching policy registry name")
-    p.add_argument("--router", default="round-robin", help="router registry name")
+    p.add_argument("--policy", required=True, help="batching policy: {policies}")
+    p.add_argument("--router", default="round-robin",
+                   help="router across instances: {routers} (default round-robin)")
     p.add_argument("--rate", type=float, default=None, metavar="REQ_PER_S",
                    help="rescale arrivals to this mean rate")
     p.add_argument("--limit", type=int, default=None, metavar="N", help="first N requests only")
