@@ -182,7 +182,8 @@ class Assembler:
             def why_order(i: int, before: np.ndarray = before, t: np.ndarray = t) -> str:
                 return (
                     f"timestamp goes backwards: {t[i]:.6f} s after the first row, before "
-                    f"{before[i]:.6f} s on an earlier line (pass sort=True to sort the requests)"
+                    f"{before[i]:.6f} s on an earlier line (pass sort=True, on the command line "
+                    "--sort, to sort the requests)"
                 )
 
             checks.append((spec.arrival, ooo, why_order))

@@ -67,7 +67,8 @@ def infer_format(path: str | Path) -> str:
             f"no known {kind.upper()} format matches the columns {cols}; known formats: "
             + "; ".join(f"{f.name}: {f.description}" for f in FORMATS.values() if f.spec)
             + f". For other files pass format={kind!r} and columns={{'arrival_s': ..., "
-            "'input_tokens': ..., 'output_tokens': ...}}.",
+            "'input_tokens': ..., 'output_tokens': ...} (on the command line: "
+            f"--format {kind} --columns arrival_s=...,input_tokens=...,output_tokens=...).",
         )
     return found
 
@@ -159,7 +160,8 @@ def load_with_report(
     elif fmt.spec is None:
         raise ValueError(
             f"The {format!r} format of load needs a 'columns' mapping, e.g. "
-            "columns={'arrival_s': 'ts', 'input_tokens': 'prompt', 'output_tokens': 'gen'}."
+            "columns={'arrival_s': 'ts', 'input_tokens': 'prompt', 'output_tokens': 'gen'} "
+            "(on the command line: --columns arrival_s=ts,input_tokens=prompt,output_tokens=gen)."
         )
     else:
         spec = fmt.spec

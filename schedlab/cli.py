@@ -5,7 +5,8 @@ Each subcommand lives in its own module under :mod:`schedlab.commands` and expos
 returning an exit code). Heavy libraries are imported inside the command functions, so
 ``schedlab --help`` stays fast. Help is plain text (:func:`plain` strips the docstrings' reST)
 and an option's help may name a catalog, ``{policies}``, ``{routers}``, ``{models}``, ``{gpus}``,
-``{traces}`` or ``{papers}``, which is filled in only when help is shown (:func:`names`).
+``{traces}``, ``{papers}`` or ``{formats}``, which is filled in only when help is shown
+(:func:`names`).
 
 >>> plain("Runs :mod:`schedlab.seeds` (``--all``) through :func:`~schedlab.sim.simulate`.")
 'Runs schedlab.seeds (--all) through simulate.'
@@ -37,8 +38,8 @@ def plain(text: str) -> str:
 
 
 def names(kind: str) -> list[str]:
-    """The names of one catalog: ``policies``, ``routers``, ``models``, ``gpus``, ``traces`` or
-    ``papers``."""
+    """The names of one catalog: ``policies``, ``routers``, ``models``, ``gpus``, ``traces``,
+    ``papers`` or ``formats``."""
     if kind in ("policies", "routers"):
         from schedlab.policies import REGISTRY, ROUTERS
 
@@ -59,10 +60,14 @@ def names(kind: str) -> list[str]:
         from schedlab.seeds.registry import seed_names
 
         return seed_names()
+    if kind == "formats":
+        from schedlab.datasets.formats import FORMATS
+
+        return sorted(FORMATS)
     raise ValueError(f"Unknown catalog {kind!r}")
 
 
-_KINDS = ("policies", "routers", "models", "gpus", "traces", "papers")
+_KINDS = ("policies", "routers", "models", "gpus", "traces", "papers", "formats")
 
 
 class _Formatter(argparse.HelpFormatter):

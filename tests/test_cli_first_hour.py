@@ -124,3 +124,42 @@ def test_help_lists_the_names_a_user_can_give() -> None:
     for name in ("skip-join-mlfq", "least-tokens", "llama-2-7b", "a100-80gb", "sharegpt-lengths"):
         assert name in text.replace("- ", "-"), name  # argparse may wrap inside a name
     assert "fastserve" in _run("reproduce", "--help").stdout
+
+
+# Options of load a shell user never needs: parser tuning (chunk_rows, engine) and the label.
+_NOT_FLAGS = {"name_or_path", "chunk_rows", "engine", "name"}
+
+
+@pytest.mark.parametrize("command", [("simulate",), ("datasets", "show")])
+def test_every_load_option_a_user_needs_is_a_flag(command: tuple[str, ...]) -> None:
+    import inspect
+
+    from schedlab.datasets import load_with_report
+
+    wanted = set(inspect.signature(load_with_report).parameters) - _NOT_FLAGS
+    wanted = {"--skip-bad" if p == "on_error" else "--" + p.replace("_", "-") for p in wanted}
+    shown = _run(*command, "--help").stdout
+    assert not [flag for flag in sorted(wanted) if flag not in shown]
+
+
+def test_the_loaders_advice_can_be_followed_from_the_shell(tmp_path: Path) -> None:
+    trace = tmp_path / "mine.csv"
+    trace.write_text("ts,prompt,gen\n0.5,100,20\n0.2,50,10\n1.0,300,40\n")
+    advice = _run("datasets", "show", str(trace))
+    _one_line_error(advice, "--format csv --columns arrival_s=...,input_tokens=...")
+    assert "}}" not in advice.stderr
+    cols = "arrival_s=ts,input_tokens=prompt,output_tokens=gen"
+    disorder = _run("datasets", "show", str(trace), "--format", "csv", "--columns", cols)
+    _one_line_error(disorder, "line 3", "--sort")
+    shown = _run("datasets", "show", str(trace), "--columns", cols, "--sort", "--json")
+    assert shown.returncode == 0, shown.stderr
+    assert '"rows": 3' in shown.stdout
+    sim = _run("simulate", "--trace", str(trace), "--columns", cols, "--sort", "--model",
+               "llama-2-7b", "--gpu", "a100-80gb", "--policy", "fcfs", "--json")
+    assert sim.returncode == 0, sim.stderr
+    assert '"completed": 3' in sim.stdout
+
+
+def test_a_malformed_columns_flag_is_one_line_naming_it(tmp_path: Path) -> None:
+    proc = _run("datasets", "show", "azure-code-2023", "--columns", "arrival_s")
+    _one_line_error(proc, "--columns 'arrival_s'", "FIELD=COLUMN")

@@ -2,9 +2,10 @@
 
 ``list`` prints every shipped trace with its licence, row count, time span, mean rate and length
 statistics. ``show`` loads a shipped trace or any supported file (``--format`` when it cannot be
-inferred), prints its summary (``--json``: one JSON document on stdout) and with ``--plot FILE.png``
-writes the length distributions and the arrival rate over time. A failed load exits non-zero with
-the error (file, line and field).
+inferred, ``--columns FIELD=COLUMN,...`` for any other CSV or JSONL: every option of
+:func:`~schedlab.datasets.load` has its flag), prints its summary (``--json``: one JSON document
+on stdout) and with ``--plot FILE.png`` writes the length distributions and the arrival rate over
+time. A failed load exits non-zero with the error (file, line and field).
 """
 
 from __future__ import annotations
@@ -13,6 +14,8 @@ import argparse
 import json
 import sys
 from typing import Any
+
+from schedlab.commands.loader_options import add_loader_arguments, load_options
 
 __all__ = ["register", "run_list", "run_show"]
 
@@ -30,15 +33,7 @@ def register(subparsers: Any) -> None:
     ls.set_defaults(func=run_list)
     sh = sub.add_parser("show", help="summary (and plot) of a shipped trace or a file")
     sh.add_argument("target", metavar="NAME_OR_PATH", help="shipped dataset name or file path")
-    sh.add_argument("--format", default=None, help="file format (default: inferred)")
-    sh.add_argument("--start-s", type=float, default=None, help="keep requests from this time (s)")
-    sh.add_argument("--end-s", type=float, default=None, help="keep requests before this time (s)")
-    sh.add_argument(
-        "--sort", action="store_true", help="sort by time instead of rejecting disorder"
-    )
-    sh.add_argument(
-        "--skip-bad", action="store_true", help="skip bad rows (reported) instead of failing"
-    )
+    add_loader_arguments(sh)
     sh.add_argument("--json", action="store_true", help="print one JSON document on stdout")
     sh.add_argument("--plot", metavar="FILE.png", default=None, help="write a PNG summary plot")
     sh.set_defaults(func=run_show)
@@ -80,14 +75,7 @@ def run_show(args: argparse.Namespace) -> int:
     plot = output_file(args.plot, "--plot", suffix=".png") if args.plot else None
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # the report below carries the same information
-        result = load_with_report(
-            args.target,
-            args.format,
-            start_s=args.start_s,
-            end_s=args.end_s,
-            sort=args.sort,
-            on_error="skip" if args.skip_bad else "raise",
-        )
+        result = load_with_report(args.target, **load_options(args))
     summary = describe(result.workload)
     summary["load_report"] = result.report.to_dict()
     if plot is not None:

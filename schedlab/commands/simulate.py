@@ -8,7 +8,9 @@ Example (shell)::
 
 ``--rate`` replays the trace at that mean rate through :func:`schedlab.datasets.replay` (the
 order and the relative gaps are kept); ``--limit`` keeps the first N requests (before
-rescaling). A request longer than the model's context window is rejected with that reason
+rescaling). The trace is read by :func:`schedlab.datasets.load`, each of whose options has its
+flag (``--format``, ``--columns arrival_s=ts,input_tokens=prompt,output_tokens=gen``, ``--sort``,
+``--skip-bad``, ...). A request longer than the model's context window is rejected with that reason
 (``--over-context truncate`` cuts it to fit instead); the summary counts rejections by reason.
 The wall time printed covers loading, building and simulating.
 """
@@ -20,10 +22,12 @@ import json
 import math
 import sys
 import time
+import warnings
 from typing import Any
 
 import numpy as np
 
+from schedlab.commands.loader_options import add_loader_arguments, load_options
 from schedlab.errors import check_positive_float, check_positive_int
 
 __all__ = ["register", "run"]
@@ -58,6 +62,7 @@ def register(subparsers: Any) -> None:
                    "reason (default), or truncated to fit (prompt first, then output)")
     p.add_argument("--seed", type=int, default=0, help="seed passed to policies taking 'rng'")
     p.add_argument("--json", action="store_true", help="print one JSON document on stdout")
+    add_loader_arguments(p)
     p.set_defaults(func=run)
 
 
@@ -78,14 +83,17 @@ def run(args: argparse.Namespace) -> int:
     if args.limit is not None:
         check_positive_int(args.limit, "limit", where)
     from schedlab.costmodel.models import get_model
-    from schedlab.datasets import load, replay
+    from schedlab.datasets import load_with_report, replay
     from schedlab.policies import get_policy, get_router
     from schedlab.sim import Cluster, simulate
 
     get_policy(args.policy)  # fail fast on unknown names, before loading the trace
     get_router(args.router)
     context = get_model(args.model).max_context
-    w = load(args.trace)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # the summary counts the skipped rows
+        loaded = load_with_report(args.trace, **load_options(args))
+    w = loaded.workload
     if args.limit is not None:
         w = w.head(args.limit)
     if len(w) == 0:
@@ -118,6 +126,7 @@ def run(args: argparse.Namespace) -> int:
         trace=args.trace, model=args.model, gpu=args.gpu, tp=args.tp, router=args.router,
         rate=args.rate, limit=args.limit, chunk_tokens=args.chunk_tokens,
         model_context_tokens=context, over_context=args.over_context, truncated=truncated,
+        skipped_rows=loaded.report.n_skipped,
         simulate_wall_s=res.wall_s, total_wall_s=time.perf_counter() - t0,
     )
     if args.json:
