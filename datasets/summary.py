@@ -91,6 +91,8 @@ def plot_workload(workload: Workload, path: str | Path, *, bins: int = 60) -> Pa
     backend and figure list are left alone."""
     from matplotlib.figure import Figure
 
+    from schedlab.plotting import log_axis
+
     check_instance(workload, Workload, "workload", "plot_workload")
     bins = check_positive_int(bins, "bins", "plot_workload")
     fig = Figure(figsize=(14, 3.8))
@@ -99,7 +101,7 @@ def plot_workload(workload: Workload, path: str | Path, *, bins: int = 60) -> Pa
         x = getattr(workload, col)
         edges = np.geomspace(max(1, x.min()), max(2, x.max()) + 1, bins)
         ax.hist(x, bins=edges, color="tab:blue")
-        ax.set_xscale("log")
+        log_axis(ax, "x")
         ax.set_xlabel(f"{col.replace('_', ' ')}")
         ax.set_ylabel("requests")
         ax.set_title(f"{col.split('_')[0]} length (median {np.median(x):.0f})")

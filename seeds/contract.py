@@ -8,13 +8,18 @@ simulator, and returns a :class:`SeedReport`. The report's JSON is the contract 
      "claims": [{"name": "...", "metric": "...", "baseline": "...", "paper_value": 5.1,
                  "measured_value": 3.7, "unit": "x", "source": "abstract v1", "holds": true,
                  "note": "..."}],
-     "setup": {...}, "wall_s": 12.3}
+     "setup": {...},
+     "tables": {"slo_vs_rate": {"policy": ["fcfs", ...], "rate_per_s": [0.5, ...], ...}},
+     "wall_s": 12.3}
 
 ``holds`` says whether the *direction* of the claim is reproduced (for an improvement factor: the
 measured factor is above 1), not whether the paper's number is matched. A miss is reported as a
 miss, with the reason in ``note``. ``paper_value`` is ``null`` for a check the paper states
 without a number; ``measured_value`` is ``null`` only when nothing could be measured (then
-``holds`` is false).
+``holds`` is false). ``tables`` holds the data behind the figures as tidy tables (a column name
+to equal-length lists of numbers, strings or booleans; one row per measured point):
+:meth:`SeedReport.frame` gives one as a pandas DataFrame, :meth:`SeedReport.write_tables` writes
+them as CSV (``schedlab reproduce`` does, beside the plots).
 
 Example
 -------
@@ -23,11 +28,17 @@ Example
 >>> r = c.measured(3.7, note="max over the rate sweep")
 >>> r.holds, c.measured(0.8).holds
 (True, False)
->>> rep = SeedReport(paper="demo", claims=(r,), setup={"n_requests": 10}, wall_s=0.5)
+>>> rep = SeedReport(paper="demo", claims=(r,), setup={"n_requests": 10}, wall_s=0.5,
+...                  tables={"sweep": {"rate_per_s": [1.0, 2.0], "mean_jct_s": [3.1, 9.4]}})
 >>> list(rep.to_dict())
-['paper', 'claims', 'setup', 'wall_s']
->>> rep.to_dict()["claims"][0]["holds"]
-True
+['paper', 'claims', 'setup', 'tables', 'wall_s']
+>>> rep.to_frame()[["name", "measured_value", "holds"]]
+       name  measured_value  holds
+0  mean-jct             3.7   True
+>>> rep.frame("sweep")
+   rate_per_s  mean_jct_s
+0         1.0         3.1
+1         2.0         9.4
 """
 
 from __future__ import annotations
@@ -38,10 +49,15 @@ import operator
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from numbers import Real
+from os import PathLike
+from pathlib import Path
 from types import MappingProxyType
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
-from schedlab.errors import check_instance
+from schedlab.errors import check_instance, unknown_name_error
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 __all__ = ["CLAIM_KEYS", "DIRECTIONS", "REPORT_KEYS", "Claim", "ClaimResult", "SeedReport"]
 
@@ -58,7 +74,7 @@ CLAIM_KEYS = (
     "note",
 )
 #: The keys of a report in the JSON contract, in order.
-REPORT_KEYS = ("paper", "claims", "setup", "wall_s")
+REPORT_KEYS = ("paper", "claims", "setup", "tables", "wall_s")
 
 
 def _check_text(value: object, name: str, where: str) -> str:
@@ -194,17 +210,51 @@ class ClaimResult:
         }
 
 
+def _check_tables(tables: object) -> dict[str, dict[str, list[Any]]]:
+    """``tables`` as plain dicts of lists, checked: names are identifiers-like strings, columns of
+    one table have equal lengths, cells are finite numbers, strings, booleans or None."""
+    where = "The 'tables' parameter of SeedReport"
+    if not isinstance(tables, Mapping):
+        raise ValueError(f"{where} must be a mapping of name -> table. "
+                         f"Got {type(tables).__name__} instead.")
+    out: dict[str, dict[str, list[Any]]] = {}
+    for name, table in tables.items():
+        if not isinstance(name, str) or not name or not name.replace("_", "").isalnum():
+            raise ValueError(f"{where} needs table names of letters, digits and '_' (they name "
+                             f"CSV files). Got {name!r}.")
+        if not isinstance(table, Mapping) or not table:
+            raise ValueError(f"{where}: table {name!r} must be a non-empty mapping of column -> "
+                             f"values. Got {type(table).__name__}.")
+        cols = {str(k): [v.item() if hasattr(v, "item") else v for v in vals]
+                for k, vals in table.items()}
+        lengths = {k: len(v) for k, v in cols.items()}
+        if len(set(lengths.values())) != 1:
+            raise ValueError(f"{where}: the columns of table {name!r} differ in length: {lengths}")
+        for k, vals in cols.items():
+            bad = [v for v in vals if not (v is None or isinstance(v, (str, bool))
+                                           or (isinstance(v, Real) and math.isfinite(v)))]
+            if bad:
+                raise ValueError(f"{where}: column {k!r} of table {name!r} holds {bad[0]!r}; "
+                                 "cells must be finite numbers, strings, booleans or None.")
+        out[name] = cols
+    return out
+
+
 @dataclass(frozen=True, slots=True, kw_only=True)
 class SeedReport:
-    """What a seed module's ``run()`` returns: the claims as measured, the setup, the wall time.
+    """What a seed module's ``run()`` returns: the claims as measured, the setup, the data behind
+    the figures, the wall time.
 
     ``setup`` is a JSON-serialisable mapping (model, GPU, dataset, sizes, rates, policies,
-    parameters, seeds, files written). ``wall_s`` is the wall-clock seconds of the run.
+    parameters, seeds, files written). ``tables`` maps a name to a tidy table (column -> list of
+    values, one row per measured point, e.g. policy x rate). ``wall_s`` is the wall-clock seconds
+    of the run.
     """
 
     paper: str
     claims: tuple[ClaimResult, ...]
     setup: Mapping[str, Any] = field(default_factory=dict)
+    tables: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
     wall_s: float = 0.0
 
     def __post_init__(self) -> None:
@@ -232,6 +282,7 @@ class SeedReport:
                 f"The 'setup' parameter of SeedReport must be JSON-serialisable: {exc}"
             ) from None
         object.__setattr__(self, "setup", MappingProxyType(setup))
+        object.__setattr__(self, "tables", MappingProxyType(_check_tables(self.tables)))
         w = _as_float_or_none(self.wall_s, "wall_s", "SeedReport")
         if w is None or w < 0 or not math.isfinite(w):
             raise ValueError(
@@ -251,9 +302,37 @@ class SeedReport:
             "paper": self.paper,
             "claims": [c.to_dict() for c in self.claims],
             "setup": json.loads(json.dumps(dict(self.setup))),  # a deep copy
+            "tables": {name: {k: list(v) for k, v in t.items()} for name, t in self.tables.items()},
             "wall_s": self.wall_s,
         }
 
     def to_json(self, **kwargs: Any) -> str:
         """The report as one JSON document (strict: no NaN or infinity)."""
         return json.dumps(self.to_dict(), allow_nan=False, **kwargs)
+
+    def to_frame(self) -> pd.DataFrame:
+        """The claims as a DataFrame: one row per claim, columns :data:`CLAIM_KEYS` and
+        ``paper``."""
+        import pandas as pd
+
+        rows = [{"paper": self.paper, **c.to_dict()} for c in self.claims]
+        return pd.DataFrame(rows, columns=["paper", *CLAIM_KEYS])
+
+    def frame(self, table: str) -> pd.DataFrame:
+        """One of :attr:`tables` as a DataFrame (``ValueError`` naming the known tables)."""
+        import pandas as pd
+
+        if table not in self.tables:
+            raise unknown_name_error(f"table of the {self.paper} report", table, self.tables)
+        return pd.DataFrame({k: list(v) for k, v in self.tables[table].items()})
+
+    def write_tables(self, directory: str | PathLike[str]) -> list[str]:
+        """Write each table as ``DIRECTORY/<paper>_<table>.csv``; returns the paths written."""
+        path = Path(directory)
+        path.mkdir(parents=True, exist_ok=True)
+        written = []
+        for name in self.tables:
+            target = path / f"{self.paper}_{name}.csv"
+            self.frame(name).to_csv(target, index=False)
+            written.append(str(target))
+        return written

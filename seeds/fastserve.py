@@ -228,22 +228,23 @@ class Sweep:
         """One policy's ``metric`` at every rate."""
         return getattr(self, metric)[self.policies.index(policy)]
 
-    def to_dict(self) -> dict[str, Any]:
-        """Plain lists per policy (for the report's setup)."""
-        out: dict[str, Any] = {}
-        for i, p in enumerate(self.policies):
-            out[p] = {
-                "mean_latency_s_per_token": _rounded(self.mean_norm_s[i]),
-                "p95_latency_s_per_token": _rounded(self.p95_norm_s[i]),
-                "slo_attainment": _rounded(self.attainment[i]),
-                "mean_jct_s": _rounded(self.mean_jct_s[i]),
-                "p99_jct_s": _rounded(self.p99_jct_s[i]),
-                "busy_s": _rounded(self.busy_s[i]),
-                "swaps": self.swaps[i].astype(int).tolist(),
-                "recomputations": self.recomputes[i].astype(int).tolist(),
-                "rejected": self.rejected[i].astype(int).tolist(),
-            }
-        return out
+    def to_table(self, **constants: Any) -> dict[str, list[Any]]:
+        """A tidy table: one row per policy and rate (``constants`` become leading columns)."""
+        n_rates = self.rates_per_s.shape[0]
+        rows = len(self.policies) * n_rates
+        table: dict[str, list[Any]] = {k: [v] * rows for k, v in constants.items()}
+        table["policy"] = [p for p in self.policies for _ in range(n_rates)]
+        table["rate_per_s"] = [float(r) for _ in self.policies for r in self.rates_per_s]
+        table["requests"] = [int(n) for _ in self.policies for n in self.requests]
+        for column, metric in (("mean_latency_s_per_token", "mean_norm_s"),
+                               ("p95_latency_s_per_token", "p95_norm_s"),
+                               ("slo_attainment", "attainment"), ("mean_jct_s", "mean_jct_s"),
+                               ("p99_jct_s", "p99_jct_s"), ("busy_s", "busy_s")):
+            table[column] = _rounded(getattr(self, metric).ravel())
+        for column, metric in (("swaps", "swaps"), ("recomputations", "recomputes"),
+                               ("rejected", "rejected")):
+            table[column] = getattr(self, metric).ravel().astype(int).tolist()
+        return table
 
 
 def _rounded(x: np.ndarray) -> list[float]:
@@ -540,6 +541,8 @@ def _paper_lines(ax: Any, metric: str, scale: float) -> None:
 def _plot(sweep: Sweep, large: dict[int, Sweep], plot_dir: str | PathLike[str]) -> list[str]:
     from matplotlib.figure import Figure  # a bare Figure: the caller's pyplot backend is untouched
 
+    from schedlab.plotting import log_axis
+
     path = Path(plot_dir)
     path.mkdir(parents=True, exist_ok=True)
     fig = Figure(figsize=(15, 4.5))
@@ -550,7 +553,7 @@ def _plot(sweep: Sweep, large: dict[int, Sweep], plot_dir: str | PathLike[str]) 
             ax.plot(sweep.rates_per_s, sweep.of(p, metric), marker="o", markersize=3, label=p)
         _paper_lines(ax, metric, 1.0)
         ax.axhline(SLO_S_PER_TOKEN, color="grey", linestyle="--", linewidth=1)
-        ax.set_yscale("log")
+        log_axis(ax, "y")
         ax.set_ylabel(label)
     for p in sweep.policies:
         axes[2].plot(sweep.rates_per_s, 100 * sweep.of(p, "attainment"), marker="o",
@@ -687,17 +690,20 @@ def run(
         "slo": {"s_per_token": SLO_S_PER_TOKEN, "ttft_s": SLO_TTFT_S, "attainment": ATTAINMENT},
         "policies": list(POLICIES),
         "policy_params": _policy_defaults(),
-        "sweep": sweep.to_dict(),
         "large_batch": {
             "batch_sizes": list(batches),
             "rates_per_s": list(large_rates),
             "requests_per_rate": list(large_prompts),
             "orca_max_tokens": ORCA_MAX_TOKENS,
-            "sweeps": {str(bs): s.to_dict() for bs, s in large.items()},
         },
         "seed": seed,
         "quick": bool(quick),
         "plots": plots,
     }
-    return SeedReport(paper=PAPER, claims=tuple(results), setup=setup,
+    large_table: dict[str, list[Any]] = {}
+    for bs, s in large.items():
+        for k, v in s.to_table(batch_size=bs).items():
+            large_table.setdefault(k, []).extend(v)
+    tables = {"slo_vs_rate": sweep.to_table(), "jct_large_batch": large_table}
+    return SeedReport(paper=PAPER, claims=tuple(results), setup=setup, tables=tables,
                       wall_s=time.perf_counter() - start)

@@ -5,7 +5,7 @@ line imports the seeds, and ``import schedlab`` stays light.
 
 The layers, bottom up (a module may import its own group and the groups below it):
 
-0. ``schedlab._version``, ``schedlab.errors``;
+0. ``schedlab._version``, ``schedlab.errors``, ``schedlab.plotting`` (matplotlib only);
 1. the rest of the leaf: ``schedlab.records``, ``schedlab.jit``, ``schedlab.contract`` (numpy
    only);
 2. ``schedlab.costmodel``, ``schedlab.datasets``;
@@ -41,7 +41,7 @@ FOLDERS = {
     "schedlab.seeds": ROOT / "seeds",
 }
 LAYERS = [
-    ("schedlab._version", "schedlab.errors"),
+    ("schedlab._version", "schedlab.errors", "schedlab.plotting"),
     ("schedlab.records", "schedlab.jit", "schedlab.contract"),
     ("schedlab.costmodel", "schedlab.datasets"),
     ("schedlab.policies", "schedlab.predictors", "schedlab.solvers"),
@@ -192,3 +192,15 @@ def test_importing_the_contract_or_the_policies_loads_no_compiler() -> None:
 
 def test_importing_solvers_loads_no_solver_library() -> None:
     assert _loaded("schedlab.solvers", ("ortools", "scipy.optimize")) == []
+
+
+def test_log_axes_go_through_the_plot_conventions() -> None:
+    """Every log axis is set by :func:`schedlab.plotting.log_axis` (plain-number tick labels),
+    never by matplotlib's defaults (``10^-1`` labels)."""
+    raw = ("set_yscale(", "set_xscale(", ".loglog(", ".semilogx(", ".semilogy(")
+    for name, path in MODULES.items():
+        if name == "schedlab.plotting":
+            continue
+        text = path.read_text()
+        bad = [call for call in raw if call in text]
+        assert not bad, f"{name} calls {bad}; use schedlab.plotting.log_axis"

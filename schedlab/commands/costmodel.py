@@ -141,14 +141,16 @@ def _plot(r: dict[str, Any], path: str) -> None:
     import numpy as np
     from matplotlib.figure import Figure
 
+    from schedlab.plotting import log_axis
+
     peak, bw = r["peak_flops_per_s"], r["hbm_bytes_per_s"]
     x = np.logspace(-1, 4, 200)
     fig = Figure(figsize=(6.5, 4.5))
     ax = fig.subplots()
-    ax.loglog(x, np.minimum(peak, bw * x) / 1e12, "k-", label="roofline (datasheet)")
+    ax.plot(x, np.minimum(peak, bw * x) / 1e12, "k-", label="roofline (datasheet)")
     eff = r["efficiency"]
-    ax.loglog(x, np.minimum(peak * eff["gemm_compute"], bw * eff["gemm_memory"] * x) / 1e12,
-              "k--", label="corrected (GEMM efficiencies)")
+    ax.plot(x, np.minimum(peak * eff["gemm_compute"], bw * eff["gemm_memory"] * x) / 1e12,
+            "k--", label="corrected (GEMM efficiencies)")
     # A dense layer's GEMMs at M tokens: intensity ~ M FLOP/byte at 2-byte weights.
     from schedlab.costmodel import ops
     from schedlab.costmodel.iteration import RooflineIterationCost
@@ -162,10 +164,12 @@ def _plot(r: dict[str, Any], path: str) -> None:
     flops = np.asarray(sum(op.flops for op in gemms))
     nbytes = np.asarray(sum(op.bytes for op in gemms))
     t = np.asarray(sum(op_time_s(op, cost.gpu, cost.efficiency, cost.dtype) for op in gemms))
-    ax.loglog(flops / nbytes, flops / t / 1e12, "o-", label="one layer's GEMMs at M tokens")
+    ax.plot(flops / nbytes, flops / t / 1e12, "o-", label="one layer's GEMMs at M tokens")
     for m, xi, yi in zip(tokens, flops / nbytes, flops / t / 1e12, strict=True):
         ax.annotate(f"{int(m)}", (xi, yi), textcoords="offset points", xytext=(4, -10), fontsize=7)
     ax.axvline(r["ridge_flops_per_byte"], color="grey", lw=0.8, ls=":")
+    log_axis(ax, "x")
+    log_axis(ax, "y")
     ax.set_xlabel("arithmetic intensity (FLOP/byte)")
     ax.set_ylabel("TFLOP/s")
     ax.set_title(f"{r['model']} on {r['tp']} x {r['gpu']}")

@@ -1,9 +1,10 @@
 """``schedlab reproduce [PAPER ... | --all] [--quick] [--json] [--plot-dir DIR | --no-plot]``.
 
 Runs seed-paper reproductions (:mod:`schedlab.seeds`) and prints the paper's numbers and ours side
-by side. With no paper named it runs every seed (the same as ``--all``). Plots go to
-``--plot-dir`` (default ``schedlab-out/``; ``--quick`` runs to its ``quick/`` folder, so a smoke
-run never overwrites a full run's plots). With ``--json`` stdout holds one JSON document: the
+by side. With no paper named it runs every seed (the same as ``--all``). Plots, and each sweep
+behind them as a CSV file (``PAPER_TABLE.csv``), go to ``--plot-dir`` (default
+``schedlab-out/``; ``--quick`` runs to its ``quick/`` folder, so a smoke run never overwrites a
+full run's files). With ``--json`` stdout holds one JSON document: the
 seed's report for one paper, or ``{"seeds": [reports...], "wall_s": ...}`` for several or
 ``--all``. The exit code is 0 whenever the reproductions ran, whether or not every claim holds;
 an unknown paper or a failing run is an error (non-zero).
@@ -44,9 +45,9 @@ def register(subparsers: Any) -> None:
     plots = p.add_mutually_exclusive_group()
     plots.add_argument(
         "--plot-dir", default=DEFAULT_PLOT_DIR, metavar="DIR",
-        help=f"where plots are written (default: {DEFAULT_PLOT_DIR}/)",
+        help=f"where plots and sweep tables (CSV) are written (default: {DEFAULT_PLOT_DIR}/)",
     )
-    plots.add_argument("--no-plot", action="store_true", help="write no plots")
+    plots.add_argument("--no-plot", action="store_true", help="write no plots and no CSV files")
     p.set_defaults(func=run)
 
 
@@ -58,7 +59,7 @@ def _fmt_value(value: float | None, unit: str) -> str:
     return f"{value:#.4g} {unit}"
 
 
-def format_table(reports: list[Any]) -> str:
+def format_table(reports: list[Any], csvs: dict[str, list[str]] | None = None) -> str:
     """Paper vs. measured for every claim of every report, as aligned plain text, then notes."""
     header = ("paper", "claim", "baseline", "paper value", "measured", "holds?", "source")
     rows, notes = [], []
@@ -80,9 +81,11 @@ def format_table(reports: list[Any]) -> str:
     out += [line(r) for r in rows]
     for rep in reports:
         plots = rep.setup.get("plots") or []
+        tables = (csvs or {}).get(rep.paper) or []
         out.append(
             f"{rep.paper}: {rep.n_holding}/{len(rep.claims)} claims hold, wall {rep.wall_s:.1f} s"
             + (f", plots: {', '.join(plots)}" if plots else "")
+            + (f", tables: {', '.join(tables)}" if tables else "")
         )
     if notes:
         out += ["", "notes:", *notes]
@@ -107,11 +110,14 @@ def run(args: argparse.Namespace) -> int:
         if args.quick:
             plot_dir = plot_dir / "quick"
     start = time.perf_counter()
-    reports = []
+    reports, csvs = [], {}
     for name in names:
         if not args.json:
             print(f"reproducing {name} ...", file=sys.stderr, flush=True)
-        reports.append(run_seed(name, quick=args.quick, plot_dir=plot_dir, seed=args.seed))
+        report = run_seed(name, quick=args.quick, plot_dir=plot_dir, seed=args.seed)
+        reports.append(report)
+        if plot_dir is not None:
+            csvs[name] = report.write_tables(plot_dir)
     wall_s = time.perf_counter() - start
     if args.json:
         if len(reports) == 1 and args.papers:
@@ -123,7 +129,7 @@ def run(args: argparse.Namespace) -> int:
         if args.quick:
             print("--quick: smoke-test sizes that check the pipeline; these numbers reproduce "
                   "nothing")
-        print(format_table(reports))
+        print(format_table(reports, csvs))
         if len(reports) > 1:
             print(f"total wall {wall_s:.1f} s")
     return 0

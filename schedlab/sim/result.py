@@ -183,3 +183,31 @@ class SimResult:
             }
         )
         return out
+
+    def summary_frame(self, slo_ttft_s: float | None = None, slo_tpot_s: float | None = None,
+                      **labels: Any) -> pd.DataFrame:
+        """:meth:`summary` as a one-row DataFrame, ``labels`` (e.g. ``rate=2.0``) as its leading
+        columns and ``rejected_by_reason`` spread over ``rejected:REASON`` columns, so the rows of
+        a sweep stack with ``pandas.concat``.
+
+        >>> import pandas as pd
+        >>> from schedlab import Workload
+        >>> from schedlab.sim import Cluster, simulate
+        >>> w = Workload(arrival_s=[0.0, 0.1, 0.2], input_tokens=[90, 9, 40],
+        ...              output_tokens=[30, 2, 5])
+        >>> c = Cluster.homogeneous("llama-2-7b", "a100-80gb", max_batch_size=1)
+        >>> df = pd.concat([simulate(w, c, p).summary_frame(rate=5.0) for p in ("fcfs", "srpt")])
+        >>> print(df[["rate", "policy", "completed", "jct_mean_s"]].round(3).to_string(index=False))
+         rate policy  completed  jct_mean_s
+          5.0   fcfs          3       0.216
+          5.0   srpt          3       0.143
+        """
+        import pandas as pd
+
+        row: dict[str, Any] = dict(labels)
+        for k, v in self.summary(slo_ttft_s, slo_tpot_s).items():
+            if k == "rejected_by_reason":
+                row.update({f"rejected:{reason}": n for reason, n in v.items()})
+            else:
+                row[k] = v
+        return pd.DataFrame([row])

@@ -22,12 +22,16 @@ def _report():
     c2 = _claim(name="p99-jct", paper_value=6.4).measured(0.9, note="a miss: slower")
     c3 = _claim(name="check", paper_value=None, direction=">=").measured(1.0)
     return SeedReport(paper="fastserve", claims=(c1, c2, c3),
-                      setup={"model": "opt-13b", "rates": [0.5, 1.0]}, wall_s=12.3)
+                      setup={"model": "opt-13b", "rates": [0.5, 1.0]}, wall_s=12.3,
+                      tables={"sweep": {"policy": ["a", "a"], "rate_per_s": [0.5, 1.0],
+                                        "mean_jct_s": [1.5, 2.5]}})
 
 
 def test_report_json_has_exactly_the_contract_keys_and_types():
     doc = json.loads(_report().to_json())
-    assert list(doc) == list(REPORT_KEYS) == ["paper", "claims", "setup", "wall_s"]
+    assert list(doc) == list(REPORT_KEYS) == ["paper", "claims", "setup", "tables", "wall_s"]
+    assert doc["tables"] == {"sweep": {"policy": ["a", "a"], "rate_per_s": [0.5, 1.0],
+                                       "mean_jct_s": [1.5, 2.5]}}
     assert doc["paper"] == "fastserve" and isinstance(doc["setup"], dict)
     assert isinstance(doc["wall_s"], float) and doc["wall_s"] == 12.3
     assert len(doc["claims"]) == 3
@@ -112,3 +116,36 @@ def test_report_is_frozen_and_setup_is_a_copy():
     with pytest.raises(AttributeError):
         rep.paper = "q"
     assert rep.n_holding == 1
+
+
+def test_claims_and_tables_as_data_frames(tmp_path):
+    rep = _report()
+    claims = rep.to_frame()
+    assert list(claims.columns) == ["paper", *CLAIM_KEYS]
+    assert claims["holds"].tolist() == [True, False, True]
+    assert claims["measured_value"].tolist() == [3.7, 0.9, 1.0]
+    sweep = rep.frame("sweep")
+    assert sweep.shape == (2, 3) and sweep["mean_jct_s"].tolist() == [1.5, 2.5]
+    with pytest.raises(ValueError, match=r"Unknown table of the fastserve report 'swep'.*'sweep'"):
+        rep.frame("swep")
+    (written,) = rep.write_tables(tmp_path / "out")
+    assert written.endswith("fastserve_sweep.csv")
+    assert (tmp_path / "out" / "fastserve_sweep.csv").read_text().splitlines() == [
+        "policy,rate_per_s,mean_jct_s", "a,0.5,1.5", "a,1.0,2.5"]
+
+
+@pytest.mark.parametrize(
+    ("tables", "match"),
+    [
+        ({"a b": {"x": [1]}}, "table names of letters"),
+        ({"t": {}}, "non-empty mapping"),
+        ({"t": {"x": [1, 2], "y": [1]}}, "differ in length"),
+        ({"t": {"x": [float("nan")]}}, "column 'x' of table 't' holds nan"),
+        ({"t": {"x": [[1]]}}, "holds \\[1\\]"),
+        ([1], "must be a mapping"),
+    ],
+)
+def test_bad_tables_are_refused_naming_the_table_and_column(tables, match):
+    c = _claim().measured(3.7)
+    with pytest.raises(ValueError, match=match):
+        SeedReport(paper="p", claims=(c,), tables=tables)

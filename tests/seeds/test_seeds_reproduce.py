@@ -37,7 +37,9 @@ def test_reproduce_fastserve_quick_json(capsys):
     assert setup["model"] == "opt-13b" and setup["gpu"] == "a100-80gb"
     assert setup["dataset"] == "sharegpt-lengths" and setup["quick"] is True
     assert setup["policies"] == list(fastserve.POLICIES)
-    assert set(setup["sweep"]) == {*fastserve.POLICIES, fastserve.NO_KV_LIMIT}
+    slo, large = doc["tables"]["slo_vs_rate"], doc["tables"]["jct_large_batch"]
+    assert set(slo["policy"]) == {*fastserve.POLICIES, fastserve.NO_KV_LIMIT}
+    assert len(slo["policy"]) == len(set(slo["policy"])) * len(setup["rates_per_s"])
     assert setup["policy_params"]["skip-join-mlfq"]["base_quantum_s"] == 0.010
     assert setup["policy_params"]["orca-max"]["reserve_max_tokens"] == 2048
     assert setup["plots"] == []
@@ -50,10 +52,10 @@ def test_reproduce_fastserve_quick_json(capsys):
     assert fs["max_batch_size"] == vl["max_batch_size"] == 16
     assert 0.6 < setup["lengths"]["output_tokens_cv"] < 0.7
     assert setup["large_batch"]["batch_sizes"] == [64]
-    assert set(setup["large_batch"]["sweeps"]["64"]) == set(fastserve.LARGE_POLICIES)
+    assert set(large["policy"]) == set(fastserve.LARGE_POLICIES)
+    assert set(large["batch_size"]) == {64}
     # every request of every run completes (none rejected) on the artifact's lengths
-    for sweep in (setup["sweep"], setup["large_batch"]["sweeps"]["64"]):
-        assert all(sum(m["rejected"]) == 0 for m in sweep.values())
+    assert sum(slo["rejected"]) == sum(large["rejected"]) == 0
 
 
 def test_reproduce_all_json_and_no_argument_mean_all(capsys):
@@ -76,6 +78,14 @@ def test_reproduce_text_table_and_plot(capsys, tmp_path):
         png = tmp_path / "quick" / name  # a smoke run's plots stay apart from a full run's
         assert png.is_file() and png.read_bytes()[:4] == b"\x89PNG"
         assert str(png) in out
+    # each sweep behind the plots, as CSV beside them, read back equal to the report's table
+    import pandas as pd
+
+    report = fastserve.run(quick=True)
+    for table in ("slo_vs_rate", "jct_large_batch"):
+        csv = tmp_path / "quick" / f"fastserve_{table}.csv"
+        assert str(csv) in out
+        pd.testing.assert_frame_equal(pd.read_csv(csv), report.frame(table), check_dtype=False)
 
 
 def test_unknown_paper_is_an_error_listing_known_ones(capsys):
@@ -97,8 +107,8 @@ def test_same_seed_same_measurements_other_seed_other_workload():
     b = fastserve.run(quick=True, seed=3)
     c = fastserve.run(quick=True, seed=4)
     assert [r.measured_value for r in a.claims] == [r.measured_value for r in b.claims]
-    assert a.setup["sweep"] == b.setup["sweep"]
-    assert a.setup["sweep"] != c.setup["sweep"]
+    assert a.tables == b.tables
+    assert a.tables["slo_vs_rate"] != c.tables["slo_vs_rate"]
 
 
 def test_paper_values_are_the_crossings_of_the_papers_own_curves():

@@ -133,3 +133,25 @@ def test_an_unknown_router_is_an_error_with_one_instance_too() -> None:
     w = Workload(arrival_s=[0.0], input_tokens=[10], output_tokens=[5])
     with pytest.raises(ValueError, match="Unknown router 'nosuch'"):
         simulate(w, InstanceSpec(cost=ConstantIterationCost()), "fcfs", router="nosuch")
+
+
+def test_summary_frame_is_the_summary_as_one_row_with_reasons_spread():
+    import pandas as pd
+
+    from schedlab import Workload
+    from schedlab.sim import Cluster, simulate
+
+    w = Workload(arrival_s=[0.0, 0.0, 0.1], input_tokens=[10, 5_000, 20], output_tokens=[4, 3, 2])
+    res = simulate(w, Cluster.homogeneous("llama-2-7b", "a100-80gb"), "fcfs")
+    row = res.summary_frame(rate=1.5, seed=7)
+    assert row.shape[0] == 1 and list(row.columns[:2]) == ["rate", "seed"]
+    assert row["rejected:exceeds_model_context"].item() == 1
+    summary = res.summary()
+    for key, value in summary.items():
+        if key != "rejected_by_reason":
+            got = row[key].item()
+            assert (got is None and value is None) or got == value or (
+                isinstance(value, float) and pd.isna(value) and pd.isna(got)), key
+    both = pd.concat([row, res.summary_frame(slo_ttft_s=1.0, rate=3.0)], ignore_index=True)
+    assert both["rate"].tolist() == [1.5, 3.0] and both["slo_attainment"].notna().tolist() == [
+        False, True]
