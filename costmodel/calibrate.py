@@ -30,6 +30,7 @@ from schedlab.costmodel.hardware import Accelerator
 from schedlab.costmodel.ops import KINDS
 from schedlab.costmodel.profiling import GEMM_OPS, Profile, load_profile
 from schedlab.costmodel.roofline import LINK_ROLES, Efficiency
+from schedlab.progress import counter
 
 __all__ = ["ValidationReport", "ape", "calibrate", "predict", "validate"]
 
@@ -239,10 +240,13 @@ def calibrate(profile: str | Path | Profile, gpu: str | Accelerator | None = Non
     log_meas = np.log(prof.measured_s)
     groups = _prepare(prof)
 
-    def residuals(x: np.ndarray) -> np.ndarray:
-        eff = dataclasses.replace(base, **dict(zip(names, x.tolist(), strict=True)))
-        return weight * (np.log(_predict(groups, len(prof), prof.gpu, eff)) - log_meas)
+    with counter(f"calibrate {prof.gpu.name}: model evaluations") as tick:
 
-    fit = least_squares(residuals, x0, bounds=(lo, hi), x_scale=scale, loss="soft_l1",
-                        f_scale=0.1 * float(weight.max()), max_nfev=max_nfev)
+        def residuals(x: np.ndarray) -> np.ndarray:
+            tick()
+            eff = dataclasses.replace(base, **dict(zip(names, x.tolist(), strict=True)))
+            return weight * (np.log(_predict(groups, len(prof), prof.gpu, eff)) - log_meas)
+
+        fit = least_squares(residuals, x0, bounds=(lo, hi), x_scale=scale, loss="soft_l1",
+                            f_scale=0.1 * float(weight.max()), max_nfev=max_nfev)
     return dataclasses.replace(base, **dict(zip(names, fit.x.tolist(), strict=True)))

@@ -121,6 +121,21 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+#: Commands whose work runs the compiled kernels (the simulator, the cost model).
+_COMPILING = ("reproduce", "simulate", "gap")
+
+
+def _announce_first_compile(args: argparse.Namespace) -> None:
+    """Say once, before the work, that this first run compiles the kernels (unless ``--quiet``)."""
+    if args.quiet or args.command not in _COMPILING:
+        return
+    from schedlab.jit import first_run_compiles
+
+    if first_run_compiles():
+        print(f"schedlab {args.command}: first run here: compiling the simulator's kernels "
+              "(once, up to a minute; cached for later runs)", file=sys.stderr, flush=True)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``schedlab`` script; returns the exit code."""
     parser = build_parser()
@@ -128,8 +143,18 @@ def main(argv: Sequence[str] | None = None) -> int:
     if not getattr(args, "func", None):
         parser.print_help()
         return 2
+    quiet = getattr(args, "quiet", None)
+    if quiet is not None:  # a command with long work: progress bars and the compile notice
+        _announce_first_compile(args)
+        bars = (not quiet and sys.stderr.isatty()
+                and not (getattr(args, "json", False) and not sys.stdout.isatty()))
+    else:
+        bars = False
     try:
-        return int(args.func(args) or 0)
+        from schedlab.progress import showing_progress
+
+        with showing_progress(bars):
+            return int(args.func(args) or 0)
     except BrokenPipeError:  # stdout closed early (``| head``): stop quietly
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 1

@@ -50,7 +50,7 @@ from typing import TypeVar, cast
 
 import numba
 
-__all__ = ["njit"]
+__all__ = ["first_run_compiles", "njit"]
 
 F = TypeVar("F", bound=Callable)
 
@@ -88,6 +88,28 @@ def _drop_stale_cache(folder: Path) -> None:
         (cache / _STAMP_FILE).write_text(stamp)
     except OSError:
         pass
+
+
+def first_run_compiles(packages: tuple[str, ...] = ("schedlab.sim", "schedlab.costmodel")) -> bool:
+    """Whether the kernels of ``packages`` will compile in this process instead of loading from
+    the disk cache (no fresh cache beside a writable source folder). Imports none of them; a
+    read-only folder (numba then caches elsewhere) counts as compiled.
+    """
+    for name in packages:
+        spec = importlib.util.find_spec(name)
+        if spec is None or not spec.submodule_search_locations:
+            continue
+        folder = Path(next(iter(spec.submodule_search_locations)))
+        cache = folder / "__pycache__"
+        if not os.access(folder, os.W_OK):
+            continue
+        try:
+            fresh = (cache / _STAMP_FILE).read_text() == folder_stamp(folder)
+        except OSError:
+            fresh = False
+        if not fresh or not any(cache.glob("*.nbi")):
+            return True
+    return False
 
 
 def _probe_blas_lazily() -> None:

@@ -329,14 +329,17 @@ def _metrics(result: Any, workload: Any) -> tuple[float, ...]:
 
 
 def _sweep(workloads: list[Any], runs: tuple[tuple[str, Any, str, dict[str, Any]], ...],
-           rates: tuple[float, ...]) -> Sweep:
+           rates: tuple[float, ...], desc: str) -> Sweep:
     """``runs``: (label, cluster, policy, params); every run serves every workload."""
+    from schedlab.progress import progress
     from schedlab.sim import simulate
 
     cols = np.zeros((9, len(runs), len(workloads)))
-    for j, w in enumerate(workloads):
-        for i, (_, cluster, policy, params) in enumerate(runs):
-            cols[:, i, j] = _metrics(simulate(w, cluster, policy, policy_params=params), w)
+    cells = [(j, i) for j in range(len(workloads)) for i in range(len(runs))]
+    for j, i in progress(cells, desc=desc):
+        _, cluster, policy, params = runs[i]
+        w = workloads[j]
+        cols[:, i, j] = _metrics(simulate(w, cluster, policy, policy_params=params), w)
     return Sweep(
         policies=tuple(r[0] for r in runs), rates_per_s=np.asarray(rates, dtype=np.float64),
         requests=np.array([len(w) for w in workloads]), mean_norm_s=cols[0], p95_norm_s=cols[1],
@@ -619,7 +622,8 @@ def run(
         *((p, vllm if p == "vllm" else fastserve, p, {}) for p in POLICIES),
         (NO_KV_LIMIT, unlimited, "skip-join-mlfq", {}),
     )
-    sweep = _sweep(artifact_workloads(rates, prompts, rng), runs, rates)
+    sweep = _sweep(artifact_workloads(rates, prompts, rng), runs, rates,
+                   "fastserve: SLO sweep (policy x rate)")
     large_workloads = artifact_workloads(large_rates, large_prompts, rng)
     large = {}
     for bs in batches:
@@ -629,7 +633,8 @@ def run(
             ("skip-join-mlfq", cluster, "skip-join-mlfq", {}),
             ("srpt", cluster, "srpt", {}),
         )
-        large[bs] = _sweep(large_workloads, large_runs, large_rates)
+        large[bs] = _sweep(large_workloads, large_runs, large_rates,
+                           f"fastserve: batch {bs} (policy x rate)")
 
     by_name = {c.name: c for c in CLAIMS}
     inp, out = artifact_lengths()

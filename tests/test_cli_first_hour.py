@@ -163,3 +163,82 @@ def test_the_loaders_advice_can_be_followed_from_the_shell(tmp_path: Path) -> No
 def test_a_malformed_columns_flag_is_one_line_naming_it(tmp_path: Path) -> None:
     proc = _run("datasets", "show", "azure-code-2023", "--columns", "arrival_s")
     _one_line_error(proc, "--columns 'arrival_s'", "FIELD=COLUMN")
+
+
+def _run_on_a_terminal(*args: str) -> tuple[int, str, str]:
+    """Run with stderr on a pseudo-terminal (as in an interactive shell) and stdout on a pipe;
+    returns the exit code, stdout and what the terminal showed."""
+    import fcntl
+    import pty
+    import struct
+    import termios
+
+    master, slave = pty.openpty()
+    fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", 40, 160, 0, 0))  # 40 x 160
+    proc = subprocess.Popen([SCHEDLAB, *args], stdout=subprocess.PIPE, stderr=slave)
+    os.close(slave)
+    shown = bytearray()
+    while True:
+        try:
+            data = os.read(master, 65536)
+        except OSError:  # the child closed the terminal
+            break
+        if not data:
+            break
+        shown += data
+    os.close(master)
+    out = proc.stdout.read().decode() if proc.stdout else ""
+    return proc.wait(timeout=120), out, shown.decode(errors="replace")
+
+
+def test_long_work_draws_progress_bars_on_a_terminal() -> None:
+    rc, _, shown = _run_on_a_terminal("reproduce", "fastserve", "--quick", "--no-plot")
+    assert rc == 0
+    assert "fastserve: SLO sweep (policy x rate)" in shown and "%|" in shown
+    rc, _, shown = _run_on_a_terminal("gap", "srpt", "--n", "4", "--instances", "2",
+                                      "--time-limit", "2")
+    assert rc == 0 and "gap srpt: instances" in shown
+
+
+@pytest.mark.parametrize("flags", [("--quiet",), ("--json",)])
+def test_no_bars_with_quiet_or_with_json_to_a_pipe(flags: tuple[str, ...]) -> None:
+    rc, out, shown = _run_on_a_terminal("reproduce", "fastserve", "--quick", "--no-plot", *flags)
+    assert rc == 0 and "%|" not in shown
+    if "--quiet" in flags:
+        assert shown.strip() == "" and "claims hold" in out
+
+
+def test_no_bars_when_stderr_is_not_a_terminal() -> None:
+    proc = _run("reproduce", "fastserve", "--quick", "--no-plot")
+    assert proc.returncode == 0 and "%|" not in proc.stderr
+
+
+def test_the_first_run_says_it_compiles(monkeypatch: pytest.MonkeyPatch, capsys) -> None:
+    from schedlab import jit
+    from schedlab.cli import main
+
+    argv = ["simulate", "--trace", "azure-code-2023", "--model", "llama-2-7b", "--gpu",
+            "a100-80gb", "--policy", "fcfs", "--limit", "5", "--json"]
+    for compiles, said in ((True, True), (False, False)):
+        monkeypatch.setattr(jit, "first_run_compiles", lambda compiles=compiles: compiles)
+        assert main(argv) == 0
+        assert ("compiling the simulator's kernels" in capsys.readouterr().err) is said
+    monkeypatch.setattr(jit, "first_run_compiles", lambda: True)
+    assert main([*argv, "--quiet"]) == 0
+    assert capsys.readouterr().err == ""
+
+
+def test_first_run_compiles_reads_the_kernel_cache(tmp_path: Path,
+                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    from schedlab.jit import _STAMP_FILE, first_run_compiles, folder_stamp
+
+    pkg = tmp_path / "fake_kernels"
+    (pkg / "__pycache__").mkdir(parents=True)
+    (pkg / "__init__.py").write_text("")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    assert first_run_compiles(("fake_kernels",)) is True  # nothing cached
+    (pkg / "__pycache__" / "k.f-1.py311.nbi").write_bytes(b"")
+    (pkg / "__pycache__" / _STAMP_FILE).write_text(folder_stamp(pkg))
+    assert first_run_compiles(("fake_kernels",)) is False
+    (pkg / "more.py").write_text("x = 1\n")  # a changed source folder recompiles
+    assert first_run_compiles(("fake_kernels",)) is True

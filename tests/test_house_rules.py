@@ -5,7 +5,8 @@ line imports the seeds, and ``import schedlab`` stays light.
 
 The layers, bottom up (a module may import its own group and the groups below it):
 
-0. ``schedlab._version``, ``schedlab.errors``, ``schedlab.plotting`` (matplotlib only);
+0. ``schedlab._version``, ``schedlab.errors``, ``schedlab.plotting`` (matplotlib only),
+   ``schedlab.progress`` (tqdm only);
 1. the rest of the leaf: ``schedlab.records``, ``schedlab.jit``, ``schedlab.contract`` (numpy
    only);
 2. ``schedlab.costmodel``, ``schedlab.datasets``;
@@ -41,7 +42,7 @@ FOLDERS = {
     "schedlab.seeds": ROOT / "seeds",
 }
 LAYERS = [
-    ("schedlab._version", "schedlab.errors", "schedlab.plotting"),
+    ("schedlab._version", "schedlab.errors", "schedlab.plotting", "schedlab.progress"),
     ("schedlab.records", "schedlab.jit", "schedlab.contract"),
     ("schedlab.costmodel", "schedlab.datasets"),
     ("schedlab.policies", "schedlab.predictors", "schedlab.solvers"),

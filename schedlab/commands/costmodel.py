@@ -16,6 +16,8 @@ import argparse
 import json
 from typing import Any
 
+from schedlab.commands import add_quiet
+
 __all__ = ["build_report", "format_report", "register"]
 
 PROMPTS = (128, 512, 2048, 8192, 32768)
@@ -46,6 +48,7 @@ def register(subparsers: Any) -> None:
     cal.add_argument("--scale-out-link", metavar="LINK",
                      help="inter-node interconnect (default: a 200/400 Gb/s RDMA NIC per GPU)")
     cal.add_argument("--json", action="store_true", help="print one JSON document on stdout")
+    add_quiet(cal)
     cal.set_defaults(func=_run_calibrate)
 
     val = sub.add_parser("validate", help="error of the model against measured kernels")

@@ -30,6 +30,7 @@ from typing import Any
 
 import numpy as np
 
+from schedlab.commands import add_quiet
 from schedlab.errors import check_positive_float, check_positive_int
 
 __all__ = ["policy_gap", "register", "run"]
@@ -52,6 +53,7 @@ def register(subparsers: Any) -> None:
     p.add_argument("--slot-s", type=float, default=0.02,
                    help="seconds per iteration slot in the simulator (default 0.02)")
     p.add_argument("--json", action="store_true", help="print one JSON document on stdout")
+    add_quiet(p)
     p.set_defaults(func=run)
 
 
@@ -108,6 +110,7 @@ def policy_gap(
     slot_s = check_positive_float(slot_s, "slot_s", where)
     from schedlab.costmodel.base import ConstantIterationCost
     from schedlab.policies import get_policy
+    from schedlab.progress import progress
     from schedlab.sim import InstanceSpec, simulate
     from schedlab.solvers import Schedule, random_problem, solve_cpsat, verify
 
@@ -115,7 +118,7 @@ def policy_gap(
     rng = np.random.default_rng(seed)
     rows: list[dict[str, Any]] = []
     t0 = time.perf_counter()
-    for i in range(instances):
+    for i in progress(range(instances), desc=f"gap {policy}: instances (sim + CP-SAT)"):
         prob = random_problem(n, rng)
         spec = InstanceSpec(
             cost=ConstantIterationCost(slot_s=slot_s, kv_capacity_tokens=prob.kv_capacity_tokens),

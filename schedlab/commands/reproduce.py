@@ -18,6 +18,8 @@ import sys
 import time
 from typing import Any
 
+from schedlab.commands import add_quiet
+
 __all__ = ["register", "run", "format_table"]
 
 DEFAULT_PLOT_DIR = "schedlab-out"
@@ -42,6 +44,7 @@ def register(subparsers: Any) -> None:
     )
     p.add_argument("--seed", type=int, default=0, help="random seed of the workloads (default 0)")
     p.add_argument("--json", action="store_true", help="print one JSON document on stdout")
+    add_quiet(p)
     plots = p.add_mutually_exclusive_group()
     plots.add_argument(
         "--plot-dir", default=DEFAULT_PLOT_DIR, metavar="DIR",
@@ -112,7 +115,7 @@ def run(args: argparse.Namespace) -> int:
     start = time.perf_counter()
     reports, csvs = [], {}
     for name in names:
-        if not args.json:
+        if not (args.json or args.quiet):
             print(f"reproducing {name} ...", file=sys.stderr, flush=True)
         report = run_seed(name, quick=args.quick, plot_dir=plot_dir, seed=args.seed)
         reports.append(report)

@@ -27,6 +27,7 @@ from typing import Any
 
 import numpy as np
 
+from schedlab.commands import add_quiet
 from schedlab.commands.loader_options import add_loader_arguments, load_options
 from schedlab.errors import check_positive_float, check_positive_int
 
@@ -62,6 +63,7 @@ def register(subparsers: Any) -> None:
                    "reason (default), or truncated to fit (prompt first, then output)")
     p.add_argument("--seed", type=int, default=0, help="seed passed to policies taking 'rng'")
     p.add_argument("--json", action="store_true", help="print one JSON document on stdout")
+    add_quiet(p)
     add_loader_arguments(p)
     p.set_defaults(func=run)
 

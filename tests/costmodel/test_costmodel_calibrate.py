@@ -188,3 +188,15 @@ def test_calibration_carries_over_to_held_out_models(shared_dir: Path) -> None:
     report = validate(prof.take(held_out & ~prof.is_network), calibration=fitted)
     assert report.overall["median_ape"] < 0.10
     assert report.gemm["median_ape"] < 0.10
+
+
+def test_the_fit_draws_a_progress_bar_only_when_asked(tmp_path: Path, capsys) -> None:
+    from schedlab.progress import showing_progress
+
+    prof = load_profile(_write_profile(tmp_path), "a100-80gb")
+    synthetic = dataclasses.replace(prof, measured_s=predict(prof, TRUE))
+    calibrate(synthetic, max_nfev=5)
+    assert capsys.readouterr().err == ""
+    with showing_progress():
+        calibrate(synthetic, max_nfev=5)
+    assert "calibrate a100-80gb: model evaluations" in capsys.readouterr().err
