@@ -12,13 +12,16 @@
   least ``input_j + 1`` tokens). Objective ``sum_j (o_j + sum_t (1 - d[j,t]))``, the total JCT.
 
 Any optimal schedule is feasible for the LP, so its value is a valid lower bound; rounded up,
-since JCTs are integers.
+since JCTs are integers. ``time_limit_s`` bounds the whole call (building the LP and HiGHS); a
+bound not computed in time, or that HiGHS could not compute, is ``None``, never an exception.
 
 >>> from schedlab.solvers.iteration_problem import IterationProblem
 >>> p = IterationProblem(arrival_slot=[0, 0], input_tokens=[2, 2], output_tokens=[3, 1],
 ...                      max_batch_size=1, max_batch_tokens=4, kv_capacity_tokens=10)
 >>> p.trivial_bound(), lp_bound(p)
 (4, 5)
+>>> lp_bound(p, time_limit_s=1e-9) is None   # out of time: no bound, no exception
+True
 """
 
 from __future__ import annotations
@@ -28,22 +31,48 @@ from typing import Any
 
 import numpy as np
 
-from schedlab.errors import check_instance
+from schedlab.errors import check_instance, check_positive_float
+from schedlab.solvers.budget import Budget, OutOfTime
 from schedlab.solvers.iteration_heuristics import best_list_schedule
 from schedlab.solvers.iteration_problem import IterationProblem, kv_tokens_at_run
 
 __all__ = ["lp_bound"]
 
 
-def lp_bound(problem: IterationProblem, upper_bound: int | None = None) -> int:
-    """LP-relaxation lower bound on the optimal total JCT (see the module docstring).
+def lp_bound(problem: IterationProblem, upper_bound: int | None = None, *,
+             time_limit_s: float | None = None) -> int | None:
+    """LP-relaxation lower bound on the optimal total JCT (see the module docstring), or
+    ``None`` when it could not be computed within ``time_limit_s`` seconds of wall-clock time
+    (default: no limit) or HiGHS failed.
 
     ``upper_bound`` is the total JCT of any feasible schedule (default: the better list
     schedule); it only sets the windows, so a looser one gives the same or a weaker bound.
     """
+    check_instance(problem, IterationProblem, "problem", "lp_bound")
+    if time_limit_s is not None:
+        time_limit_s = check_positive_float(time_limit_s, "time_limit_s", "lp_bound")
+    return lp_bound_within(problem, upper_bound, Budget(time_limit_s))[0]
+
+
+def lp_bound_within(problem: IterationProblem, upper_bound: int | None,
+                    budget: Budget) -> tuple[int | None, str]:
+    """:func:`lp_bound` within ``budget``: the bound (or ``None``) and how it ended
+    (``"optimal"``, ``"time limit"`` or ``"failed: <HiGHS's message>"``)."""
+    try:
+        return _lp_bound(problem, upper_bound, budget), "optimal"
+    except OutOfTime:
+        return None, "time limit"
+    except _HighsFailed as exc:
+        return None, f"failed: {exc}"
+
+
+class _HighsFailed(RuntimeError):
+    pass
+
+
+def _lp_bound(problem: IterationProblem, upper_bound: int | None, budget: Budget) -> int:
     from scipy.optimize import linprog
 
-    check_instance(problem, IterationProblem, "problem", "lp_bound")
     if upper_bound is None:
         upper_bound = best_list_schedule(problem)[1]
     a, inp, o = problem.arrival_slot, problem.input_tokens, problem.output_tokens
@@ -56,6 +85,7 @@ def lp_bound(problem: IterationProblem, upper_bound: int | None = None) -> int:
     P: list[dict[int, int]] = []
     D: list[dict[int, int]] = []
     for j in range(n):
+        budget.check("building the LP relaxation")
         slots = range(int(a[j]), int(last[j]) + 1)
         X.append({t: nv + i for i, t in enumerate(slots)})
         nv += len(X[j])
@@ -69,6 +99,7 @@ def lp_bound(problem: IterationProblem, upper_bound: int | None = None) -> int:
     ub, eq = _Rows(), _Rows()
     ub_row, eq_row = ub.add, eq.add
     for j in range(n):
+        budget.check("building the LP relaxation")
         eq_row([(c, 1.0) for c in X[j].values()], float(o[j]))
         eq_row([(c, 1.0) for c in P[j].values()], 1.0)
         eq_row([(D[j][int(last[j])], 1.0)], 1.0)
@@ -90,6 +121,7 @@ def lp_bound(problem: IterationProblem, upper_bound: int | None = None) -> int:
                 prev_d = D[j][t]
 
     for t in range(int(a.min()), int(last.max()) + 1):
+        budget.check("building the LP relaxation")
         live = [j for j in range(n) if t in X[j]]
         ub_row([(X[j][t], 1.0) for j in live], float(problem.max_batch_size))
         tok = [(X[j][t], 1.0) for j in live]
@@ -106,11 +138,14 @@ def lp_bound(problem: IterationProblem, upper_bound: int | None = None) -> int:
         const += len(D[j])
     a_ub, b_ub = ub.matrix(nv)
     a_eq, b_eq = eq.matrix(nv)
-    res = linprog(
-        cost, A_ub=a_ub, b_ub=b_ub, A_eq=a_eq, b_eq=b_eq, bounds=(0.0, 1.0), method="highs"
-    )
+    budget.check("building the LP relaxation")
+    options = {} if budget.seconds is None else {"time_limit": budget.left()}
+    res = linprog(cost, A_ub=a_ub, b_ub=b_ub, A_eq=a_eq, b_eq=b_eq, bounds=(0.0, 1.0),
+                  method="highs", options=options)
+    if res.status == 1:  # iteration or time limit
+        raise OutOfTime(f"HiGHS stopped: {res.message}")
     if res.status != 0:
-        raise RuntimeError(f"HiGHS could not solve the LP relaxation: {res.message}")
+        raise _HighsFailed(f"HiGHS could not solve the LP relaxation: {res.message}")
     return max(problem.trivial_bound(), math.ceil(const + res.fun - 1e-6))
 
 

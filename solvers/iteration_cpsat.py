@@ -40,7 +40,8 @@ from typing import Any
 import numpy as np
 
 from schedlab.errors import check_instance, check_positive_float, check_positive_int
-from schedlab.solvers.iteration_bounds import lp_bound
+from schedlab.solvers.budget import Budget, OutOfTime
+from schedlab.solvers.iteration_bounds import lp_bound_within
 from schedlab.solvers.iteration_heuristics import best_list_schedule
 from schedlab.solvers.iteration_problem import IterationProblem, kv_tokens_at_run
 from schedlab.solvers.iteration_schedule import Schedule
@@ -68,10 +69,13 @@ class IterationModel:
     upper_bound: int
 
 
-def build_model(problem: IterationProblem, upper_bound: int) -> IterationModel:
-    """Build the CP-SAT model for schedules of total JCT at most ``upper_bound``."""
+def build_model(problem: IterationProblem, upper_bound: int, *,
+                budget: Budget | None = None) -> IterationModel:
+    """Build the CP-SAT model for schedules of total JCT at most ``upper_bound``; with a
+    ``budget``, raise :class:`~schedlab.solvers.budget.OutOfTime` once it runs out."""
     from ortools.sat.python import cp_model
 
+    budget = budget if budget is not None else Budget(None)
     ub = check_positive_int(upper_bound, "upper_bound", "build_model")
     a, inp, o = problem.arrival_slot, problem.input_tokens, problem.output_tokens
     n = problem.n
@@ -92,6 +96,7 @@ def build_model(problem: IterationProblem, upper_bound: int) -> IterationModel:
     d: list[dict[int, Any]] = []
     comp: list[Any] = []
     for j in range(n):
+        budget.check("building the CP-SAT model")
         slots = range(int(first[j]), int(last[j]) + 1)
         x.append({t: m.new_bool_var(f"x[{j},{t}]") for t in slots})
         # the prefill leaves room for the o_j - 1 decodes that follow it
@@ -104,6 +109,7 @@ def build_model(problem: IterationProblem, upper_bound: int) -> IterationModel:
 
     # ---- stage 3: constraints per request
     for j in range(n):
+        budget.check("building the CP-SAT model")
         xj, pj, rj, dj = x[j], p[j], r[j], d[j]
         m.add_exactly_one(pj.values())
         started: list[Any] = []
@@ -141,6 +147,7 @@ def build_model(problem: IterationProblem, upper_bound: int) -> IterationModel:
     # ---- stage 3: constraints per slot (only where they can bind)
     horizon = int(last.max()) + 1
     for t in range(int(first.min()), horizon):
+        budget.check("building the CP-SAT model")
         live = [j for j in range(n) if t in x[j]]
         if len(live) > problem.max_batch_size:
             m.add(sum(x[j][t] for j in live) <= problem.max_batch_size)
@@ -195,25 +202,40 @@ def solve_cpsat(
 ) -> SolveResult:
     """Minimise total JCT of ``problem`` with CP-SAT within ``time_limit_s`` seconds.
 
+    ``time_limit_s`` is a wall-clock budget for the whole call: the list schedule, building the
+    model, CP-SAT's search and the LP bound share it (CP-SAT and HiGHS get what is left), so the
+    call returns after about ``time_limit_s`` (plus the list schedule, milliseconds) whatever
+    the problem's size.
+
     Returns a :class:`SolveResult` whose ``schedule`` is a :class:`Schedule` (checked by
     :func:`verify`) and ``stats`` the model size, the list-schedule upper bound, where the
-    solution came from and CP-SAT's counters. Every instance is feasible, so the status is
-    ``OPTIMAL`` or ``FEASIBLE`` (not proven optimal in time: a normal outcome). A ``FEASIBLE``
-    answer carries CP-SAT's best solution, or the better list schedule when CP-SAT found none in
-    time, and as ``bound`` the better of CP-SAT's proven bound and :func:`lp_bound`.
+    solution and the bound came from and CP-SAT's counters. Every instance is feasible, so the
+    status is ``OPTIMAL`` or ``FEASIBLE`` (not proven optimal in time: a normal outcome). A
+    ``FEASIBLE`` answer carries CP-SAT's best solution, or the better list schedule when CP-SAT
+    found none in time (or the model could not be built in time), and as ``bound`` the best of
+    CP-SAT's proven bound, :func:`lp_bound` and the trivial bound; ``stats["lp_bound"]`` says
+    whether the LP bound was computed (``"optimal"``), ran out of time (``"time limit"``) or
+    failed, ``stats["stopped_while"]`` what was under way when the budget ran out.
     """
-    from ortools.sat.python import cp_model
-
+    t0 = time.perf_counter()
     check_instance(problem, IterationProblem, "problem", _WHERE)
     time_limit_s = check_positive_float(time_limit_s, "time_limit_s", _WHERE)
     num_workers = check_positive_int(num_workers, "num_workers", _WHERE)
-    t0 = time.perf_counter()
+    budget = Budget(time_limit_s)
+    from ortools.sat.python import cp_model  # its first import (~0.5 s) counts too
+
     start_schedule, ub = best_list_schedule(problem)
-    im = build_model(problem, ub)
+    stats: dict[str, Any] = {"list_schedule_objective": ub}
+    try:
+        im = build_model(problem, ub, budget=budget)
+    except OutOfTime as exc:  # the list schedule stands; bounds get nothing of the budget
+        stats.update(solution_source="list-schedule", lp_bound="time limit",
+                     stopped_while=str(exc))
+        return _feasible(problem, start_schedule, float(ub), problem.trivial_bound(), stats, t0)
     if hint:
         _add_hint(im, start_schedule)
     solver = cp_model.CpSolver()
-    solver.parameters.max_time_in_seconds = time_limit_s
+    solver.parameters.max_time_in_seconds = max(budget.left(), 1e-3)
     solver.parameters.num_workers = num_workers
     solver.parameters.random_seed = int(seed)
     code = solver.solve(im.model)
@@ -223,15 +245,14 @@ def solve_cpsat(
             f"feasible: {im.model.validate()}"
         )
     proto = im.model.proto
-    stats: dict[str, Any] = {
+    stats.update({
         "n_variables": len(proto.variables),
         "n_constraints": len(proto.constraints),
         "horizon_slots": int(im.last.max()) + 1,
-        "list_schedule_objective": ub,
         "branches": int(solver.num_branches),
         "conflicts": int(solver.num_conflicts),
         "solver_wall_s": float(solver.wall_time),
-    }
+    })
     if code in (cp_model.OPTIMAL, cp_model.FEASIBLE):
         req: list[int] = []
         slot: list[int] = []
@@ -249,18 +270,21 @@ def solve_cpsat(
         schedule, objective = start_schedule, float(ub)
         stats["solution_source"] = "list-schedule"
     if code == cp_model.OPTIMAL:
-        status, bound = "OPTIMAL", objective
-    else:
-        status = "FEASIBLE"
-        cp_bound = solver.best_objective_bound if code == cp_model.FEASIBLE else -math.inf
-        bound = float(max(cp_bound, lp_bound(problem, ub)))
-        if bound >= objective:  # the bounds closed the gap
-            status, bound = "OPTIMAL", objective
-    return SolveResult(
-        status=status,
-        objective=objective,
-        bound=bound,
-        wall_s=time.perf_counter() - t0,
-        schedule=schedule,
-        stats=stats,
-    )
+        stats["lp_bound"] = "not needed"
+        return SolveResult(status="OPTIMAL", objective=objective, bound=objective,
+                           wall_s=time.perf_counter() - t0, schedule=schedule, stats=stats)
+    cp_bound = solver.best_objective_bound if code == cp_model.FEASIBLE else -math.inf
+    lp, stats["lp_bound"] = lp_bound_within(problem, ub, budget)
+    if lp is None and stats["lp_bound"] == "time limit":
+        stats["stopped_while"] = "computing the LP bound"
+    bound = max(cp_bound, problem.trivial_bound(), -math.inf if lp is None else lp)
+    return _feasible(problem, schedule, objective, bound, stats, t0)
+
+
+def _feasible(problem: IterationProblem, schedule: Schedule, objective: float, bound: float,
+              stats: dict[str, Any], t0: float) -> SolveResult:
+    """A FEASIBLE result, or OPTIMAL when the bound meets the objective."""
+    status = "OPTIMAL" if bound >= objective else "FEASIBLE"
+    return SolveResult(status=status, objective=objective,
+                       bound=objective if status == "OPTIMAL" else float(bound),
+                       wall_s=time.perf_counter() - t0, schedule=schedule, stats=stats)

@@ -48,7 +48,8 @@ def register(subparsers: Any) -> None:
     p.add_argument("--instances", type=int, default=20, help="random instances (default 20)")
     p.add_argument("--seed", type=int, default=0, help="seed of the instance generator")
     p.add_argument("--time-limit", type=float, default=10.0, metavar="SEC",
-                   help="CP-SAT time limit per instance in seconds (default 10)")
+                   help="wall-clock limit of each exact solve in seconds: model, CP-SAT and bounds "
+                   "(default 10)")
     p.add_argument("--workers", type=int, default=2, help="CP-SAT worker threads (default 2)")
     p.add_argument("--slot-s", type=float, default=0.02,
                    help="seconds per iteration slot in the simulator (default 0.02)")

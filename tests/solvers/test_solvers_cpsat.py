@@ -124,3 +124,53 @@ def test_solve_result_statuses_and_gap():
         SolveResult(status="DONE", objective=1.0, bound=1.0, wall_s=0.0, schedule=None)
     with pytest.raises(ValueError, match="needs an objective"):
         SolveResult(status="OPTIMAL", objective=None, bound=1.0, wall_s=0.0, schedule=None)
+
+
+def _sixty_requests() -> IterationProblem:
+    """The reliability audit's case: its model and LP took 20 s and 120 s to build and solve."""
+    rng = np.random.default_rng(1)
+    n = 60
+    return IterationProblem(
+        arrival_slot=np.sort(rng.integers(0, 40, n)), input_tokens=rng.integers(1, 40, n),
+        output_tokens=rng.integers(1, 12, n), max_batch_size=6, max_batch_tokens=96,
+        kv_capacity_tokens=220)
+
+
+def test_the_time_limit_bounds_the_whole_call() -> None:
+    import time
+
+    p = _sixty_requests()
+    start = time.perf_counter()
+    r = solve_cpsat(p, time_limit_s=0.5)
+    wall = time.perf_counter() - start
+    assert wall < 0.5 + 1.5, wall  # generous for a loaded machine; it was 135.8 s
+    assert r.wall_s <= wall
+    # the list schedule stands, checked, with a valid (trivial) bound and the reason recorded
+    assert r.status == "FEASIBLE" and r.stats["solution_source"] == "list-schedule"
+    assert verify(p, r.schedule).objective == r.objective
+    assert r.bound == p.trivial_bound() <= r.objective
+    assert "ran out while building the CP-SAT model" in r.stats["stopped_while"]
+    assert r.stats["lp_bound"] == "time limit"
+
+
+def test_a_bound_not_computed_is_none_never_an_exception(monkeypatch) -> None:
+    import time
+
+    import scipy.optimize
+    from scipy.optimize import OptimizeResult
+
+    p = _sixty_requests()
+    start = time.perf_counter()
+    assert lp_bound(p, time_limit_s=0.3) is None
+    assert time.perf_counter() - start < 0.3 + 1.5
+    small = IterationProblem(arrival_slot=[0, 0], input_tokens=[2, 2], output_tokens=[3, 1],
+                             max_batch_size=1, max_batch_tokens=4, kv_capacity_tokens=10)
+    assert lp_bound(small) == 5
+
+    def failing(*args, **kwargs):
+        return OptimizeResult(status=4, message="numerical difficulties", fun=None)
+
+    monkeypatch.setattr(scipy.optimize, "linprog", failing)
+    assert lp_bound(small) is None
+    with pytest.raises(ValueError, match="time_limit_s"):
+        lp_bound(small, time_limit_s=-1)
