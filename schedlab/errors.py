@@ -145,11 +145,13 @@ def check_array(
     integer: bool = False,
     allow_nan: bool = False,
     length: int | None = None,
+    max_value: float | None = None,
 ) -> np.ndarray:
     """Convert ``values`` to a numpy array and check it, naming the first bad element.
 
     Returns a new read-only array of ``dtype``. Raises ``ValueError`` on NaN or infinity (unless
-    ``allow_nan``), values below ``min_value``, non-integers when ``integer``, or a wrong shape.
+    ``allow_nan``), values below ``min_value`` or above ``max_value``, non-integers when
+    ``integer``, or a wrong shape.
 
     >>> check_array([1, 2], "input_tokens", "Workload", dtype=np.int64, min_value=0).tolist()
     [1, 2]
@@ -162,7 +164,8 @@ def check_array(
         values.dtype, dtype, "safe"
     ):
         # Fast path: an integer array needs no float round trip (finite and whole by type).
-        return _check_integer_array(values, name, where, dtype, ndim, min_value, length)
+        return _check_integer_array(values, name, where, dtype, ndim, min_value, length,
+                                    max_value)
     try:
         arr = np.asarray(values, dtype=np.float64 if integer else dtype)
     except (TypeError, ValueError) as exc:
@@ -181,6 +184,7 @@ def check_array(
                 f"element {i} is {arr.ravel()[i].item()!r}."
             )
     _check_min(arr, name, where, min_value)
+    _check_max(arr, name, where, max_value)
     if integer:
         frac = arr != np.round(arr)
         if frac.any():
@@ -229,6 +233,20 @@ def _check_min(arr: np.ndarray, name: str, where: str, min_value: float | None) 
         )
 
 
+def _check_max(arr: np.ndarray, name: str, where: str, max_value: float | None) -> None:
+    if max_value is None:
+        return
+    above = arr > max_value
+    if above.any():
+        i = int(np.flatnonzero(above.ravel())[0])
+        limit = (f"{max_value:,.0f}" if float(max_value).is_integer() and max_value < 1e15
+                 else f"{max_value:g}")
+        raise ValueError(
+            f"The {name!r} parameter of {where} must be <= {limit}; "
+            f"element {i} is {arr.ravel()[i].item()!r}."
+        )
+
+
 def _check_integer_array(
     values: np.ndarray,
     name: str,
@@ -237,12 +255,15 @@ def _check_integer_array(
     ndim: int,
     min_value: float | None,
     length: int | None,
+    max_value: float | None = None,
 ) -> np.ndarray:
     """:func:`check_array` for an array whose integer dtype casts safely to ``dtype``."""
     _check_shape(values, name, where, ndim, length)
     if min_value is not None and np.any(values < min_value):
         # Report the bad element as the float path does, so the message does not hang on the dtype.
         _check_min(values.astype(np.float64), name, where, min_value)
+    if max_value is not None and np.any(values > max_value):
+        _check_max(values.astype(np.float64), name, where, max_value)
     arr = np.array(values, dtype=dtype, copy=True)
     arr.flags.writeable = False
     return arr

@@ -31,9 +31,17 @@ from schedlab.errors import check_array, check_nonneg_int, check_positive_int
 if TYPE_CHECKING:  # pandas loads on first use only
     import pandas as pd
 
-__all__ = ["Workload", "PrefixBlocks"]
+__all__ = ["MAX_TIME_S", "MAX_TOKENS", "Workload", "PrefixBlocks"]
 
 _WHERE = "Workload"
+
+#: The largest token count a request may have (prompt or output): 2**31 - 1, so that every sum
+#: and KV-byte product the simulator forms stays far inside int64. Loaders, the Workload and the
+#: simulator refuse larger counts with the field (and, for files, the line) named.
+MAX_TOKENS = 2**31 - 1
+#: The latest arrival time, in seconds (about 317 years: epoch timestamps fit). Beyond it float64
+#: time cannot resolve a microsecond-scale iteration, so a request would "complete" in 0 s.
+MAX_TIME_S = 1e10
 
 
 def _readonly(a: np.ndarray) -> np.ndarray:
@@ -112,9 +120,11 @@ class Workload:
 
     Parameters
     ----------
-    arrival_s : arrival time of each request in seconds (finite, >= 0, non-decreasing).
-    input_tokens : prompt length in tokens (integer >= 1).
-    output_tokens : tokens to generate (integer >= 1; the first is produced by the prefill).
+    arrival_s : arrival time of each request in seconds (finite, in [0, :data:`MAX_TIME_S`],
+        non-decreasing).
+    input_tokens : prompt length in tokens (integer in [1, :data:`MAX_TOKENS`]).
+    output_tokens : tokens to generate (integer in [1, :data:`MAX_TOKENS`]; the first is
+        produced by the prefill).
     request_id : unique int64 ids; default ``0..n-1``.
     group_id : optional RL rollout group of each request (int64, >= 0).
     prefix_block_ids : optional :class:`PrefixBlocks` (ragged block hashes for prefix caching).
@@ -138,7 +148,8 @@ class Workload:
 
     def __post_init__(self) -> None:
         set_ = object.__setattr__
-        arrival = check_array(self.arrival_s, "arrival_s", _WHERE, min_value=0.0)
+        arrival = check_array(self.arrival_s, "arrival_s", _WHERE, min_value=0.0,
+                              max_value=MAX_TIME_S)
         n = arrival.shape[0]
         if n and np.any(np.diff(arrival) < 0):
             i = int(np.flatnonzero(np.diff(arrival) < 0)[0]) + 1
@@ -154,7 +165,7 @@ class Workload:
                 col,
                 check_array(
                     getattr(self, col), col, _WHERE,
-                    dtype=np.int64, integer=True, min_value=1, length=n,
+                    dtype=np.int64, integer=True, min_value=1, length=n, max_value=MAX_TOKENS,
                 ),
             )
         if self.request_id is None:

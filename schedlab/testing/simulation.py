@@ -47,7 +47,10 @@ def check_simulation(result: Any, workload: Workload) -> None:
     - *conservation*: every request ends ``completed`` or ``rejected``; rejected ones carry a
       reason and completed ones none;
     - *time monotone*: a completed request has ``arrival <= first token <= finish``, all
-      finite, on an instance in ``[0, n_instances)``; ``swaps <= preemptions``; busy time within
+      finite, on an instance in ``[0, n_instances)``;
+    - *time bounds*: every iteration takes time, so a completed request's first token comes
+      strictly after its arrival and, with more than one output token, its finish strictly
+      after its first token; ``swaps <= preemptions``; busy time within
       ``n_instances`` times the makespan;
     - with an ``iteration_log``: iterations have ``start <= end`` and never overlap on one
       instance; no request runs before it arrives or twice in one iteration; a completed
@@ -112,6 +115,11 @@ def check_simulation(result: Any, workload: Workload) -> None:
     late = done & (fin < first - _EPS)
     if late.any():
         _fail("time not monotone", f"finish before first token for requests {_first(late)}")
+    # every iteration takes time: the prefill ends after the arrival, each decode after the last
+    instant = done & ((first <= arr) | ((result.output_tokens > 1) & (fin <= first)))
+    if instant.any():
+        _fail("time bounds", f"requests {_first(instant)} got tokens in no time (first token at "
+              "arrival, or several tokens at one instant)")
     inst = result.instance
     bad_inst = done & ((inst < 0) | (inst >= result.n_instances))
     if bad_inst.any():

@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import math
+import re
 
 import numpy as np
 import pytest
@@ -144,7 +145,7 @@ def test_integer_arrays_take_the_fast_path_with_the_same_errors(dtype):
 @pytest.mark.parametrize("value", [1e19, np.uint64(2**63 + 5)])
 def test_token_counts_beyond_int64_are_rejected_not_wrapped(value):
     column = np.array([10, value, 30, 40], dtype=np.asarray(value).dtype)
-    with pytest.raises(ValueError, match=r"'input_tokens'.*must fit in int64; element 1"):
+    with pytest.raises(ValueError, match=r"'input_tokens'.*must be <= 2,147,483,647; element 1"):
         small_workload(input_tokens=column)
 
 
@@ -169,3 +170,26 @@ def test_head_and_replace_keep_their_meaning():
     assert w.block_tokens == 16 and type(w.block_tokens) is int
     assert len(w.head(0)) == 0 and len(w.head(99)) == 4
     assert w.replace(name="x").name == "x" and w.name == "workload"
+
+
+@pytest.mark.parametrize(
+    ("field", "value", "shown"),
+    [
+        ("output_tokens", 10**18, "must be <= 2,147,483,647; element 0 is 1e+18"),
+        ("input_tokens", 2**63, "must be <= 2,147,483,647"),
+        ("output_tokens", 1e30, "must be <= 2,147,483,647; element 0 is 1e+30"),
+        ("arrival_s", 1e300, "must be <= 10,000,000,000; element 0 is 1e+300"),
+    ],
+)
+def test_counts_and_times_beyond_the_documented_bounds_are_refused(field, value, shown):
+    from schedlab.records import MAX_TIME_S, MAX_TOKENS
+
+    cols = {"arrival_s": [0.0], "input_tokens": [100], "output_tokens": [5]}
+    cols[field] = [value]
+    with pytest.raises(ValueError, match=re.escape(f"'{field}' parameter of Workload {shown}")):
+        Workload(**cols)
+    cols[field] = [MAX_TIME_S if field == "arrival_s" else MAX_TOKENS]  # the bounds themselves
+    assert len(Workload(**cols)) == 1
+    big = np.array([MAX_TOKENS + 1], dtype=np.int64)  # the integer fast path checks too
+    with pytest.raises(ValueError, match="must be <= 2,147,483,647"):
+        Workload(arrival_s=[0.0], input_tokens=big, output_tokens=[1])

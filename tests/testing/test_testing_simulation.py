@@ -95,3 +95,21 @@ def test_broken_results_are_caught(change, rule: str) -> None:
     bad = dataclasses.replace(r, **change(r))
     with pytest.raises(AssertionError, match=rule):
         check_simulation(bad, w)
+
+
+def test_tokens_in_no_time_break_the_time_bounds():
+    import dataclasses
+
+    from schedlab.costmodel.base import ConstantIterationCost
+    from schedlab.records import Workload
+    from schedlab.sim import InstanceSpec, simulate
+
+    w = Workload(arrival_s=[0.0, 1e9], input_tokens=[8, 8], output_tokens=[3, 2])
+    r = simulate(w, InstanceSpec(cost=ConstantIterationCost(kv_capacity_tokens=64)), "fcfs")
+    check_simulation(r, w)  # 1e9 s is late but still resolves an iteration
+    at_arrival = dataclasses.replace(r, first_token_s=r.arrival_s.copy())
+    with pytest.raises(AssertionError, match=r"time bounds: requests \[0, 1\] got tokens"):
+        check_simulation(at_arrival, w)
+    at_once = dataclasses.replace(r, finish_s=r.first_token_s.copy())
+    with pytest.raises(AssertionError, match="time bounds"):
+        check_simulation(at_once, w)
