@@ -19,8 +19,9 @@ from __future__ import annotations
 
 import difflib
 import math
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable, Mapping
 from numbers import Integral, Real
+from typing import Any
 
 import numpy as np
 
@@ -298,3 +299,35 @@ def unknown_name_error(kind: str, name: str, known: Iterable[str]) -> ValueError
         msg += " Close matches: " + ", ".join(repr(c) for c in close) + "."
     msg += " Known: " + ", ".join(repr(k) for k in known) + "."
     return ValueError(msg)
+
+
+def check_keyword_params(fn: Callable[..., Any], params: Mapping[str, Any], what: str) -> None:
+    """Raise ``ValueError`` naming ``what`` (e.g. ``"policy 'vllm'"``) when ``params`` holds a
+    keyword ``fn`` does not take (``fn``'s first parameter, the view, is not a keyword); a
+    function taking ``**kwargs``, or one whose signature cannot be read, takes anything.
+
+    >>> def vllm(view, /, *, watermark=0.01): ...
+    >>> check_keyword_params(vllm, {"watermrk": 0.1}, "policy 'vllm'")
+    Traceback (most recent call last):
+    ...
+    ValueError: policy 'vllm' has no parameter 'watermrk'. Close matches: 'watermark'. Its ...
+    """
+    import inspect
+
+    try:
+        sig = inspect.signature(fn)
+    except (TypeError, ValueError):
+        return
+    ps = list(sig.parameters.values())
+    if any(p.kind is p.VAR_KEYWORD for p in ps):
+        return
+    known = [p.name for p in ps[1:] if p.kind in (p.KEYWORD_ONLY, p.POSITIONAL_OR_KEYWORD)]
+    for key in params:
+        if key not in known:
+            close = difflib.get_close_matches(str(key), known, n=3, cutoff=0.5)
+            raise ValueError(
+                f"{what} has no parameter {key!r}."
+                + (" Close matches: " + ", ".join(map(repr, close)) + "." if close else "")
+                + (" Its parameters: " + ", ".join(map(repr, known)) + "." if known
+                   else " It takes no parameters.")
+            )

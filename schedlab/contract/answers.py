@@ -53,9 +53,26 @@ _EMPTY_I = np.zeros(0, dtype=np.int64)
 _EMPTY_I.flags.writeable = False
 
 
-def _positions(value: Any) -> np.ndarray:
-    return value if isinstance(value, np.ndarray) and value.dtype == np.int64 else (
-        np.asarray(value, dtype=np.int64))
+def _positions(value: Any, name: str) -> np.ndarray:
+    """``value`` as int64 positions; a fraction, NaN or a boolean mask is refused (a cast would
+    truncate 0.5 to 0 or read a mask as positions 0 and 1)."""
+    if isinstance(value, np.ndarray) and value.dtype == np.int64:
+        return value
+    a = np.asarray(value)
+    if a.size and a.dtype.kind not in "iu":
+        if a.dtype.kind == "b":
+            raise ValueError(f"{name} must hold positions, not a boolean mask "
+                             "(np.flatnonzero(mask) gives the positions).")
+        try:
+            f = a.astype(np.float64)
+        except (TypeError, ValueError):
+            raise ValueError(f"{name} must hold integer positions. Got dtype {a.dtype}.") from None
+        bad = ~np.isfinite(f) | (f != np.round(f))
+        if bad.any():
+            i = int(np.flatnonzero(bad.ravel())[0])
+            raise ValueError(f"{name} must hold integer positions; element {i} is "
+                             f"{f.ravel()[i].item()!r}.")
+    return a.astype(np.int64)
 
 
 def _nonneg_int(value: Any, name: str) -> int:
@@ -165,7 +182,7 @@ class Plan:
 
     def __post_init__(self) -> None:
         set_ = object.__setattr__
-        set_(self, "order", _positions(self.order))
+        set_(self, "order", _positions(self.order, "Plan.order"))
         set_(self, "evictable", _mask(self.evictable, "evictable"))
         if self.defer is not None:
             set_(self, "defer", _mask(self.defer, "defer"))
@@ -242,7 +259,7 @@ class BatchDecision:
 
     def __post_init__(self) -> None:
         for name in ("run", "swap_out", "recompute", "swap_in", "reject"):
-            object.__setattr__(self, name, _positions(getattr(self, name)))
+            object.__setattr__(self, name, _positions(getattr(self, name), f"BatchDecision.{name}"))
         object.__setattr__(self, "reject_reason", tuple(self.reject_reason))
         if len(self.reject_reason) != self.reject.shape[0]:
             raise ValueError(

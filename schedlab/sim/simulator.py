@@ -41,7 +41,13 @@ from typing import Any
 import numpy as np
 
 from schedlab.contract import Answer, RouterView
-from schedlab.errors import SimulationStalled, check_array, check_instance, check_positive_int
+from schedlab.errors import (
+    SimulationStalled,
+    check_array,
+    check_instance,
+    check_keyword_params,
+    check_positive_int,
+)
 from schedlab.records import Workload
 from schedlab.sim.cluster import Cluster, InstanceSpec
 from schedlab.sim.deciding import Decider
@@ -139,9 +145,12 @@ def simulate(
     reasons: dict[str, int] = {}
     log = IterationLog() if record_iterations else None
     est_cache: dict[int, np.ndarray] = {}
-    resolved = _resolve(router, "router")[0]  # an unknown name fails even with one instance
+    resolved, router_name = _resolve(router, "router")  # an unknown name fails with 1 instance
     route = resolved if k > 1 else None
     params = dict(policy_params or {})
+    # a misspelt parameter fails before the run, not at the first decision (or never)
+    check_keyword_params(pol, params, f"policy {pol_name!r}")
+    check_keyword_params(resolved, dict(router_params or {}), f"router {router_name!r}")
     deciders: list[Decider] = []
     for i, spec in enumerate(cl.instances):
         cost = spec.resolved_cost()
@@ -307,8 +316,9 @@ def _route(
     if dest.shape == (1,) == (m,) and dest.dtype.kind in "iu" and 0 <= dest[0] < k:
         return [(int(dest[0]), idx)]
     if dest.shape != (m,) or dest.dtype.kind not in "iu" or dest.min() < 0 or dest.max() >= k:
+        name = getattr(route, "__name__", type(route).__name__)
         raise ValueError(
-            f"The router must return {m} instance indices in [0, {k}) (one per arriving "
-            f"request). Got {dest!r}."
+            f"The router {name!r} must return {m} instance indices in [0, {k}) (one per "
+            f"arriving request). Got {dest!r}."
         )
     return [(int(i), idx[dest == i]) for i in np.unique(dest)]

@@ -52,6 +52,7 @@ from schedlab.contract import (
     validate_plan,
 )
 from schedlab.contract.accounting import remove, run_iteration
+from schedlab.errors import check_keyword_params
 from schedlab.policies.registry import get_policy, get_router
 from schedlab.testing.strategies import queue_views, router_views
 
@@ -299,6 +300,7 @@ def _run_checks(
     views: st.SearchStrategy | None, shrink: bool, params: dict[str, Any],
 ) -> None:
     name = getattr(fn, "__name__", repr(fn))
+    check_keyword_params(fn, params, f"policy {name!r}")  # a typo is not a failing check
 
     @_settings(max_examples, shrink)
     @given(views if views is not None else queue_views())
@@ -391,6 +393,7 @@ def check_router(
     >>> check_router("least-kv", max_examples=10)
     """
     fn = get_router(router)
+    check_keyword_params(fn, params, f"router {getattr(fn, '__name__', repr(fn))!r}")
 
     @_settings(max_examples, shrink)
     @given(views if views is not None else router_views())

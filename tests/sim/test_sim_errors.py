@@ -110,7 +110,8 @@ def test_bad_simulate_arguments() -> None:
 
 def test_bad_router_output() -> None:
     cl = Cluster.homogeneous(n_instances=2, cost=ConstantIterationCost())
-    with pytest.raises(ValueError, match=r"router must return 1 instance indices in \[0, 2\)"):
+    with pytest.raises(ValueError,
+                       match=r"router .<lambda>. must return 1 instance indices in \[0, 2\)"):
         simulate(W, cl, toy_fcfs, router=lambda view: np.array([7]))
 
 
@@ -155,3 +156,75 @@ def test_summary_frame_is_the_summary_as_one_row_with_reasons_spread():
     both = pd.concat([row, res.summary_frame(slo_ttft_s=1.0, rate=3.0)], ignore_index=True)
     assert both["rate"].tolist() == [1.5, 3.0] and both["slo_attainment"].notna().tolist() == [
         False, True]
+
+
+def test_bad_answers_are_refused_at_the_boundary_naming_the_field():
+    from schedlab.contract import BatchDecision, Plan
+
+    with pytest.raises(ValueError, match=r"BatchDecision.run must hold integer positions; "
+                       r"element 0 is 0.5"):
+        BatchDecision(run=np.arange(3) + 0.5)  # was truncated to runs 0, 1, 2
+    with pytest.raises(ValueError, match="element 1 is nan"):
+        Plan(order=[0.0, np.nan])
+    with pytest.raises(ValueError, match="not a boolean mask"):
+        BatchDecision(run=[0], swap_out=np.array([True, False]))
+    assert BatchDecision(run=[1.0, 2.0]).run.tolist() == [1, 2]  # whole floats are positions
+
+
+def test_unknown_parameters_are_refused_before_the_run():
+    from schedlab import Workload
+    from schedlab.sim import Cluster, simulate
+    from schedlab.testing import check_policy, check_router
+
+    w = Workload(arrival_s=[0.0, 0.1], input_tokens=[10, 20], output_tokens=[3, 2])
+    cluster = Cluster.homogeneous("llama-2-7b", "a100-80gb")
+    for workload in (w, w.head(0)):  # an empty workload too, where no decision is ever made
+        with pytest.raises(ValueError, match=r"policy 'vllm' has no parameter 'watermrk'\. "
+                           r"Close matches: 'watermark'"):
+            simulate(workload, cluster, "vllm", policy_params={"watermrk": 0.1})
+    with pytest.raises(ValueError, match="router 'least-kv' has no parameter 'alpha'"):
+        simulate(w, cluster, "fcfs", router="least-kv", router_params={"alpha": 1})
+    with pytest.raises(ValueError, match="policy 'vllm' has no parameter 'watermrk'"):
+        check_policy("vllm", max_examples=5, watermrk=0.1)
+    with pytest.raises(ValueError, match="router 'least_kv' has no parameter 'alpha'"):
+        check_router("least-kv", max_examples=5, alpha=1)
+
+    def takes_anything(view, /, **params):
+        from schedlab.contract import Plan
+
+        return Plan(order=np.arange(view.n))
+
+    assert simulate(w, cluster, takes_anything, policy_params={"any": 1}).completed.all()
+
+
+def test_a_router_answering_none_is_named():
+    from schedlab import Workload
+    from schedlab.sim import Cluster, simulate
+
+    def lost(view, /):
+        return None
+
+    w = Workload(arrival_s=[0.0, 0.1], input_tokens=[10, 20], output_tokens=[3, 2])
+    with pytest.raises(ValueError, match=r"The router 'lost' must return 1 instance indices"):
+        simulate(w, Cluster.homogeneous("llama-2-7b", "a100-80gb", n_instances=2), "fcfs",
+                 router=lost)
+
+
+@pytest.mark.parametrize(
+    ("state", "match"),
+    [({"priority": np.nan}, "priority must be integers"),
+     ({"attained_s": -1.0}, r"invalid attained_s: values must be finite and >= 0")],
+)
+def test_bad_policy_state_is_refused_naming_the_policy(state, match):
+    from schedlab import Workload
+    from schedlab.contract import Plan
+    from schedlab.sim import Cluster, simulate
+
+    (field, value), = state.items()
+
+    def sloppy(view, /):
+        return Plan(order=np.arange(view.n), **{field: np.full(view.n, value)})
+
+    w = Workload(arrival_s=[0.0, 0.1], input_tokens=[10, 20], output_tokens=[3, 2])
+    with pytest.raises(ValueError, match=f"Policy 'sloppy' on instance 0: .*{match}"):
+        simulate(w, Cluster.homogeneous("llama-2-7b", "a100-80gb"), sloppy)

@@ -39,5 +39,5 @@ def test_round_robin_with_params_still_fails_loudly() -> None:
     w = Workload(arrival_s=np.array([0.0, 0.1]), input_tokens=np.array([5, 5]),
                  output_tokens=np.array([2, 2]))
     cl = Cluster.homogeneous("llama-2-7b", "a100-80gb", n_instances=2)
-    with pytest.raises(TypeError):
+    with pytest.raises(ValueError, match="router 'round-robin' has no parameter 'bogus'"):
         simulate(w, cl, "fcfs", router="round-robin", router_params={"bogus": 1})
