@@ -8,8 +8,9 @@ against measured kernels.
 524288.0
 """
 
+from typing import TYPE_CHECKING, Any
+
 from schedlab.costmodel.base import ConstantIterationCost, IterationCost
-from schedlab.costmodel.calibrate import ValidationReport, calibrate, validate
 from schedlab.costmodel.hardware import (
     Accelerator,
     Interconnect,
@@ -20,8 +21,15 @@ from schedlab.costmodel.hardware import (
 )
 from schedlab.costmodel.iteration import RooflineIterationCost, iteration_cost
 from schedlab.costmodel.models import ModelSpec, get_model
-from schedlab.costmodel.profiling import Profile, load_profile
 from schedlab.costmodel.roofline import Efficiency
+
+if TYPE_CHECKING:
+    from schedlab.costmodel.calibrate import ValidationReport, calibrate, validate
+    from schedlab.costmodel.profiling import Profile, load_profile
+
+#: Names loaded on first use: calibration and profiles are not needed to simulate.
+_LAZY = {"ValidationReport": "calibrate", "calibrate": "calibrate", "validate": "calibrate",
+         "Profile": "profiling", "load_profile": "profiling"}
 
 __all__ = [
     "Accelerator",
@@ -43,3 +51,11 @@ __all__ = [
     "load_profile",
     "validate",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        import importlib
+
+        return getattr(importlib.import_module(f"schedlab.costmodel.{_LAZY[name]}"), name)
+    raise AttributeError(f"module 'schedlab.costmodel' has no attribute {name!r}")

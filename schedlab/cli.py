@@ -121,19 +121,9 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-#: Commands whose work runs the compiled kernels (the simulator, the cost model).
-_COMPILING = ("reproduce", "simulate", "gap")
-
-
-def _announce_first_compile(args: argparse.Namespace) -> None:
-    """Say once, before the work, that this first run compiles the kernels (unless ``--quiet``)."""
-    if args.quiet or args.command not in _COMPILING:
-        return
-    from schedlab.jit import first_run_compiles
-
-    if first_run_compiles():
-        print(f"schedlab {args.command}: first run here: compiling the simulator's kernels "
-              "(once, up to a minute; cached for later runs)", file=sys.stderr, flush=True)
+#: Commands whose work always runs the compiled kernels (``simulate`` says so itself, only when
+#: its trace is large enough to compile for).
+_COMPILING = ("reproduce", "gap")
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -145,7 +135,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     quiet = getattr(args, "quiet", None)
     if quiet is not None:  # a command with long work: progress bars and the compile notice
-        _announce_first_compile(args)
+        if args.command in _COMPILING and not quiet:
+            from schedlab.jit import announce_first_compile
+
+            announce_first_compile(f"schedlab {args.command}")
         bars = (not quiet and sys.stderr.isatty()
                 and not (getattr(args, "json", False) and not sys.stdout.isatty()))
     else:

@@ -44,13 +44,12 @@ import hashlib
 import importlib.util
 import os
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
-from typing import TypeVar, cast
+from typing import Any, TypeVar, cast
 
-import numba
-
-__all__ = ["first_run_compiles", "njit"]
+__all__ = ["Kernel", "announce_first_compile", "first_run_compiles", "interpreted", "njit"]
 
 F = TypeVar("F", bound=Callable)
 
@@ -112,6 +111,13 @@ def first_run_compiles(packages: tuple[str, ...] = ("schedlab.sim", "schedlab.co
     return False
 
 
+def announce_first_compile(who: str) -> None:
+    """Print once on stderr, as ``who``, that this run compiles the kernels, if it will."""
+    if first_run_compiles():
+        print(f"{who}: first run here: compiling the simulator's kernels (once, up to a "
+              "minute; cached for later runs)", file=sys.stderr, flush=True)
+
+
 def _probe_blas_lazily() -> None:
     """Import ``numba.np.arraymath`` with a BLAS probe that does not import scipy.linalg (see
     the module docstring); left alone when it is imported already or numba's internals differ."""
@@ -136,16 +142,87 @@ def _probe_blas_lazily() -> None:
         arraymath.ensure_blas = real
 
 
-_probe_blas_lazily()
+
+#: Kernels not yet handed to numba, by source folder (numba is imported on the first call).
+_PENDING: dict[Path, list[Kernel]] = {}
+#: ``NUMBA_DISABLE_JIT=1``: every kernel runs as plain Python and numba is never imported.
+_DISABLED = os.environ.get("NUMBA_DISABLE_JIT", "0") not in ("", "0")
+_interpret = False
+
+
+@contextmanager
+def interpreted(on: bool = True) -> Iterator[None]:
+    """Run kernels not compiled yet in this process as plain Python inside the block (same
+    results), so a one-shot run too small to repay loading the compiler never imports numba.
+    Kernels already compiled stay compiled."""
+    global _interpret
+    before, _interpret = _interpret, bool(on)
+    try:
+        yield
+    finally:
+        _interpret = before
+
+
+class Kernel:
+    """A kernel that becomes a numba dispatcher on its first call outside :func:`interpreted`
+    (numba is imported then, not when the module defining the kernel is). At that moment every
+    pending kernel of the same folder is compiled-on-demand too, and the folder's modules see
+    the dispatchers under the kernels' names, so compiled kernels call each other directly."""
+
+    __slots__ = ("__name__", "__qualname__", "__wrapped__", "_dispatcher", "_folder", "py_func")
+
+    def __init__(self, fn: Callable[..., Any]) -> None:
+        self.py_func = self.__wrapped__ = fn
+        self.__name__, self.__qualname__ = fn.__name__, fn.__qualname__
+        self._dispatcher: Any = None
+        source = fn.__code__.co_filename
+        self._folder = Path(source).resolve().parent if os.path.isfile(source) else None
+
+    def __call__(self, *args: Any) -> Any:
+        d = self._dispatcher
+        if d is not None:
+            return d(*args)
+        if _DISABLED or _interpret:
+            return self.py_func(*args)
+        _compile_folder(self)
+        return self._dispatcher(*args)
+
+    def __repr__(self) -> str:
+        return f"<schedlab kernel {self.__qualname__}>"
+
+
+def _compile_folder(kernel: Kernel) -> None:
+    """Hand ``kernel`` and the pending kernels of its folder to numba (loading or compiling
+    each lazily on its own first call), then point the folder's modules at the dispatchers."""
+    import numba
+
+    _probe_blas_lazily()
+    folder = kernel._folder
+    group = _PENDING.pop(folder, []) if folder is not None else []
+    if kernel not in group:
+        group.append(kernel)
+    if folder is not None:
+        _drop_stale_cache(folder)
+    for k in group:
+        k._dispatcher = numba.njit(cache=folder is not None, nogil=True,
+                                   error_model="numpy")(k.py_func)
+    replace = {id(k): k._dispatcher for k in group}
+    for module in list(sys.modules.values()):
+        path = getattr(module, "__file__", None)
+        if folder is None or not path or Path(path).resolve().parent != folder:
+            continue
+        names = vars(module)
+        for name, value in list(names.items()):
+            if id(value) in replace:
+                names[name] = replace[id(value)]
 
 
 def njit(fn: F) -> F:
-    """Compile ``fn`` in numba's nopython mode with the settings above (no disk cache for a
-    function defined outside a file, e.g. at a prompt or in a doctest)."""
-    source = fn.__code__.co_filename
-    cache = os.path.isfile(source)
-    if cache:
-        _drop_stale_cache(Path(source).resolve().parent)
-    # numba returns a Dispatcher, which is called like ``fn`` (same arguments and results), so
-    # callers keep ``fn``'s signature.
-    return cast(F, numba.njit(cache=cache, nogil=True, error_model="numpy")(fn))
+    """Mark ``fn`` as a kernel compiled by numba's nopython mode with the settings above, on its
+    first call (:class:`Kernel`); no disk cache for a function defined outside a file, e.g. at a
+    prompt or in a doctest."""
+    kernel = Kernel(fn)
+    if kernel._folder is not None:
+        _PENDING.setdefault(kernel._folder, []).append(kernel)
+    # a Kernel is called like ``fn`` (same arguments and results), so callers keep its signature
+    return cast(F, kernel)

@@ -218,7 +218,7 @@ def test_the_first_run_says_it_compiles(monkeypatch: pytest.MonkeyPatch, capsys)
     from schedlab.cli import main
 
     argv = ["simulate", "--trace", "azure-code-2023", "--model", "llama-2-7b", "--gpu",
-            "a100-80gb", "--policy", "fcfs", "--limit", "5", "--json"]
+            "a100-80gb", "--policy", "fcfs", "--limit", "150", "--json"]
     for compiles, said in ((True, True), (False, False)):
         monkeypatch.setattr(jit, "first_run_compiles", lambda compiles=compiles: compiles)
         assert main(argv) == 0
@@ -226,6 +226,31 @@ def test_the_first_run_says_it_compiles(monkeypatch: pytest.MonkeyPatch, capsys)
     monkeypatch.setattr(jit, "first_run_compiles", lambda: True)
     assert main([*argv, "--quiet"]) == 0
     assert capsys.readouterr().err == ""
+    # a trace small enough to run without the compiler compiles nothing, so says nothing
+    assert main([*argv[:-3], "--limit", "20", "--json"]) == 0
+    assert capsys.readouterr().err == ""
+
+
+def test_a_tiny_simulation_never_loads_the_compiler_and_gives_the_same_answer() -> None:
+    code = ("import sys, json, io, contextlib\n"
+            "from schedlab.cli import main\n"
+            "out = io.StringIO()\n"
+            "argv = ['simulate', '--trace', 'azure-code-2023', '--model', 'llama-2-7b', '--gpu', "
+            "'a100-80gb', '--policy', 'vllm', '--limit', '60', '--json']\n"
+            "with contextlib.redirect_stdout(out):\n"
+            "    main(argv)\n"
+            "tiny = json.loads(out.getvalue())\n"
+            "print('numba' in sys.modules)\n"
+            "from schedlab.datasets import load\n"
+            "from schedlab.sim import Cluster, simulate\n"
+            "w = load('azure-code-2023').head(60)\n"
+            "r = simulate(w, Cluster.homogeneous('llama-2-7b', 'a100-80gb', max_batch_tokens=8192),"
+            " 'vllm')\n"
+            "print('numba' in sys.modules, r.summary()['jct_mean_s'] == tiny['jct_mean_s'])\n")
+    env = {k: v for k, v in os.environ.items() if k != "NUMBA_DISABLE_JIT"}
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env,
+                         timeout=120, check=True).stdout.split()
+    assert out == ["False", "True", "True"]
 
 
 def test_first_run_compiles_reads_the_kernel_cache(tmp_path: Path,

@@ -205,3 +205,10 @@ def test_log_axes_go_through_the_plot_conventions() -> None:
         text = path.read_text()
         bad = [call for call in raw if call in text]
         assert not bad, f"{name} calls {bad}; use schedlab.plotting.log_axis"
+
+
+def test_importing_the_simulator_loads_no_compiler() -> None:
+    """numba (0.2 s to import, 0.3 s more to load cached kernels) loads on a kernel's first
+    compiled call, not when the simulator or the cost model is imported."""
+    assert _loaded("schedlab.sim, schedlab.costmodel, schedlab.datasets",
+                   ("numba", "llvmlite", "schedlab.costmodel.calibrate")) == []

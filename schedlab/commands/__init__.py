@@ -13,3 +13,4 @@ def add_quiet(parser: argparse.ArgumentParser) -> None:
     that it compiles the kernels."""
     parser.add_argument("-q", "--quiet", action="store_true",
                         help="no progress bars or notices on stderr")
+
