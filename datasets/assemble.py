@@ -24,7 +24,7 @@ import numpy as np
 
 from schedlab.datasets import rowcheck
 from schedlab.datasets.report import LoadReport
-from schedlab.records import PrefixBlocks, Workload
+from schedlab.records import MAX_TIME_S, PrefixBlocks, Workload
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -71,7 +71,13 @@ class ColumnSpec:
 
 
 class Assembler:
-    """Checks chunks against a :class:`ColumnSpec` and collects the good rows."""
+    """Checks chunks against a :class:`ColumnSpec` and collects the good rows.
+
+    ``typed``: the values come typed from JSON, where a count or a time must be a JSON number (the
+    string ``"600"`` is a bad row); CSV fields are text, parsed as numbers. An arrival more than
+    :data:`~schedlab.records.MAX_TIME_S` seconds after the first timestamp (with ``sort``: the
+    earliest) is a bad row, as is a token count above :data:`~schedlab.records.MAX_TOKENS`.
+    """
 
     def __init__(
         self,
@@ -86,8 +92,10 @@ class Assembler:
         sort: bool = False,
         default_input_tokens: int = 1,
         block_tokens: int = 512,
+        typed: bool = False,
     ):
         self.path, self.format_name, self.spec = path, format_name, spec
+        self.typed = typed
         self.zero_tokens, self.sort = zero_tokens, sort
         self.start_s, self.end_s = start_s, end_s
         self.default_input_tokens, self.block_tokens = default_input_tokens, block_tokens
@@ -103,16 +111,30 @@ class Assembler:
 
     # -------------------------------------------------------------- per chunk
     def _time(self, raw: pd.Series) -> tuple[np.ndarray, np.ndarray, rowcheck.Why]:
-        """Seconds since the first timestamp of the file (float64)."""
+        """Seconds since the first timestamp of the file (float64); a time more than
+        :data:`~schedlab.records.MAX_TIME_S` after it is a bad row."""
         if self.spec.time_unit == "datetime":
             vals, bad, why = rowcheck.datetime_ns_column(raw)
         else:
-            vals, bad, why = rowcheck.number_column(raw)
+            vals, bad, why = rowcheck.number_column(raw, typed=self.typed)
         if self._origin is None and (~bad).any():
             self._origin = vals[int(np.argmax(~bad))]
         origin = self._origin if self._origin is not None else 0
-        rel = (vals - origin).astype(np.float64) * TIME_UNITS[self.spec.time_unit]
-        return rel, bad, why
+        unit = TIME_UNITS[self.spec.time_unit]
+        diff = vals - origin
+        rel = diff.astype(np.float64) * unit
+        if vals.dtype.kind == "i":  # int64 nanoseconds 584 years apart wrap: redo those in float
+            wrapped = ((vals ^ origin) & (vals ^ diff)) < 0
+            if wrapped.any():
+                rel[wrapped] = (vals[wrapped].astype(np.float64) - float(origin)) * unit
+        late = ~bad & (rel > MAX_TIME_S)
+        if not late.any():
+            return rel, bad, why
+
+        def why_late(i: int) -> str:
+            return why(i) if bad[i] else _too_late(rel[i], "the first timestamp")
+
+        return rel, bad | late, why_late
 
     def feed(
         self,
@@ -144,29 +166,30 @@ class Assembler:
         ):
             if col is None:
                 continue
-            vals, bad, why = rowcheck.token_column(chunk[col], zero=self.zero_tokens)
+            vals, bad, why = rowcheck.token_column(
+                chunk[col], zero=self.zero_tokens, typed=self.typed
+            )
             if self.zero_tokens == "clip":
                 clip_masks.append(~bad & (vals == 0))
                 vals = np.maximum(vals, 1)
             cols[key] = vals
             checks.append((col, bad, why))
         if spec.group_id is not None:
-            vals, bad, why = rowcheck.int_column(chunk[spec.group_id], min_value=0)
+            vals, bad, why = rowcheck.int_column(
+                chunk[spec.group_id], min_value=0, typed=self.typed
+            )
             cols["group_id"] = vals
             checks.append((spec.group_id, bad, why))
         for fname, (col, kind) in spec.features.items():
             raw = chunk[col]
             if kind == "int":
-                vals, bad, why = rowcheck.int_column(raw, min_value=0)
+                vals, bad, why = rowcheck.int_column(raw, min_value=0, typed=self.typed)
             elif kind == "float":
-                vals, bad, why = rowcheck.number_column(raw)
+                vals, bad, why = rowcheck.number_column(raw, typed=self.typed)
             elif isinstance(raw, np.ndarray):  # the byte parser reads no feature columns
                 raise TypeError(f"Text feature column {col!r} needs a pandas DataFrame chunk.")
             else:
-                vals, bad = raw.to_numpy(), raw.isna().to_numpy()
-                if vals.dtype == object:
-                    vals = vals.astype(str)
-                why = _missing_value
+                vals, bad, why = _raw_feature(raw)
             cols["feature." + fname] = vals
             checks.append((col, bad, why))
         if blocks is not None:
@@ -181,9 +204,9 @@ class Assembler:
 
             def why_order(i: int, before: np.ndarray = before, t: np.ndarray = t) -> str:
                 return (
-                    f"timestamp goes backwards: {t[i]:.6f} s after the first row, before "
-                    f"{before[i]:.6f} s on an earlier line (pass sort=True, on the command line "
-                    "--sort, to sort the requests)"
+                    f"timestamp goes backwards: {_seconds(t[i])} s after the first row, before "
+                    f"{_seconds(before[i])} s on an earlier line (pass sort=True, on the command "
+                    "line --sort, to sort the requests)"
                 )
 
             checks.append((spec.arrival, ooo, why_order))
@@ -197,6 +220,8 @@ class Assembler:
         more = True
         if spec.arrival is not None:
             cols["arrival_rel"] = t
+            if self.sort:  # finish() measures times from the earliest and names a late row's line
+                cols["line"] = lines
             if good.any():
                 self._max_t = max(self._max_t, float(t[good].max()))
             if not self.sort:
@@ -281,8 +306,18 @@ class Assembler:
         else:
             t = self._col("arrival_rel", required=True)
             if self.sort:
+                lines = self._col("line", required=True)
                 if t.size:
                     t = t - t.min()
+                late = t > MAX_TIME_S
+                if late.any():  # raises in raise mode
+
+                    def why_late(i: int, t: np.ndarray = t) -> str:
+                        return _too_late(t[i], "the earliest timestamp")
+
+                    self.problems.add(lines, [(spec.arrival, late, why_late)])
+                    columns = _take_columns(columns, ~late)
+                    t = t[~late]
                 inside = self._inside(t)
                 self.outside_window += int((~inside).sum())
                 columns = _take_columns(columns, inside)
@@ -304,9 +339,48 @@ class Assembler:
         return w, report
 
 
-def _missing_value(i: int) -> str:
-    """The reason for a bad row of a text feature column (only missing values are bad)."""
-    return "missing value"
+def _seconds(t: float) -> str:
+    return f"{t:.6f}" if abs(t) < 1e12 else f"{t:.6g}"
+
+
+def _too_late(t: float, since: str) -> str:
+    return (
+        f"arrival {_seconds(t)} s after {since} is beyond the maximum {MAX_TIME_S:.0f} s "
+        "(schedlab.records.MAX_TIME_S)"
+    )
+
+
+def _raw_feature(raw: pd.Series) -> tuple[np.ndarray, np.ndarray, rowcheck.Why]:
+    """A text feature column kept as read: a missing value, or text with bytes that are not UTF-8
+    (read with ``surrogateescape``; or a lone surrogate from JSON), is a bad row."""
+    vals, missing = raw.to_numpy(), raw.isna().to_numpy()
+    if vals.dtype == object:
+        vals = vals.astype(str)
+    bad = missing
+    if vals.dtype.kind == "U" and vals.size:
+        try:
+            "\n".join(vals.tolist()).encode("utf-8")
+        except UnicodeEncodeError:  # rare: find the rows, one by one
+            bad = missing | np.fromiter((not _is_utf8(v) for v in vals.tolist()), bool, vals.size)
+
+    def why(i: int) -> str:
+        if missing[i]:
+            return "missing value"
+        try:  # the bytes of the file
+            shown = repr(vals[i].encode("utf-8", "surrogateescape"))
+        except UnicodeEncodeError:  # a lone surrogate written as a JSON escape
+            shown = repr(vals[i])
+        return f"not UTF-8 text: {shown if len(shown) <= 60 else shown[:55] + '[...]'}"
+
+    return vals, bad, why
+
+
+def _is_utf8(text: str) -> bool:
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 def _take_columns(columns: dict[str, Any], mask: np.ndarray) -> dict[str, Any]:

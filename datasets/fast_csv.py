@@ -5,7 +5,8 @@ Python object per row or per field. It handles only *regular* input: unquoted fi
 or ``\\r\\n`` line ends (the same on every line; the Azure traces use ``\\r\\n``), the
 right number of fields on every line, unsigned decimal integers, and date-times in the fixed
 layout ``YYYY-MM-DD HH:MM:SS[.f...]`` (``T`` also accepted as the separator, up to 9 fractional
-digits, same width on every line of a block). Anything else raises
+digits, same width on every line of a block, years 1678 to 2261, where nanoseconds since 1970
+fit in int64). A UTF-8 byte-order mark before the header is skipped. Anything else raises
 :class:`Irregular`, and the caller re-reads the file with the pandas path, which words the exact
 error (file, line, field) or skips the bad rows. Both paths give the same workload.
 
@@ -23,17 +24,21 @@ error (file, line, field) or skips the bad rows. Both paths give the same worklo
 
 from __future__ import annotations
 
-import gzip
 from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
+
+from schedlab.datasets.rawio import BOM, ByteReader, first_line
 
 __all__ = ["Irregular", "iter_fast_chunks", "plain_header"]
 
 _NL, _COMMA, _QUOTE, _CR = 10, 44, 34, 13
 _NS_PER_S = 1_000_000_000
 _MDAYS = np.array([31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31], dtype=np.int64)
+#: Years the byte parser reads (int64 nanoseconds since 1970 hold 1677-09-21 to 2262-04-11); the
+#: pandas path refuses a date-time outside them, naming the line.
+YEARS = (1678, 2261)
 
 
 class Irregular(Exception):
@@ -105,6 +110,8 @@ def _datetimes_ns(buf: np.ndarray, s: np.ndarray, e: np.ndarray) -> np.ndarray:
     dmax = _MDAYS[np.clip(mo, 1, 12) - 1] + ((mo == 2) & leap)
     if not (mo_ok & (dd >= 1) & (dd <= dmax) & (hh < 24) & (mi < 60) & (ss < 60)).all():
         raise Irregular("date-time out of range")
+    if not ((y >= YEARS[0]) & (y <= YEARS[1])).all():  # else the nanoseconds would wrap
+        raise Irregular("year outside the int64 nanosecond range")
     # days from the civil date (H. Hinnant's algorithm), proleptic Gregorian
     yy = y - (mo <= 2)
     era = yy // 400
@@ -119,13 +126,9 @@ def _datetimes_ns(buf: np.ndarray, s: np.ndarray, e: np.ndarray) -> np.ndarray:
     return ns
 
 
-def _open(path: str | Path):
-    return gzip.open(path, "rb") if str(path).endswith(".gz") else open(path, "rb")
-
-
 def plain_header(path: str | Path) -> list[str] | None:
-    """Column names of a plain header line (comma-separated names: no quotes, no byte-order
-    mark, no repeated name), or ``None`` when the header needs the general CSV parser.
+    """Column names of a plain header line (comma-separated names: no quotes, no repeated name;
+    a byte-order mark is skipped), or ``None`` when the header needs the general CSV parser.
 
     >>> import tempfile, os
     >>> p = os.path.join(tempfile.mkdtemp(), "t.csv")
@@ -133,14 +136,12 @@ def plain_header(path: str | Path) -> list[str] | None:
     >>> plain_header(p)
     ['TIMESTAMP', 'ContextTokens']
     """
-    with _open(path) as f:
-        first = f.readline()
     try:
-        text = first.decode("utf-8").removesuffix("\n").removesuffix("\r")
+        text = first_line(path).decode("utf-8")
     except UnicodeDecodeError:
         return None
     names = text.split(",")
-    if not text or '"' in text or text.startswith("\ufeff") or len(set(names)) != len(names):
+    if not text or '"' in text or len(set(names)) != len(names):
         return None
     return names
 
@@ -157,19 +158,22 @@ def iter_fast_chunks(
     row. No pandas: loading a regular file does not import it.
 
     ``header`` is the file's column list; raises :class:`Irregular` on anything the byte parser
-    does not handle (see the module docstring).
+    does not handle (see the module docstring), and
+    :class:`~schedlab.errors.DataFormatError` when the file cannot be read further (a truncated
+    or corrupt ``.gz``).
     """
     ncols = len(header)
     want = {header.index(c): (c, k) for c, k in kinds.items()}
     line = 2
-    with _open(path) as f:
-        first = f.readline()
+    with ByteReader(path, count_lines=False) as f:
+        first = f.readline().removeprefix(BOM)
         crlf = first.endswith(b"\r\n")  # Windows line ends (the Azure traces): every line has them
         eol = b"\r\n" if crlf else b"\n"
         if first.removesuffix(eol).decode("utf-8", "replace").split(",") != header:
             raise Irregular("header is not plain comma-separated names")
         rest = b""
         while True:
+            f.at_line(line)  # a read that fails names the line it was in (``rest`` holds no end)
             block = f.read(block_bytes)
             eof = not block
             data = rest + block

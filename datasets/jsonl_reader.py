@@ -1,9 +1,14 @@
-"""Chunked JSONL reading (one JSON object per line) with line numbers.
+"""Chunked JSONL reading (exactly one JSON object per line) with line numbers.
 
-Each line is parsed with :func:`json.loads`; a line that is not a JSON object is a bad line. The
-needed keys become raw columns (a missing key is a missing value), and a list-valued key such as
-Mooncake's ``hash_ids`` becomes CSR block ids, checked to be lists of non-negative integers.
-``.gz`` files are read through :mod:`gzip`.
+Lines are the file's physical lines (ended by ``\\n``); each is parsed on its own, so a line
+holding two objects, or an object split over two lines, is a bad line, and every line keeps its
+own number. A line that is not one JSON object (blank, not valid JSON, two values, a list, nested
+too deeply, not UTF-8) is a bad line, reported like a bad CSV row. A UTF-8 byte-order mark before
+the first line is skipped. The needed keys become raw columns (a missing key is a missing value),
+and a list-valued key such as Mooncake's ``hash_ids`` becomes CSR block ids, checked to be lists
+of non-negative int64 integers. ``.gz`` files are read through :mod:`gzip`
+(:class:`~schedlab.datasets.rawio.ByteReader`: a truncated one is an error naming the line). A
+file without a single line is an error.
 
 >>> import tempfile, os
 >>> p = os.path.join(tempfile.mkdtemp(), "t.jsonl")
@@ -11,19 +16,23 @@ Mooncake's ``hash_ids`` becomes CSR block ids, checked to be lists of non-negati
 >>> [(c["a"].tolist(), lines.tolist(), blk[1].tolist())
 ...  for c, lines, bad, blk in iter_jsonl_chunks(p, ["a"], list_key="h")]
 [([1, 2], [1, 2], [2, 0])]
+>>> _ = open(p, "w").write('{"a": 1}{"a": 2}\\n{"a": 3}\\n')
+>>> [(c["a"].tolist(), lines.tolist(), bad) for c, lines, bad, _ in iter_jsonl_chunks(p, ["a"])]
+[([3], [2], [(1, 'malformed line: more than one JSON value (one object per line)')])]
 """
 
 from __future__ import annotations
 
 import gzip
 import json
+import secrets
 from collections.abc import Iterator
-from itertools import islice
 from pathlib import Path
 from typing import IO, TYPE_CHECKING
 
 import numpy as np
 
+from schedlab.datasets.rawio import BOM, ByteReader
 from schedlab.errors import DataFormatError
 
 if TYPE_CHECKING:
@@ -32,28 +41,151 @@ if TYPE_CHECKING:
 __all__ = ["first_record", "iter_jsonl_chunks", "open_text"]
 
 _MISSING = object()
+_I64_MAX = int(np.iinfo(np.int64).max)
+_DECODE = json.JSONDecoder().decode
+_EMPTY = "the file holds no JSON records (it is empty)"
 
 
 def open_text(path: str | Path) -> IO[str]:
-    """Open a text file, transparently gunzipping ``*.gz``."""
+    """Open a text file, transparently gunzipping ``*.gz`` (the loaders read through
+    :class:`~schedlab.datasets.rawio.ByteReader` instead)."""
     if str(path).endswith(".gz"):
         return gzip.open(path, "rt", encoding="utf-8")
     return open(path, encoding="utf-8")
 
 
-def first_record(path: str | Path) -> dict:
-    """The first JSON object of a JSONL file (for format inference)."""
-    with open_text(path) as f:
-        for i, line in enumerate(f, start=1):
-            if line.strip():
-                try:
-                    rec = json.loads(line)
-                except json.JSONDecodeError as exc:
-                    raise DataFormatError(str(path), i, None, f"not valid JSON: {exc}") from None
-                if not isinstance(rec, dict):
-                    raise DataFormatError(str(path), i, None, "not a JSON object")
-                return rec
-    raise DataFormatError(str(path), None, None, "the file holds no JSON records")
+def _line_chunks(
+    path: str | Path, chunk_rows: int, block_bytes: int = 4 << 20
+) -> Iterator[tuple[int, list[bytes]]]:
+    """``(first line number, lines)`` for up to ``chunk_rows`` physical lines at a time (without
+    their ``\\n``; a leading byte-order mark removed). A file without a line yields nothing."""
+    line = 1
+    pending: list[bytes] = []
+    rest = b""
+    with ByteReader(path, count_lines=False) as f:
+        while True:
+            f.at_line(line + len(pending))  # a read that fails names the line it was in
+            block = f.read(block_bytes)
+            if block:
+                parts = (rest + block).split(b"\n")
+                rest = parts.pop()
+                if line == 1 and parts and not pending:
+                    parts[0] = parts[0].removeprefix(BOM)
+                pending += parts
+            elif rest:  # the last line, without a line end
+                pending.append(rest.removeprefix(BOM) if line == 1 and not pending else rest)
+                rest = b""
+            i = 0
+            while len(pending) - i >= chunk_rows or (not block and i < len(pending)):
+                out = pending[i : i + chunk_rows]
+                yield line, out
+                line += len(out)
+                i += len(out)
+            pending = pending[i:]
+            if not block:
+                return
+
+
+def _decode_lines(raw: list[bytes], first: int) -> tuple[list[str], dict[int, str]]:
+    """The lines as text, and ``{line: message}`` of those that are not UTF-8 (their text is
+    empty)."""
+    try:
+        return b"\n".join(raw).decode("utf-8").split("\n"), {}
+    except UnicodeDecodeError:
+        pass
+    texts, bad = [], {}
+    for line, b in enumerate(raw, start=first):
+        try:
+            texts.append(b.decode("utf-8"))
+        except UnicodeDecodeError as exc:
+            texts.append("")
+            bad[line] = f"malformed line, not UTF-8 text: {exc}"
+    return texts, bad
+
+
+def _line_problem(text: str) -> tuple[dict | None, str]:
+    """The record of one line, or ``None`` and why the line is bad."""
+    try:
+        rec = _DECODE(text)
+    except json.JSONDecodeError as exc:
+        if not text.strip():
+            return None, "empty line"
+        if exc.msg == "Extra data":
+            return None, "malformed line: more than one JSON value (one object per line)"
+        return None, f"malformed line, not valid JSON: {exc.msg} (column {exc.colno})"
+    except RecursionError:
+        return None, "malformed line: JSON nested too deeply"
+    except ValueError as exc:  # e.g. an integer of more than 4300 digits
+        return None, f"malformed line, not valid JSON: {str(exc)[:80]}"
+    if not isinstance(rec, dict):
+        return None, f"malformed line: a JSON {type(rec).__name__}, not an object"
+    return rec, ""
+
+
+def _parse_all(texts: list[str]) -> list[dict] | None:
+    """Every line parsed in one ``json.loads`` (fast: one C call, keys shared), or ``None`` if
+    any line is not exactly one JSON object (then parse line by line).
+
+    The lines are joined with a random marker between them, ``[L1,M,L2,M,...]``, and the result
+    must alternate object, marker: a line holding two values puts two values between markers,
+    and a value split over lines swallows a marker into it (a plain ``[L1,L2,...]`` can be
+    fooled when both happen in one chunk, and numbers every later line wrong). A line cannot
+    forge the marker: it is drawn afresh for every chunk."""
+    marker = secrets.randbits(62)
+    try:
+        vals = json.loads("[" + f",{marker},".join(texts) + "]")
+    except (ValueError, RecursionError):  # JSONDecodeError, an integer of > 4300 digits
+        return None
+    n = len(texts)
+    if len(vals) != 2 * n - 1 or vals[1::2].count(marker) != n - 1:
+        return None
+    recs = vals[::2]
+    return recs if set(map(type, recs)) == {dict} else None
+
+
+def _parse(raw: list[bytes], first: int) -> tuple[list[dict], list[int] | None, list]:
+    """The records of one chunk of lines, their lines (``None``: every line, in order) and
+    ``(line, message)`` of the bad lines."""
+    texts, not_utf8 = _decode_lines(raw, first)
+    if not not_utf8:
+        fast = _parse_all(texts)
+        if fast is not None:
+            return fast, None, []
+    recs, lines, bad = [], [], []
+    for line, text in enumerate(texts, start=first):
+        if line in not_utf8:
+            bad.append((line, not_utf8[line]))
+            continue
+        rec, why = _line_problem(text)
+        if rec is None:
+            bad.append((line, why))
+        else:
+            recs.append(rec)
+            lines.append(line)
+    return recs, lines, bad
+
+
+def first_record(path: str | Path, *, max_lines: int = 1000) -> dict:
+    """The first JSON object of a JSONL file (for format inference), skipping bad lines among the
+    first ``max_lines``; raises :class:`DataFormatError` for the first bad line if none of them
+    is an object, or if the file holds no record."""
+    problem: tuple[int, str] | None = None
+    seen = 0
+    for first, raw in _line_chunks(path, chunk_rows=64, block_bytes=64 << 10):
+        recs, _, bad = _parse(raw, first)
+        if recs:
+            return recs[0]
+        problem = problem or next(((ln, m) for ln, m in bad if m != "empty line"), None)
+        seen = first + len(raw) - 1
+        if seen >= max_lines:
+            break
+    if problem is not None:
+        raise DataFormatError(str(path), problem[0], None, problem[1])
+    if seen == 0:
+        raise DataFormatError(str(path), None, None, _EMPTY)
+    raise DataFormatError(
+        str(path), None, None, "the file holds no JSON records (only blank lines)"
+    )
 
 
 def _blocks(values: list, lines_n: int):
@@ -69,7 +201,7 @@ def _blocks(values: list, lines_n: int):
     bad = ~is_list
     if not elements_ok:  # find the rows at fault, one by one (rare)
         for r, v in enumerate(values):
-            if type(v) is list and not all(type(x) is int and x >= 0 for x in v):
+            if type(v) is list and not all(type(x) is int and 0 <= x <= _I64_MAX for x in v):
                 bad[r] = True
         counts = np.where(bad, 0, counts)
         flat = [x for v, b in zip(values, bad, strict=True) if not b for x in v]
@@ -95,69 +227,37 @@ def iter_jsonl_chunks(
 
     ``chunk`` holds the raw values of ``keys`` (object columns, ``None`` where a key is missing),
     ``lines`` the 1-based line of each row, ``bad_lines`` ``(line, message)`` of lines that are not
-    JSON objects, and ``blocks`` ``(ids, counts, bad_mask, why)`` for ``list_key`` (else ``None``).
+    one JSON object, and ``blocks`` ``(ids, counts, bad_mask, why)`` for ``list_key`` (else
+    ``None``). Raises :class:`DataFormatError` for a file without a line, or one that cannot be
+    read to its end (a truncated ``.gz``).
     """
     import pandas as pd
 
-    line_no = 0
-    with open_text(path) as f:
-        while True:
-            try:
-                raw_lines = list(islice(f, chunk_rows))
-            except UnicodeDecodeError as exc:
-                raise DataFormatError(
-                    str(path), line_no + 1, None, f"not UTF-8 text: {exc}"
-                ) from None
-            if not raw_lines:
-                return
-            first = line_no + 1
-            line_no += len(raw_lines)
-            recs = _parse_all(raw_lines)
-            lines: np.ndarray | list[int]
-            if recs is not None:  # fast path: one C-level parse of the whole chunk
-                bad: list[tuple[int, str]] = []
-                lines = np.arange(first, line_no + 1, dtype=np.int64)
-            else:
-                recs, lines, bad = _parse_each(raw_lines, first)
-            cols = {k: [r.get(k) for r in recs] for k in keys}
-            lists = [r.get(list_key, _MISSING) for r in recs] if list_key is not None else []
-            frame = pd.DataFrame({k: pd.Series(v, dtype=_dtype(v)) for k, v in cols.items()})
-            blocks = _blocks(lists, len(recs)) if list_key is not None else None
-            yield frame, np.asarray(lines, dtype=np.int64), bad, blocks
+    empty = True
+    for first, raw in _line_chunks(path, chunk_rows):
+        empty = False
+        recs, found, bad = _parse(raw, first)
+        lines = (
+            np.arange(first, first + len(raw), dtype=np.int64)
+            if found is None
+            else np.asarray(found, dtype=np.int64)
+        )
+        cols = {k: [r.get(k) for r in recs] for k in keys}
+        lists = [r.get(list_key, _MISSING) for r in recs] if list_key is not None else []
+        frame = pd.DataFrame({k: _series(v) for k, v in cols.items()}, index=range(len(recs)))
+        blocks = _blocks(lists, len(recs)) if list_key is not None else None
+        yield frame, lines, bad, blocks
+    if empty:
+        raise DataFormatError(str(path), None, None, _EMPTY)
 
 
-def _parse_all(raw_lines: list[str]) -> list[dict] | None:
-    """Every line parsed in one ``json.loads`` of ``[line, line, ...]``, or ``None`` if any line is
-    blank, invalid, not an object, or holds more than one value (then parse line by line)."""
-    try:
-        recs = json.loads("[" + ",".join(raw_lines) + "]")
-    except json.JSONDecodeError:
-        return None
-    if len(recs) != len(raw_lines) or set(map(type, recs)) != {dict}:
-        return None
-    return recs
+def _series(values: list) -> pd.Series:
+    """int64 when every value is a plain int that fits (fast path), else object (checked later)."""
+    import pandas as pd
 
-
-def _parse_each(raw_lines: list[str], first: int) -> tuple[list[dict], list[int], list]:
-    """Line-by-line parse: the records, their lines, and ``(line, message)`` of bad lines."""
-    recs, lines, bad = [], [], []
-    for line_no, text in enumerate(raw_lines, start=first):
-        try:
-            rec = json.loads(text)
-        except json.JSONDecodeError as exc:
-            msg = "empty line" if not text.strip() else f"malformed line, not valid JSON: {exc}"
-            bad.append((line_no, msg))
-            continue
-        if not isinstance(rec, dict):
-            bad.append((line_no, f"malformed line: a JSON {type(rec).__name__}, not an object"))
-            continue
-        recs.append(rec)
-        lines.append(line_no)
-    return recs, lines, bad
-
-
-def _dtype(values: list) -> str | None:
-    """int64 when every value is a plain int (fast path), else object (checked later)."""
     if set(map(type, values)) <= {int}:
-        return "int64"
-    return "object"
+        try:
+            return pd.Series(values, dtype="int64")
+        except OverflowError:  # past int64: the checks name the row
+            pass
+    return pd.Series(values, dtype="object")

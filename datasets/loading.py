@@ -183,6 +183,7 @@ def load_with_report(
             sort=sort,
             default_input_tokens=default_input_tokens,
             block_tokens=block_tokens if block_tokens is not None else fmt.block_tokens,
+            typed=fmt.kind == "jsonl",
         )
 
     asm = assembler()
@@ -263,6 +264,17 @@ def load(
     Files without timestamps (``vidur``, ``proxy-predictions``) load as an offline batch: every
     request arrives at 0 s; attach arrivals with a generator from
     :mod:`schedlab.datasets.arrivals`.
+
+    Bad rows (raised, or skipped and reported, by ``on_error``): a token count that is not an
+    integer in ``[1, MAX_TOKENS]`` (:data:`schedlab.records.MAX_TOKENS` = 2**31 - 1; in JSONL it
+    must be a JSON number, ``600`` or ``600.0``, not ``"600"`` or ``true``), an arrival more than
+    :data:`~schedlab.records.MAX_TIME_S` (1e10) seconds after the first timestamp (after the unit
+    conversion; with ``sort``, after the earliest), a date-time outside the years 1678 to 2261,
+    a JSONL line that is not exactly one JSON object (blank lines included), bytes that are not
+    UTF-8 in a field read. A file that cannot be read as a whole raises
+    :class:`~schedlab.errors.DataFormatError` naming the file (and the line) whatever
+    ``on_error``: a truncated or corrupt ``.gz`` (the rows before the damage are not returned), an
+    empty file, a CSV header naming a column twice, a quoted CSV field running over several lines.
 
     >>> w = load("mooncake-synthetic")
     >>> len(w), w.block_tokens, int(w.prefix_block_ids.counts().sum()) > len(w)

@@ -22,6 +22,7 @@ import numpy as np
 
 from schedlab.datasets.report import RowProblem
 from schedlab.errors import DataFormatError
+from schedlab.records import MAX_TOKENS
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -30,10 +31,18 @@ __all__ = ["Problems", "datetime_ns_column", "int_column", "number_column", "tok
 
 Why = Callable[[int], str]
 
+_I64_MAX = int(np.iinfo(np.int64).max)
+#: Date-times read (as int64 nanoseconds since 1970, whose range ends in 1677 and 2262): the same
+#: years as the byte parser (:data:`schedlab.datasets.fast_csv.YEARS`).
+_FIRST_DAY, _END_DAY = np.datetime64("1678-01-01", "D"), np.datetime64("2262-01-01", "D")
 
-def _numeric(raw: pd.Series) -> tuple[np.ndarray, np.ndarray, bool]:
+
+def _numeric(raw: pd.Series, typed: bool = False) -> tuple[np.ndarray, np.ndarray, bool]:
     """Raw values as float64 (NaN where missing or not a number), the missing mask, and whether
-    the column held text (so messages quote the text)."""
+    the column held text (so messages quote the text).
+
+    ``typed``: the values come typed from JSON, where only a number is a number (a string such as
+    ``"600"`` is not read as one; CSV fields are all text, so there the text is parsed)."""
     import pandas as pd
 
     kind = raw.dtype.kind
@@ -46,42 +55,125 @@ def _numeric(raw: pd.Series) -> tuple[np.ndarray, np.ndarray, bool]:
     missing = raw.isna().to_numpy()
     if kind == "b":
         return np.full(len(raw), np.nan), missing, True
-    v = pd.to_numeric(raw, errors="coerce").to_numpy(dtype=np.float64, na_value=np.nan, copy=True)
+    if typed:
+        return _json_numbers(raw.to_numpy(dtype=object)), missing, True
+    try:
+        num = pd.to_numeric(raw, errors="coerce")
+    except OverflowError:  # pandas reads a number of 300+ digits as a Python int: make it inf
+        num = pd.to_numeric(raw.map(_int_past_float), errors="coerce")
+    v = num.to_numpy(dtype=np.float64, na_value=np.nan, copy=True)
     if raw.dtype == object:  # JSON true/false are not numbers (pandas would read them as 1/0)
         v[np.fromiter((type(x) is bool for x in raw), dtype=bool, count=len(raw))] = np.nan
     return v, missing, True
 
 
-def _raw_text(raw: pd.Series, i: int) -> str:
-    return repr(raw.iloc[i])
+def _int_past_float(x: object) -> object:
+    """A Python int too large for float64 as +-inf (anything else as it is)."""
+    if type(x) is int and abs(x) >= 2**1023:
+        return float(np.sign(x)) * np.inf
+    return x
 
 
-def int_column(raw: pd.Series, *, min_value: int) -> tuple[np.ndarray, np.ndarray, Why]:
-    """Integers >= ``min_value`` (group ids, classes); integral floats like ``12.0`` pass."""
+def _json_numbers(values: np.ndarray) -> np.ndarray:
+    """JSON ints and floats as float64 (an int past float range as +-inf); NaN for anything else
+    (strings, booleans, lists, objects, null)."""
+    num = np.fromiter((type(x) is int or type(x) is float for x in values), bool, values.size)
+    out = np.full(values.size, np.nan)
+    if num.any():
+        try:
+            out[num] = np.array(values[num].tolist(), dtype=np.float64)
+        except OverflowError:  # an integer of more than 308 digits
+            out[num] = [float(_int_past_float(x)) for x in values[num]]  # type: ignore[arg-type]
+    return out
+
+
+def _shown(raw: pd.Series, i: int, typed: bool = False) -> str:
+    """The raw value of row ``i`` for a message: quoted, cut to 60 characters, bytes that are not
+    UTF-8 shown as bytes."""
+    x = raw.iloc[i]
+    if isinstance(x, str):
+        try:
+            x.encode("utf-8")
+        except UnicodeEncodeError:  # read with surrogateescape: show the bytes of the file
+            return f"{_cut(repr(x.encode('utf-8', 'surrogateescape')))} (not UTF-8 text)"
+        return _cut(repr(x)) + (" (a JSON string, not a number)" if typed else "")
+    return _cut(repr(x))
+
+
+def _cut(text: str, width: int = 60) -> str:
+    return text if len(text) <= width else text[: width - 5] + "[...]"
+
+
+def _number(x: float | int) -> str:
+    """A number for a message: an integral value as an integer, else ``%g``."""
+    if isinstance(x, (int, np.integer)):
+        return str(int(x))
+    return str(int(x)) if np.isfinite(x) and x == int(x) and abs(x) < 1e16 else f"{x:g}"
+
+
+def _int_checks(
+    raw: pd.Series, min_value: int, max_value: int, typed: bool
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray, Why, Why]:
+    """``(values, missing, not_integer, below, above, shown, number)``: int64 values
+    (``min_value`` where bad), the mask of each problem, and the raw value of a row as a message
+    quotes it (``shown``) or as a number (``number``, for a value out of range)."""
     if raw.dtype.kind in "iu":  # fast path: the parser already saw clean integers
-        v = np.asarray(raw, dtype=np.int64)
-        return v, v < min_value, lambda i: f"{v[i]} is below the minimum {min_value}"
-    f, missing, text = _numeric(raw)
+        v = np.asarray(raw)
+        above = v > max_value  # before the cast: a uint64 past int64 would wrap
+        out = v.astype(np.int64, copy=False)
+        below = ~above & (out < min_value)
+        if above.any():
+            out = np.where(above, min_value, out)
+        none = np.zeros(v.size, dtype=bool)
+        return out, none, none, below, above, lambda i: str(v[i]), lambda i: str(v[i])
+    f, missing, text = _numeric(raw, typed)
     notint = ~missing & (~np.isfinite(f) | (f != np.round(f)))
-    low = np.isfinite(f) & (f < min_value)
-    bad = missing | notint | low
+    limit = float(max_value)  # rounds up past a max that float64 cannot hold (int64's)
+    above = ~missing & ~notint & ((f > limit) if int(limit) == max_value else (f >= limit))
+    below = ~missing & ~notint & (f < min_value)
+    bad = missing | notint | below | above
     out = np.where(bad, min_value, np.nan_to_num(f)).astype(np.int64)
+
+    def shown(i: int) -> str:
+        return _shown(raw, i, typed) if text else _number(f[i])
+
+    def number(i: int) -> str:
+        x = raw.iloc[i] if text else None
+        return _cut(str(x)) if type(x) is int else _number(f[i])  # a JSON int, digit for digit
+
+    return out, missing, notint, below, above, shown, number
+
+
+def int_column(
+    raw: pd.Series, *, min_value: int, max_value: int = _I64_MAX, typed: bool = False
+) -> tuple[np.ndarray, np.ndarray, Why]:
+    """Integers in ``[min_value, max_value]`` (group ids, classes; by default any int64);
+    integral floats like ``12.0`` pass. ``typed``: JSON values (a string is not a number)."""
+    out, missing, notint, below, above, shown, number = _int_checks(
+        raw, min_value, max_value, typed
+    )
 
     def why(i: int) -> str:
         if missing[i]:
             return "missing value"
         if notint[i]:
-            return f"not an integer: {_raw_text(raw, i) if text else repr(float(f[i]))}"
-        return f"{f[i]:g} is below the minimum {min_value}"
+            return f"not an integer: {shown(i)}"
+        if above[i]:
+            return f"{number(i)} is above the maximum {max_value}"
+        return f"{number(i)} is below the minimum {min_value}"
 
-    return out, bad, why
+    return out, missing | notint | below | above, why
 
 
-def token_column(raw: pd.Series, *, zero: str) -> tuple[np.ndarray, np.ndarray, Why]:
-    """Token counts: integers >= 1; ``zero="clip"`` reads 0 as 1 (the caller reports those rows)."""
-    vals, bad, why_int = int_column(raw, min_value=0)
-    f = vals if raw.dtype.kind in "iu" else _numeric(raw)[0]
-    zeros = ~bad & (vals == 0)
+def token_column(
+    raw: pd.Series, *, zero: str, typed: bool = False
+) -> tuple[np.ndarray, np.ndarray, Why]:
+    """Token counts: integers in ``[1, MAX_TOKENS]`` (:data:`schedlab.records.MAX_TOKENS`);
+    ``zero="clip"`` reads 0 as 1 (the caller reports those rows). ``typed``: JSON values, where a
+    count must be a number (``600`` or ``600.0``), not a string (``"600"``) or a boolean."""
+    out, missing, notint, below, above, shown, number = _int_checks(raw, 0, MAX_TOKENS, typed)
+    bad = missing | notint | below | above
+    zeros = ~bad & (out == 0)
 
     def why(i: int) -> str:
         if zeros[i]:
@@ -89,23 +181,38 @@ def token_column(raw: pd.Series, *, zero: str) -> tuple[np.ndarray, np.ndarray, 
                 "token count 0, but every request has at least 1 token "
                 "(pass zero_tokens='clip' to read 0 as 1)"
             )
-        msg = why_int(i)
-        return f"negative token count {f[i]:g}" if msg.endswith("below the minimum 0") else msg
+        if missing[i]:
+            return "missing value"
+        if notint[i]:
+            return f"not an integer: {shown(i)}"
+        if above[i]:
+            return (
+                f"token count {number(i)} is above the maximum {MAX_TOKENS} "
+                "(schedlab.records.MAX_TOKENS)"
+            )
+        return f"negative token count {number(i)}"
 
     if zero == "error":
-        return vals, bad | zeros, why
-    return vals, bad, why
+        return out, bad | zeros, why
+    return out, bad, why
 
 
-def number_column(raw: pd.Series) -> tuple[np.ndarray, np.ndarray, Why]:
-    """Finite real numbers (numeric timestamps, float features)."""
-    f, missing, text = _numeric(raw)
+def number_column(
+    raw: pd.Series, *, typed: bool = False
+) -> tuple[np.ndarray, np.ndarray, Why]:
+    """Finite real numbers (numeric timestamps, float features). ``typed``: JSON values (a string
+    is not a number)."""
+    if raw.dtype.kind in "iuf":
+        f = np.asarray(raw, dtype=np.float64)
+        missing, text = np.isnan(f), False
+    else:
+        f, missing, text = _numeric(raw, typed)
     bad = ~np.isfinite(f)
 
     def why(i: int) -> str:
         if missing[i]:
             return "missing value"
-        return f"not a finite number: {_raw_text(raw, i) if text else f[i]}"
+        return f"not a finite number: {_shown(raw, i, typed) if text else f[i]}"
 
     return np.where(bad, 0.0, f), bad, why
 
@@ -115,7 +222,8 @@ def datetime_ns_column(raw: pd.Series) -> tuple[np.ndarray, np.ndarray, Why]:
 
     Vectorised through pandas' C ISO-8601 parser (not ``datetime.strptime`` per row). Times with
     a zone suffix (``Z``, ``+02:00``) are converted to UTC; times without one are taken as they
-    are (the Azure traces have none).
+    are (the Azure traces have none). A date-time outside the years 1678 to 2261 (where int64
+    nanoseconds end) is a bad row.
     """
     if raw.dtype.kind == "M":  # fast path: the byte parser's datetime64 values (no text)
         ns = np.asarray(raw, dtype="datetime64[ns]").view(np.int64)
@@ -126,14 +234,23 @@ def datetime_ns_column(raw: pd.Series) -> tuple[np.ndarray, np.ndarray, Why]:
     missing = raw.isna().to_numpy()
     ts = pd.to_datetime(raw, format="ISO8601", errors="coerce", utc=True)
     nat = ts.isna().to_numpy()
-    ns = ts.dt.tz_localize(None).to_numpy(dtype="datetime64[ns]").view(np.int64)
+    when = ts.dt.tz_localize(None).to_numpy()  # datetime64 in pandas' unit (may be s or us)
+    outside = ~nat & ((when < _FIRST_DAY) | (when >= _END_DAY))
+    bad = nat | outside
+    when = np.where(bad, _FIRST_DAY, when)  # a date past int64 ns would wrap in the cast
+    ns = when.astype("datetime64[ns]").view(np.int64)
 
     def why(i: int) -> str:
         if missing[i]:
             return "missing value"
-        return f"cannot parse timestamp {raw.iloc[i]!r} (expected YYYY-MM-DD HH:MM:SS[.fffffff])"
+        if outside[i]:
+            return f"timestamp {_shown(raw, i)} is outside the years 1678 to 2261"
+        return (
+            f"cannot parse timestamp {_shown(raw, i)} "
+            "(expected YYYY-MM-DD HH:MM:SS[.fffffff], in the years 1678 to 2261)"
+        )
 
-    return np.where(nat, 0, ns), nat, why
+    return np.where(bad, 0, ns), bad, why
 
 
 class Problems:

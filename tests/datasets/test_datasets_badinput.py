@@ -215,16 +215,23 @@ def test_sort_then_window_and_gzip_csv(tmp_path):
         assert r.report.outside_window == 2
 
 
-def test_header_only_and_empty_files_load_as_empty_workloads(tmp_path):
+def test_header_only_csv_loads_empty_but_an_empty_file_is_an_error(tmp_path):
+    """A header without rows is a well-formed file with no requests; a file without a single
+    line holds no records whatever its format, given or inferred (issue 12)."""
     p = write(tmp_path, HEADER)
     for engine in ("auto", "pandas"):
         r = datasets.load_with_report(p, engine=engine)
         assert len(r.workload) == 0 and r.report.rows_read == 0
     j = write(tmp_path, "", "t.jsonl")
-    w = datasets.load(j, format="mooncake")
-    assert len(w) == 0 and len(w.prefix_block_ids) == 0
+    for fmt in ("mooncake", None):  # the same error with the format given or inferred
+        for on_error in ("raise", "skip"):
+            with pytest.raises(DataFormatError, match="holds no JSON records") as info:
+                datasets.load(j, format=fmt, on_error=on_error)
+            assert info.value.path == str(j) and info.value.line is None
     with pytest.raises(DataFormatError, match="cannot read the CSV header"):
         datasets.load(write(tmp_path, "", "e.csv"), format="azure")
+    with pytest.raises(DataFormatError, match="cannot read the CSV header"):
+        datasets.load(tmp_path / "e.csv")
 
 
 def test_summary_functions_name_a_bad_argument(tmp_path):
