@@ -222,17 +222,18 @@ def iter_jsonl_chunks(
     *,
     list_key: str | None = None,
     chunk_rows: int = 200_000,
-) -> Iterator[tuple[pd.DataFrame, np.ndarray, list[tuple[int, str]], tuple | None]]:
+) -> Iterator[tuple[pd.DataFrame | dict[str, np.ndarray], np.ndarray, list[tuple[int, str]],
+                    tuple | None]]:
     """Yield ``(chunk, lines, bad_lines, blocks)`` for up to ``chunk_rows`` lines at a time.
 
-    ``chunk`` holds the raw values of ``keys`` (object columns, ``None`` where a key is missing),
+    ``chunk`` holds the raw values of ``keys``: int64 numpy columns when every value of the chunk
+    is a plain integer (pandas is then not imported), else a DataFrame of object columns (``None``
+    where a key is missing),
     ``lines`` the 1-based line of each row, ``bad_lines`` ``(line, message)`` of lines that are not
     one JSON object, and ``blocks`` ``(ids, counts, bad_mask, why)`` for ``list_key`` (else
     ``None``). Raises :class:`DataFormatError` for a file without a line, or one that cannot be
     read to its end (a truncated ``.gz``).
     """
-    import pandas as pd
-
     empty = True
     for first, raw in _line_chunks(path, chunk_rows):
         empty = False
@@ -244,11 +245,27 @@ def iter_jsonl_chunks(
         )
         cols = {k: [r.get(k) for r in recs] for k in keys}
         lists = [r.get(list_key, _MISSING) for r in recs] if list_key is not None else []
-        frame = pd.DataFrame({k: _series(v) for k, v in cols.items()}, index=range(len(recs)))
+        typed = {k: _int64(v) for k, v in cols.items()}
+        if all(a is not None for a in typed.values()):  # plain integers: no pandas to import
+            frame: pd.DataFrame | dict[str, np.ndarray] = typed
+        else:
+            import pandas as pd
+
+            frame = pd.DataFrame({k: _series(v) for k, v in cols.items()}, index=range(len(recs)))
         blocks = _blocks(lists, len(recs)) if list_key is not None else None
         yield frame, lines, bad, blocks
     if empty:
         raise DataFormatError(str(path), None, None, _EMPTY)
+
+
+def _int64(values: list) -> np.ndarray | None:
+    """``values`` as an int64 array when every one is a plain int that fits, else ``None``."""
+    if set(map(type, values)) <= {int}:
+        try:
+            return np.array(values, dtype=np.int64)
+        except OverflowError:  # past int64: the checks name the row
+            pass
+    return None
 
 
 def _series(values: list) -> pd.Series:
