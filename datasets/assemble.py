@@ -186,9 +186,6 @@ class Assembler:
                 vals, bad, why = rowcheck.int_column(raw, min_value=0, typed=self.typed)
             elif kind == "float":
                 vals, bad, why = rowcheck.number_column(raw, typed=self.typed)
-            elif isinstance(raw, np.ndarray) and raw.dtype.kind not in "iu":
-                # the byte parser reads no feature columns; JSONL's typed chunks are integers
-                raise TypeError(f"Text feature column {col!r} needs a pandas DataFrame chunk.")
             else:
                 vals, bad, why = _raw_feature(raw)
             cols["feature." + fname] = vals
@@ -354,7 +351,7 @@ def _too_late(t: float, since: str) -> str:
 def _raw_feature(raw: pd.Series) -> tuple[np.ndarray, np.ndarray, rowcheck.Why]:
     """A text feature column kept as read: a missing value, or text with bytes that are not UTF-8
     (read with ``surrogateescape``; or a lone surrogate from JSON), is a bad row."""
-    if isinstance(raw, np.ndarray):  # integers of a typed chunk: nothing missing, all valid
+    if isinstance(raw, np.ndarray):  # a typed chunk's column (JSONL integers): none missing
         return raw, np.zeros(raw.shape[0], dtype=bool), lambda i: "missing value"
     vals, missing = raw.to_numpy(), raw.isna().to_numpy()
     if vals.dtype == object:

@@ -44,16 +44,19 @@ _MULTILINE = (
 )
 
 
-def _check_header_names(path: str | Path) -> None:
-    """Refuse a header that is not UTF-8 text or names a column twice (pandas would rename the
-    second ``name.1`` and read on)."""
-    raw = first_line(path)
+def _header_text(path: str | Path) -> str:
+    """The header line (line 1) as text; not UTF-8 is a :class:`DataFormatError`."""
     try:
-        text = raw.decode("utf-8")
+        return first_line(path).decode("utf-8")
     except UnicodeDecodeError as exc:
         raise DataFormatError(
             str(path), 1, None, f"cannot read the CSV header: not UTF-8 text ({exc})"
         ) from None
+
+
+def _refuse_repeated_names(path: str | Path, text: str) -> None:
+    """Refuse a header naming a column twice (pandas would rename the second ``name.1`` and
+    read on)."""
     try:
         names = next(csv.reader([text], strict=True), [])
     except csv.Error as exc:
@@ -74,10 +77,11 @@ def read_header(path: str | Path) -> list[str]:
     """Column names of the CSV header (line 1); raises :class:`DataFormatError` if unreadable or if
     a column is named twice. A plain header is read without pandas
     (:func:`~schedlab.datasets.fast_csv.plain_header`)."""
-    _check_header_names(path)
-    names = plain_header(path)
-    if names is not None:
+    text = _header_text(path)
+    names = plain_header(text)
+    if names is not None:  # plain: no quotes and no name twice
         return names
+    _refuse_repeated_names(path, text)
     import pandas as pd
 
     with ByteReader(path, quiet=True) as f:  # pandas must not see an exception in a read

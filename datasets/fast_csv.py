@@ -29,7 +29,7 @@ from pathlib import Path
 
 import numpy as np
 
-from schedlab.datasets.rawio import BOM, ByteReader, first_line
+from schedlab.datasets.rawio import BOM, ByteReader
 
 __all__ = ["Irregular", "iter_fast_chunks", "plain_header"]
 
@@ -126,20 +126,13 @@ def _datetimes_ns(buf: np.ndarray, s: np.ndarray, e: np.ndarray) -> np.ndarray:
     return ns
 
 
-def plain_header(path: str | Path) -> list[str] | None:
-    """Column names of a plain header line (comma-separated names: no quotes, no repeated name;
-    a byte-order mark is skipped), or ``None`` when the header needs the general CSV parser.
+def plain_header(text: str) -> list[str] | None:
+    """Column names of a plain header line ``text`` (comma-separated names: no quotes, no
+    repeated name), or ``None`` when the header needs the general CSV parser.
 
-    >>> import tempfile, os
-    >>> p = os.path.join(tempfile.mkdtemp(), "t.csv")
-    >>> _ = open(p, "w").write("TIMESTAMP,ContextTokens\\r\\n1,2\\r\\n")
-    >>> plain_header(p)
-    ['TIMESTAMP', 'ContextTokens']
+    >>> plain_header("TIMESTAMP,ContextTokens"), plain_header('"a",b')
+    (['TIMESTAMP', 'ContextTokens'], None)
     """
-    try:
-        text = first_line(path).decode("utf-8")
-    except UnicodeDecodeError:
-        return None
     names = text.split(",")
     if not text or '"' in text or len(set(names)) != len(names):
         return None

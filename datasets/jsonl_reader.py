@@ -23,12 +23,11 @@ file without a single line is an error.
 
 from __future__ import annotations
 
-import gzip
 import json
 import secrets
 from collections.abc import Iterator
 from pathlib import Path
-from typing import IO, TYPE_CHECKING
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -38,20 +37,12 @@ from schedlab.errors import DataFormatError
 if TYPE_CHECKING:
     import pandas as pd
 
-__all__ = ["first_record", "iter_jsonl_chunks", "open_text"]
+__all__ = ["first_record", "iter_jsonl_chunks"]
 
 _MISSING = object()
 _I64_MAX = int(np.iinfo(np.int64).max)
 _DECODE = json.JSONDecoder().decode
 _EMPTY = "the file holds no JSON records (it is empty)"
-
-
-def open_text(path: str | Path) -> IO[str]:
-    """Open a text file, transparently gunzipping ``*.gz`` (the loaders read through
-    :class:`~schedlab.datasets.rawio.ByteReader` instead)."""
-    if str(path).endswith(".gz"):
-        return gzip.open(path, "rt", encoding="utf-8")
-    return open(path, encoding="utf-8")
 
 
 def _line_chunks(
@@ -251,7 +242,8 @@ def iter_jsonl_chunks(
         else:
             import pandas as pd
 
-            frame = pd.DataFrame({k: _series(v) for k, v in cols.items()}, index=range(len(recs)))
+            frame = pd.DataFrame({k: pd.Series(v, dtype="object") if typed[k] is None
+                                  else typed[k] for k, v in cols.items()}, index=range(len(recs)))
         blocks = _blocks(lists, len(recs)) if list_key is not None else None
         yield frame, lines, bad, blocks
     if empty:
@@ -267,14 +259,3 @@ def _int64(values: list) -> np.ndarray | None:
             pass
     return None
 
-
-def _series(values: list) -> pd.Series:
-    """int64 when every value is a plain int that fits (fast path), else object (checked later)."""
-    import pandas as pd
-
-    if set(map(type, values)) <= {int}:
-        try:
-            return pd.Series(values, dtype="int64")
-        except OverflowError:  # past int64: the checks name the row
-            pass
-    return pd.Series(values, dtype="object")

@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from schedlab.datasets.fast_csv import YEARS
 from schedlab.datasets.report import RowProblem
 from schedlab.errors import DataFormatError
 from schedlab.records import MAX_TOKENS
@@ -32,9 +33,11 @@ __all__ = ["Problems", "datetime_ns_column", "int_column", "number_column", "tok
 Why = Callable[[int], str]
 
 _I64_MAX = int(np.iinfo(np.int64).max)
-#: Date-times read (as int64 nanoseconds since 1970, whose range ends in 1677 and 2262): the same
-#: years as the byte parser (:data:`schedlab.datasets.fast_csv.YEARS`).
-_FIRST_DAY, _END_DAY = np.datetime64("1678-01-01", "D"), np.datetime64("2262-01-01", "D")
+#: Date-times read: the byte parser's :data:`~schedlab.datasets.fast_csv.YEARS`, where int64
+#: nanoseconds since 1970 hold.
+_FIRST_DAY = np.datetime64(f"{YEARS[0]}-01-01", "D")
+_END_DAY = np.datetime64(f"{YEARS[1] + 1}-01-01", "D")
+_YEARS_TEXT = f"the years {YEARS[0]} to {YEARS[1]}"
 
 
 def _numeric(raw: pd.Series, typed: bool = False) -> tuple[np.ndarray, np.ndarray, bool]:
@@ -244,10 +247,10 @@ def datetime_ns_column(raw: pd.Series) -> tuple[np.ndarray, np.ndarray, Why]:
         if missing[i]:
             return "missing value"
         if outside[i]:
-            return f"timestamp {_shown(raw, i)} is outside the years 1678 to 2261"
+            return f"timestamp {_shown(raw, i)} is outside {_YEARS_TEXT}"
         return (
             f"cannot parse timestamp {_shown(raw, i)} "
-            "(expected YYYY-MM-DD HH:MM:SS[.fffffff], in the years 1678 to 2261)"
+            f"(expected YYYY-MM-DD HH:MM:SS[.fffffff], in {_YEARS_TEXT})"
         )
 
     return np.where(bad, 0, ns), bad, why

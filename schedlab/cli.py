@@ -133,16 +133,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     if not getattr(args, "func", None):
         parser.print_help()
         return 2
-    quiet = getattr(args, "quiet", None)
-    if quiet is not None:  # a command with long work: progress bars and the compile notice
-        if args.command in _COMPILING and not quiet:
-            from schedlab.jit import announce_first_compile
+    # a command with long work takes --quiet; without it: progress bars and the compile notice
+    loud = getattr(args, "quiet", True) is False
+    if loud and args.command in _COMPILING:
+        from schedlab.jit import announce_first_compile
 
-            announce_first_compile(f"schedlab {args.command}")
-        bars = (not quiet and sys.stderr.isatty()
-                and not (getattr(args, "json", False) and not sys.stdout.isatty()))
-    else:
-        bars = False
+        announce_first_compile(f"schedlab {args.command}")
+    bars = (loud and sys.stderr.isatty()
+            and not (getattr(args, "json", False) and not sys.stdout.isatty()))
     try:
         from schedlab.progress import showing_progress
 

@@ -286,6 +286,12 @@ def check_instance(value: object, cls: type, name: str, where: str) -> None:
         )
 
 
+def _close_matches(name: str, known: list[str]) -> str:
+    """`` Close matches: 'a', 'b'.`` for the names of ``known`` close to ``name``, else ``""``."""
+    close = difflib.get_close_matches(name, known, n=3, cutoff=0.5)
+    return " Close matches: " + ", ".join(repr(c) for c in close) + "." if close else ""
+
+
 def unknown_name_error(kind: str, name: str, known: Iterable[str]) -> ValueError:
     """Build the ``ValueError`` for an unknown catalog or registry name, listing close matches.
 
@@ -293,10 +299,7 @@ def unknown_name_error(kind: str, name: str, known: Iterable[str]) -> ValueError
     "Unknown GPU 'h10'. Close matches: 'h100-sxm'. Known: 'a100-80gb', 'h100-sxm'."
     """
     known = sorted(known)
-    close = difflib.get_close_matches(str(name).lower(), known, n=3, cutoff=0.5)
-    msg = f"Unknown {kind} {name!r}."
-    if close:
-        msg += " Close matches: " + ", ".join(repr(c) for c in close) + "."
+    msg = f"Unknown {kind} {name!r}." + _close_matches(str(name).lower(), known)
     msg += " Known: " + ", ".join(repr(k) for k in known) + "."
     return ValueError(msg)
 
@@ -324,10 +327,8 @@ def check_keyword_params(fn: Callable[..., Any], params: Mapping[str, Any], what
     known = [p.name for p in ps[1:] if p.kind in (p.KEYWORD_ONLY, p.POSITIONAL_OR_KEYWORD)]
     for key in params:
         if key not in known:
-            close = difflib.get_close_matches(str(key), known, n=3, cutoff=0.5)
             raise ValueError(
-                f"{what} has no parameter {key!r}."
-                + (" Close matches: " + ", ".join(map(repr, close)) + "." if close else "")
+                f"{what} has no parameter {key!r}." + _close_matches(str(key), known)
                 + (" Its parameters: " + ", ".join(map(repr, known)) + "." if known
                    else " It takes no parameters.")
             )
