@@ -1,8 +1,10 @@
 """Scheduling policies as pure functions, and the registries that name them.
 
 A batching policy is ``policy(view: QueueView, /, **params) -> Plan | BatchDecision``; a router
-is ``router(view: RouterView, /, **params) -> instance per request``. The contract (views,
-answers, accounting) is :mod:`schedlab.contract`; :mod:`.registry` resolves names.
+is ``router(view: RouterView, /, **params) -> instance per request``; a placement policy of a
+disaggregated cluster is ``placement(view: PlacementView, /, **params) -> Placement``. The
+contracts (views, answers, accounting) are :mod:`schedlab.contract` and
+:mod:`schedlab.contract.placement`; :mod:`.registry` resolves names.
 
 >>> from schedlab.policies import REGISTRY, get_policy
 >>> get_policy("fcfs") is REGISTRY["fcfs"]
@@ -10,15 +12,24 @@ True
 """
 
 from schedlab.contract import BatchDecision, Plan, QueueView, RouterView
-from schedlab.policies.registry import REGISTRY, ROUTERS, get_policy, get_router
+from schedlab.policies.registry import (
+    PLACEMENTS,
+    REGISTRY,
+    ROUTERS,
+    get_placement,
+    get_policy,
+    get_router,
+)
 
 __all__ = [
+    "PLACEMENTS",
     "REGISTRY",
     "ROUTERS",
     "BatchDecision",
     "Plan",
     "QueueView",
     "RouterView",
+    "get_placement",
     "get_policy",
     "get_router",
 ]

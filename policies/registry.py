@@ -24,11 +24,12 @@ from typing import Any
 from schedlab.errors import unknown_name_error
 from schedlab.policies.fcfs import fcfs
 from schedlab.policies.mlfq import mlfq, skip_join_mlfq
+from schedlab.policies.mooncake import mooncake
 from schedlab.policies.routers import least_kv, least_tokens, round_robin
 from schedlab.policies.sjf import sjf, srpt
 from schedlab.policies.vllm import vllm
 
-__all__ = ["REGISTRY", "ROUTERS", "get_policy", "get_router"]
+__all__ = ["PLACEMENTS", "REGISTRY", "ROUTERS", "get_placement", "get_policy", "get_router"]
 
 #: Batching policies by registry name.
 REGISTRY: Mapping[str, Callable[..., Any]] = MappingProxyType(
@@ -50,6 +51,10 @@ ROUTERS: Mapping[str, Callable[..., Any]] = MappingProxyType(
         "least-kv": least_kv,
     }
 )
+
+#: Placement policies of disaggregated clusters (``placement(view: PlacementView, /, **params)
+#: -> Placement``) by registry name.
+PLACEMENTS: Mapping[str, Callable[..., Any]] = MappingProxyType({"mooncake": mooncake})
 
 
 def _resolve(
@@ -84,3 +89,12 @@ def get_router(name_or_callable: str | Callable[..., Any]) -> Callable[..., Any]
     'round_robin'
     """
     return _resolve("router", "router", ROUTERS, name_or_callable)
+
+
+def get_placement(name_or_callable: str | Callable[..., Any]) -> Callable[..., Any]:
+    """The placement policy registered under a name, or the callable itself.
+
+    >>> get_placement("mooncake").__name__
+    'mooncake'
+    """
+    return _resolve("placement policy", "placement", PLACEMENTS, name_or_callable)

@@ -2,7 +2,8 @@
 
 Hypothesis strategies (:func:`workloads`, :func:`queue_views`, :func:`router_views`), the named
 policy checks (:data:`POLICY_CHECKS`, one pytest test each with :func:`policy_checks`) that
-:func:`check_policy` runs all at once on any callable, :func:`check_router`, and
+:func:`check_policy` runs all at once on any callable, :func:`check_router`,
+:func:`check_placement` (placement policies of disaggregated clusters, :func:`placement_views`), and
 :func:`check_simulation` (conservation and time order of a simulation result). The rules of a
 single answer are the contract's own (:func:`schedlab.contract.validate_decision`).
 
@@ -14,6 +15,7 @@ from schedlab.testing.checks import (
     POLICY_CHECKS,
     check_answer_type,
     check_deterministic,
+    check_placement,
     check_policy,
     check_progress,
     check_pure,
@@ -26,12 +28,13 @@ from schedlab.testing.checks import (
     with_newcomer,
 )
 from schedlab.testing.simulation import check_simulation
-from schedlab.testing.strategies import queue_views, router_views, workloads
+from schedlab.testing.strategies import placement_views, queue_views, router_views, workloads
 
 __all__ = [
     "POLICY_CHECKS",
     "check_answer_type",
     "check_deterministic",
+    "check_placement",
     "check_policy",
     "check_progress",
     "check_pure",
@@ -41,6 +44,7 @@ __all__ = [
     "check_valid_answer",
     "copy_view",
     "describe_view",
+    "placement_views",
     "policy_checks",
     "queue_views",
     "router_views",

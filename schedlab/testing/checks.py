@@ -52,9 +52,10 @@ from schedlab.contract import (
     validate_plan,
 )
 from schedlab.contract.accounting import remove, run_iteration
+from schedlab.contract.placement import InvalidPlacement, Placement, validate_placement
 from schedlab.errors import check_keyword_params
-from schedlab.policies.registry import get_policy, get_router
-from schedlab.testing.strategies import queue_views, router_views
+from schedlab.policies.registry import get_placement, get_policy, get_router
+from schedlab.testing.strategies import placement_views, queue_views, router_views
 
 __all__ = [
     "POLICY_CHECKS",
@@ -420,9 +421,58 @@ def check_router(
     run()
 
 
+def check_placement(
+    placement: str | Callable[..., Any],
+    *,
+    max_examples: int = 50,
+    views: st.SearchStrategy | None = None,
+    shrink: bool = True,
+    **params: Any,
+) -> None:
+    """Check a placement policy of a disaggregated cluster (a registered name or any callable)
+    on generated :func:`~schedlab.testing.strategies.placement_views`: it returns a
+    :class:`~schedlab.contract.placement.Placement` that keeps the contract's rules
+    (:func:`~schedlab.contract.placement.validate_placement`), leaves its view untouched, and
+    gives equal answers on equal views. ``shrink`` as in :func:`check_policy`.
+
+    >>> check_placement("mooncake", max_examples=10, admission="early")
+    """
+    fn = get_placement(placement)
+    name = getattr(fn, "__name__", repr(fn))
+    check_keyword_params(fn, params, f"placement policy {name!r}")
+
+    @_settings(max_examples, shrink)
+    @given(views if views is not None else placement_views())
+    def run(view: Any) -> None:
+        try:
+            before = copy_view(view)
+            answer = fn(view, **params)
+            if not isinstance(answer, Placement):
+                _fail("check_placement", "malformed answer",
+                      f"expected a Placement, got {type(answer).__name__}")
+            if not all(_same(getattr(view, f.name), getattr(before, f.name))
+                       for f in dataclasses.fields(view)):
+                _fail("check_placement", "input mutated", "the policy changed its view")
+            try:
+                validate_placement(view, answer)
+            except InvalidPlacement as exc:
+                _fail("check_placement", exc.rule, str(exc))
+            if answer != fn(copy_view(view), **params):
+                _fail("check_placement", "not deterministic",
+                      "equal inputs gave different placements")
+        except AssertionError as exc:
+            raise AssertionError(f"{exc}\n{view!r}") from None
+
+    try:
+        run()
+    except AssertionError as exc:  # without hypothesis's notes (see _run_checks)
+        raise AssertionError(str(exc)) from None
+
+
 # ---------------------------------------------------------------------------------- helpers
 def copy_view(view: Any) -> Any:
-    """An equal view with fresh read-only copies of every array (a QueueView or RouterView).
+    """An equal view with fresh read-only copies of every array (a QueueView, RouterView or
+    PlacementView).
 
     >>> v = QueueView.from_columns(now_s=0.0, input_tokens=[3], kv_capacity_tokens=9)
     >>> w = copy_view(v)

@@ -1,4 +1,5 @@
-"""Hypothesis strategies for schedlab's records: workloads, instance queue views, router views.
+"""Hypothesis strategies for schedlab's records: workloads, instance queue views, router views,
+placement views of disaggregated clusters.
 
 Every view they produce is *consistent*, with the simulator's accounting: device-resident KV
 never exceeds the capacity, ``kv_free_tokens`` is the capacity minus it, prefill progress never
@@ -21,9 +22,10 @@ import numpy as np
 from hypothesis import strategies as st
 
 from schedlab.contract import KV_GPU, KV_HOST, KV_NONE, QueueView, RouterView
+from schedlab.contract.placement import DecodeStepModel, PlacementView
 from schedlab.records import Workload
 
-__all__ = ["PHASES", "queue_views", "router_views", "workloads"]
+__all__ = ["PHASES", "placement_views", "queue_views", "router_views", "workloads"]
 
 #: Request phases drawn by :func:`queue_views`.
 PHASES = ("new", "prefilling", "decoding", "swapped", "recomputing", "re-prefilling")
@@ -218,4 +220,69 @@ def router_views(draw: st.DrawFn, *, max_instances: int = 8, max_arrivals: int =
         queue_length=ro(ints(0, 100, k)),
         round=draw(st.integers(0, 1000)),
         routed_so_far=draw(st.integers(0, 10_000)),
+    )
+
+
+@st.composite
+def placement_views(
+    draw: st.DrawFn, *, max_prefill: int = 6, max_decode: int = 4, max_pending: int = 12
+) -> PlacementView:
+    """A consistent :class:`~schedlab.contract.placement.PlacementView`: prefixes below the
+    prompt with the best prefix and its holder derived from them, prefill estimates that shrink
+    as the prefix grows (the best prefix's never above the local one's), no transfer time where
+    nothing is missing, and decode batches, contexts and join times that agree.
+
+    >>> from hypothesis import given, settings
+    >>> @settings(max_examples=5, deadline=None, database=None)
+    ... @given(placement_views())
+    ... def test(view):
+    ...     assert (view.prefix_tokens <= view.best_prefix_tokens).all()
+    >>> test()
+    """
+    p = draw(st.integers(1, max_prefill))
+    d = draw(st.integers(1, max_decode))
+    n = draw(st.integers(1, 64_000))
+    now = draw(st.floats(0.0, 1000.0))
+
+    def ints(lo: int, hi: int, size: int) -> np.ndarray:
+        return np.array(draw(st.lists(st.integers(lo, hi), min_size=size, max_size=size)),
+                        dtype=np.int64)
+
+    def floats(lo: float, hi: float, size: int) -> np.ndarray:
+        return np.array(draw(st.lists(st.floats(lo, hi), min_size=size, max_size=size)),
+                        dtype=np.float64)
+
+    prefix = np.minimum(ints(0, 128, p) * 512, n - 1)
+    best = int(prefix.max())
+    per_token = draw(st.floats(1e-6, 1e-3))
+    prefill = (n - prefix) * per_token
+    transfer = (best - prefix) * draw(st.floats(0.0, 1e-3))
+    batch = ints(0, 8, d)
+    dec_inst = np.repeat(np.arange(d), batch)
+    dec_ctx = ints(1, 64_000, dec_inst.shape[0])
+    m = draw(st.integers(0, max_pending))
+    inc_inst = ints(0, d - 1, m)
+    return PlacementView.from_columns(
+        now_s=now,
+        input_tokens=n,
+        output_tokens_pred=float(draw(st.integers(1, 4096))),
+        request_id=draw(st.integers(0, 10**6)),
+        prefix_tokens=prefix,
+        queue_s=floats(0.0, 60.0, p),
+        queued_requests=ints(0, 20, p),
+        prefill_s=prefill,
+        prefill_best_s=np.full(p, (n - best) * per_token),
+        transfer_s=transfer,
+        decode_batch=batch,
+        decode_context_tokens=np.bincount(dec_inst, dec_ctx, minlength=d).astype(np.int64),
+        decode_kv_free_tokens=ints(0, 200_000, d),
+        decode_step=DecodeStepModel(base_s=draw(st.floats(0.005, 0.05)),
+                                    per_request_s=draw(st.floats(0.0, 0.01)),
+                                    per_context_token_s=draw(st.floats(0.0, 1e-6))),
+        decoding_instance=dec_inst,
+        decoding_since_s=now - floats(0.0, 100.0, dec_inst.shape[0]),
+        decoding_context_tokens=dec_ctx,
+        incoming_instance=inc_inst,
+        incoming_join_s=now + floats(0.0, 60.0, m),
+        incoming_context_tokens=ints(1, 64_000, m),
     )

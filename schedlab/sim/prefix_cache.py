@@ -1,0 +1,150 @@
+"""A distributed prefix cache: each node keeps KV blocks keyed by chained hash ids, within a
+capacity, evicting the least recently used block first (Mooncake's DRAM pool, FAST'25 §3.2.1).
+
+Block ``i`` of a request is named by a hash of block ``i-1``'s name and its own tokens (the
+``hash_ids`` of the Mooncake traces, 512 tokens a block), so a block id stands for its whole
+prefix: two requests sharing block ``i`` share every block before it. A node's match for a
+request is the number of *leading* blocks of its chain the node holds.
+
+Costs: a look-up walks the request's chain once (it stops at the first block no node holds) and
+reads one row of node bits per block, so it is O(blocks of the request x words of nodes), not
+O(cache); storing a chain on a node touches each of its blocks once, and each eviction is O(1).
+
+Recency: a stored chain is touched leaf first and root last, so a block is never less recent
+than any of its descendants on that node, LRU evicts leaves before their parents, and every
+node's contents stay prefix-closed (the kvcache-ai blog's observation that prefix LRU "starts
+from the leaf nodes of the radix tree"). Not modelled: pinning blocks in use by an ongoing
+request (a prefill reads its prefix at its start), and an SSD tier.
+
+>>> c = PrefixCache(n_nodes=2, capacity_tokens=3 * 512)
+>>> c.store(0, [7, 8, 9])
+>>> c.match_blocks([7, 8, 5]).tolist(), c.match_blocks([7, 8, 9, 4]).tolist()
+([2, 0], [3, 0])
+>>> c.store(0, [7, 1])            # block 9 is the least recent: evicted
+>>> c.match_blocks([7, 8, 9]).tolist(), c.held_blocks(0)
+([2, 0], 3)
+"""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+from typing import Any
+
+import numpy as np
+
+from schedlab.errors import check_positive_int
+
+__all__ = ["PrefixCache", "check_hash_chain"]
+
+
+def check_hash_chain(blocks: Any, name: str = "hash_ids") -> list[int]:
+    """``blocks`` as a list of ints, or ``ValueError`` naming ``name`` unless it is a
+    one-dimensional sequence of non-negative integers.
+
+    >>> check_hash_chain([3, -1])
+    Traceback (most recent call last):
+    ...
+    ValueError: hash_ids must be a list of non-negative integers. Got -1 at position 1.
+    """
+    arr = np.asarray(blocks)
+    if arr.ndim != 1 or (arr.shape[0] and arr.dtype.kind not in "iu"):
+        raise ValueError(f"{name} must be a list of non-negative integers. Got {blocks!r}.")
+    if arr.shape[0] and arr.min() < 0:
+        i = int(np.flatnonzero(arr < 0)[0])
+        raise ValueError(f"{name} must be a list of non-negative integers. Got {arr[i]} at "
+                         f"position {i}.")
+    return arr.tolist()
+
+
+class PrefixCache:
+    """Per-node LRU caches of prefix blocks (see the module docstring).
+
+    Parameters
+    ----------
+    n_nodes : int >= 1
+        Nodes holding a cache (Mooncake: the prefill instances).
+    capacity_tokens : int >= block_tokens
+        Cache size of each node in tokens (FAST'25 §5.3.1: about 3 M tokens of DRAM per node).
+    block_tokens : int >= 1, default 512
+        Tokens per block (the Mooncake traces' ``hash_ids`` blocks).
+    """
+
+    __slots__ = ("_bits", "_lru", "_slot", "block_tokens", "capacity_blocks", "n_nodes")
+
+    def __init__(self, n_nodes: int, capacity_tokens: int, *, block_tokens: int = 512) -> None:
+        where = "PrefixCache"
+        self.n_nodes = check_positive_int(n_nodes, "n_nodes", where)
+        self.block_tokens = check_positive_int(block_tokens, "block_tokens", where)
+        cap = check_positive_int(capacity_tokens, "capacity_tokens", where)
+        if cap < self.block_tokens:
+            raise ValueError(f"The 'capacity_tokens' parameter of {where} must hold at least one "
+                             f"block ({self.block_tokens} tokens). Got {capacity_tokens!r}.")
+        self.capacity_blocks = cap // self.block_tokens
+        self._slot: dict[int, int] = {}  # block id -> row of _bits
+        self._bits = np.zeros((64, (self.n_nodes + 63) // 64), dtype=np.uint64)
+        self._lru: list[OrderedDict[int, None]] = [OrderedDict() for _ in range(self.n_nodes)]
+
+    def _row(self, block: int) -> int:
+        row = self._slot.get(block)
+        if row is None:
+            row = len(self._slot)
+            if row == self._bits.shape[0]:
+                self._bits = np.concatenate((self._bits, np.zeros_like(self._bits)))
+            self._slot[block] = row
+        return row
+
+    def match_blocks(self, blocks: Any) -> np.ndarray:
+        """The number of leading blocks of the chain ``blocks`` each node holds (length
+        ``n_nodes``)."""
+        rows = []
+        slot = self._slot
+        bits = self._bits
+        for b in check_hash_chain(blocks):
+            r = slot.get(b)
+            if r is None or not bits[r].any():
+                break
+            rows.append(r)
+        if not rows:
+            return np.zeros(self.n_nodes, dtype=np.int64)
+        acc = np.bitwise_and.accumulate(bits[rows], axis=0)  # a node's bit survives its prefix
+        per_node = np.unpackbits(acc.view(np.uint8), axis=1, bitorder="little")
+        return per_node.sum(axis=0, dtype=np.int64)[: self.n_nodes]
+
+    def store(self, node: int, blocks: Any) -> None:
+        """Put the chain ``blocks`` on ``node`` (after a prefill computed or received them),
+        touching it leaf first, then evict the node's least recent blocks beyond capacity. A
+        chain longer than the capacity keeps its leading blocks."""
+        if not 0 <= node < self.n_nodes:
+            raise ValueError(f"node must be in [0, {self.n_nodes}). Got {node!r}.")
+        lru = self._lru[node]
+        word, bit = divmod(node, 64)
+        mask = np.uint64(1 << bit)
+        bits = self._bits
+        for b in reversed(check_hash_chain(blocks)):
+            if b in lru:
+                lru.move_to_end(b)
+            else:
+                lru[b] = None
+                row = self._row(b)
+                bits = self._bits
+                bits[row, word] |= mask
+        keep = ~mask
+        while len(lru) > self.capacity_blocks:
+            old, _ = lru.popitem(last=False)
+            bits[self._slot[old], word] &= keep
+
+    def touch(self, node: int, blocks: Any) -> None:
+        """Mark the blocks of ``blocks`` that ``node`` holds as just used (a cache hit), leaf
+        first."""
+        lru = self._lru[node]
+        for b in reversed(check_hash_chain(blocks)):
+            if b in lru:
+                lru.move_to_end(b)
+
+    def held_blocks(self, node: int) -> int:
+        """Blocks ``node`` holds now."""
+        return len(self._lru[node])
+
+    def holds(self, node: int, block: int) -> bool:
+        """Whether ``node`` holds ``block``."""
+        return block in self._lru[node]
