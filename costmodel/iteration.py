@@ -83,7 +83,8 @@ class RooflineIterationCost:
     kv_bytes_per_token: float
     kv_capacity_tokens: int
     activation_reserve_bytes: float
-    _linear: list = field(repr=False, compare=False)
+    _linear: list = field(repr=False, compare=False)  # a list: scalar look-ups are faster
+    _linear_array: np.ndarray = field(repr=False, compare=False)  # the same, for vector ones
     _head: list = field(repr=False, compare=False)
     _dec_compute_per_ctx: float = field(repr=False, compare=False)
     _dec_mem_per_ctx: float = field(repr=False, compare=False)
@@ -179,6 +180,7 @@ class RooflineIterationCost:
             kv_capacity_tokens=int(free // kv_bytes_per_token),
             activation_reserve_bytes=float(tp * reserve_dev),
             _linear=linear.tolist(),
+            _linear_array=_read_only(linear),
             _head=head.tolist(),
             _dec_compute_per_ctx=float(dec_one.flops) * spec.num_layers
             / (acc.peak_flops(dtype) * eff.compute_efficiency("attention")),
@@ -309,7 +311,7 @@ class RooflineIterationCost:
         flat = n.ravel()
         inside = flat < TABLE_TOKENS
         linear = np.empty(flat.shape)
-        linear[inside] = np.asarray(self._linear)[flat[inside]]
+        linear[inside] = self._linear_array[flat[inside]]
         if not inside.all():
             linear[~inside] = _linear_time(self.model, self.gpu, self.tp, self.dtype,
                                            self.efficiency, flat[~inside].astype(np.float64))
@@ -438,6 +440,12 @@ def _decode_sums(batch: int, s0: int, n: np.ndarray, fixed: float, a_c: float, a
         ssum_k0 = k0 * s0 + batch * k0 * (k0 - 1.0) / 2.0
         out[i] = steps * fixed + a_m * ssum_k0 + c_m * k0 + a_c * (ssum_n - ssum_k0)
     return out
+
+
+def _read_only(a: np.ndarray) -> np.ndarray:
+    a = np.array(a, dtype=np.float64)
+    a.flags.writeable = False
+    return a
 
 
 def _check_tokens(values: np.ndarray, name: str) -> np.ndarray:

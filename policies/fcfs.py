@@ -16,7 +16,7 @@ from schedlab.contract import Plan, QueueView, started
 from schedlab.errors import check_positive_int
 from schedlab.policies.ordering import arrival_order, is_arrival_order
 
-__all__ = ["fcfs", "run_to_completion"]
+__all__ = ["fcfs", "fifo", "run_to_completion"]
 
 
 def run_to_completion(
@@ -95,3 +95,26 @@ def fcfs(view: QueueView, /, *, reserve_max_tokens: int | None = None) -> Plan:
     if reserve_max_tokens is not None:
         check_positive_int(reserve_max_tokens, "reserve_max_tokens", "fcfs")
     return run_to_completion(view, None, reserve_max_tokens=reserve_max_tokens)
+
+
+def fifo(view: QueueView, /) -> Plan:
+    """First in, first out: the batch is the longest arrival-order prefix that fits, and having
+    started gives no precedence; when the KV cache is full, requests give up their KV from the
+    back of the queue (by recomputation) so that the head can run.
+
+    Seed: the serial prefill queue of Mooncake's prefill instances (arXiv 2407.00079 v3 §6.1:
+    a request's queue time is the prefill time of every request queued before it); with
+    ``max_batch_size=1`` an instance prefills one request at a time in arrival order, however
+    much of its prompt a prefix cache already holds. No parameters.
+
+    Invariants checked by the property tests: a valid batch; the batch is an arrival-order
+    prefix; the plan is static (arrival order stays arrival order); purity and determinism.
+
+    >>> from schedlab.contract import QueueView, KV_HOST, form_batch
+    >>> v = QueueView.from_columns(now_s=1.0, input_tokens=[30, 30], arrival_s=[0.0, 0.5],
+    ...     prefilled_tokens=[0, 16], kv_tokens=[0, 16], kv_location=[0, KV_HOST],
+    ...     kv_capacity_tokens=90, max_batch_size=1)
+    >>> form_batch(v, fifo(v)).run.tolist()   # the cached prefix of 1 does not jump the queue
+    [0]
+    """
+    return Plan(order=arrival_order(view), evictable=True, static=True)

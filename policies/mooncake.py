@@ -271,13 +271,17 @@ def mooncake(
 
        - ``"late"`` (the baseline of Table 3): reject now only if the estimated TTFT exceeds
          ``slo_ttft_s`` (``"ttft_slo"``); the decode load is checked when the prefill ends
-         (``check_decode_at_handoff``), so a request rejected then wastes its prefill.
+         (``handoff_tbt_slo_s``), so a request rejected then wastes its prefill.
        - ``"early"``: also reject now if the chosen decode instance's step time with the request
          exceeds ``slo_tbt_s`` (``"tbt_slo"``), Algorithm 1 line 25.
        - ``"early-prediction"`` (what Mooncake deploys, §7.4): instead of the decode load now,
          the mean over the decode pool of the step time predicted for when the request would
          reach decoding (``now + TTFT``, :func:`decode_step_at`, every request decoding for
          ``decode_duration_s``) must stay within ``slo_tbt_s`` (``"predicted_tbt_slo"``).
+
+       [recon] v3 §3 has the decode node double-check its load under every policy; here only
+       the late baseline defers its decode check to the hand-off, so the early policies waste
+       no prefill when their estimates are exact.
 
     Parameters (defaults: the papers' where they give one)
     ----------
@@ -337,4 +341,5 @@ def mooncake(
             return reject("predicted_tbt_slo")
     return Placement(prefill=choice.instance, decode=d, transfer_from=choice.transfer_from,
                      transfer_tokens=choice.transfer_tokens, ttft_est_s=choice.ttft_est_s,
-                     tbt_est_s=tbt, check_decode_at_handoff=admission == "late")
+                     tbt_est_s=tbt,
+                     handoff_tbt_slo_s=l_tbt if admission == "late" else math.inf)

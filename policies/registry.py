@@ -22,7 +22,7 @@ from types import MappingProxyType
 from typing import Any
 
 from schedlab.errors import unknown_name_error
-from schedlab.policies.fcfs import fcfs
+from schedlab.policies.fcfs import fcfs, fifo
 from schedlab.policies.mlfq import mlfq, skip_join_mlfq
 from schedlab.policies.mooncake import mooncake
 from schedlab.policies.routers import least_kv, least_tokens, round_robin
@@ -35,6 +35,7 @@ __all__ = ["PLACEMENTS", "REGISTRY", "ROUTERS", "get_placement", "get_policy", "
 REGISTRY: Mapping[str, Callable[..., Any]] = MappingProxyType(
     {
         "fcfs": fcfs,
+        "fifo": fifo,
         "vllm": vllm,
         "sjf": sjf,
         "srpt": srpt,

@@ -22,6 +22,8 @@ from schedlab.records import PrefixBlocks, Workload
 #: Public names loaded on first use: name -> module that defines it.
 _LAZY = {
     "simulate": "schedlab.sim",
+    "simulate_disaggregated": "schedlab.sim",
+    "DisaggregatedCluster": "schedlab.sim",
     "Cluster": "schedlab.sim",
     "InstanceSpec": "schedlab.sim",
     "SimResult": "schedlab.sim",

@@ -255,9 +255,10 @@ class Placement:
       replicates a hot prefix on the chosen instance); -1 and 0 to compute with the local prefix.
     - ``ttft_est_s``, ``tbt_est_s``: the estimates the decision was made on.
     - ``reject_reason``: None for an accepted request, else one of :data:`REJECT_REASONS`.
-    - ``check_decode_at_handoff``: the decode load is checked only when the prefill ends (late
-      rejection): the decode instance then rejects the request if its step time with it would
-      exceed the TBT SLO, and the prefill is wasted.
+    - ``handoff_tbt_slo_s``: the decode instance checks its load again when the prefill ends
+      (v3 §3 step 4): it rejects the request, wasting its prefill, if its step time with the
+      request (by the view's ``decode_step`` model) would exceed this; ``inf``: no check (late
+      rejection checks the decode load only there).
 
     >>> Placement(prefill=-1, decode=-1, reject_reason="ttft_slo").reason
     'ttft_slo'
@@ -270,7 +271,7 @@ class Placement:
     ttft_est_s: float = 0.0
     tbt_est_s: float = 0.0
     reject_reason: str | None = None
-    check_decode_at_handoff: bool = False
+    handoff_tbt_slo_s: float = math.inf
 
     def __post_init__(self) -> None:
         for name in ("prefill", "decode", "transfer_from", "transfer_tokens"):
@@ -321,6 +322,9 @@ def validate_placement(view: PlacementView, placement: Placement) -> None:
         v = getattr(p, name)
         if not (0.0 <= float(v) < math.inf):
             raise InvalidPlacement("invalid estimate", f"{name} must be finite and >= 0, got {v!r}")
+    if not float(p.handoff_tbt_slo_s) > 0.0:
+        raise InvalidPlacement("invalid estimate",
+                               f"handoff_tbt_slo_s must be > 0, got {p.handoff_tbt_slo_s!r}")
     if not p.accepted:
         if (p.prefill, p.decode, p.transfer_from, p.transfer_tokens) != (-1, -1, -1, 0):
             raise InvalidPlacement(

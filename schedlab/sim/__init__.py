@@ -10,11 +10,16 @@
 - :mod:`schedlab.sim.kernels`: the compiled per-event column updates (the accounting's twin).
 - :mod:`schedlab.sim.simulator`: :func:`simulate`, the driver (arrivals, routing, events).
 - :mod:`schedlab.sim.log`, :mod:`schedlab.sim.result`: the iteration log, :class:`SimResult`
-  and its summary metrics.
+  and its summary metrics; :mod:`schedlab.sim.gaps`: token gaps and Mooncake's TBT.
+- :mod:`schedlab.sim.disaggregated`: prefill and decode pools with a placement policy
+  (:func:`simulate_disaggregated`, :class:`DisaggregatedCluster`), over the distributed prefix
+  cache of :mod:`schedlab.sim.prefix_cache`.
 """
 
 from schedlab.sim.cluster import Cluster, InstanceSpec
+from schedlab.sim.disaggregated import DisaggregatedCluster, simulate_disaggregated
 from schedlab.sim.result import SimResult
 from schedlab.sim.simulator import simulate
 
-__all__ = ["Cluster", "InstanceSpec", "SimResult", "simulate"]
+__all__ = ["Cluster", "DisaggregatedCluster", "InstanceSpec", "SimResult", "simulate",
+           "simulate_disaggregated"]

@@ -31,6 +31,7 @@ import numpy as np
 from schedlab.contract import KV_GPU, KV_HOST, KV_NONE
 from schedlab.errors import SimulationStalled
 from schedlab.sim.cluster import InstanceSpec
+from schedlab.sim.gaps import GapLog
 from schedlab.sim.kernels import (
     batch_chunks,
     count_unservable,
@@ -39,7 +40,16 @@ from schedlab.sim.kernels import (
     start_batch,
 )
 from schedlab.sim.log import IterationLog
-from schedlab.sim.state import PREFILLED, REJECTED, TARGET, QueueColumns, RequestTable
+from schedlab.sim.state import (
+    GENERATED,
+    KV,
+    LEFT,
+    PREFILLED,
+    REJECTED,
+    TARGET,
+    QueueColumns,
+    RequestTable,
+)
 
 __all__ = ["InstanceRuntime", "Step"]
 
@@ -92,6 +102,7 @@ class InstanceRuntime:
         reasons: dict[str, int],
         log: IterationLog | None,
         closed_form: bool,
+        gaps: GapLog | None = None,
         max_idle_steps: int,
         track_load: bool,
         describe: str,
@@ -107,6 +118,10 @@ class InstanceRuntime:
         self.queue_load = shared["queue_length"]
         self.reasons = reasons
         self.log = log
+        self.gaps = gaps  # token gaps, for Mooncake's TBT (None: not recorded)
+        # a prefill-pool instance hands its requests to decoding when their prefill completes:
+        # handoff(workload indices, now) (None: requests complete here)
+        self.handoff: Any = None
         self.closed_form = closed_form
         self.max_idle = max_idle_steps
         self.track = track_load  # keep the router's per-instance load columns up to date
@@ -165,6 +180,40 @@ class InstanceRuntime:
             if self.track:
                 self.outstanding_load[self.i] += added
                 self.queue_load[self.i] = self.Q.n
+        return int(idx.shape[0])
+
+    def admit_cached(self, idx: np.ndarray, now: float, cached: np.ndarray) -> int:
+        """:meth:`admit` requests whose first ``cached`` prompt tokens (one count per request) are
+        in a prefix cache in host memory: their KV starts there and moves to the device when
+        they first run (a swap-in, overlapped with the compute when the spec says
+        ``overlap_swap``: Mooncake's layer-wise prefill takes max(load, compute))."""
+        Q = self.Q
+        n0 = Q.n
+        m = self.admit(idx, now)
+        if m and cached.any():
+            c = cached if m == idx.shape[0] else cached[np.isin(idx, Q.rid[n0 : Q.n])]
+            s = slice(n0, Q.n)
+            Q.I[PREFILLED, s] = c
+            Q.I[KV, s] = c
+            Q.loc[s] = np.where(c > 0, KV_HOST, KV_NONE)
+            self.host_used += int(c.sum())
+        return m
+
+    def admit_prefilled(self, idx: np.ndarray, now: float) -> int:
+        """Accept requests whose prefill ran elsewhere (a decode-pool instance): their prompt's
+        KV and first output token arrive with them, on the device. Returns how many joined."""
+        T, Q = self.T, self.Q
+        T.instance[idx] = self.i
+        n0 = Q.n
+        Q.append(idx, T, self.est_all)
+        s = slice(n0, Q.n)
+        inp = T.input[idx]
+        Q.I[PREFILLED, s] = inp
+        Q.I[GENERATED, s] = 1
+        Q.I[KV, s] = inp + 1
+        Q.I[LEFT, s] = T.output[idx] - 1
+        Q.loc[s] = KV_GPU
+        self.gpu_used += int(inp.sum()) + idx.shape[0]
         return int(idx.shape[0])
 
     def cut_at(self, t: float) -> float | None:
@@ -387,11 +436,15 @@ class InstanceRuntime:
         self.gpu_used += added
         if self.track:
             self.outstanding_load[self.i] -= retired
-        if self.log is not None:  # a prefill chunk emits a token when it completes the prompt
+        if self.log is not None or self.gaps is not None:
+            # a prefill chunk emits a token when it completes the prompt
             emits = (c == 0) | (Q.I[PREFILLED, pos] >= Q.I[TARGET, pos])
-            self.log.add(self.i, np.array([self.t0]), np.array([now]), Q.rid[pos], c, emits)
+            if self.log is not None:
+                self.log.add(self.i, np.array([self.t0]), np.array([now]), Q.rid[pos], c, emits)
+            if self.gaps is not None:
+                self.gaps.tokens(Q.rid[pos[emits]], now)
         if fin.shape[0]:
-            self._complete(fin)
+            self._complete(fin, now)
 
     def _finish_decode(self, now: float) -> None:
         Q, T, pos = self.Q, self.T, self.batch
@@ -403,6 +456,8 @@ class InstanceRuntime:
         self.gpu_used += k * pos.shape[0]
         if self.track:
             self.outstanding_load[self.i] -= retired
+        if self.gaps is not None:
+            self.gaps.stretch(Q.rid[pos], self.ends)
         if self.log is not None:
             starts = np.concatenate(([self.t0], self.ends[:-1]))
             b = pos.shape[0]
@@ -411,11 +466,14 @@ class InstanceRuntime:
                 np.ones(b, bool),
             )
         if fin.shape[0]:
-            self._complete(fin)
+            self._complete(fin, now)
 
-    def _complete(self, fin: np.ndarray) -> None:
+    def _complete(self, fin: np.ndarray, now: float) -> None:
         """The completed slots ``fin`` (sorted, marked completed by the kernel) leave the queue;
-        a completion ends a decode stretch."""
+        a completion ends a decode stretch. On a prefill-pool instance they are handed to
+        decoding instead."""
+        if self.handoff is not None:
+            self.handoff(self.Q.rid[fin], now)
         self.gone = fin
         self.more = False
         self.batch = _EMPTY

@@ -52,10 +52,11 @@ from schedlab.records import Workload
 from schedlab.sim.cluster import Cluster, InstanceSpec
 from schedlab.sim.deciding import Decider
 from schedlab.sim.engine import PRIORITY_DECIDE, PRIORITY_RUN_END, EventQueue
+from schedlab.sim.gaps import GapLog
 from schedlab.sim.instance import InstanceRuntime
 from schedlab.sim.log import IterationLog
 from schedlab.sim.result import SimResult
-from schedlab.sim.state import GENERATED, PENDING, PREFILLED, TARGET, RequestTable
+from schedlab.sim.state import COMPLETED, GENERATED, PENDING, PREFILLED, TARGET, RequestTable
 
 __all__ = ["simulate"]
 
@@ -94,6 +95,7 @@ def simulate(
     closed_form: bool = True,
     check_static: bool = False,
     max_idle_decisions: int = 10_000,
+    token_gaps: bool = False,
 ) -> SimResult:
     """Simulate serving ``workload`` on ``cluster`` with a batching ``policy``.
 
@@ -115,6 +117,9 @@ def simulate(
         ``Plan.static`` claims on a whole run; slower, same results when the claims hold).
     max_idle_decisions : decisions in a row without running anything after which an instance
         is declared stalled.
+    token_gaps : record the gaps between each request's output tokens and put its Mooncake TBT
+        (the mean of its slowest 10% of gaps, :mod:`schedlab.sim.gaps`) in
+        ``SimResult.extra["tbt_s"]`` (a little slower).
 
     A request whose prompt plus output can never fit in KV is rejected with
     ``'prompt_exceeds_kv_capacity'``; without chunked prefill, a prompt over the token budget with
@@ -144,6 +149,7 @@ def simulate(
     }
     reasons: dict[str, int] = {}
     log = IterationLog() if record_iterations else None
+    gaps = GapLog(n) if token_gaps else None
     est_cache: dict[int, np.ndarray] = {}
     resolved, router_name = _resolve(router, "router")  # an unknown name fails with 1 instance
     route = resolved if k > 1 else None
@@ -158,7 +164,7 @@ def simulate(
             est_cache[id(cost)] = np.asarray(cost.prefill_time_s(T.input), dtype=np.float64)
         rt = InstanceRuntime(
             index=i, spec=spec, cost=cost, table=T, est_prefill=est_cache[id(cost)],
-            shared=shared, reasons=reasons, log=log, closed_form=bool(closed_form),
+            shared=shared, reasons=reasons, log=log, closed_form=bool(closed_form), gaps=gaps,
             max_idle_steps=max_idle_decisions, track_load=route is not None,
             describe=f"policy {pol_name!r}",
         )
@@ -193,6 +199,8 @@ def simulate(
         slo_tpot_col=workload.slo_tpot_s,
         iteration_log=None if log is None else log.to_dict(),
         policy=pol_name,
+        extra={} if gaps is None else {"tbt_s": np.where(T.status == COMPLETED, gaps.tbt_s(),
+                                                         np.nan)},
     )
 
 

@@ -172,7 +172,7 @@ def test_admission_is_sound_and_names_the_failing_estimate(
     if p.accepted:
         assert (p.prefill, p.decode) == (choice.instance, d)
         assert p.ttft_est_s <= slo_ttft
-        assert p.check_decode_at_handoff == (admission == "late")
+        assert p.handoff_tbt_slo_s == (slo_tbt if admission == "late" else math.inf)
         if admission == "early":
             assert p.tbt_est_s == tbt_now <= slo_tbt
         if admission == "early-prediction":
@@ -189,7 +189,7 @@ def test_early_prediction_sees_the_load_that_is_on_its_way() -> None:
         incoming_context_tokens=[1000] * 9)
     assert mooncake(v, admission="early").accepted
     late = mooncake(v, admission="late")
-    assert late.accepted and late.check_decode_at_handoff
+    assert late.accepted and late.handoff_tbt_slo_s == 0.1
     p = mooncake(v, admission="early-prediction")
     assert p.reason == "predicted_tbt_slo" and p.tbt_est_s == pytest.approx(0.12)
 

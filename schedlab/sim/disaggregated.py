@@ -1,0 +1,561 @@
+"""Disaggregated serving (Mooncake): a prefill pool with a distributed prefix cache, a decode
+pool, and a placement policy that places each arriving request on a (prefill, decode) pair or
+rejects it.
+
+The same instance runtimes and deciders as :func:`~schedlab.sim.simulate` run both pools; this
+module adds what lies between them:
+
+- *Placement.* At each arrival the driver builds a
+  :class:`~schedlab.contract.placement.PlacementView` (the request's cached prefix on every
+  prefill instance from the :class:`~schedlab.sim.prefix_cache.PrefixCache`, the estimates below)
+  and asks the placement policy (:data:`schedlab.policies.PLACEMENTS`, Mooncake's Conductor by
+  default). Requests arriving together are placed one at a time, each seeing its predecessors.
+- *Prefill with a cached prefix.* A request reaches its prefill instance with its cached prefix
+  in host memory (``prefilled`` starts there, :meth:`InstanceRuntime.admit_cached`); the first
+  iteration that runs it loads the prefix alongside the compute (``overlap_swap``), so the
+  prefill takes max(load, compute) (v3 §5.2, layer-wise prefill). A prefix pulled from another
+  instance (Algorithm 1's balancing branch) delays its arrival there by the transfer, and stays
+  there (hot-spot replication); when a prefill ends its whole prompt is cached on its instance.
+- *Hand-off.* When a prefill ends (its first token), the request's KV streams to its decode
+  instance layer by layer during the prefill, so it joins there one layer's transfer later
+  [recon: v3 §3 step 3]. A placement with ``handoff_tbt_slo_s`` is checked again then: the decode
+  instance rejects it (``"tbt_slo_at_handoff"``, a wasted prefill) if its step time with the
+  request would exceed that; a decode instance without KV room left rejects it too
+  (``"decode_kv_full"``). A one-token output completes on its prefill instance.
+- *Estimates* (the same numbers every policy reads): the prefill of ``n`` prompt tokens with a
+  prefix of ``p`` takes ``max(T(n) - T(p), load(p))`` with ``T`` the cost model's batch-1
+  prefill and ``load`` its host-to-device time; an instance's queue time is the estimated end of
+  the prefills queued on it (a serial queue) minus now; a transfer moves the missing prefix's KV
+  over ``links_per_node`` links of ``link``; the decode step time is a linear fit of the decode
+  pool's cost model (:class:`~schedlab.contract.placement.DecodeStepModel`).
+
+Token gaps are recorded (:mod:`schedlab.sim.gaps`), so the result carries Mooncake's TBT per
+request in ``extra["tbt_s"]`` beside ``prefill_instance``, ``decode_instance``,
+``cached_tokens``, ``transfer_tokens``, ``ttft_est_s`` and ``wasted_prefill``.
+
+>>> import numpy as np
+>>> from schedlab import Workload, PrefixBlocks
+>>> from schedlab.costmodel.base import ConstantIterationCost
+>>> cost = ConstantIterationCost(slot_s=0.05, kv_capacity_tokens=10**6)
+>>> w = Workload(arrival_s=[0.0, 1.0], input_tokens=[1024, 1024], output_tokens=[4, 4],
+...     prefix_block_ids=PrefixBlocks.from_lists([[0, 1], [0, 1]]))
+>>> c = DisaggregatedCluster.homogeneous(cost=cost, n_prefill=2, n_decode=1)
+>>> r = simulate_disaggregated(w, c)
+>>> r.status.tolist(), r.extra["cached_tokens"].tolist()
+(['completed', 'completed'], [0, 1023])
+"""
+
+from __future__ import annotations
+
+import heapq
+import math
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, replace
+from typing import Any
+
+import numpy as np
+
+from schedlab.contract.placement import (
+    DecodeStepModel,
+    InvalidPlacement,
+    Placement,
+    PlacementView,
+    cached_prefix_tokens,
+    validate_placement,
+)
+from schedlab.errors import (
+    SimulationStalled,
+    check_array,
+    check_instance,
+    check_keyword_params,
+    check_positive_int,
+)
+from schedlab.records import MAX_TOKENS, Workload
+from schedlab.sim.cluster import InstanceSpec
+from schedlab.sim.deciding import Decider
+from schedlab.sim.engine import PRIORITY_DECIDE, PRIORITY_RUN_END, EventQueue
+from schedlab.sim.gaps import GapLog
+from schedlab.sim.instance import InstanceRuntime
+from schedlab.sim.prefix_cache import PrefixCache
+from schedlab.sim.result import SimResult
+from schedlab.sim.state import COMPLETED, PENDING, REJECTED, RequestTable
+
+__all__ = ["DisaggregatedCluster", "simulate_disaggregated"]
+
+_STATUS = np.array(["pending", "completed", "rejected"])
+_EMPTY_I = np.zeros(0, dtype=np.int64)
+_EMPTY_F = np.zeros(0, dtype=np.float64)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class DisaggregatedCluster:
+    """A prefill pool and a decode pool (Mooncake, arXiv 2407.00079 / FAST'25).
+
+    Parameters
+    ----------
+    prefill, decode : the instances of each pool (:class:`InstanceSpec`, one or more each).
+    cache_tokens : int, default 3,000,000
+        Prefix-cache capacity of each prefill instance (FAST'25 §5.3.1: about 3 M tokens of DRAM
+        per node), LRU over blocks.
+    block_tokens : int, default 512
+        Tokens per cache block (the Mooncake traces' ``hash_ids``).
+    link : catalog name or :class:`~schedlab.costmodel.hardware.Interconnect`, default
+        ``"rdma-200g"``; ``links_per_node`` (default 4) of them carry KV between nodes (FAST'25
+        §5.1: 4x200 Gbps RDMA per node).
+
+    :meth:`homogeneous` builds Mooncake's setup: prefill instances that prefill one request at a
+    time, whole, with the prefix load overlapped.
+    """
+
+    prefill: tuple[InstanceSpec, ...]
+    decode: tuple[InstanceSpec, ...]
+    cache_tokens: int = 3_000_000
+    block_tokens: int = 512
+    link: Any = "rdma-200g"
+    links_per_node: int = 4
+
+    def __post_init__(self) -> None:
+        w = "DisaggregatedCluster"
+        for name in ("prefill", "decode"):
+            pool = tuple(getattr(self, name))
+            if not pool or not all(isinstance(s, InstanceSpec) for s in pool):
+                raise ValueError(f"The {name!r} parameter of {w} must hold one or more "
+                                 f"InstanceSpec records. Got {getattr(self, name)!r}.")
+            object.__setattr__(self, name, pool)
+        check_positive_int(self.block_tokens, "block_tokens", w)
+        check_positive_int(self.cache_tokens, "cache_tokens", w)
+        check_positive_int(self.links_per_node, "links_per_node", w)
+        if self.cache_tokens < self.block_tokens:
+            raise ValueError(f"The 'cache_tokens' parameter of {w} must hold at least one block "
+                             f"({self.block_tokens} tokens). Got {self.cache_tokens!r}.")
+
+    @classmethod
+    def homogeneous(
+        cls,
+        model: Any = None,
+        gpu: Any = None,
+        *,
+        tp: int = 1,
+        n_prefill: int = 1,
+        n_decode: int = 1,
+        cost: Any = None,
+        max_context_tokens: int | None = None,
+        decode_batch_size: int = 256,
+        **kwargs: Any,
+    ) -> DisaggregatedCluster:
+        """``n_prefill`` prefill and ``n_decode`` decode instances of one (model, gpu, tp) or one
+        cost model (built once, shared). Prefill instances run one whole prompt at a time
+        (``max_batch_size=1``, no chunking) with the prefix load overlapped
+        (``overlap_swap``); decode instances batch up to ``decode_batch_size`` requests.
+        ``kwargs`` go to the cluster (``cache_tokens``, ``block_tokens``, ``link``,
+        ``links_per_node``)."""
+        check_positive_int(n_prefill, "n_prefill", "DisaggregatedCluster.homogeneous")
+        check_positive_int(n_decode, "n_decode", "DisaggregatedCluster.homogeneous")
+        base = InstanceSpec(model=model, gpu=gpu, tp=tp, cost=cost,
+                            max_context_tokens=max_context_tokens)
+        base = replace(base, cost=base.resolved_cost())
+        pre = replace(base, max_batch_size=1, max_batch_tokens=MAX_TOKENS, chunk_tokens=0,
+                      overlap_swap=True, host_kv_capacity_tokens=MAX_TOKENS)
+        dec = replace(base, max_batch_size=decode_batch_size)
+        return cls(prefill=(pre,) * n_prefill, decode=(dec,) * n_decode, **kwargs)
+
+
+def fit_decode_step(cost: Any) -> DecodeStepModel:
+    """A :class:`DecodeStepModel` fitted (least squares, coefficients >= 0) to a cost model's
+    decode step time over batches of 1-256 requests and 1k-64k tokens of context each.
+
+    >>> from schedlab.costmodel.base import ConstantIterationCost
+    >>> fit_decode_step(ConstantIterationCost(slot_s=0.02)).base_s
+    0.02
+    """
+    pts = [(b, b * c) for b in (1, 2, 4, 8, 16, 32, 64, 128, 256)
+           for c in (1024, 4096, 16384, 65536)]
+    one = np.array([1.0])
+    y = np.array([float(cost.fast_decode_steps_time_s(b, ctx, one)[0]) for b, ctx in pts])
+    a = np.array([[1.0, b, ctx] for b, ctx in pts])
+    coef, *_ = np.linalg.lstsq(a, y, rcond=None)
+    coef = np.maximum(coef, 0.0)
+    return DecodeStepModel(base_s=round(float(coef[0]), 12), per_request_s=float(coef[1]),
+                           per_context_token_s=float(coef[2]))
+
+
+class _Estimates:
+    """The engine's estimates for a pool of one cost model (see the module docstring), from
+    tables made once: the batch-1 prefill time of every prompt, of every prompt but its last
+    token, and of every whole number of cache blocks (a cached prefix is one of these)."""
+
+    def __init__(self, cost: Any, inputs: np.ndarray, block_tokens: int,
+                 link_bytes_per_s: float, link_latency_s: float, layers: int) -> None:
+        self.B = block_tokens
+        self.full = np.asarray(cost.prefill_time_s(inputs), dtype=np.float64)
+        self.all_but_last = np.asarray(cost.prefill_time_s(np.maximum(inputs - 1, 0)),
+                                       dtype=np.float64)
+        blocks = int(inputs.max(initial=1)) // block_tokens + 1
+        self.blocks = np.asarray(cost.prefill_time_s(np.arange(blocks + 1) * block_tokens),
+                                 dtype=np.float64)
+        one, two = float(cost.swap_time_s(1)), float(cost.swap_time_s(2))
+        self.load_per_token = two - one  # host-to-device time is affine in the tokens
+        self.load_latency = one - self.load_per_token
+        self.inputs = inputs
+        self.kvb = float(cost.kv_bytes_per_token)
+        self.bw = link_bytes_per_s
+        self.lat = link_latency_s
+        self.layers = layers
+
+    def prefill_s(self, r: int, prefix: np.ndarray) -> np.ndarray:
+        """Prefill time of request ``r``'s prompt with each prefix of ``prefix`` cached (whole
+        blocks, or all of the prompt but its last token): max(T(n) - T(p), load(p))."""
+        whole = prefix >= self.inputs[r] - 1
+        t_p = np.where(whole, self.all_but_last[r], self.blocks[np.minimum(
+            prefix // self.B, self.blocks.shape[0] - 1)])
+        load = np.where(prefix > 0, self.load_latency + prefix * self.load_per_token, 0.0)
+        return np.maximum(self.full[r] - t_p, load)
+
+    def transfer_s(self, tokens: Any) -> Any:
+        """Time to move ``tokens`` tokens of KV between nodes (0 for none)."""
+        t = np.asarray(tokens, dtype=np.float64)
+        return np.where(t > 0, self.lat + t * self.kvb / self.bw, 0.0)
+
+
+def simulate_disaggregated(
+    workload: Workload,
+    cluster: DisaggregatedCluster,
+    placement: str | Callable[..., Placement] = "mooncake",
+    *,
+    placement_params: dict[str, Any] | None = None,
+    prefill_policy: str | Callable[..., Any] = "fifo",
+    decode_policy: str | Callable[..., Any] = "fcfs",
+    predicted_output_tokens: np.ndarray | None = None,
+    closed_form: bool = True,
+    max_idle_decisions: int = 10_000,
+) -> SimResult:
+    """Simulate serving ``workload`` on a disaggregated ``cluster`` (see the module docstring).
+
+    Parameters
+    ----------
+    workload : the requests; ``prefix_block_ids`` (the traces' ``hash_ids``) drive the prefix
+        cache (a workload without them caches nothing).
+    placement : a registered placement policy (:data:`schedlab.policies.PLACEMENTS`) or any
+        callable ``placement(view: PlacementView, /, **placement_params) -> Placement``.
+    prefill_policy, decode_policy : batching policies of the two pools (registry names or
+        callables): arrival order on prefill instances, FCFS run-to-completion on decode
+        instances by default.
+    predicted_output_tokens : what policies see as the output length (None: the truth).
+    closed_form, max_idle_decisions : as in :func:`~schedlab.sim.simulate`.
+    """
+    from schedlab.costmodel.hardware import get_interconnect
+    from schedlab.costmodel.models import get_model
+    from schedlab.policies import get_placement, get_policy
+
+    wall0 = time.perf_counter()
+    where = "simulate_disaggregated"
+    check_instance(workload, Workload, "workload", where)
+    check_instance(cluster, DisaggregatedCluster, "cluster", where)
+    check_positive_int(max_idle_decisions, "max_idle_decisions", where)
+    place = get_placement(placement)
+    place_name = placement if isinstance(placement, str) else getattr(place, "__name__", "?")
+    pparams = dict(placement_params or {})
+    check_keyword_params(place, pparams, f"placement policy {place_name!r}")
+    pols = []
+    for pol in (prefill_policy, decode_policy):
+        fn = get_policy(pol)
+        pols.append((fn, pol if isinstance(pol, str) else getattr(fn, "__name__", "?")))
+    n = len(workload)
+    pred = (workload.output_tokens.astype(np.float64) if predicted_output_tokens is None else
+            check_array(predicted_output_tokens, "predicted_output_tokens", where,
+                        min_value=0.0, length=n))
+    T = RequestTable.empty(workload.arrival_s, workload.input_tokens, workload.output_tokens, pred)
+    ones_i = np.ones(n, dtype=np.int64)
+    ones_i.flags.writeable = False
+    T_pre = replace(T, output=ones_i, pred=np.ones(n))  # a prefill instance emits one token
+    gaps = GapLog(n)
+    reasons: dict[str, int] = {}
+    P, D = len(cluster.prefill), len(cluster.decode)
+    runtimes: list[InstanceRuntime] = []
+    deciders: list[Decider] = []
+    est_cache: dict[int, np.ndarray] = {}
+    for i, spec in enumerate((*cluster.prefill, *cluster.decode)):
+        pre = i < P
+        cost = spec.resolved_cost()
+        if id(cost) not in est_cache:
+            est_cache[id(cost)] = np.asarray(cost.prefill_time_s(T.input), dtype=np.float64)
+        fn, name = pols[0 if pre else 1]
+        rt = InstanceRuntime(
+            index=i, spec=spec, cost=cost, table=T_pre if pre else T,
+            est_prefill=est_cache[id(cost)],
+            shared={"outstanding": np.zeros(P + D), "kv_used": np.zeros(P + D, dtype=np.int64),
+                    "queue_length": np.zeros(P + D, dtype=np.int64)},
+            reasons=reasons, log=None, closed_form=bool(closed_form), gaps=gaps,
+            max_idle_steps=max_idle_decisions, track_load=False,
+            describe=f"{'prefill' if pre else 'decode'} policy {name!r}",
+        )
+        runtimes.append(rt)
+        deciders.append(Decider(rt, fn, name, {}))
+    link = get_interconnect(cluster.link)
+    spec0 = cluster.prefill[0]
+    layers = int(get_model(spec0.model).num_layers) if spec0.model is not None else 1
+    est = _Estimates(runtimes[0].cost, T.input, cluster.block_tokens,
+                     link.bytes_per_s * cluster.links_per_node, link.latency_s, layers)
+    run = _Run(T, workload, runtimes, deciders, P, D, est,
+               PrefixCache(P, cluster.cache_tokens, block_tokens=cluster.block_tokens),
+               fit_decode_step(runtimes[P].cost), gaps, reasons, place, place_name, pparams)
+    run.loop()
+    names = [*reasons, ""]
+    codes = np.where(T.reject_code >= 0, T.reject_code, len(names) - 1)
+    tbt = np.where(T.status == COMPLETED, gaps.tbt_s(), np.nan)
+    extra = {
+        "prefill_instance": run.prefill_of, "decode_instance": run.decode_of,
+        "cached_tokens": run.cached, "transfer_tokens": run.transfer,
+        "ttft_est_s": run.ttft_est, "wasted_prefill": run.wasted, "tbt_s": tbt,
+        "placement": place_name,
+    }
+    rid = workload.request_id
+    assert rid is not None
+    return SimResult(
+        request_id=rid, instance=run.decode_of, arrival_s=T.arrival,
+        first_token_s=T.first_token, finish_s=T.finish, status=_STATUS[T.status],
+        reject_reason=np.array(names, dtype=object)[codes].astype(str),
+        input_tokens=T.input, output_tokens=T.output, preemptions=T.preemptions, swaps=T.swaps,
+        n_instances=P + D, busy_s=float(sum(r.busy_s for r in runtimes)),
+        iterations=int(sum(r.iterations for r in runtimes)),
+        decisions=int(sum(d.calls for d in deciders)), wall_s=time.perf_counter() - wall0,
+        slo_ttft_col=workload.slo_ttft_s, slo_tpot_col=workload.slo_tpot_s,
+        policy=place_name, extra=extra,
+    )
+
+
+class _Run:
+    """One disaggregated run: the event loop and the bookkeeping between the pools."""
+
+    def __init__(self, T: RequestTable, w: Workload, runtimes: list[InstanceRuntime],
+                 deciders: list[Decider], P: int, D: int, est: _Estimates, cache: PrefixCache,
+                 step: DecodeStepModel, gaps: GapLog, reasons: dict[str, int],
+                 place: Callable[..., Placement], place_name: str,
+                 pparams: dict[str, Any]) -> None:
+        n = T.arrival.shape[0]
+        self.T, self.w, self.rts, self.decs, self.P, self.D = T, w, runtimes, deciders, P, D
+        self.est, self.cache, self.step, self.gaps, self.reasons = est, cache, step, gaps, reasons
+        self.place, self.place_name, self.pparams = place, place_name, pparams
+        self.q = EventQueue()
+        self.later: list[tuple[float, int, int, int]] = []  # (time, seq, kind, request)
+        self.seq = 0
+        self.prefill_of = np.full(n, -1, dtype=np.int64)
+        self.decode_of = np.full(n, -1, dtype=np.int64)
+        self.cached = np.zeros(n, dtype=np.int64)
+        self.transfer = np.zeros(n, dtype=np.int64)
+        self.ttft_est = np.full(n, np.nan)
+        self.wasted = np.zeros(n, dtype=bool)
+        self.handoff_slo = np.full(n, math.inf)
+        self.join_s = np.full(n, np.nan)
+        self.free_at = np.zeros(P)  # estimated end of each prefill queue
+        self.queued = np.zeros(P, dtype=np.int64)
+        self.incoming: dict[int, tuple[int, float, int]] = {}  # request -> (decode, join, ctx)
+        self.reserved = np.zeros(D, dtype=np.int64)  # KV promised to incoming requests
+        self.caps = np.array([rt.cap for rt in runtimes[P:]], dtype=np.int64)
+        self.decode_index = np.arange(D, dtype=np.int64)
+        self.blocks = w.prefix_block_ids
+        for i in range(P):
+            runtimes[i].handoff = self._handoff
+
+    # ------------------------------------------------------------------ events
+    def _push_later(self, t: float, kind: int, r: int) -> None:
+        heapq.heappush(self.later, (t, self.seq, kind, r))
+        self.seq += 1
+
+    def _wake(self, i: int, t: float, m: int) -> None:
+        """``m`` requests joined instance ``i``'s queue at ``t``: decide now or cut its run."""
+        dec, rt = self.decs[i], self.rts[i]
+        dec.arrived(m)
+        if rt.busy:
+            if dec.arrival_matters():
+                new_end = rt.cut_at(t)
+                if new_end is not None:
+                    self.q.push(new_end, PRIORITY_RUN_END, target=i, token=rt.token)
+        elif rt.decide_at != t:
+            rt.token += 1
+            rt.decide_at = t
+            self.q.push(t, PRIORITY_DECIDE, target=i, token=rt.token)
+
+    def loop(self) -> None:
+        arrival = self.T.arrival
+        n = arrival.shape[0]
+        ptr = 0
+        q = self.q
+        inf = math.inf
+        while True:
+            t_arr = float(arrival[ptr]) if ptr < n else inf
+            t_later = self.later[0][0] if self.later else inf
+            t_ev = q.peek_time()
+            t = min(t_arr, t_later, t_ev)
+            if t == inf:
+                break
+            if t_later == t:
+                _, _, kind, r = heapq.heappop(self.later)
+                if kind == 0:
+                    self._admit_prefill(r, t)
+                else:
+                    self._join(r, t)
+                continue
+            if t_arr == t:
+                self._arrive(ptr, t)
+                ptr += 1
+                continue
+            t, _, _, i, token = q.pop()
+            rt = self.rts[i]
+            if token != rt.token:
+                continue
+            nxt = rt.end_run(t) if rt.busy else None
+            if nxt is None:
+                nxt = self.decs[i].decide(t)
+            if nxt is not None:
+                rt.token += 1
+                q.push(nxt, PRIORITY_RUN_END if rt.busy else PRIORITY_DECIDE, target=i,
+                       token=rt.token)
+        left = np.flatnonzero(self.T.status == PENDING)
+        if left.shape[0]:
+            raise SimulationStalled(f"The disaggregated run ended with {left.shape[0]} requests "
+                                    f"unfinished (first: {left[:10].tolist()}).")
+
+    # ------------------------------------------------------------------ placement
+    def _view(self, r: int, now: float) -> tuple[PlacementView, np.ndarray, np.ndarray]:
+        T, P = self.T, self.P
+        n = int(T.input[r])
+        chain = self.blocks[r] if self.blocks is not None else _EMPTY_I
+        hit_blocks = self.cache.match_blocks(chain) if chain.shape[0] else np.zeros(P, np.int64)
+        prefix = cached_prefix_tokens(hit_blocks, n, self.cache.block_tokens)
+        best = int(prefix.max())
+        holder = int(np.argmax(prefix)) if best > 0 else -1
+        est = self.est
+        times = est.prefill_s(r, np.append(prefix, best))
+        local_s, best_s = times[:-1], np.full(P, times[-1])
+        rts = self.rts[P:]
+        counts = np.array([rt.Q.n for rt in rts], dtype=np.int64)
+        rid = np.concatenate([rt.Q.rid[: rt.Q.n] for rt in rts])
+        ctx = np.concatenate([rt.Q.kv[: rt.Q.n] for rt in rts])
+        used = np.array([rt.gpu_used for rt in rts], dtype=np.int64)
+        inc = list(self.incoming.values())
+        view = PlacementView(
+            now_s=now, request_id=r, input_tokens=n, output_tokens_pred=float(T.pred[r]),
+            prefix_tokens=_ro(prefix), queue_s=_ro(np.maximum(self.free_at - now, 0.0)),
+            queued_requests=_ro(self.queued.copy()), prefill_s=_ro(local_s),
+            prefill_best_s=_ro(best_s), transfer_s=_ro(est.transfer_s(best - prefix)),
+            best_prefix_tokens=best, best_holder=holder,
+            decode_batch=_ro(counts), decode_context_tokens=_ro(used),
+            decode_kv_free_tokens=_ro(self.caps - used - self.reserved),
+            decode_step=self.step,
+            decoding_instance=_ro(np.repeat(self.decode_index, counts)),
+            decoding_since_s=_ro(self.join_s[rid]), decoding_context_tokens=_ro(ctx),
+            incoming_instance=_ro(np.array([x[0] for x in inc], dtype=np.int64)),
+            incoming_join_s=_ro(np.array([x[1] for x in inc], dtype=np.float64)),
+            incoming_context_tokens=_ro(np.array([x[2] for x in inc], dtype=np.int64)),
+        )
+        return view, chain, hit_blocks
+
+    def _reject(self, r: int, reason: str, now: float) -> None:
+        T = self.T
+        T.status[r] = REJECTED
+        T.finish[r] = now
+        T.reject_code[r] = self.reasons.setdefault(reason, len(self.reasons))
+
+    def _arrive(self, r: int, now: float) -> None:
+        view, chain, hit_blocks = self._view(r, now)
+        p = self.place(view, **self.pparams)
+        if not isinstance(p, Placement):
+            raise ValueError(f"Placement policy {self.place_name!r} must return a Placement. "
+                             f"Got {type(p).__name__}.")
+        try:
+            validate_placement(view, p)
+        except InvalidPlacement as exc:
+            raise ValueError(f"Placement policy {self.place_name!r}: {exc}") from None
+        self.ttft_est[r] = p.ttft_est_s
+        if not p.accepted:
+            self._reject(r, str(p.reject_reason), now)
+            return
+        i, d = p.prefill, p.decode
+        n = int(self.T.input[r])
+        self.prefill_of[r], self.decode_of[r] = i, d
+        self.handoff_slo[r] = p.handoff_tbt_slo_s
+        cache, B = self.cache, self.cache.block_tokens
+        local = int(view.prefix_tokens[i])
+        if p.transfer_tokens:
+            have = local + p.transfer_tokens
+            cache.store(i, chain[: -(-have // B)])  # the pulled prefix stays (replication)
+            cached = have
+            delay = float(view.transfer_s[i])
+        else:
+            cache.touch(i, chain[: int(hit_blocks[i])])
+            cached, delay = local, 0.0
+        self.cached[r], self.transfer[r] = cached, p.transfer_tokens
+        start = max(self.free_at[i], now + delay)
+        prefill = float(view.prefill_best_s[i] if p.transfer_tokens else view.prefill_s[i])
+        self.free_at[i] = start + prefill
+        self.queued[i] += 1
+        if int(self.T.output[r]) > 1:
+            self.incoming[r] = (d, start + prefill, n + 1)
+            self.reserved[d] += n + math.ceil(self.T.pred[r])
+        if delay > 0:
+            self._push_later(now + delay, 0, r)
+        else:
+            self._admit_prefill(r, now)
+
+    def _admit_prefill(self, r: int, now: float) -> None:
+        i = int(self.prefill_of[r])
+        m = self.rts[i].admit_cached(np.array([r]), now, np.array([self.cached[r]]))
+        if m:
+            self._wake(i, now, m)
+        else:  # refused on arrival (longer than the model's context, ...): never prefilled
+            self._release(r)
+
+    # ------------------------------------------------------------------ hand-off
+    def _release(self, r: int) -> None:
+        """``r`` leaves its prefill queue: its place in the estimates and reservations goes."""
+        i = int(self.prefill_of[r])
+        self.queued[i] -= 1
+        if r in self.incoming:
+            d = self.incoming.pop(r)[0]
+            self.reserved[d] -= int(self.T.input[r]) + math.ceil(self.T.pred[r])
+
+    def _handoff(self, rids: np.ndarray, now: float) -> None:
+        """Prefills that ended at ``now`` (called by the prefill instance)."""
+        T = self.T
+        for r in rids.tolist():
+            i = int(self.prefill_of[r])
+            chain = self.blocks[r] if self.blocks is not None else _EMPTY_I
+            if chain.shape[0]:
+                self.cache.store(i, chain)
+            if r not in self.incoming:  # a one-token output: done on the prefill instance
+                self.queued[i] -= 1
+                continue
+            T.status[r] = PENDING  # the prefill instance marked it completed: it goes on
+            T.finish[r] = np.nan
+            tokens = int(T.input[r]) + 1
+            join = now + float(self.est.transfer_s(tokens)) / self.est.layers
+            self._push_later(join, 1, r)
+
+    def _join(self, r: int, now: float) -> None:
+        """``r``'s KV has arrived at its decode instance."""
+        T = self.T
+        self._release(r)
+        d = int(self.decode_of[r])
+        rt = self.rts[self.P + d]
+        kv = int(T.input[r]) + 1
+        if rt.gpu_used + kv > rt.cap:
+            self.wasted[r] = True
+            self._reject(r, "decode_kv_full", now)
+            return
+        if math.isfinite(self.handoff_slo[r]):
+            step = self.step.step_s(rt.Q.n + 1, rt.gpu_used + kv)
+            if step > self.handoff_slo[r]:
+                self.wasted[r] = True
+                self._reject(r, "tbt_slo_at_handoff", now)
+                return
+        self.join_s[r] = now
+        m = rt.admit_prefilled(np.array([r]), now)
+        self._wake(self.P + d, now, m)
+
+
+def _ro(a: np.ndarray) -> np.ndarray:
+    a = np.asarray(a)
+    a.flags.writeable = False
+    return a
