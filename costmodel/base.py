@@ -7,7 +7,8 @@ numbers as the checked methods, for inputs the simulator guarantees valid, witho
 The roofline model in :mod:`schedlab.costmodel.iteration` implements it for a (model, GPU,
 tensor-parallel degree); :class:`ConstantIterationCost` gives every iteration the same duration,
 which is what the slotted optimal-baseline problems in :mod:`schedlab.solvers` assume;
-:class:`FastPathsFromChecked` gives a cost model of one's own the fast paths.
+:class:`FastPathsFromChecked` gives a cost model of one's own the fast paths;
+:class:`SequenceOverheadCost` adds a fixed cost per request per iteration to any of them.
 
 >>> c = ConstantIterationCost(slot_s=0.5, kv_capacity_tokens=1000)
 >>> c.decode_steps_time_s(batch_size=4, context_sum=100, n_steps=np.array([1, 3])).tolist()
@@ -23,7 +24,9 @@ import numpy as np
 
 from schedlab.errors import check_nonneg_int, check_positive_float
 
-__all__ = ["IterationCost", "ConstantIterationCost", "FastPathsFromChecked"]
+__all__ = [
+    "IterationCost", "ConstantIterationCost", "FastPathsFromChecked", "SequenceOverheadCost",
+]
 
 
 @runtime_checkable
@@ -180,3 +183,73 @@ class ConstantIterationCost:
         self, batch_size: int, context_sum: int, n_steps: np.ndarray
     ) -> np.ndarray:
         return n_steps * self.slot_s
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class SequenceOverheadCost:
+    """``cost`` plus ``per_sequence_s`` seconds per request in each iteration: the per-sequence
+    work a roofline does not see (scheduling, sampling, detokenising and streaming each token,
+    the bookkeeping of each request's KV blocks), which makes a large decode batch slower than
+    its memory traffic alone. Everything else is ``cost``'s.
+
+    >>> c = SequenceOverheadCost(cost=ConstantIterationCost(slot_s=0.02), per_sequence_s=0.005)
+    >>> c.decode_steps_time_s(batch_size=4, context_sum=100, n_steps=np.array([1, 2])).tolist()
+    [0.04, 0.08]
+    """
+
+    cost: IterationCost
+    per_sequence_s: float
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.cost, IterationCost):
+            raise ValueError("The 'cost' parameter of SequenceOverheadCost must implement "
+                             f"IterationCost. Got {type(self.cost).__name__}.")
+        check_positive_float(self.per_sequence_s, "per_sequence_s", "SequenceOverheadCost")
+
+    @property
+    def kv_bytes_per_token(self) -> float:
+        return self.cost.kv_bytes_per_token
+
+    @property
+    def kv_capacity_tokens(self) -> int:
+        return self.cost.kv_capacity_tokens
+
+    def iteration_time_s(
+        self,
+        prefill_tokens: np.ndarray,
+        prefill_context: np.ndarray,
+        decode_batch: int,
+        decode_context_sum: int,
+    ) -> float:
+        return float(self.cost.iteration_time_s(prefill_tokens, prefill_context, decode_batch,
+                                                decode_context_sum)) + self.per_sequence_s * (
+            int(np.shape(prefill_tokens)[0]) + int(decode_batch))
+
+    def decode_steps_time_s(
+        self, batch_size: int, context_sum: int, n_steps: np.ndarray | int
+    ) -> np.ndarray | float:
+        base = self.cost.decode_steps_time_s(batch_size, context_sum, n_steps)
+        return base + self.per_sequence_s * batch_size * np.asarray(n_steps, dtype=np.float64)
+
+    def prefill_time_s(self, input_tokens: np.ndarray) -> np.ndarray:
+        return np.asarray(self.cost.prefill_time_s(input_tokens)) + self.per_sequence_s
+
+    def swap_time_s(self, tokens: np.ndarray | int) -> np.ndarray | float:
+        return self.cost.swap_time_s(tokens)
+
+    def fast_iteration_time_s(
+        self,
+        prefill_tokens: np.ndarray,
+        prefill_context: np.ndarray,
+        decode_batch: int,
+        decode_context_sum: int,
+    ) -> float:
+        return self.cost.fast_iteration_time_s(prefill_tokens, prefill_context, decode_batch,
+                                               decode_context_sum) + self.per_sequence_s * (
+            prefill_tokens.shape[0] + decode_batch)
+
+    def fast_decode_steps_time_s(
+        self, batch_size: int, context_sum: int, n_steps: np.ndarray
+    ) -> np.ndarray:
+        return (self.cost.fast_decode_steps_time_s(batch_size, context_sum, n_steps)
+                + self.per_sequence_s * batch_size * n_steps)

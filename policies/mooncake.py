@@ -257,6 +257,7 @@ def mooncake(
     slo_ttft_s: float = 30.0,
     slo_tbt_s: float = 0.1,
     decode_duration_s: float = 34.3,
+    recheck_at_handoff: bool = True,
     seed: int = 0,
 ) -> Placement:
     """Mooncake's Conductor: place an arriving request on a (prefill, decode) pair or reject it.
@@ -279,9 +280,10 @@ def mooncake(
          reach decoding (``now + TTFT``, :func:`decode_step_at`, every request decoding for
          ``decode_duration_s``) must stay within ``slo_tbt_s`` (``"predicted_tbt_slo"``).
 
-       [recon] v3 §3 has the decode node double-check its load under every policy; here only
-       the late baseline defers its decode check to the hand-off, so the early policies waste
-       no prefill when their estimates are exact.
+    4. *Hand-off*: with ``recheck_at_handoff`` the decode instance checks its load again when
+       the prefill ends (v3 §3 step 4: "the local scheduler of the decoding instance double
+       checks"), rejecting a request its step time would then push over ``slo_tbt_s``; the late
+       baseline always does (it is its only decode check).
 
     Parameters (defaults: the papers' where they give one)
     ----------
@@ -295,6 +297,9 @@ def mooncake(
     decode_duration_s : float, default 34.3
         ``t_d``, the uniform decode duration of §7.4 (not published [recon]: the conversation
         trace's mean output of 343 tokens at the 100 ms TBT SLO).
+    recheck_at_handoff : bool, default True
+        Step 4 for the early policies too (False: their arrival check is the only one, so with
+        exact estimates they waste no prefill).
     seed : int, default 0
         For ``prefill="random"``.
 
@@ -311,6 +316,9 @@ def mooncake(
     ('ttft_slo', 'accepted')
     """
     where = "mooncake"
+    if not isinstance(recheck_at_handoff, bool):
+        raise ValueError("The 'recheck_at_handoff' parameter of mooncake must be a bool. "
+                         f"Got {recheck_at_handoff!r}.")
     if admission not in ADMISSIONS:
         raise unknown_name_error("admission policy", admission, dict.fromkeys(ADMISSIONS))
     l_ttft = check_positive_float(slo_ttft_s, "slo_ttft_s", where)
@@ -342,4 +350,5 @@ def mooncake(
     return Placement(prefill=choice.instance, decode=d, transfer_from=choice.transfer_from,
                      transfer_tokens=choice.transfer_tokens, ttft_est_s=choice.ttft_est_s,
                      tbt_est_s=tbt,
-                     handoff_tbt_slo_s=l_tbt if admission == "late" else math.inf)
+                     handoff_tbt_slo_s=(l_tbt if admission == "late" or recheck_at_handoff
+                                        else math.inf))

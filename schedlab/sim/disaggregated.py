@@ -31,7 +31,10 @@ module adds what lies between them:
 
 Token gaps are recorded (:mod:`schedlab.sim.gaps`), so the result carries Mooncake's TBT per
 request in ``extra["tbt_s"]`` beside ``prefill_instance``, ``decode_instance``,
-``cached_tokens``, ``transfer_tokens``, ``ttft_est_s`` and ``wasted_prefill``.
+``cached_tokens``, ``transfer_tokens``, ``ttft_est_s`` and ``wasted_prefill``; and, at each
+arrival (``load_time_s``), the pools' load as the placement saw it: the mean queue time of the
+prefill instances (``prefill_queue_s``) and the mean predicted decode step
+(``decode_step_s``).
 
 >>> import numpy as np
 >>> from schedlab import Workload, PrefixBlocks
@@ -304,11 +307,13 @@ def simulate_disaggregated(
     names = [*reasons, ""]
     codes = np.where(T.reject_code >= 0, T.reject_code, len(names) - 1)
     tbt = np.where(T.status == COMPLETED, gaps.tbt_s(), np.nan)
+    load = np.array(run.load, dtype=np.float64).reshape(-1, 3)
     extra = {
         "prefill_instance": run.prefill_of, "decode_instance": run.decode_of,
         "cached_tokens": run.cached, "transfer_tokens": run.transfer,
         "ttft_est_s": run.ttft_est, "wasted_prefill": run.wasted, "tbt_s": tbt,
         "placement": place_name,
+        "load_time_s": load[:, 0], "prefill_queue_s": load[:, 1], "decode_step_s": load[:, 2],
     }
     rid = workload.request_id
     assert rid is not None
@@ -355,6 +360,7 @@ class _Run:
         self.caps = np.array([rt.cap for rt in runtimes[P:]], dtype=np.int64)
         self.decode_index = np.arange(D, dtype=np.int64)
         self.blocks = w.prefix_block_ids
+        self.load: list[tuple[float, float, float]] = []  # at each arrival
         for i in range(P):
             runtimes[i].handoff = self._handoff
 
@@ -460,6 +466,8 @@ class _Run:
 
     def _arrive(self, r: int, now: float) -> None:
         view, chain, hit_blocks = self._view(r, now)
+        self.load.append((now, float(view.queue_s.mean()), float(view.decode_step.step_s(
+            view.decode_batch, view.decode_context_tokens).mean())))
         p = self.place(view, **self.pparams)
         if not isinstance(p, Placement):
             raise ValueError(f"Placement policy {self.place_name!r} must return a Placement. "

@@ -162,6 +162,8 @@ class SimResult:
         out.update(_stats("tpot", tpot))
         out.update(_stats("jct", jct))
         out.update(_stats("normalized_latency", norm, "s_per_token"))
+        if "tbt_s" in self.extra:
+            out.update(_stats("tbt", np.asarray(self.extra["tbt_s"], dtype=np.float64)))
         out.update(
             {
                 "slo_ttft_s": None if t_ttft is None or np.ndim(t_ttft) else float(t_ttft),
@@ -183,6 +185,31 @@ class SimResult:
             }
         )
         return out
+
+    def effective_capacity(
+        self, slo_ttft_s: float = 30.0, tbt_thresholds_s: tuple[float, ...] = (0.1, 0.2, 0.3)
+    ) -> dict[float, float]:
+        """Mooncake's "effective request capacity" (FAST'25 §5.1): for each TBT threshold, the
+        share of *all* requests that completed with TTFT <= ``slo_ttft_s`` and TBT (the mean of
+        their slowest 10% of token gaps, ``extra["tbt_s"]``) within it; a one-token output has
+        no gap to miss. Needs a run that recorded token gaps (``simulate(token_gaps=True)`` or
+        :func:`~schedlab.sim.simulate_disaggregated`).
+
+        >>> from schedlab import Workload
+        >>> from schedlab.sim import InstanceSpec, simulate
+        >>> w = Workload(arrival_s=[0.0, 0.0], input_tokens=[9, 9], output_tokens=[5, 1])
+        >>> r = simulate(w, InstanceSpec(model="llama-2-7b", gpu="a100-80gb"), "fcfs",
+        ...              token_gaps=True)
+        >>> r.effective_capacity(tbt_thresholds_s=(0.001, 0.1))
+        {0.001: 0.5, 0.1: 1.0}
+        """
+        if "tbt_s" not in self.extra:
+            raise ValueError("effective_capacity needs token gaps: run simulate(..., "
+                             "token_gaps=True) or simulate_disaggregated.")
+        tbt = np.nan_to_num(np.asarray(self.extra["tbt_s"], dtype=np.float64), nan=0.0)
+        ok = self.completed & (self.ttft_s <= slo_ttft_s)
+        n = max(int(self.status.shape[0]), 1)
+        return {float(x): float((ok & (tbt <= x)).sum() / n) for x in tbt_thresholds_s}
 
     def summary_frame(self, slo_ttft_s: float | None = None, slo_tpot_s: float | None = None,
                       **labels: Any) -> pd.DataFrame:

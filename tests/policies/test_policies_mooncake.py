@@ -172,7 +172,9 @@ def test_admission_is_sound_and_names_the_failing_estimate(
     if p.accepted:
         assert (p.prefill, p.decode) == (choice.instance, d)
         assert p.ttft_est_s <= slo_ttft
-        assert p.handoff_tbt_slo_s == (slo_tbt if admission == "late" else math.inf)
+        assert p.handoff_tbt_slo_s == slo_tbt  # the decode instance double-checks
+        if admission != "late":
+            assert mooncake(view, **kw, recheck_at_handoff=False).handoff_tbt_slo_s == math.inf
         if admission == "early":
             assert p.tbt_est_s == tbt_now <= slo_tbt
         if admission == "early-prediction":
@@ -241,6 +243,7 @@ def test_check_placement_catches_a_broken_policy() -> None:
         ({"slo_tbt_s": 0.0}, "slo_tbt_s"),
         ({"decode_duration_s": float("inf")}, "decode_duration_s"),
         ({"prefill": "random", "seed": -2}, "seed"),
+        ({"recheck_at_handoff": 1}, "recheck_at_handoff"),
     ],
 )
 def test_bad_parameters_name_the_field(kw: dict, field: str) -> None:

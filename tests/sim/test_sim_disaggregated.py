@@ -94,10 +94,11 @@ def test_prefill_takes_the_longer_of_load_and_compute() -> None:
 
 def test_late_rejection_wastes_prefills_and_early_rejection_does_not() -> None:
     """With a TBT SLO a few decoding requests already break, the late baseline admits requests
-    and rejects them when their prefill is done; early rejection refuses them on arrival."""
+    and rejects them when their prefill is done; early rejection without the decode instance's
+    double check refuses them on arrival and wastes no prefill."""
     w = _workload(150, seed=1, rate=6.0)
     c = _cluster(n_prefill=2, n_decode=1)
-    kw = {"slo_tbt_s": 0.0235, "slo_ttft_s": 60.0}
+    kw = {"slo_tbt_s": 0.0235, "slo_ttft_s": 60.0, "recheck_at_handoff": False}
     late = simulate_disaggregated(w, c, placement_params={**kw, "admission": "late"})
     early = simulate_disaggregated(w, c, placement_params={**kw, "admission": "early"})
     pred = simulate_disaggregated(w, c, placement_params={**kw, "admission": "early-prediction"})
