@@ -224,20 +224,29 @@ def decode_step_at(
 
 
 def least_tbt_decode(view: PlacementView, /) -> tuple[int, float]:
-    """The decode instance whose step time with the request joined now is least, among those
-    with KV room for its prompt plus predicted output (v3 §6 Algorithm 1 line 24,
-    "load-balancing decoding scheduling", [recon]: the papers name no load metric); ``(-1, inf)``
-    when none has room.
+    """The decode instance whose step time with the request is least, counting every request
+    already placed on it (decoding now or on its way from prefill), among those with KV room
+    for its prompt plus predicted output; ``(-1, inf)`` when none has room.
+
+    Seed: Algorithm 1 line 24, ``d, TBT <- SelectDecodingInstance(D)``, "load-balancing
+    decoding scheduling" (v3 §6, FAST'25 §4.1) [recon: the papers name no load metric]. Counting
+    the requests on their way keeps a burst of arrivals (the conversation trace delivers up to
+    28 at once) from all choosing the instance that is lightest now.
 
     >>> from schedlab.contract.placement import PlacementView
     >>> v = PlacementView.from_columns(now_s=0.0, input_tokens=100, prefix_tokens=[0],
-    ...     decode_batch=[1, 5], decode_kv_free_tokens=[50, 10**6])
-    >>> least_tbt_decode(v)   # instance 0 is lighter but has no room
+    ...     decode_batch=[1, 5, 3], decode_kv_free_tokens=[50, 10**6, 10**6],
+    ...     incoming_instance=[2, 2, 2], incoming_join_s=[1.0] * 3,
+    ...     incoming_context_tokens=[10] * 3)
+    >>> least_tbt_decode(v)   # 0 is lightest but has no room; 2 has three on their way
     (1, 0.03)
     """
+    d = view.n_decode
     need = view.input_tokens + math.ceil(view.output_tokens_pred)
-    step = view.decode_step.step_s(view.decode_batch + 1,
-                                   view.decode_context_tokens + view.input_tokens)
+    batch = view.decode_batch + np.bincount(view.incoming_instance, minlength=d) + 1
+    ctx = (view.decode_context_tokens + view.input_tokens
+           + np.bincount(view.incoming_instance, view.incoming_context_tokens, minlength=d))
+    step = view.decode_step.step_s(batch, ctx)
     step = np.where(view.decode_kv_free_tokens >= need, step, math.inf)
     i = int(np.argmin(step))
     return (i, float(step[i])) if math.isfinite(step[i]) else (-1, math.inf)

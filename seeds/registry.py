@@ -16,6 +16,7 @@ ValueError: Unknown seed paper 'fastserv'. Close matches: 'fastserve'...
 from __future__ import annotations
 
 import importlib
+import inspect
 import pkgutil
 from os import PathLike
 from types import ModuleType
@@ -23,7 +24,7 @@ from types import ModuleType
 from schedlab.errors import check_nonneg_int, unknown_name_error
 from schedlab.seeds.contract import Claim, SeedReport
 
-__all__ = ["seed_names", "get_seed", "run_seed"]
+__all__ = ["seed_names", "get_seed", "has_full_mode", "run_seed"]
 
 _PACKAGE = "schedlab.seeds"
 
@@ -60,21 +61,37 @@ def get_seed(name: str) -> ModuleType:
     return module
 
 
+def has_full_mode(name: str) -> bool:
+    """Whether the seed ``name`` has a ``full`` mode (its default run is smaller than the
+    paper's).
+
+    >>> has_full_mode("fastserve"), has_full_mode("mooncake")
+    (False, True)
+    """
+    return "full" in inspect.signature(get_seed(name).run).parameters
+
+
 def run_seed(
     name: str,
     *,
     quick: bool = False,
     plot_dir: str | PathLike[str] | None = None,
     seed: int = 0,
+    full: bool = False,
 ) -> SeedReport:
     """Run the seed ``name`` and check its report against the contract.
 
-    The report must be a :class:`SeedReport` for ``name`` that measures every declared claim, in
-    the declared order.
+    ``full`` asks for the paper's scale from a seed whose default run is smaller (its ``run``
+    takes ``full``); for the others the default run is the paper's scale and ``full`` changes
+    nothing. The report must be a :class:`SeedReport` for ``name`` that measures every declared
+    claim, in the declared order.
     """
     check_nonneg_int(seed, "seed", "run_seed")
+    if quick and full:
+        raise ValueError("run_seed takes quick=True or full=True, not both.")
     module = get_seed(name)
-    report = module.run(quick=bool(quick), plot_dir=plot_dir, seed=seed)
+    kwargs = {"full": True} if full and has_full_mode(name) else {}
+    report = module.run(quick=bool(quick), plot_dir=plot_dir, seed=seed, **kwargs)
     if not isinstance(report, SeedReport) or report.paper != name:
         raise ValueError(
             f"Seed module {module.__name__}.run must return a SeedReport for {name!r}. "

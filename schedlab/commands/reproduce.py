@@ -1,13 +1,15 @@
-"""``schedlab reproduce [PAPER ... | --all] [--quick] [--json] [--plot-dir DIR | --no-plot]``.
+"""``schedlab reproduce [PAPER ... | --all] [--quick | --full] [--json] [--plot-dir DIR]``.
 
 Runs seed-paper reproductions (:mod:`schedlab.seeds`) and prints the paper's numbers and ours side
 by side. With no paper named it runs every seed (the same as ``--all``). Plots, and each sweep
 behind them as a CSV file (``PAPER_TABLE.csv``), go to ``--plot-dir`` (default
-``schedlab-out/``; ``--quick`` runs to its ``quick/`` folder, so a smoke run never overwrites a
-full run's files). With ``--json`` stdout holds one JSON document: the
-seed's report for one paper, or ``{"seeds": [reports...], "wall_s": ...}`` for several or
-``--all``. The exit code is 0 whenever the reproductions ran, whether or not every claim holds;
-an unknown paper or a failing run is an error (non-zero).
+``schedlab-out/``; ``--no-plot`` writes none; ``--quick`` runs to its ``quick/`` folder and
+``--full`` to its ``full/`` folder, so a smoke run never overwrites a default run's files).
+``--full`` runs the paper's scale where a seed's default run is smaller (Mooncake: the whole
+traces). With ``--json`` stdout holds one JSON document: the seed's report for one paper, or
+``{"seeds": [reports...], "wall_s": ...}`` for several or ``--all``. The exit code is 0 whenever
+the reproductions ran, whether or not every claim holds; an unknown paper or a failing run is an
+error (non-zero).
 """
 
 from __future__ import annotations
@@ -37,10 +39,16 @@ def register(subparsers: Any) -> None:
         help="seed papers to reproduce: {papers} (default: all of them)",
     )
     p.add_argument("--all", action="store_true", help="reproduce every seed paper")
-    p.add_argument(
+    size = p.add_mutually_exclusive_group()
+    size.add_argument(
         "--quick", action="store_true",
         help="smoke-test sizes (tens of requests, a few rates): checks the pipeline, "
         "reproduces nothing; plots go to DIR/quick/",
+    )
+    size.add_argument(
+        "--full", action="store_true",
+        help="the paper's scale where a seed's default is smaller (mooncake: whole traces, "
+        "a few minutes); plots go to DIR/full/",
     )
     p.add_argument("--seed", type=int, default=0, help="random seed of the workloads (default 0)")
     p.add_argument("--json", action="store_true", help="print one JSON document on stdout")
@@ -110,14 +118,15 @@ def run(args: argparse.Namespace) -> int:
     plot_dir = None
     if not args.no_plot:  # checked before the runs; a smoke run keeps its plots apart
         plot_dir = output_dir(args.plot_dir, "--plot-dir")
-        if args.quick:
-            plot_dir = plot_dir / "quick"
+        if args.quick or args.full:
+            plot_dir = plot_dir / ("quick" if args.quick else "full")
     start = time.perf_counter()
     reports, csvs = [], {}
     for name in names:
         if not (args.json or args.quiet):
             print(f"reproducing {name} ...", file=sys.stderr, flush=True)
-        report = run_seed(name, quick=args.quick, plot_dir=plot_dir, seed=args.seed)
+        report = run_seed(name, quick=args.quick, full=args.full, plot_dir=plot_dir,
+                          seed=args.seed)
         reports.append(report)
         if plot_dir is not None:
             csvs[name] = report.write_tables(plot_dir)
