@@ -6,6 +6,11 @@ Offline iteration scheduling on one serving instance (FastServe digest §1.5):
 OR-Tools loaded on first use), :func:`lp_bound` (scipy HiGHS), :func:`list_schedule`, and
 :class:`SolveResult` (status, objective, bound, gap, wall time, schedule).
 
+Admission and placement of a window of requests in a disaggregated cluster (Mooncake digest
+§2.5a): :class:`PlacementProblem`, :class:`PlacementSchedule`, :func:`verify_placement`,
+:func:`solve_placement_cpsat` (fewest rejections); :func:`schedlab.sim.replay_placement` runs a
+placement policy on the same record.
+
 >>> import numpy as np
 >>> from schedlab.solvers import random_problem, solve_cpsat, verify
 >>> p = random_problem(6, np.random.default_rng(3))
@@ -20,10 +25,20 @@ from schedlab.solvers.iteration_heuristics import best_list_schedule, list_sched
 from schedlab.solvers.iteration_problem import IterationProblem, kv_tokens_at_run, random_problem
 from schedlab.solvers.iteration_schedule import Schedule
 from schedlab.solvers.iteration_verify import ScheduleInvalid, VerifyResult, Violation, verify
+from schedlab.solvers.placement_window import (
+    PlacementCheck,
+    PlacementProblem,
+    PlacementSchedule,
+    solve_placement_cpsat,
+    verify_placement,
+)
 from schedlab.solvers.result import SolveResult
 
 __all__ = [
     "IterationProblem",
+    "PlacementCheck",
+    "PlacementProblem",
+    "PlacementSchedule",
     "Schedule",
     "ScheduleInvalid",
     "SolveResult",
@@ -35,5 +50,7 @@ __all__ = [
     "lp_bound",
     "random_problem",
     "solve_cpsat",
+    "solve_placement_cpsat",
     "verify",
+    "verify_placement",
 ]

@@ -13,13 +13,15 @@
   and its summary metrics; :mod:`schedlab.sim.gaps`: token gaps and Mooncake's TBT.
 - :mod:`schedlab.sim.disaggregated`: prefill and decode pools with a placement policy
   (:func:`simulate_disaggregated`, :class:`DisaggregatedCluster`), over the distributed prefix
-  cache of :mod:`schedlab.sim.prefix_cache`.
+  cache of :mod:`schedlab.sim.prefix_cache`; :mod:`schedlab.sim.placement_window`: a placement
+  policy on a window problem of :mod:`schedlab.solvers` (:func:`replay_placement`).
 """
 
 from schedlab.sim.cluster import Cluster, InstanceSpec
 from schedlab.sim.disaggregated import DisaggregatedCluster, simulate_disaggregated
+from schedlab.sim.placement_window import replay_placement
 from schedlab.sim.result import SimResult
 from schedlab.sim.simulator import simulate
 
-__all__ = ["Cluster", "DisaggregatedCluster", "InstanceSpec", "SimResult", "simulate",
-           "simulate_disaggregated"]
+__all__ = ["Cluster", "DisaggregatedCluster", "InstanceSpec", "SimResult", "replay_placement",
+           "simulate", "simulate_disaggregated"]
