@@ -85,6 +85,7 @@ class RooflineIterationCost:
     activation_reserve_bytes: float
     _linear: list = field(repr=False, compare=False)  # a list: scalar look-ups are faster
     _linear_array: np.ndarray = field(repr=False, compare=False)  # the same, for vector ones
+    _linear_slope: float | None = field(repr=False, compare=False)  # beyond it (None: compute)
     _head: list = field(repr=False, compare=False)
     _dec_compute_per_ctx: float = field(repr=False, compare=False)
     _dec_mem_per_ctx: float = field(repr=False, compare=False)
@@ -158,6 +159,12 @@ class RooflineIterationCost:
 
         tokens = np.arange(TABLE_TOKENS, dtype=np.float64)
         linear = _linear_time(spec, acc, tp, dtype, eff, tokens)
+        # past the table the linear layers are compute-bound at a constant efficiency, so
+        # their time is affine in the tokens: extrapolate when a check far out confirms it
+        slope = float(linear[-1] - linear[-2])
+        far = np.array([2.0, 8.0]) * TABLE_TOKENS
+        exact = _linear_time(spec, acc, tp, dtype, eff, far)
+        affine = np.allclose(linear[-1] + (far - tokens[-1]) * slope, exact, rtol=1e-9, atol=0)
         head = _head_time(spec, acc, tp, dtype, eff, tokens)
         dec_one = ops.attention_decode(spec, 0.0, 1.0, tp)   # per context token
         dec_req = ops.attention_decode(spec, 1.0, 0.0, tp)   # per request
@@ -181,6 +188,7 @@ class RooflineIterationCost:
             activation_reserve_bytes=float(tp * reserve_dev),
             _linear=linear.tolist(),
             _linear_array=_read_only(linear),
+            _linear_slope=slope if affine else None,
             _head=head.tolist(),
             _dec_compute_per_ctx=float(dec_one.flops) * spec.num_layers
             / (acc.peak_flops(dtype) * eff.compute_efficiency("attention")),
@@ -201,6 +209,8 @@ class RooflineIterationCost:
     def _linear_s(self, tokens: int) -> float:
         if tokens < TABLE_TOKENS:
             return self._linear[tokens]
+        if self._linear_slope is not None:
+            return self._linear[-1] + (tokens - TABLE_TOKENS + 1) * self._linear_slope
         return float(_linear_time(self.model, self.gpu, self.tp, self.dtype, self.efficiency,
                                   np.array([float(tokens)]))[0])
 
@@ -312,7 +322,10 @@ class RooflineIterationCost:
         inside = flat < TABLE_TOKENS
         linear = np.empty(flat.shape)
         linear[inside] = self._linear_array[flat[inside]]
-        if not inside.all():
+        if not inside.all() and self._linear_slope is not None:
+            linear[~inside] = (self._linear[-1]
+                               + (flat[~inside] - TABLE_TOKENS + 1) * self._linear_slope)
+        elif not inside.all():
             linear[~inside] = _linear_time(self.model, self.gpu, self.tp, self.dtype,
                                            self.efficiency, flat[~inside].astype(np.float64))
         op = ops.attention_prefill(self.model, flat, 0.0, self.tp)

@@ -307,13 +307,16 @@ def simulate_disaggregated(
     names = [*reasons, ""]
     codes = np.where(T.reject_code >= 0, T.reject_code, len(names) - 1)
     tbt = np.where(T.status == COMPLETED, gaps.tbt_s(), np.nan)
-    load = np.array(run.load, dtype=np.float64).reshape(-1, 3)
+    load = np.array(run.load, dtype=np.float64).reshape(-1, 5)
+    m = run.step  # the mean step over the decode instances, from the sums (the model is linear)
+    dec_step = (m.base_s * load[:, 2] + m.per_request_s * load[:, 3]
+                + m.per_context_token_s * load[:, 4]) / D
     extra = {
         "prefill_instance": run.prefill_of, "decode_instance": run.decode_of,
         "cached_tokens": run.cached, "transfer_tokens": run.transfer,
         "ttft_est_s": run.ttft_est, "wasted_prefill": run.wasted, "tbt_s": tbt,
         "placement": place_name,
-        "load_time_s": load[:, 0], "prefill_queue_s": load[:, 1], "decode_step_s": load[:, 2],
+        "load_time_s": load[:, 0], "prefill_queue_s": load[:, 1] / P, "decode_step_s": dec_step,
     }
     rid = workload.request_id
     assert rid is not None
@@ -360,7 +363,9 @@ class _Run:
         self.caps = np.array([rt.cap for rt in runtimes[P:]], dtype=np.int64)
         self.decode_index = np.arange(D, dtype=np.int64)
         self.blocks = w.prefix_block_ids
-        self.load: list[tuple[float, float, float]] = []  # at each arrival
+        # at each arrival: time, sum of prefill queues, busy decode instances, decode requests
+        # and context tokens
+        self.load: list[tuple[float, float, float, float, float]] = []
         for i in range(P):
             runtimes[i].handoff = self._handoff
 
@@ -428,7 +433,8 @@ class _Run:
         T, P = self.T, self.P
         n = int(T.input[r])
         chain = self.blocks[r] if self.blocks is not None else _EMPTY_I
-        hit_blocks = self.cache.match_blocks(chain) if chain.shape[0] else np.zeros(P, np.int64)
+        hit_blocks = (self.cache.match_blocks(chain, trusted=True) if chain.shape[0]
+                      else np.zeros(P, np.int64))
         prefix = cached_prefix_tokens(hit_blocks, n, self.cache.block_tokens)
         best = int(prefix.max())
         holder = int(np.argmax(prefix)) if best > 0 else -1
@@ -466,8 +472,9 @@ class _Run:
 
     def _arrive(self, r: int, now: float) -> None:
         view, chain, hit_blocks = self._view(r, now)
-        self.load.append((now, float(view.queue_s.mean()), float(view.decode_step.step_s(
-            view.decode_batch, view.decode_context_tokens).mean())))
+        b = view.decode_batch
+        self.load.append((now, float(view.queue_s.sum()), float(np.count_nonzero(b)),
+                          float(b.sum()), float(view.decode_context_tokens.sum())))
         p = self.place(view, **self.pparams)
         if not isinstance(p, Placement):
             raise ValueError(f"Placement policy {self.place_name!r} must return a Placement. "
@@ -488,11 +495,11 @@ class _Run:
         local = int(view.prefix_tokens[i])
         if p.transfer_tokens:
             have = local + p.transfer_tokens
-            cache.store(i, chain[: -(-have // B)])  # the pulled prefix stays (replication)
+            cache.store(i, chain[: -(-have // B)], trusted=True)  # the pulled prefix stays
             cached = have
             delay = float(view.transfer_s[i])
         else:
-            cache.touch(i, chain[: int(hit_blocks[i])])
+            cache.touch(i, chain[: int(hit_blocks[i])], trusted=True)
             cached, delay = local, 0.0
         self.cached[r], self.transfer[r] = cached, p.transfer_tokens
         start = max(self.free_at[i], now + delay)
@@ -531,14 +538,15 @@ class _Run:
             i = int(self.prefill_of[r])
             chain = self.blocks[r] if self.blocks is not None else _EMPTY_I
             if chain.shape[0]:
-                self.cache.store(i, chain)
+                self.cache.store(i, chain, trusted=True)
             if r not in self.incoming:  # a one-token output: done on the prefill instance
                 self.queued[i] -= 1
                 continue
             T.status[r] = PENDING  # the prefill instance marked it completed: it goes on
             T.finish[r] = np.nan
             tokens = int(T.input[r]) + 1
-            join = now + float(self.est.transfer_s(tokens)) / self.est.layers
+            est = self.est
+            join = now + (est.lat + tokens * est.kvb / est.bw) / est.layers
             self._push_later(join, 1, r)
 
     def _join(self, r: int, now: float) -> None:

@@ -93,13 +93,14 @@ class PrefixCache:
             self._slot[block] = row
         return row
 
-    def match_blocks(self, blocks: Any) -> np.ndarray:
+    def match_blocks(self, blocks: Any, *, trusted: bool = False) -> np.ndarray:
         """The number of leading blocks of the chain ``blocks`` each node holds (length
-        ``n_nodes``)."""
+        ``n_nodes``). ``trusted``: ``blocks`` is already a checked int64 array (the engine's
+        workload columns), so it is not checked again."""
         rows = []
         slot = self._slot
         bits = self._bits
-        for b in check_hash_chain(blocks):
+        for b in blocks.tolist() if trusted else check_hash_chain(blocks):
             r = slot.get(b)
             if r is None or not bits[r].any():
                 break
@@ -110,34 +111,38 @@ class PrefixCache:
         per_node = np.unpackbits(acc.view(np.uint8), axis=1, bitorder="little")
         return per_node.sum(axis=0, dtype=np.int64)[: self.n_nodes]
 
-    def store(self, node: int, blocks: Any) -> None:
+    def store(self, node: int, blocks: Any, *, trusted: bool = False) -> None:
         """Put the chain ``blocks`` on ``node`` (after a prefill computed or received them),
         touching it leaf first, then evict the node's least recent blocks beyond capacity. A
-        chain longer than the capacity keeps its leading blocks."""
+        chain longer than the capacity keeps its leading blocks. ``trusted`` as in
+        :meth:`match_blocks`."""
         if not 0 <= node < self.n_nodes:
             raise ValueError(f"node must be in [0, {self.n_nodes}). Got {node!r}.")
         lru = self._lru[node]
         word, bit = divmod(node, 64)
         mask = np.uint64(1 << bit)
-        bits = self._bits
-        for b in reversed(check_hash_chain(blocks)):
+        slot = self._slot
+        chain = blocks.tolist() if trusted else check_hash_chain(blocks)
+        for b in reversed(chain):
             if b in lru:
                 lru.move_to_end(b)
-            else:
-                lru[b] = None
+                continue
+            lru[b] = None
+            row = slot.get(b)
+            if row is None:
                 row = self._row(b)
-                bits = self._bits
-                bits[row, word] |= mask
+            self._bits[row, word] |= mask
+        bits = self._bits
         keep = ~mask
         while len(lru) > self.capacity_blocks:
             old, _ = lru.popitem(last=False)
             bits[self._slot[old], word] &= keep
 
-    def touch(self, node: int, blocks: Any) -> None:
+    def touch(self, node: int, blocks: Any, *, trusted: bool = False) -> None:
         """Mark the blocks of ``blocks`` that ``node`` holds as just used (a cache hit), leaf
-        first."""
+        first. ``trusted`` as in :meth:`match_blocks`."""
         lru = self._lru[node]
-        for b in reversed(check_hash_chain(blocks)):
+        for b in reversed(blocks.tolist() if trusted else check_hash_chain(blocks)):
             if b in lru:
                 lru.move_to_end(b)
 
