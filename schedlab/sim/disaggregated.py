@@ -31,7 +31,9 @@ module adds what lies between them:
 
 Token gaps are recorded (:mod:`schedlab.sim.gaps`), so the result carries Mooncake's TBT per
 request in ``extra["tbt_s"]`` beside ``prefill_instance``, ``decode_instance``,
-``cached_tokens``, ``transfer_tokens``, ``ttft_est_s`` and ``wasted_prefill``; and, at each
+``cached_tokens``, ``transfer_tokens``, the estimates the placement decided on (``ttft_est_s``,
+``tbt_est_s``; for a rejected request, the one that failed is named by its reason) and
+``wasted_prefill``; and, at each
 arrival (``load_time_s``), the pools' load as the placement saw it: the mean queue time of the
 prefill instances (``prefill_queue_s``) and the mean predicted decode step
 (``decode_step_s``).
@@ -314,7 +316,8 @@ def simulate_disaggregated(
     extra = {
         "prefill_instance": run.prefill_of, "decode_instance": run.decode_of,
         "cached_tokens": run.cached, "transfer_tokens": run.transfer,
-        "ttft_est_s": run.ttft_est, "wasted_prefill": run.wasted, "tbt_s": tbt,
+        "ttft_est_s": run.ttft_est, "tbt_est_s": run.tbt_est, "wasted_prefill": run.wasted,
+        "tbt_s": tbt,
         "placement": place_name,
         "load_time_s": load[:, 0], "prefill_queue_s": load[:, 1] / P, "decode_step_s": dec_step,
     }
@@ -353,6 +356,7 @@ class _Run:
         self.cached = np.zeros(n, dtype=np.int64)
         self.transfer = np.zeros(n, dtype=np.int64)
         self.ttft_est = np.full(n, np.nan)
+        self.tbt_est = np.full(n, np.nan)
         self.wasted = np.zeros(n, dtype=bool)
         self.handoff_slo = np.full(n, math.inf)
         self.join_s = np.full(n, np.nan)
@@ -484,6 +488,7 @@ class _Run:
         except InvalidPlacement as exc:
             raise ValueError(f"Placement policy {self.place_name!r}: {exc}") from None
         self.ttft_est[r] = p.ttft_est_s
+        self.tbt_est[r] = p.tbt_est_s
         if not p.accepted:
             self._reject(r, str(p.reject_reason), now)
             return
