@@ -186,6 +186,12 @@ def queue_views(
     )
 
 
+def _ints(draw: st.DrawFn, lo: int, hi: int, size: int) -> np.ndarray:
+    """``size`` drawn integers in ``[lo, hi]`` as an int64 array."""
+    return np.array(draw(st.lists(st.integers(lo, hi), min_size=size, max_size=size)),
+                    dtype=np.int64)
+
+
 @st.composite
 def router_views(draw: st.DrawFn, *, max_instances: int = 8, max_arrivals: int = 10) -> RouterView:
     """A consistent :class:`~schedlab.contract.RouterView`: KV used never above capacity.
@@ -203,7 +209,7 @@ def router_views(draw: st.DrawFn, *, max_instances: int = 8, max_arrivals: int =
     frac = np.array(draw(st.lists(st.floats(0.0, 1.0), min_size=k, max_size=k)))
 
     def ints(lo: int, hi: int, size: int) -> np.ndarray:
-        return np.array(draw(st.lists(st.integers(lo, hi), min_size=size, max_size=size)))
+        return _ints(draw, lo, hi, size)
 
     def ro(a: np.ndarray) -> np.ndarray:
         a.flags.writeable = False
@@ -245,8 +251,7 @@ def placement_views(
     now = draw(st.floats(0.0, 1000.0))
 
     def ints(lo: int, hi: int, size: int) -> np.ndarray:
-        return np.array(draw(st.lists(st.integers(lo, hi), min_size=size, max_size=size)),
-                        dtype=np.int64)
+        return _ints(draw, lo, hi, size)
 
     def floats(lo: float, hi: float, size: int) -> np.ndarray:
         return np.array(draw(st.lists(st.floats(lo, hi), min_size=size, max_size=size)),
