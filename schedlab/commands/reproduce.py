@@ -48,7 +48,7 @@ def register(subparsers: Any) -> None:
     size.add_argument(
         "--full", action="store_true",
         help="the paper's scale where a seed's default is smaller (mooncake: whole traces, "
-        "a few minutes); plots go to DIR/full/",
+        "about a minute); plots go to DIR/full/",
     )
     p.add_argument("--seed", type=int, default=0, help="random seed of the workloads (default 0)")
     p.add_argument("--json", action="store_true", help="print one JSON document on stdout")
