@@ -94,6 +94,10 @@ class DecodeStepModel:
     def step_s(self, batch: Any, context_tokens: Any) -> Any:
         """The step time for batch sizes and total context tokens (scalars or arrays); an empty
         batch (``batch == 0``) takes no time."""
+        if isinstance(batch, (int, np.integer)) and isinstance(context_tokens,
+                                                               (int, np.integer)):
+            return (self.base_s + self.per_request_s * int(batch) + self.per_context_token_s
+                    * int(context_tokens)) if batch > 0 else 0.0
         b = np.asarray(batch, dtype=np.float64)
         t = self.base_s + self.per_request_s * b + self.per_context_token_s * np.asarray(
             context_tokens, dtype=np.float64)

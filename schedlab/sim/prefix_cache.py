@@ -6,9 +6,10 @@ Block ``i`` of a request is named by a hash of block ``i-1``'s name and its own 
 prefix: two requests sharing block ``i`` share every block before it. A node's match for a
 request is the number of *leading* blocks of its chain the node holds.
 
-Costs: a look-up walks the request's chain once (it stops at the first block no node holds) and
-reads one row of node bits per block, so it is O(blocks of the request x words of nodes), not
-O(cache); storing a chain on a node touches each of its blocks once, and each eviction is O(1).
+Costs: a look-up walks the request's chain once (it stops at the first block no node holds),
+intersecting the sets of nodes holding each block (a Python int's bits), so it is O(blocks of the
+request x words of nodes), not O(cache); storing a chain on a node touches each of its blocks
+once, and each eviction is O(1).
 
 Recency: a stored chain is touched leaf first and root last, so a block is never less recent
 than any of its descendants on that node, LRU evicts leaves before their parents, and every
@@ -69,7 +70,7 @@ class PrefixCache:
         Tokens per block (the Mooncake traces' ``hash_ids`` blocks).
     """
 
-    __slots__ = ("_bits", "_lru", "_slot", "block_tokens", "capacity_blocks", "n_nodes")
+    __slots__ = ("_holders", "_lru", "block_tokens", "capacity_blocks", "n_nodes")
 
     def __init__(self, n_nodes: int, capacity_tokens: int, *, block_tokens: int = 512) -> None:
         where = "PrefixCache"
@@ -80,36 +81,39 @@ class PrefixCache:
             raise ValueError(f"The 'capacity_tokens' parameter of {where} must hold at least one "
                              f"block ({self.block_tokens} tokens). Got {capacity_tokens!r}.")
         self.capacity_blocks = cap // self.block_tokens
-        self._slot: dict[int, int] = {}  # block id -> row of _bits
-        self._bits = np.zeros((64, (self.n_nodes + 63) // 64), dtype=np.uint64)
+        # block id -> the nodes holding it, as the bits of a Python int (absent: none)
+        self._holders: dict[int, int] = {}
         self._lru: list[OrderedDict[int, None]] = [OrderedDict() for _ in range(self.n_nodes)]
-
-    def _row(self, block: int) -> int:
-        row = self._slot.get(block)
-        if row is None:
-            row = len(self._slot)
-            if row == self._bits.shape[0]:
-                self._bits = np.concatenate((self._bits, np.zeros_like(self._bits)))
-            self._slot[block] = row
-        return row
 
     def match_blocks(self, blocks: Any, *, trusted: bool = False) -> np.ndarray:
         """The number of leading blocks of the chain ``blocks`` each node holds (length
         ``n_nodes``). ``trusted``: ``blocks`` is already a checked int64 array (the engine's
         workload columns), so it is not checked again."""
-        rows = []
-        slot = self._slot
-        bits = self._bits
+        holders = self._holders
+        acc = -1  # every bit set
+        prefix = []  # the nodes holding each leading block and all before it
         for b in blocks.tolist() if trusted else check_hash_chain(blocks):
-            r = slot.get(b)
-            if r is None or not bits[r].any():
+            acc &= holders.get(b, 0)
+            if not acc:
                 break
-            rows.append(r)
-        if not rows:
-            return np.zeros(self.n_nodes, dtype=np.int64)
-        acc = np.bitwise_and.accumulate(bits[rows], axis=0)  # a node's bit survives its prefix
-        per_node = np.unpackbits(acc.view(np.uint8), axis=1, bitorder="little")
-        return per_node.sum(axis=0, dtype=np.int64)[: self.n_nodes]
+            prefix.append(acc)
+        counts = np.zeros(self.n_nodes, dtype=np.int64)
+        if not prefix:
+            return counts
+        # prefix[k] holds the nodes matching k + 1 blocks; a node drops out once, at the first k
+        # whose set lacks it, so each node is visited once
+        prev = prefix[0]
+        for k, held in enumerate(prefix):
+            gone, prev = prev & ~held, held
+            while gone:
+                low = gone & -gone
+                counts[low.bit_length() - 1] = k
+                gone ^= low
+        while prev:
+            low = prev & -prev
+            counts[low.bit_length() - 1] = len(prefix)
+            prev ^= low
+        return counts
 
     def store(self, node: int, blocks: Any, *, trusted: bool = False) -> None:
         """Put the chain ``blocks`` on ``node`` (after a prefill computed or received them),
@@ -119,24 +123,22 @@ class PrefixCache:
         if not 0 <= node < self.n_nodes:
             raise ValueError(f"node must be in [0, {self.n_nodes}). Got {node!r}.")
         lru = self._lru[node]
-        word, bit = divmod(node, 64)
-        mask = np.uint64(1 << bit)
-        slot = self._slot
+        holders = self._holders
+        bit = 1 << node
         chain = blocks.tolist() if trusted else check_hash_chain(blocks)
         for b in reversed(chain):
             if b in lru:
                 lru.move_to_end(b)
                 continue
             lru[b] = None
-            row = slot.get(b)
-            if row is None:
-                row = self._row(b)
-            self._bits[row, word] |= mask
-        bits = self._bits
-        keep = ~mask
+            holders[b] = holders.get(b, 0) | bit
         while len(lru) > self.capacity_blocks:
             old, _ = lru.popitem(last=False)
-            bits[self._slot[old], word] &= keep
+            left = holders[old] & ~bit
+            if left:
+                holders[old] = left
+            else:
+                del holders[old]
 
     def touch(self, node: int, blocks: Any, *, trusted: bool = False) -> None:
         """Mark the blocks of ``blocks`` that ``node`` holds as just used (a cache hit), leaf
