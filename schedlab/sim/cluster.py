@@ -62,6 +62,15 @@ class InstanceSpec:
         given, and no limit otherwise.
     cost : an :class:`~schedlab.costmodel.base.IterationCost`; None builds the roofline model of
         ``(model, gpu, tp)`` through :func:`schedlab.costmodel.iteration_cost`.
+    prefix_cache_tokens : an automatic prefix cache on the device (vLLM's ``--enable-prefix-
+        caching``) of this many tokens, LRU over the workload's prefix blocks
+        (``Workload.prefix_block_ids``, blocks of ``prefix_block_tokens``, 512 as in the
+        Mooncake traces); 0 (the default) turns it off. A request finds its longest cached
+        prefix when it arrives (a prompt's blocks are cached once its prefill completes) and
+        starts with it prefilled; the cached KV moves to its batch for free when it first runs,
+        and counts in the KV cache from then on (a prefix shared by running requests counts
+        once per request: an upper bound on the memory vLLM's shared blocks take). Used by
+        :func:`~schedlab.sim.simulate`; a disaggregated cluster has its own distributed cache.
     """
 
     model: Any = None
@@ -78,6 +87,8 @@ class InstanceSpec:
     kv_capacity_tokens: int | None = None
     max_context_tokens: int | None = None
     cost: IterationCost | None = None
+    prefix_cache_tokens: int = 0
+    prefix_block_tokens: int = 512
 
     def __post_init__(self) -> None:
         w = "InstanceSpec"
@@ -98,6 +109,12 @@ class InstanceSpec:
             check_positive_int(self.kv_capacity_tokens, "kv_capacity_tokens", w)
         if self.max_context_tokens is not None:
             check_positive_int(self.max_context_tokens, "max_context_tokens", w)
+        check_nonneg_int(self.prefix_cache_tokens, "prefix_cache_tokens", w)
+        check_positive_int(self.prefix_block_tokens, "prefix_block_tokens", w)
+        if 0 < self.prefix_cache_tokens < self.prefix_block_tokens:
+            raise ValueError(f"The 'prefix_cache_tokens' parameter of {w} must be 0 (off) or hold "
+                             f"at least one block ({self.prefix_block_tokens} tokens). Got "
+                             f"{self.prefix_cache_tokens!r}.")
         if self.preemption not in _PREEMPTION:
             raise ValueError(
                 f"The 'preemption' parameter of {w} must be one of {_PREEMPTION}. "

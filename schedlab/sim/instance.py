@@ -29,6 +29,7 @@ from typing import Any, NamedTuple
 import numpy as np
 
 from schedlab.contract import KV_GPU, KV_HOST, KV_NONE
+from schedlab.contract.placement import cached_prefix_tokens
 from schedlab.errors import SimulationStalled
 from schedlab.sim.cluster import InstanceSpec
 from schedlab.sim.gaps import GapLog
@@ -40,7 +41,9 @@ from schedlab.sim.kernels import (
     start_batch,
 )
 from schedlab.sim.log import IterationLog
+from schedlab.sim.prefix_cache import PrefixCache
 from schedlab.sim.state import (
+    CACHED,
     GENERATED,
     KV,
     LEFT,
@@ -122,6 +125,11 @@ class InstanceRuntime:
         # a prefill-pool instance hands its requests to decoding when their prefill completes:
         # handoff(workload indices, now) (None: requests complete here)
         self.handoff: Any = None
+        # the instance's own prefix cache (InstanceSpec.prefix_cache_tokens) and the workload's
+        # prefix blocks it is keyed by (None: no cache)
+        self.prefix_cache: PrefixCache | None = None
+        self.blocks: Any = None
+        self.cached_out: np.ndarray | None = None  # each request's cached prefix, for the result
         self.closed_form = closed_form
         self.max_idle = max_idle_steps
         self.track = track_load  # keep the router's per-instance load columns up to date
@@ -182,11 +190,14 @@ class InstanceRuntime:
                 self.queue_load[self.i] = self.Q.n
         return int(idx.shape[0])
 
-    def admit_cached(self, idx: np.ndarray, now: float, cached: np.ndarray) -> int:
+    def admit_cached(self, idx: np.ndarray, now: float, cached: np.ndarray, *,
+                     on_device: bool = False) -> int:
         """:meth:`admit` requests whose first ``cached`` prompt tokens (one count per request) are
-        in a prefix cache in host memory: their KV starts there and moves to the device when
-        they first run (a swap-in, overlapped with the compute when the spec says
-        ``overlap_swap``: Mooncake's layer-wise prefill takes max(load, compute))."""
+        in a prefix cache: their KV is shown host-resident until they first run. From a cache in
+        host memory (Mooncake's DRAM) it then moves to the device (a swap-in, overlapped with
+        the compute when the spec says ``overlap_swap``: Mooncake's layer-wise prefill takes
+        max(load, compute)); from a cache on the device (``on_device``, vLLM's automatic prefix
+        caching) it takes no host space and moves for free (``CACHED``)."""
         Q = self.Q
         n0 = Q.n
         m = self.admit(idx, now)
@@ -196,8 +207,30 @@ class InstanceRuntime:
             Q.I[PREFILLED, s] = c
             Q.I[KV, s] = c
             Q.loc[s] = np.where(c > 0, KV_HOST, KV_NONE)
-            self.host_used += int(c.sum())
+            if on_device:
+                Q.I[CACHED, s] = c
+            else:
+                self.host_used += int(c.sum())
         return m
+
+    def admit_with_prefix_cache(self, idx: np.ndarray, now: float) -> int:
+        """:meth:`admit` with this instance's own prefix cache (``InstanceSpec.
+        prefix_cache_tokens``): each request's longest cached prefix of whole blocks (never its
+        last prompt token) is found on the device and counts as prefilled."""
+        cache, blocks = self.prefix_cache, self.blocks
+        assert cache is not None and blocks is not None
+        inp = self.T.input
+        B = cache.block_tokens
+        cached = np.zeros(idx.shape[0], dtype=np.int64)
+        for j, r in enumerate(idx.tolist()):
+            chain = blocks[r]
+            if chain.shape[0]:
+                k = int(cache.match_blocks(chain, trusted=True)[0])
+                cached[j] = cached_prefix_tokens(k, int(inp[r]), B)
+                cache.touch(0, chain[:k], trusted=True)
+        if self.cached_out is not None:
+            self.cached_out[idx] = cached
+        return self.admit_cached(idx, now, cached, on_device=True)
 
     def admit_prefilled(self, idx: np.ndarray, now: float) -> int:
         """Accept requests whose prefill ran elsewhere (a decode-pool instance): their prompt's
@@ -283,15 +316,24 @@ class InstanceRuntime:
             self.decide_at = max(step.wake, now)
             return self.decide_at
         self.idle_steps = 0
-        if self.host_used:
+        if self.host_used or self.prefix_cache is not None:
             host = run[Q.loc[run] == KV_HOST]
             if host.shape[0]:
-                tok = int(np.add.reduce(Q.kv[host]))
-                in_s += float(self.cost.swap_time_s(tok))
-                self.gpu_used += tok
-                self.host_used -= tok
-                Q.loc[host] = KV_GPU
+                in_s += self._to_device(host)
         return self._start(now, run, step.chunks, out_s, in_s, step.wake)
+
+    def _to_device(self, pos: np.ndarray) -> float:
+        """Move the host-resident KV of ``pos`` to the device; returns the seconds the transfer
+        takes (a prefix an on-device cache holds, ``CACHED``, moves for free)."""
+        Q = self.Q
+        tok = int(np.add.reduce(Q.kv[pos]))
+        free = int(np.add.reduce(Q.I[CACHED, pos])) if self.prefix_cache is not None else 0
+        self.gpu_used += tok
+        self.host_used -= tok - free
+        Q.loc[pos] = KV_GPU
+        if free:
+            Q.I[CACHED, pos] = 0
+        return float(self.cost.swap_time_s(tok - free)) if tok > free else 0.0
 
     def _count_idle(self, now: float, *, progressed: bool) -> None:
         self.idle_steps = 0 if progressed else self.idle_steps + 1
@@ -332,7 +374,8 @@ class InstanceRuntime:
             gpu = Q.loc[pos] == KV_GPU
             kv = Q.kv[pos]
             self.gpu_used -= int(kv[gpu].sum())
-            self.host_used -= int(kv[~gpu].sum())
+            self.host_used -= int((kv - Q.I[CACHED, pos])[~gpu].sum())
+            Q.I[CACHED, pos] = 0
             rid = Q.rid[pos]
             gen = Q.generated[pos]
             Q.target[pos] = T.input[rid] + gen
@@ -344,12 +387,7 @@ class InstanceRuntime:
             if self.track:
                 self.outstanding_load[self.i] += Q.outstanding(pos) - before
         if step.swap_in.shape[0]:
-            pos = step.swap_in
-            tok = int(Q.kv[pos].sum())
-            self.gpu_used += tok
-            self.host_used -= tok
-            Q.loc[pos] = KV_GPU
-            in_s = float(cost.swap_time_s(tok))
+            in_s = self._to_device(step.swap_in)
         return out_s, in_s
 
     # ------------------------------------------------------------------ runs
@@ -436,6 +474,12 @@ class InstanceRuntime:
         self.gpu_used += added
         if self.track:
             self.outstanding_load[self.i] -= retired
+        if self.prefix_cache is not None:  # a completed prompt's blocks are cached
+            done = pos[(c > 0) & (Q.I[PREFILLED, pos] >= Q.I[TARGET, pos])]
+            for r in Q.rid[done].tolist():
+                chain = self.blocks[r]
+                if chain.shape[0]:
+                    self.prefix_cache.store(0, chain, trusted=True)
         if self.log is not None or self.gaps is not None:
             # a prefill chunk emits a token when it completes the prompt
             emits = (c == 0) | (Q.I[PREFILLED, pos] >= Q.I[TARGET, pos])

@@ -55,6 +55,7 @@ from schedlab.sim.engine import PRIORITY_DECIDE, PRIORITY_RUN_END, EventQueue
 from schedlab.sim.gaps import GapLog
 from schedlab.sim.instance import InstanceRuntime
 from schedlab.sim.log import IterationLog
+from schedlab.sim.prefix_cache import PrefixCache
 from schedlab.sim.result import SimResult
 from schedlab.sim.state import COMPLETED, GENERATED, PENDING, PREFILLED, TARGET, RequestTable
 
@@ -121,6 +122,9 @@ def simulate(
         (the mean of its slowest 10% of gaps, :mod:`schedlab.sim.gaps`) in
         ``SimResult.extra["tbt_s"]`` (a little slower).
 
+    Instances with a prefix cache (``InstanceSpec.prefix_cache_tokens``) put each request's
+    cached prefix in ``SimResult.extra["cached_tokens"]``.
+
     A request whose prompt plus output can never fit in KV is rejected with
     ``'prompt_exceeds_kv_capacity'``; without chunked prefill, a prompt over the token budget with
     ``'prompt_exceeds_batch_token_budget'``; a request the engine finds it can never run
@@ -158,6 +162,8 @@ def simulate(
     check_keyword_params(pol, params, f"policy {pol_name!r}")
     check_keyword_params(resolved, dict(router_params or {}), f"router {router_name!r}")
     deciders: list[Decider] = []
+    cached = (np.zeros(n, dtype=np.int64) if any(s.prefix_cache_tokens for s in cl.instances)
+              else None)
     for i, spec in enumerate(cl.instances):
         cost = spec.resolved_cost()
         if id(cost) not in est_cache:
@@ -168,6 +174,17 @@ def simulate(
             max_idle_steps=max_idle_decisions, track_load=route is not None,
             describe=f"policy {pol_name!r}",
         )
+        if spec.prefix_cache_tokens:
+            if workload.prefix_block_ids is None:
+                raise ValueError(
+                    f"Instance {i} has a prefix cache (prefix_cache_tokens="
+                    f"{spec.prefix_cache_tokens}), but the workload has no prefix_block_ids to "
+                    "key it by (the Mooncake traces have them: hash_ids)."
+                )
+            rt.prefix_cache = PrefixCache(1, spec.prefix_cache_tokens,
+                                          block_tokens=spec.prefix_block_tokens)
+            rt.blocks = workload.prefix_block_ids
+            rt.cached_out = cached
         deciders.append(Decider(rt, pol, pol_name, params, check_static=bool(check_static)))
     caps = np.array([d.rt.cap for d in deciders], dtype=np.int64)
     caps.flags.writeable = False
@@ -199,8 +216,11 @@ def simulate(
         slo_tpot_col=workload.slo_tpot_s,
         iteration_log=None if log is None else log.to_dict(),
         policy=pol_name,
-        extra={} if gaps is None else {"tbt_s": np.where(T.status == COMPLETED, gaps.tbt_s(),
-                                                         np.nan)},
+        extra={
+            **({} if gaps is None else {"tbt_s": np.where(T.status == COMPLETED, gaps.tbt_s(),
+                                                          np.nan)}),
+            **({} if cached is None else {"cached_tokens": cached}),
+        },
     )
 
 
@@ -247,7 +267,8 @@ def _run(
             for i, sub in groups:
                 dec = deciders[i]
                 rt = dec.rt
-                dec.arrived(rt.admit(sub, t_arr))
+                admit = rt.admit if rt.prefix_cache is None else rt.admit_with_prefix_cache
+                dec.arrived(admit(sub, t_arr))
                 if rt.busy:
                     if dec.arrival_matters():
                         new_end = rt.cut_at(t_arr)

@@ -15,6 +15,9 @@ Token accounting (the invariant the engine keeps and the tests check):
 - ``foot``, ``flags``: the per-request fields of the plan the instance forms its batches from
   (``Plan.footprint_tokens``; ``evictable`` and ``defer`` as the bits :data:`EVICTABLE` and
   :data:`DEFERRED`), kept here so that they follow the slots when requests leave.
+- ``cached``: tokens of a waiting request's KV that an on-device prefix cache holds for it
+  (vLLM's automatic prefix caching): shown as host-resident (``loc``) until it first runs, but
+  not counted in the host swap space and moved to the device for free.
 
 Extension point: a distributed prefix cache (Mooncake) starts ``prefilled`` at the cached prefix;
 requests spanning instances (LoongServe) would hold KV on several instances, which would become a
@@ -44,7 +47,7 @@ from schedlab.jit import njit
 __all__ = ["COMPLETED", "PENDING", "REJECTED", "QueueColumns", "RequestTable"]
 
 #: Rows of :attr:`QueueColumns.I` (int64); the first five are shown to policies.
-TARGET, PREFILLED, GENERATED, KV, PRIORITY, LEFT, GEN_BASE, FOOT, FLAGS = range(9)
+TARGET, PREFILLED, GENERATED, KV, PRIORITY, LEFT, GEN_BASE, FOOT, FLAGS, CACHED = range(10)
 #: Bits of row ``FLAGS``: the plan lets the request be evicted, ... defers it.
 EVICTABLE, DEFERRED = 1, 2
 #: Rows of :attr:`QueueColumns.F` (float64), all shown to policies.
@@ -130,6 +133,7 @@ class QueueColumns:
     gen_base = property(lambda self: self.I[GEN_BASE], doc="Row GEN_BASE of I.")
     foot = property(lambda self: self.I[FOOT], doc="Row FOOT of I.")
     flags = property(lambda self: self.I[FLAGS], doc="Row FLAGS of I.")
+    cached = property(lambda self: self.I[CACHED], doc="Row CACHED of I.")
     arrival = property(lambda self: self.F[ARRIVAL], doc="Row ARRIVAL of F.")
     pred = property(lambda self: self.F[PRED], doc="Row PRED of F.")
     attained = property(lambda self: self.F[ATTAINED], doc="Row ATTAINED of F.")
@@ -137,7 +141,7 @@ class QueueColumns:
     est = property(lambda self: self.F[EST], doc="Row EST of F.")
 
     def __init__(self, capacity: int = 64) -> None:
-        self._I = np.zeros((9, capacity), dtype=np.int64)
+        self._I = np.zeros((10, capacity), dtype=np.int64)
         self._F = np.zeros((5, capacity), dtype=np.float64)
         self._rid = np.zeros(capacity, dtype=np.int64)
         self._loc = np.zeros(capacity, dtype=np.int8)
@@ -307,7 +311,7 @@ def _remove_slots(I, F, rid, loc, running, n, gone, track, front):  # noqa: E741
         if loc[s] == KV_GPU:
             gpu += I[KV, s]
         elif loc[s] == KV_HOST:
-            host += I[KV, s]
+            host += I[KV, s] - I[CACHED, s]
         if track:
             out += I[TARGET, s] - I[PREFILLED, s] + max(F[PRED, s] - I[GENERATED, s], 0.0)
     if gone.shape[0] == 0:

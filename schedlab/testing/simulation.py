@@ -55,8 +55,9 @@ def check_simulation(result: Any, workload: Workload) -> None:
     - with an ``iteration_log``: iterations have ``start <= end`` and never overlap on one
       instance; no request runs before it arrives or twice in one iteration; a completed
       request emits exactly ``output_tokens`` tokens (a rejected one fewer), prefills at least
-      its prompt, gets its first token at the end of the iteration that emits it and finishes at
-      the end of the one that emits its last.
+      its prompt less the prefix a cache held for it (``extra["cached_tokens"]``), gets its
+      first token at the end of the iteration that emits it and finishes at the end of the one
+      that emits its last.
 
     >>> import numpy as np, dataclasses
     >>> from schedlab.records import Workload
@@ -173,11 +174,13 @@ def _check_log(result: Any, log: dict, n: int, done: np.ndarray, rej: np.ndarray
     over = rej & (emitted >= result.output_tokens)
     if over.any():
         _fail("token conservation", f"rejected requests {_first(over)} emitted all their tokens")
-    short = done & (prefilled < result.input_tokens)
+    cached = np.asarray(result.extra.get("cached_tokens", 0))  # a prefix cache's share
+    short = done & (prefilled < result.input_tokens - cached)
     if short.any():
         _fail(
             "token conservation",
-            f"completed requests {_first(short)} prefilled less than their prompt",
+            f"completed requests {_first(short)} prefilled less than their prompt (less what a "
+            "prefix cache held)",
         )
     t = end[it][out]
     r = req[out]
