@@ -84,7 +84,7 @@ from schedlab.sim.gaps import GapLog
 from schedlab.sim.instance import InstanceRuntime
 from schedlab.sim.prefix_cache import PrefixCache
 from schedlab.sim.result import SimResult
-from schedlab.sim.state import COMPLETED, PENDING, REJECTED, RequestTable
+from schedlab.sim.state import COMPLETED, KV, PENDING, REJECTED, RequestTable
 
 __all__ = ["DisaggregatedCluster", "simulate_disaggregated"]
 
@@ -362,9 +362,16 @@ class _Run:
         self.join_s = np.full(n, np.nan)
         self.free_at = np.zeros(P)  # estimated end of each prefill queue
         self.queued = np.zeros(P, dtype=np.int64)
-        self.incoming: dict[int, tuple[int, float, int]] = {}  # request -> (decode, join, ctx)
+        # requests placed and not yet joined, as columns (swap-removed): their decode instance,
+        # expected join time and context; ``inc_at`` maps a request to its row
+        self.inc_at: dict[int, int] = {}
+        self.inc_rid = np.zeros(64, dtype=np.int64)
+        self.inc_d = np.zeros(64, dtype=np.int64)
+        self.inc_join = np.zeros(64, dtype=np.float64)
+        self.inc_ctx = np.zeros(64, dtype=np.int64)
         self.reserved = np.zeros(D, dtype=np.int64)  # KV promised to incoming requests
         self.caps = np.array([rt.cap for rt in runtimes[P:]], dtype=np.int64)
+        self.dec_queues = [rt.Q for rt in runtimes[P:]]  # each keeps its QueueColumns
         self.decode_index = np.arange(D, dtype=np.int64)
         self.blocks = w.prefix_block_ids
         # at each arrival: time, sum of prefill queues, busy decode instances, decode requests
@@ -445,12 +452,13 @@ class _Run:
         est = self.est
         times = est.prefill_s(r, np.append(prefix, best))
         local_s, best_s = times[:-1], np.full(P, times[-1])
-        rts = self.rts[P:]
-        counts = np.array([rt.Q.n for rt in rts], dtype=np.int64)
-        rid = np.concatenate([rt.Q.rid[: rt.Q.n] for rt in rts])
-        ctx = np.concatenate([rt.Q.kv[: rt.Q.n] for rt in rts])
-        used = np.array([rt.gpu_used for rt in rts], dtype=np.int64)
-        inc = list(self.incoming.values())
+        D = self.D
+        qs = self.dec_queues
+        counts = np.fromiter((q.n for q in qs), np.int64, D)
+        rid = np.concatenate([q.rid[: q.n] for q in qs])
+        ctx = np.concatenate([q.I[KV, : q.n] for q in qs])
+        used = np.fromiter((rt.gpu_used for rt in self.rts[P:]), np.int64, D)
+        m = len(self.inc_at)
         view = PlacementView(
             now_s=now, request_id=r, input_tokens=n, output_tokens_pred=float(T.pred[r]),
             prefix_tokens=_ro(prefix), queue_s=_ro(np.maximum(self.free_at - now, 0.0)),
@@ -462,9 +470,9 @@ class _Run:
             decode_step=self.step,
             decoding_instance=_ro(np.repeat(self.decode_index, counts)),
             decoding_since_s=_ro(self.join_s[rid]), decoding_context_tokens=_ro(ctx),
-            incoming_instance=_ro(np.array([x[0] for x in inc], dtype=np.int64)),
-            incoming_join_s=_ro(np.array([x[1] for x in inc], dtype=np.float64)),
-            incoming_context_tokens=_ro(np.array([x[2] for x in inc], dtype=np.int64)),
+            incoming_instance=_ro(self.inc_d[:m].copy()),
+            incoming_join_s=_ro(self.inc_join[:m].copy()),
+            incoming_context_tokens=_ro(self.inc_ctx[:m].copy()),
         )
         return view, chain, hit_blocks
 
@@ -512,12 +520,35 @@ class _Run:
         self.free_at[i] = start + prefill
         self.queued[i] += 1
         if int(self.T.output[r]) > 1:
-            self.incoming[r] = (d, start + prefill, n + 1)
+            self._incoming(r, d, start + prefill, n + 1)
             self.reserved[d] += n + math.ceil(self.T.pred[r])
         if delay > 0:
             self._push_later(now + delay, 0, r)
         else:
             self._admit_prefill(r, now)
+
+    def _incoming(self, r: int, d: int, join: float, ctx: int) -> None:
+        """``r`` is on its way to decode instance ``d``, expected there at ``join``."""
+        m = len(self.inc_at)
+        if m == self.inc_rid.shape[0]:
+            for name in ("inc_rid", "inc_d", "inc_join", "inc_ctx"):
+                a = getattr(self, name)
+                setattr(self, name, np.concatenate((a, np.zeros_like(a))))
+        self.inc_at[r] = m
+        self.inc_rid[m], self.inc_d[m], self.inc_join[m], self.inc_ctx[m] = r, d, join, ctx
+
+    def _arrived(self, r: int) -> int:
+        """``r`` is no longer on its way (it joined, or was refused): its row goes, the last row
+        takes its place. Returns its decode instance."""
+        j = self.inc_at.pop(r)
+        d = int(self.inc_d[j])
+        last = len(self.inc_at)
+        if j != last:
+            moved = int(self.inc_rid[last])
+            for a in (self.inc_rid, self.inc_d, self.inc_join, self.inc_ctx):
+                a[j] = a[last]
+            self.inc_at[moved] = j
+        return d
 
     def _admit_prefill(self, r: int, now: float) -> None:
         i = int(self.prefill_of[r])
@@ -532,8 +563,8 @@ class _Run:
         """``r`` leaves its prefill queue: its place in the estimates and reservations goes."""
         i = int(self.prefill_of[r])
         self.queued[i] -= 1
-        if r in self.incoming:
-            d = self.incoming.pop(r)[0]
+        if r in self.inc_at:
+            d = self._arrived(r)
             self.reserved[d] -= int(self.T.input[r]) + math.ceil(self.T.pred[r])
 
     def _handoff(self, rids: np.ndarray, now: float) -> None:
@@ -544,7 +575,7 @@ class _Run:
             chain = self.blocks[r] if self.blocks is not None else _EMPTY_I
             if chain.shape[0]:
                 self.cache.store(i, chain, trusted=True)
-            if r not in self.incoming:  # a one-token output: done on the prefill instance
+            if r not in self.inc_at:  # a one-token output: done on the prefill instance
                 self.queued[i] -= 1
                 continue
             T.status[r] = PENDING  # the prefill instance marked it completed: it goes on
