@@ -4,8 +4,9 @@ Each subcommand lives in its own module under :mod:`schedlab.commands` and expos
 ``register(subparsers)``, which adds its parser and sets ``func`` (called with the parsed args,
 returning an exit code). Heavy libraries are imported inside the command functions, so
 ``schedlab --help`` stays fast. Help is plain text (:func:`plain` strips the docstrings' reST)
-and an option's help may name a catalog, ``{policies}``, ``{routers}``, ``{models}``, ``{gpus}``,
-``{traces}``, ``{papers}`` or ``{formats}``, which is filled in only when help is shown
+and an option's help may name a catalog, ``{policies}``, ``{routers}``, ``{placements}``,
+``{models}``, ``{gpus}``, ``{traces}``, ``{papers}`` or ``{formats}``, which is filled in only when
+help is shown
 (:func:`names`).
 
 >>> plain("Runs :mod:`schedlab.seeds` (``--all``) through :func:`~schedlab.sim.simulate`.")
@@ -38,12 +39,12 @@ def plain(text: str) -> str:
 
 
 def names(kind: str) -> list[str]:
-    """The names of one catalog: ``policies``, ``routers``, ``models``, ``gpus``, ``traces``,
-    ``papers`` or ``formats``."""
-    if kind in ("policies", "routers"):
-        from schedlab.policies import REGISTRY, ROUTERS
+    """The names of one catalog: ``policies``, ``routers``, ``placements``, ``models``,
+    ``gpus``, ``traces``, ``papers`` or ``formats``."""
+    if kind in ("policies", "routers", "placements"):
+        from schedlab.policies import PLACEMENTS, REGISTRY, ROUTERS
 
-        return sorted(REGISTRY if kind == "policies" else ROUTERS)
+        return sorted({"policies": REGISTRY, "routers": ROUTERS, "placements": PLACEMENTS}[kind])
     if kind == "models":
         from schedlab.costmodel.models import MODELS
 
@@ -67,7 +68,7 @@ def names(kind: str) -> list[str]:
     raise ValueError(f"Unknown catalog {kind!r}")
 
 
-_KINDS = ("policies", "routers", "models", "gpus", "traces", "papers", "formats")
+_KINDS = ("policies", "routers", "placements", "models", "gpus", "traces", "papers", "formats")
 
 
 class _Formatter(argparse.HelpFormatter):

@@ -5,6 +5,9 @@ Example (shell)::
     schedlab simulate --trace azure-conv-2023 --model llama-2-7b --gpu a100-80gb --policy fcfs
     schedlab simulate --trace my.csv --model opt-13b --gpu a100-80gb --instances 4 \\
         --policy vllm --router least-tokens --rate 8 --limit 5000 --json
+    schedlab simulate --trace mooncake-conversation --model llama-3-70b --gpu a800 --tp 8 \\
+        --max-context-tokens 200000 --prefill-instances 8 --decode-instances 8 --policy fcfs \\
+        --placement mooncake --placement-param admission=early
 
 ``--rate`` replays the trace at that mean rate through :func:`schedlab.datasets.replay` (the
 order and the relative gaps are kept); ``--limit`` keeps the first N requests (before
@@ -13,6 +16,13 @@ flag (``--format``, ``--columns arrival_s=ts,input_tokens=prompt,output_tokens=g
 ``--skip-bad``, ...). A request longer than the model's context window is rejected with that reason
 (``--over-context truncate`` cuts it to fit instead); the summary counts rejections by reason.
 The wall time printed covers loading, building and simulating.
+
+``--prefill-instances P --decode-instances D`` simulates a disaggregated cluster instead
+(:func:`schedlab.sim.simulate_disaggregated`): ``--policy`` batches the decode pool, the
+placement policy (``--placement``, with ``--placement-param KEY=VALUE`` repeated) places each
+request, and the summary adds Mooncake's TBT and effective request capacity.
+``--prefix-cache-tokens`` gives colocated instances a prefix cache (vLLM's automatic prefix
+caching); ``--max-context-tokens`` overrides the model's context window.
 """
 
 from __future__ import annotations
@@ -64,6 +74,22 @@ def register(subparsers: Any) -> None:
     p.add_argument("--over-context", choices=("reject", "truncate"), default="reject",
                    help="a request longer than the model's context window: rejected with that "
                    "reason (default), or truncated to fit (prompt first, then output)")
+    p.add_argument("--max-context-tokens", type=int, default=None, metavar="N",
+                   help="the longest request the model serves (default: the model's context "
+                   "window)")
+    p.add_argument("--prefix-cache-tokens", type=int, default=0, metavar="N",
+                   help="a prefix cache of N tokens on each colocated instance, keyed by the "
+                   "trace's prefix blocks (default 0: off)")
+    p.add_argument("--prefill-instances", type=int, default=None, metavar="P",
+                   help="simulate a disaggregated cluster: P prefill instances ...")
+    p.add_argument("--decode-instances", type=int, default=None, metavar="D",
+                   help="... and D decode instances (then --instances is not used)")
+    p.add_argument("--placement", default="mooncake",
+                   help="placement policy of a disaggregated cluster: {placements} "
+                   "(default mooncake)")
+    p.add_argument("--placement-param", action="append", default=[], metavar="KEY=VALUE",
+                   help="a parameter of the placement policy (repeatable), e.g. "
+                   "prefill=cache-aware, admission=late, slo_tbt_s=0.2")
     p.add_argument("--seed", type=int, default=0, help="seed passed to policies taking 'rng'")
     p.add_argument("--json", action="store_true", help="print one JSON document on stdout")
     add_quiet(p)
@@ -94,7 +120,11 @@ def run(args: argparse.Namespace) -> int:
 
     get_policy(args.policy)  # fail fast on unknown names, before loading the trace
     get_router(args.router)
+    disaggregated = _pools(args)
+    placement_params = _placement_params(args) if disaggregated else {}
     context = get_model(args.model).max_context
+    if args.max_context_tokens is not None:
+        context = check_positive_int(args.max_context_tokens, "max-context-tokens", where)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # the summary counts the skipped rows
         loaded = load_with_report(args.trace, **load_options(args))
@@ -112,9 +142,13 @@ def run(args: argparse.Namespace) -> int:
     budget = args.max_batch_tokens
     if budget is None:
         budget = max(8192, int(w.input_tokens.max()) if len(w) else 1)
+    if disaggregated:
+        return _run_disaggregated(args, w, disaggregated, placement_params, context, truncated,
+                                  loaded.report.n_skipped, t0)
     cluster = Cluster.homogeneous(
         args.model, args.gpu, n_instances=instances, tp=args.tp,
         max_batch_size=args.max_batch_size, max_batch_tokens=budget, chunk_tokens=args.chunk_tokens,
+        max_context_tokens=context, prefix_cache_tokens=args.prefix_cache_tokens,
     )
     params: dict[str, Any] = {}
     policy = get_policy(args.policy)
@@ -142,14 +176,84 @@ def run(args: argparse.Namespace) -> int:
         skipped_rows=loaded.report.n_skipped,
         simulate_wall_s=res.wall_s, total_wall_s=time.perf_counter() - t0,
     )
+    if args.prefix_cache_tokens:
+        summary["cached_token_share"] = float(res.extra["cached_tokens"].sum()
+                                              / max(int(w.input_tokens.sum()), 1))
+    return _print(args, summary)
+
+
+def _pools(args: argparse.Namespace) -> tuple[int, int] | None:
+    """(prefill, decode) instances of a disaggregated run, or None for a colocated one."""
+    p, d = args.prefill_instances, args.decode_instances
+    if p is None and d is None:
+        return None
+    if p is None or d is None:
+        raise ValueError("a disaggregated cluster needs both --prefill-instances and "
+                         "--decode-instances")
+    where = "schedlab simulate"
+    return (check_positive_int(p, "prefill-instances", where),
+            check_positive_int(d, "decode-instances", where))
+
+
+def _placement_params(args: argparse.Namespace) -> dict[str, Any]:
+    """``--placement-param KEY=VALUE`` as keyword arguments: a VALUE that reads as a JSON
+    number, boolean or null is one, anything else is a string."""
+    from schedlab.policies import get_placement
+
+    get_placement(args.placement)  # an unknown name fails before the trace is read
+    out: dict[str, Any] = {}
+    for item in args.placement_param:
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            raise ValueError(f"--placement-param must be KEY=VALUE. Got {item!r}.")
+        try:
+            out[key] = json.loads(value)
+        except json.JSONDecodeError:
+            out[key] = value
+    return out
+
+
+def _run_disaggregated(args: argparse.Namespace, w: Any, pools: tuple[int, int],
+                       params: dict[str, Any], context: int, truncated: int, skipped: int,
+                       t0: float) -> int:
+    from schedlab.jit import announce_first_compile
+    from schedlab.sim import DisaggregatedCluster, simulate_disaggregated
+
+    cluster = DisaggregatedCluster.homogeneous(
+        args.model, args.gpu, tp=args.tp, n_prefill=pools[0], n_decode=pools[1],
+        max_context_tokens=context, decode_batch_size=args.max_batch_size)
+    if not args.quiet:
+        announce_first_compile("schedlab simulate")
+    res = simulate_disaggregated(w, cluster, args.placement, placement_params=params,
+                                 decode_policy=args.policy)
+    summary = res.summary()
+    e = res.extra
+    summary.update(
+        trace=args.trace, model=args.model, gpu=args.gpu, tp=args.tp,
+        prefill_instances=pools[0], decode_instances=pools[1], placement=args.placement,
+        placement_params=params, rate=args.rate, limit=args.limit,
+        model_context_tokens=context, over_context=args.over_context, truncated=truncated,
+        skipped_rows=skipped,
+        cached_token_share=float(e["cached_tokens"].sum() / max(int(w.input_tokens.sum()), 1)),
+        prefixes_pulled=int((e["transfer_tokens"] > 0).sum()),
+        wasted_prefills=int(e["wasted_prefill"].sum()),
+        effective_capacity={f"tbt_{int(1000 * x)}ms": v
+                            for x, v in res.effective_capacity().items()},
+        simulate_wall_s=res.wall_s, total_wall_s=time.perf_counter() - t0,
+    )
+    return _print(args, summary)
+
+
+def _print(args: argparse.Namespace, summary: dict[str, Any]) -> int:
     if args.json:
         json.dump({k: _jsonable(v) for k, v in summary.items()}, sys.stdout)
         sys.stdout.write("\n")
         return 0
     width = max(len(k) for k in summary)
     for k, v in summary.items():
-        if k == "rejected_by_reason":
-            shown = ", ".join(f"{r}: {c}" for r, c in v.items()) or "-"
+        if isinstance(v, dict):
+            shown = ", ".join(f"{r}: {c:.4g}" if isinstance(c, float) else f"{r}: {c}"
+                              for r, c in v.items()) or "-"
         elif v is None and k in ("slo_attainment", "goodput_rps"):
             shown = "no SLO"
         else:

@@ -64,3 +64,51 @@ def test_rate_rescaling_keeps_order_and_hits_the_rate() -> None:
     assert len(b) / b[-1] == pytest.approx(5.0)
     with pytest.raises(ValueError, match="'rate_per_s'"):
         rescale_arrivals(a, rate_per_s=-1.0)
+
+
+MOONCAKE = ["--trace", "mooncake-conversation", "--model", "llama-3-70b", "--gpu", "a800",
+            "--tp", "8", "--max-context-tokens", "200000", "--policy", "fcfs", "--limit", "300"]
+
+
+def test_a_disaggregated_run_from_the_shell(capsys) -> None:
+    code, out, _ = _run(capsys, *MOONCAKE, "--prefill-instances", "4", "--decode-instances", "4",
+                        "--placement-param", "admission=late", "--placement-param",
+                        "slo_tbt_s=0.2", "--json")
+    assert code == 0
+    doc = json.loads(out)
+    assert doc["requests"] == 300 and doc["completed"] + doc["rejected"] == 300
+    assert (doc["prefill_instances"], doc["decode_instances"]) == (4, 4)
+    assert doc["placement_params"] == {"admission": "late", "slo_tbt_s": 0.2}
+    assert set(doc["effective_capacity"]) == {"tbt_100ms", "tbt_200ms", "tbt_300ms"}
+    assert 0 < doc["cached_token_share"] < 1 and doc["tbt_mean_s"] > 0
+
+
+def test_colocated_prefix_caching_from_the_shell(capsys) -> None:
+    code, out, _ = _run(capsys, *MOONCAKE, "--prefix-cache-tokens", "1000000", "--json")
+    assert code == 0 and json.loads(out)["cached_token_share"] > 0
+
+
+@pytest.mark.parametrize(
+    "extra, message",
+    [
+        (["--prefill-instances", "2"], "both --prefill-instances and --decode-instances"),
+        (["--prefill-instances", "0", "--decode-instances", "1"], "'prefill-instances'"),
+        (["--prefill-instances", "1", "--decode-instances", "1", "--placement", "moon"],
+         "Unknown placement policy 'moon'"),
+        (["--prefill-instances", "1", "--decode-instances", "1", "--placement-param", "x"],
+         "KEY=VALUE"),
+        (["--prefill-instances", "1", "--decode-instances", "1", "--placement-param",
+          "admission=eager"], "Unknown admission policy 'eager'"),
+        (["--max-context-tokens", "0"], "'max-context-tokens'"),
+    ],
+)
+def test_bad_disaggregated_arguments_fail_with_a_message(capsys, extra, message) -> None:
+    code, out, err = _run(capsys, *MOONCAKE, *extra)
+    assert code == 1 and message in err and out == "" and "Traceback" not in err
+
+
+def test_prefix_caching_needs_prefix_blocks(capsys) -> None:
+    code, out, err = _run(capsys, "--trace", "azure-conv-2023", "--model", "llama-2-7b", "--gpu",
+                          "a100-80gb", "--policy", "vllm", "--limit", "10",
+                          "--prefix-cache-tokens", "10000")
+    assert code == 1 and "no prefix_block_ids" in err and "Traceback" not in err
