@@ -111,4 +111,4 @@ def test_prefix_caching_needs_prefix_blocks(capsys) -> None:
     code, out, err = _run(capsys, "--trace", "azure-conv-2023", "--model", "llama-2-7b", "--gpu",
                           "a100-80gb", "--policy", "vllm", "--limit", "10",
                           "--prefix-cache-tokens", "10000")
-    assert code == 1 and "no prefix_block_ids" in err and "Traceback" not in err
+    assert code == 1 and "no prefix_block_ids" in err and "Traceback" not in err and out == ""
