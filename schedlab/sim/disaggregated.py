@@ -99,7 +99,8 @@ class DisaggregatedCluster:
 
     Parameters
     ----------
-    prefill, decode : the instances of each pool (:class:`InstanceSpec`, one or more each).
+    prefill, decode : the instances of each pool (:class:`InstanceSpec`, one or more each; the
+        instances of a pool share one cost model, which the placement's estimates use).
     cache_tokens : int, default 3,000,000
         Prefix-cache capacity of each prefill instance (FAST'25 §5.3.1: about 3 M tokens of DRAM
         per node), LRU over blocks.
@@ -297,6 +298,13 @@ def simulate_disaggregated(
         )
         runtimes.append(rt)
         deciders.append(Decider(rt, fn, name, {}))
+    for pool, first in (("prefill", 0), ("decode", P)):
+        others = [i for i in range(first, first + (P if pool == "prefill" else D))
+                  if runtimes[i].cost != runtimes[first].cost]
+        if others:  # the estimates come from one cost model per pool
+            raise ValueError(f"The {pool} pool of a DisaggregatedCluster must share one cost "
+                             f"model (the placement's estimates use it); instance "
+                             f"{others[0] - first} of the pool differs from instance 0.")
     link = get_interconnect(cluster.link)
     spec0 = cluster.prefill[0]
     layers = int(get_model(spec0.model).num_layers) if spec0.model is not None else 1

@@ -159,6 +159,12 @@ def test_bad_input_names_the_field() -> None:
     with pytest.raises(ValueError, match="'cluster' parameter"):
         simulate_disaggregated(w, _cluster().decode[0])  # type: ignore[arg-type]
 
+    mixed = replace(_cluster(), prefill=(_cluster().prefill[0],
+                                         replace(_cluster().prefill[0],
+                                                 cost=iteration_cost("llama-2-7b", "a100-80gb"))))
+    with pytest.raises(ValueError, match="prefill pool of a DisaggregatedCluster must share"):
+        simulate_disaggregated(w, mixed)
+
     def nowhere(view: PlacementView, /) -> Placement:
         return Placement(prefill=view.n_prefill + 3, decode=0)
 
