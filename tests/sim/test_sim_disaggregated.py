@@ -177,3 +177,30 @@ def test_a_cost_model_without_a_catalog_model_works() -> None:
     c = DisaggregatedCluster.homogeneous(cost=ConstantIterationCost(slot_s=0.01,
                                                                     kv_capacity_tokens=10**6))
     assert (simulate_disaggregated(w, c).status == "completed").all()
+
+
+def test_kv_stays_within_capacity_and_comes_back_to_zero() -> None:
+    """Invariant 6: no instance ever holds more KV than its capacity (decode instances refuse
+    what would not fit at the hand-off), and every counter is back at zero at the end."""
+    from schedlab.sim.deciding import Decider
+
+    w = _workload(200, seed=4, rate=8.0)
+    c = _cluster(n_prefill=2, n_decode=1, decode_batch_size=16)
+    small = replace(c, decode=(replace(c.decode[0], kv_capacity_tokens=30_000),))
+    seen = []
+    orig = Decider.decide
+
+    def spy(self: Decider, now: float) -> float | None:
+        rt = self.rt
+        assert 0 <= rt.gpu_used <= rt.cap and rt.host_used >= 0
+        seen.append(rt)
+        return orig(self, now)
+
+    Decider.decide = spy  # type: ignore[method-assign]
+    try:
+        r = simulate_disaggregated(w, small, placement_params={"slo_ttft_s": 60.0})
+    finally:
+        Decider.decide = orig  # type: ignore[method-assign]
+    assert "decode_kv" in set(r.reject_reason) or "decode_kv_full" in set(r.reject_reason)
+    for rt in set(seen):
+        assert (rt.gpu_used, rt.host_used, rt.Q.n) == (0, 0, 0)
