@@ -71,7 +71,6 @@ from schedlab.contract.placement import (
 )
 from schedlab.errors import (
     SimulationStalled,
-    check_array,
     check_instance,
     check_keyword_params,
     check_positive_int,
@@ -84,13 +83,12 @@ from schedlab.sim.gaps import GapLog
 from schedlab.sim.instance import InstanceRuntime
 from schedlab.sim.prefix_cache import PrefixCache
 from schedlab.sim.result import SimResult
+from schedlab.sim.simulator import build_result, request_table
 from schedlab.sim.state import COMPLETED, KV, PENDING, REJECTED, RequestTable
 
 __all__ = ["DisaggregatedCluster", "simulate_disaggregated"]
 
-_STATUS = np.array(["pending", "completed", "rejected"])
 _EMPTY_I = np.zeros(0, dtype=np.int64)
-_EMPTY_F = np.zeros(0, dtype=np.float64)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -268,10 +266,7 @@ def simulate_disaggregated(
         fn = get_policy(pol)
         pols.append((fn, pol if isinstance(pol, str) else getattr(fn, "__name__", "?")))
     n = len(workload)
-    pred = (workload.output_tokens.astype(np.float64) if predicted_output_tokens is None else
-            check_array(predicted_output_tokens, "predicted_output_tokens", where,
-                        min_value=0.0, length=n))
-    T = RequestTable.empty(workload.arrival_s, workload.input_tokens, workload.output_tokens, pred)
+    T = request_table(workload, predicted_output_tokens, where)
     ones_i = np.ones(n, dtype=np.int64)
     ones_i.flags.writeable = False
     T_pre = replace(T, output=ones_i, pred=np.ones(n))  # a prefill instance emits one token
@@ -314,8 +309,6 @@ def simulate_disaggregated(
                PrefixCache(P, cluster.cache_tokens, block_tokens=cluster.block_tokens),
                fit_decode_step(runtimes[P].cost), gaps, reasons, place, place_name, pparams)
     run.loop()
-    names = [*reasons, ""]
-    codes = np.where(T.reject_code >= 0, T.reject_code, len(names) - 1)
     tbt = np.where(T.status == COMPLETED, gaps.tbt_s(), np.nan)
     load = np.array(run.load, dtype=np.float64).reshape(-1, 5)
     m = run.step  # the mean step over the decode instances, from the sums (the model is linear)
@@ -329,19 +322,8 @@ def simulate_disaggregated(
         "placement": place_name,
         "load_time_s": load[:, 0], "prefill_queue_s": load[:, 1] / P, "decode_step_s": dec_step,
     }
-    rid = workload.request_id
-    assert rid is not None
-    return SimResult(
-        request_id=rid, instance=run.decode_of, arrival_s=T.arrival,
-        first_token_s=T.first_token, finish_s=T.finish, status=_STATUS[T.status],
-        reject_reason=np.array(names, dtype=object)[codes].astype(str),
-        input_tokens=T.input, output_tokens=T.output, preemptions=T.preemptions, swaps=T.swaps,
-        n_instances=P + D, busy_s=float(sum(r.busy_s for r in runtimes)),
-        iterations=int(sum(r.iterations for r in runtimes)),
-        decisions=int(sum(d.calls for d in deciders)), wall_s=time.perf_counter() - wall0,
-        slo_ttft_col=workload.slo_ttft_s, slo_tpot_col=workload.slo_tpot_s,
-        policy=place_name, extra=extra,
-    )
+    return build_result(workload, T, deciders, reasons, wall0, place_name,
+                        instance=run.decode_of, extra=extra)
 
 
 class _Run:

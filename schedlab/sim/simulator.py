@@ -59,7 +59,7 @@ from schedlab.sim.prefix_cache import PrefixCache
 from schedlab.sim.result import SimResult
 from schedlab.sim.state import COMPLETED, GENERATED, PENDING, PREFILLED, TARGET, RequestTable
 
-__all__ = ["simulate"]
+__all__ = ["build_result", "request_table", "simulate"]
 
 _STATUS = np.array(["pending", "completed", "rejected"])
 
@@ -138,13 +138,7 @@ def simulate(
     check_positive_int(max_idle_decisions, "max_idle_decisions", "simulate")
     pol, pol_name = _resolve(policy, "policy")
     n = len(workload)
-    if predicted_output_tokens is None:
-        pred = workload.output_tokens.astype(np.float64)
-    else:
-        pred = check_array(
-            predicted_output_tokens, "predicted_output_tokens", "simulate", min_value=0.0, length=n
-        )
-    T = RequestTable.empty(workload.arrival_s, workload.input_tokens, workload.output_tokens, pred)
+    T = request_table(workload, predicted_output_tokens, "simulate")
     k = len(cl)
     shared = {
         "outstanding": np.zeros(k),
@@ -190,6 +184,34 @@ def simulate(
     caps.flags.writeable = False
     _run(T, deciders, route, dict(router_params or {}), shared, caps)
 
+    extra: dict[str, Any] = {}
+    if gaps is not None:
+        extra["tbt_s"] = np.where(T.status == COMPLETED, gaps.tbt_s(), np.nan)
+    if cached is not None:
+        extra["cached_tokens"] = cached
+    return build_result(workload, T, deciders, reasons, wall0, pol_name, instance=T.instance,
+                        log=log, extra=extra)
+
+
+def request_table(workload: Workload, predicted_output_tokens: np.ndarray | None,
+                  where: str) -> RequestTable:
+    """The run's request table; policies see ``predicted_output_tokens`` (checked) as the
+    output lengths, or the true ones when None."""
+    if predicted_output_tokens is None:
+        pred = workload.output_tokens.astype(np.float64)
+    else:
+        pred = check_array(predicted_output_tokens, "predicted_output_tokens", where,
+                           min_value=0.0, length=len(workload))
+    return RequestTable.empty(workload.arrival_s, workload.input_tokens, workload.output_tokens,
+                              pred)
+
+
+def build_result(
+    workload: Workload, T: RequestTable, deciders: list[Decider], reasons: dict[str, int],
+    wall0: float, policy: str, *, instance: np.ndarray, log: IterationLog | None = None,
+    extra: dict[str, Any] | None = None,
+) -> SimResult:
+    """The :class:`SimResult` of a finished run (``instance``: where each request was served)."""
     names = [*reasons, ""]
     codes = np.where(T.reject_code >= 0, T.reject_code, len(names) - 1)
     runtimes = [d.rt for d in deciders]
@@ -197,7 +219,7 @@ def simulate(
     assert request_id is not None  # Workload.__post_init__ fills it in
     return SimResult(
         request_id=request_id,
-        instance=T.instance,
+        instance=instance,
         arrival_s=T.arrival,
         first_token_s=T.first_token,
         finish_s=T.finish,
@@ -207,7 +229,7 @@ def simulate(
         output_tokens=T.output,
         preemptions=T.preemptions,
         swaps=T.swaps,
-        n_instances=k,
+        n_instances=len(deciders),
         busy_s=float(sum(x.busy_s for x in runtimes)),
         iterations=int(sum(x.iterations for x in runtimes)),
         decisions=int(sum(d.calls for d in deciders)),
@@ -215,12 +237,8 @@ def simulate(
         slo_ttft_col=workload.slo_ttft_s,
         slo_tpot_col=workload.slo_tpot_s,
         iteration_log=None if log is None else log.to_dict(),
-        policy=pol_name,
-        extra={
-            **({} if gaps is None else {"tbt_s": np.where(T.status == COMPLETED, gaps.tbt_s(),
-                                                          np.nan)}),
-            **({} if cached is None else {"cached_tokens": cached}),
-        },
+        policy=policy,
+        extra=extra or {},
     )
 
 
