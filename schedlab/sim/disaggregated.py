@@ -81,7 +81,7 @@ from schedlab.sim.deciding import Decider
 from schedlab.sim.engine import PRIORITY_DECIDE, PRIORITY_RUN_END, EventQueue
 from schedlab.sim.gaps import GapLog
 from schedlab.sim.instance import InstanceRuntime
-from schedlab.sim.prefix_cache import PrefixCache
+from schedlab.sim.prefix_cache import EVICTIONS, PrefixCache
 from schedlab.sim.result import SimResult
 from schedlab.sim.simulator import build_result, request_table
 from schedlab.sim.state import COMPLETED, KV, PENDING, REJECTED, RequestTable
@@ -101,7 +101,9 @@ class DisaggregatedCluster:
         instances of a pool share one cost model, which the placement's estimates use).
     cache_tokens : int, default 3,000,000
         Prefix-cache capacity of each prefill instance (FAST'25 §5.3.1: about 3 M tokens of DRAM
-        per node), LRU over blocks.
+        per node).
+    cache_eviction : {"lru", "lfu"}, default "lru"
+        The caches' eviction policy (LRU, FAST'25 §3.2.1; v3 Table 1 compares LFU).
     block_tokens : int, default 512
         Tokens per cache block (the Mooncake traces' ``hash_ids``).
     link : catalog name or :class:`~schedlab.costmodel.hardware.Interconnect`, default
@@ -115,6 +117,7 @@ class DisaggregatedCluster:
     prefill: tuple[InstanceSpec, ...]
     decode: tuple[InstanceSpec, ...]
     cache_tokens: int = 3_000_000
+    cache_eviction: str = "lru"
     block_tokens: int = 512
     link: Any = "rdma-200g"
     links_per_node: int = 4
@@ -130,6 +133,9 @@ class DisaggregatedCluster:
         check_positive_int(self.block_tokens, "block_tokens", w)
         check_positive_int(self.cache_tokens, "cache_tokens", w)
         check_positive_int(self.links_per_node, "links_per_node", w)
+        if self.cache_eviction not in EVICTIONS:
+            raise ValueError(f"The 'cache_eviction' parameter of {w} must be one of "
+                             f"{EVICTIONS}. Got {self.cache_eviction!r}.")
         if self.cache_tokens < self.block_tokens:
             raise ValueError(f"The 'cache_tokens' parameter of {w} must hold at least one block "
                              f"({self.block_tokens} tokens). Got {self.cache_tokens!r}.")
@@ -152,8 +158,8 @@ class DisaggregatedCluster:
         cost model (built once, shared). Prefill instances run one whole prompt at a time
         (``max_batch_size=1``, no chunking) with the prefix load overlapped
         (``overlap_swap``); decode instances batch up to ``decode_batch_size`` requests.
-        ``kwargs`` go to the cluster (``cache_tokens``, ``block_tokens``, ``link``,
-        ``links_per_node``)."""
+        ``kwargs`` go to the cluster (``cache_tokens``, ``cache_eviction``, ``block_tokens``,
+        ``link``, ``links_per_node``)."""
         check_positive_int(n_prefill, "n_prefill", "DisaggregatedCluster.homogeneous")
         check_positive_int(n_decode, "n_decode", "DisaggregatedCluster.homogeneous")
         base = InstanceSpec(model=model, gpu=gpu, tp=tp, cost=cost,
@@ -306,7 +312,8 @@ def simulate_disaggregated(
     est = _Estimates(runtimes[0].cost, T.input, cluster.block_tokens,
                      link.bytes_per_s * cluster.links_per_node, link.latency_s, layers)
     run = _Run(T, workload, runtimes, deciders, P, D, est,
-               PrefixCache(P, cluster.cache_tokens, block_tokens=cluster.block_tokens),
+               PrefixCache(P, cluster.cache_tokens, block_tokens=cluster.block_tokens,
+                           eviction=cluster.cache_eviction),
                fit_decode_step(runtimes[P].cost), gaps, reasons, place, place_name, pparams)
     run.loop()
     tbt = np.where(T.status == COMPLETED, gaps.tbt_s(), np.nan)

@@ -1,5 +1,7 @@
 """A distributed prefix cache: each node keeps KV blocks keyed by chained hash ids, within a
-capacity, evicting the least recently used block first (Mooncake's DRAM pool, FAST'25 §3.2.1).
+capacity, evicting the least recently used block first (Mooncake's DRAM pool, FAST'25 §3.2.1) or
+the least frequently used (``eviction="lfu"``, ties to the least recent; v3 Table 1 compares
+the two).
 
 Block ``i`` of a request is named by a hash of block ``i-1``'s name and its own tokens (the
 ``hash_ids`` of the Mooncake traces, 512 tokens a block), so a block id stands for its whole
@@ -9,13 +11,13 @@ request is the number of *leading* blocks of its chain the node holds.
 Costs: a look-up walks the request's chain once (it stops at the first block no node holds),
 intersecting the sets of nodes holding each block (a Python int's bits), so it is O(blocks of the
 request x words of nodes), not O(cache); storing a chain on a node touches each of its blocks
-once, and each eviction is O(1).
+once, and each eviction is O(1) (LRU) or O(log cache) (LFU).
 
-Recency: a stored chain is touched leaf first and root last, so a block is never less recent
-than any of its descendants on that node, LRU evicts leaves before their parents, and every
-node's contents stay prefix-closed (the kvcache-ai blog's observation that prefix LRU "starts
-from the leaf nodes of the radix tree"). Not modelled: pinning blocks in use by an ongoing
-request (a prefill reads its prefix at its start), and an SSD tier.
+Recency: a stored chain is touched leaf first and root last, so a block is never less recent (nor
+less often used) than any of its descendants on that node, both policies evict leaves before
+their parents, and every node's contents stay prefix-closed (the kvcache-ai blog's observation
+that prefix LRU "starts from the leaf nodes of the radix tree"). Not modelled: pinning blocks in
+use by an ongoing request (a prefill reads its prefix at its start), and an SSD tier.
 
 >>> c = PrefixCache(n_nodes=2, capacity_tokens=3 * 512)
 >>> c.store(0, [7, 8, 9])
@@ -28,6 +30,7 @@ request (a prefill reads its prefix at its start), and an SSD tier.
 
 from __future__ import annotations
 
+import heapq
 from collections import OrderedDict
 from typing import Any
 
@@ -35,7 +38,10 @@ import numpy as np
 
 from schedlab.errors import check_positive_int
 
-__all__ = ["PrefixCache", "check_hash_chain"]
+__all__ = ["EVICTIONS", "PrefixCache", "check_hash_chain"]
+
+#: Eviction policies of :class:`PrefixCache`.
+EVICTIONS = ("lru", "lfu")
 
 
 def check_hash_chain(blocks: Any, name: str = "hash_ids") -> list[int]:
@@ -68,11 +74,17 @@ class PrefixCache:
         Cache size of each node in tokens (FAST'25 §5.3.1: about 3 M tokens of DRAM per node).
     block_tokens : int >= 1, default 512
         Tokens per block (the Mooncake traces' ``hash_ids`` blocks).
+    eviction : {"lru", "lfu"}, default "lru"
+        Which block goes when a node is full: the least recently used, or the least frequently
+        used (uses counted since the block came in), ties to the least recent. An LFU eviction
+        costs O(log cache) (a heap); LRU O(1).
     """
 
-    __slots__ = ("_holders", "_lru", "block_tokens", "capacity_blocks", "n_nodes")
+    __slots__ = ("_heap", "_holders", "_lfu", "_lru", "_stamp", "block_tokens", "capacity_blocks",
+                 "eviction", "n_nodes")
 
-    def __init__(self, n_nodes: int, capacity_tokens: int, *, block_tokens: int = 512) -> None:
+    def __init__(self, n_nodes: int, capacity_tokens: int, *, block_tokens: int = 512,
+                 eviction: str = "lru") -> None:
         where = "PrefixCache"
         self.n_nodes = check_positive_int(n_nodes, "n_nodes", where)
         self.block_tokens = check_positive_int(block_tokens, "block_tokens", where)
@@ -84,6 +96,15 @@ class PrefixCache:
         # block id -> the nodes holding it, as the bits of a Python int (absent: none)
         self._holders: dict[int, int] = {}
         self._lru: list[OrderedDict[int, None]] = [OrderedDict() for _ in range(self.n_nodes)]
+        if eviction not in EVICTIONS:
+            raise ValueError(f"The 'eviction' parameter of {where} must be one of {EVICTIONS}. "
+                             f"Got {eviction!r}.")
+        self.eviction = eviction
+        # LFU: per node, each held block's (uses, last use) and a heap of such entries (an entry
+        # whose pair is no longer the block's is stale and skipped)
+        self._lfu: list[dict[int, tuple[int, int]]] = [{} for _ in range(self.n_nodes)]
+        self._heap: list[list[tuple[int, int, int]]] = [[] for _ in range(self.n_nodes)]
+        self._stamp = 0
 
     def match_blocks(self, blocks: Any, *, trusted: bool = False) -> np.ndarray:
         """The number of leading blocks of the chain ``blocks`` each node holds (length
@@ -129,24 +150,51 @@ class PrefixCache:
         for b in reversed(chain):
             if b in lru:
                 lru.move_to_end(b)
-                continue
-            lru[b] = None
-            holders[b] = holders.get(b, 0) | bit
+            else:
+                lru[b] = None
+                holders[b] = holders.get(b, 0) | bit
+            if self.eviction == "lfu":
+                self._use(node, b)
         while len(lru) > self.capacity_blocks:
-            old, _ = lru.popitem(last=False)
+            old = self._victim(node)
             left = holders[old] & ~bit
             if left:
                 holders[old] = left
             else:
                 del holders[old]
 
+    def _use(self, node: int, block: int) -> None:
+        """LFU: one more use of ``block`` on ``node``, now."""
+        self._stamp += 1
+        uses = self._lfu[node].get(block, (0, 0))[0] + 1
+        self._lfu[node][block] = (uses, self._stamp)
+        heapq.heappush(self._heap[node], (uses, self._stamp, block))
+
+    def _victim(self, node: int) -> int:
+        """Remove and return the block ``node`` evicts next."""
+        lru = self._lru[node]
+        if self.eviction == "lru":
+            return lru.popitem(last=False)[0]
+        heap, state = self._heap[node], self._lfu[node]
+        while True:
+            uses, stamp, block = heapq.heappop(heap)
+            if state.get(block) == (uses, stamp):
+                del state[block], lru[block]
+                if len(heap) > 4 * len(state) + 64:  # drop the stale entries now and then
+                    heap[:] = [(u, t, b) for b, (u, t) in state.items()]
+                    heapq.heapify(heap)
+                return block
+
     def touch(self, node: int, blocks: Any, *, trusted: bool = False) -> None:
         """Mark the blocks of ``blocks`` that ``node`` holds as just used (a cache hit), leaf
         first. ``trusted`` as in :meth:`match_blocks`."""
         lru = self._lru[node]
+        lfu = self.eviction == "lfu"
         for b in reversed(blocks.tolist() if trusted else check_hash_chain(blocks)):
             if b in lru:
                 lru.move_to_end(b)
+                if lfu:
+                    self._use(node, b)
 
     def held_blocks(self, node: int) -> int:
         """Blocks ``node`` holds now."""

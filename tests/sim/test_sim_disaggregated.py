@@ -119,6 +119,12 @@ def test_closed_form_and_stepped_runs_agree() -> None:
     np.testing.assert_allclose(a.extra["tbt_s"], b.extra["tbt_s"], rtol=1e-3)
 
 
+def test_lfu_caches_run_too() -> None:
+    w = _workload(80, seed=5, rate=5.0)
+    r = simulate_disaggregated(w, _cluster(cache_eviction="lfu", cache_tokens=4 * 512))
+    assert (r.status == "completed").all() and r.extra["cached_tokens"].sum() > 0
+
+
 def test_runs_are_deterministic() -> None:
     w = _workload(80, seed=3, rate=5.0)
     a = simulate_disaggregated(w, _cluster(), placement_params={"prefill": "random"})
@@ -150,6 +156,8 @@ def test_bad_input_names_the_field() -> None:
     w = _workload(5)
     with pytest.raises(ValueError, match="cache_tokens"):
         DisaggregatedCluster.homogeneous(cost=COST, cache_tokens=100)
+    with pytest.raises(ValueError, match="cache_eviction"):
+        DisaggregatedCluster.homogeneous(cost=COST, cache_eviction="lifo")
     with pytest.raises(ValueError, match="'prefill' parameter"):
         DisaggregatedCluster(prefill=(), decode=_cluster().decode)
     with pytest.raises(ValueError, match="Unknown placement policy"):

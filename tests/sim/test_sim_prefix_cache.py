@@ -36,11 +36,13 @@ def chains(draw: st.DrawFn) -> list[list[int]]:
 
 
 class _Model:
-    """Per-node LRU as plain lists, most recent last."""
+    """Per-node LRU (or LFU, ties to the least recent) as plain lists, most recent last."""
 
-    def __init__(self, n: int, cap: int) -> None:
+    def __init__(self, n: int, cap: int, lfu: bool = False) -> None:
         self.lists: list[list[int]] = [[] for _ in range(n)]
+        self.uses: list[dict[int, int]] = [{} for _ in range(n)]
         self.cap = cap
+        self.lfu = lfu
 
     def match(self, chain: list[int]) -> list[int]:
         out = []
@@ -52,21 +54,27 @@ class _Model:
         return out
 
     def store(self, node: int, chain: list[int]) -> None:
-        held = self.lists[node]
+        held, uses = self.lists[node], self.uses[node]
         for b in reversed(chain):
             if b in held:
                 held.remove(b)
             held.append(b)
-        del held[: max(len(held) - self.cap, 0)]
+            uses[b] = uses.get(b, 0) + 1
+        while len(held) > self.cap:
+            # the least used, the least recent among those (held is in recency order)
+            victim = min(held, key=lambda b: uses[b]) if self.lfu else held[0]
+            held.remove(victim)
+            del uses[victim]
 
 
 @PROPS
-@given(chains(), st.integers(1, 4), st.integers(1, 12), st.data())
-def test_matches_and_evictions_follow_per_node_lru(
-    reqs: list[list[int]], n: int, cap: int, data: st.DataObject
+@given(chains(), st.integers(1, 4), st.integers(1, 12), st.sampled_from(["lru", "lfu"]),
+       st.data())
+def test_matches_and_evictions_follow_the_policy(
+    reqs: list[list[int]], n: int, cap: int, eviction: str, data: st.DataObject
 ) -> None:
-    cache = PrefixCache(n_nodes=n, capacity_tokens=cap * 16, block_tokens=16)
-    model = _Model(n, cap)
+    cache = PrefixCache(n_nodes=n, capacity_tokens=cap * 16, block_tokens=16, eviction=eviction)
+    model = _Model(n, cap, lfu=eviction == "lfu")
     parent = {b: (c[i - 1] if i else -1) for c in reqs for i, b in enumerate(c)}
     for chain in reqs:
         got = cache.match_blocks(chain).tolist()
@@ -106,9 +114,31 @@ def test_a_touch_protects_a_hit_prefix_from_eviction() -> None:
     assert cache.holds(0, 1) and cache.holds(0, 2) and not cache.holds(0, 7)
 
 
+def test_lru_beats_lfu_on_the_conversation_trace() -> None:
+    """v3 Table 1's direction (LRU 0.40 against LFU 0.35 at 10k blocks on the arXiv trace) on
+    the shipped conversation trace, one pool of 10k blocks: 21.6% against 13.4% of prompt
+    tokens."""
+    from schedlab.datasets import load
+
+    w = load("mooncake-conversation")
+    rate = {}
+    for eviction in ("lru", "lfu"):
+        cache = PrefixCache(1, 10_000 * 512, eviction=eviction)
+        hit = 0
+        for r in range(len(w)):
+            chain = w.prefix_block_ids[r]
+            hit += min(int(cache.match_blocks(chain, trusted=True)[0]) * 512,
+                       int(w.input_tokens[r]))
+            cache.store(0, chain, trusted=True)
+        rate[eviction] = hit / int(w.input_tokens.sum())
+    assert rate["lru"] == pytest.approx(0.216, abs=0.003)
+    assert rate["lfu"] == pytest.approx(0.134, abs=0.003)
+
+
 @pytest.mark.parametrize(
     ("kwargs", "field"),
     [
+        ({"n_nodes": 1, "capacity_tokens": 1024, "eviction": "fifo"}, "eviction"),
         ({"n_nodes": 2, "capacity_tokens": 100}, "capacity_tokens"),
         ({"n_nodes": 0, "capacity_tokens": 1024}, "n_nodes"),
         ({"n_nodes": 1, "capacity_tokens": 1024, "block_tokens": 0}, "block_tokens"),
