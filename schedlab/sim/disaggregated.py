@@ -73,6 +73,8 @@ from schedlab.errors import (
     SimulationStalled,
     check_instance,
     check_keyword_params,
+    check_nonneg_int,
+    check_positive_float,
     check_positive_int,
 )
 from schedlab.records import MAX_TOKENS, Workload
@@ -104,6 +106,11 @@ class DisaggregatedCluster:
         per node).
     cache_eviction : {"lru", "lfu"}, default "lru"
         The caches' eviction policy (LRU, FAST'25 §3.2.1; v3 Table 1 compares LFU).
+    ssd_tokens : int, default 0
+        A second cache tier per prefill instance (Mooncake's SSD; the papers give no size):
+        blocks the DRAM cache evicts go there, and a prefix partly there is read back at
+        ``ssd_bytes_per_s`` (default 16 GB/s, a few NVMe drives [recon]) before the prefill
+        starts, which the placement's estimates include.
     block_tokens : int, default 512
         Tokens per cache block (the Mooncake traces' ``hash_ids``).
     link : catalog name or :class:`~schedlab.costmodel.hardware.Interconnect`, default
@@ -118,6 +125,8 @@ class DisaggregatedCluster:
     decode: tuple[InstanceSpec, ...]
     cache_tokens: int = 3_000_000
     cache_eviction: str = "lru"
+    ssd_tokens: int = 0
+    ssd_bytes_per_s: float = 16e9
     block_tokens: int = 512
     link: Any = "rdma-200g"
     links_per_node: int = 4
@@ -133,6 +142,8 @@ class DisaggregatedCluster:
         check_positive_int(self.block_tokens, "block_tokens", w)
         check_positive_int(self.cache_tokens, "cache_tokens", w)
         check_positive_int(self.links_per_node, "links_per_node", w)
+        check_nonneg_int(self.ssd_tokens, "ssd_tokens", w)
+        check_positive_float(self.ssd_bytes_per_s, "ssd_bytes_per_s", w)
         if self.cache_eviction not in EVICTIONS:
             raise ValueError(f"The 'cache_eviction' parameter of {w} must be one of "
                              f"{EVICTIONS}. Got {self.cache_eviction!r}.")
@@ -158,8 +169,8 @@ class DisaggregatedCluster:
         cost model (built once, shared). Prefill instances run one whole prompt at a time
         (``max_batch_size=1``, no chunking) with the prefix load overlapped
         (``overlap_swap``); decode instances batch up to ``decode_batch_size`` requests.
-        ``kwargs`` go to the cluster (``cache_tokens``, ``cache_eviction``, ``block_tokens``,
-        ``link``, ``links_per_node``)."""
+        ``kwargs`` go to the cluster (``cache_tokens``, ``cache_eviction``, ``ssd_tokens``,
+        ``ssd_bytes_per_s``, ``block_tokens``, ``link``, ``links_per_node``)."""
         check_positive_int(n_prefill, "n_prefill", "DisaggregatedCluster.homogeneous")
         check_positive_int(n_decode, "n_decode", "DisaggregatedCluster.homogeneous")
         base = InstanceSpec(model=model, gpu=gpu, tp=tp, cost=cost,
@@ -313,8 +324,9 @@ def simulate_disaggregated(
                      link.bytes_per_s * cluster.links_per_node, link.latency_s, layers)
     run = _Run(T, workload, runtimes, deciders, P, D, est,
                PrefixCache(P, cluster.cache_tokens, block_tokens=cluster.block_tokens,
-                           eviction=cluster.cache_eviction),
-               fit_decode_step(runtimes[P].cost), gaps, reasons, place, place_name, pparams)
+                           eviction=cluster.cache_eviction, ssd_tokens=cluster.ssd_tokens),
+               fit_decode_step(runtimes[P].cost), gaps, reasons, place, place_name, pparams,
+               cluster.ssd_bytes_per_s)
     run.loop()
     tbt = np.where(T.status == COMPLETED, gaps.tbt_s(), np.nan)
     load = np.array(run.load, dtype=np.float64).reshape(-1, 5)
@@ -340,10 +352,13 @@ class _Run:
                  deciders: list[Decider], P: int, D: int, est: _Estimates, cache: PrefixCache,
                  step: DecodeStepModel, gaps: GapLog, reasons: dict[str, int],
                  place: Callable[..., Placement], place_name: str,
-                 pparams: dict[str, Any]) -> None:
+                 pparams: dict[str, Any], ssd_bytes_per_s: float) -> None:
         n = T.arrival.shape[0]
         self.T, self.w, self.rts, self.decs, self.P, self.D = T, w, runtimes, deciders, P, D
         self.est, self.cache, self.step, self.gaps, self.reasons = est, cache, step, gaps, reasons
+        # seconds per token read back from SSD, and the reads of the request being placed
+        self.ssd_s = est.kvb / ssd_bytes_per_s
+        self.read_s: np.ndarray | None = None
         self.place, self.place_name, self.pparams = place, place_name, pparams
         self.q = EventQueue()
         self.later: list[tuple[float, int, int, int]] = []  # (time, seq, kind, request)
@@ -449,6 +464,13 @@ class _Run:
         est = self.est
         times = est.prefill_s(r, np.append(prefix, best))
         local_s, best_s = times[:-1], np.full(P, times[-1])
+        self.read_s = None
+        if self.cache.ssd_blocks:  # a prefix partly on SSD is read back before the prefill
+            self.read_s = read = np.zeros(P)
+            for i in np.flatnonzero(hit_blocks).tolist():
+                on_ssd = self.cache.on_ssd(i, chain[: int(hit_blocks[i])])
+                read[i] = min(on_ssd * self.cache.block_tokens, int(prefix[i])) * self.ssd_s
+            local_s = local_s + read
         D = self.D
         qs = self.dec_queues
         counts = np.fromiter((q.n for q in qs), np.int64, D)
@@ -510,7 +532,8 @@ class _Run:
             delay = float(view.transfer_s[i])
         else:
             cache.touch(i, chain[: int(hit_blocks[i])], trusted=True)
-            cached, delay = local, 0.0
+            cached = local
+            delay = 0.0 if self.read_s is None else float(self.read_s[i])
         self.cached[r], self.transfer[r] = cached, p.transfer_tokens
         start = max(self.free_at[i], now + delay)
         prefill = float(view.prefill_best_s[i] if p.transfer_tokens else view.prefill_s[i])

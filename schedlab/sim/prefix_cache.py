@@ -16,8 +16,10 @@ once, and each eviction is O(1) (LRU) or O(log cache) (LFU).
 Recency: a stored chain is touched leaf first and root last, so a block is never less recent (nor
 less often used) than any of its descendants on that node, both policies evict leaves before
 their parents, and every node's contents stay prefix-closed (the kvcache-ai blog's observation
-that prefix LRU "starts from the leaf nodes of the radix tree"). Not modelled: pinning blocks in
-use by an ongoing request (a prefill reads its prefix at its start), and an SSD tier.
+that prefix LRU "starts from the leaf nodes of the radix tree"); a second tier (``ssd_tokens``)
+takes what the first evicts, leaves first, and drops its least recent first, so the two together
+stay prefix-closed too. Not modelled: pinning blocks in use by an ongoing request (a prefill reads
+its prefix at its start).
 
 >>> c = PrefixCache(n_nodes=2, capacity_tokens=3 * 512)
 >>> c.store(0, [7, 8, 9])
@@ -36,7 +38,7 @@ from typing import Any
 
 import numpy as np
 
-from schedlab.errors import check_positive_int
+from schedlab.errors import check_nonneg_int, check_positive_int
 
 __all__ = ["EVICTIONS", "PrefixCache", "check_hash_chain"]
 
@@ -78,13 +80,18 @@ class PrefixCache:
         Which block goes when a node is full: the least recently used, or the least frequently
         used (uses counted since the block came in), ties to the least recent. An LFU eviction
         costs O(log cache) (a heap); LRU O(1).
+    ssd_tokens : int >= 0, default 0
+        A second, slower tier on each node (Mooncake's SSD): a block evicted from the first goes
+        there (the least recent first out of it when it is full), still matches, and moves back
+        to the first when used (:meth:`touch`, :meth:`store`); :meth:`on_ssd` counts a chain's
+        blocks there. 0: no second tier.
     """
 
-    __slots__ = ("_heap", "_holders", "_lfu", "_lru", "_stamp", "block_tokens", "capacity_blocks",
-                 "eviction", "n_nodes")
+    __slots__ = ("_heap", "_holders", "_lfu", "_lru", "_ssd", "_stamp", "block_tokens",
+                 "capacity_blocks", "eviction", "n_nodes", "ssd_blocks")
 
     def __init__(self, n_nodes: int, capacity_tokens: int, *, block_tokens: int = 512,
-                 eviction: str = "lru") -> None:
+                 eviction: str = "lru", ssd_tokens: int = 0) -> None:
         where = "PrefixCache"
         self.n_nodes = check_positive_int(n_nodes, "n_nodes", where)
         self.block_tokens = check_positive_int(block_tokens, "block_tokens", where)
@@ -105,6 +112,8 @@ class PrefixCache:
         self._lfu: list[dict[int, tuple[int, int]]] = [{} for _ in range(self.n_nodes)]
         self._heap: list[list[tuple[int, int, int]]] = [[] for _ in range(self.n_nodes)]
         self._stamp = 0
+        self.ssd_blocks = check_nonneg_int(ssd_tokens, "ssd_tokens", where) // self.block_tokens
+        self._ssd: list[OrderedDict[int, None]] = [OrderedDict() for _ in range(self.n_nodes)]
 
     def match_blocks(self, blocks: Any, *, trusted: bool = False) -> np.ndarray:
         """The number of leading blocks of the chain ``blocks`` each node holds (length
@@ -143,20 +152,46 @@ class PrefixCache:
         :meth:`match_blocks`."""
         if not 0 <= node < self.n_nodes:
             raise ValueError(f"node must be in [0, {self.n_nodes}). Got {node!r}.")
-        lru = self._lru[node]
+        chain = blocks.tolist() if trusted else check_hash_chain(blocks)
+        self._bring(node, chain, add=True)
+
+    def _bring(self, node: int, chain: list[int], *, add: bool) -> None:
+        """Touch ``chain`` on ``node`` leaf first: blocks in the first tier become the most
+        recent, blocks on SSD move back to it, and (``add``) blocks it lacks come in; then the
+        first tier's overflow goes to SSD (or away) and SSD's overflow away."""
+        lru, ssd = self._lru[node], self._ssd[node]
         holders = self._holders
         bit = 1 << node
-        chain = blocks.tolist() if trusted else check_hash_chain(blocks)
+        lfu = self.eviction == "lfu"
+        if not (lfu or ssd):  # the common case, one tier and LRU: the plain loop
+            for b in reversed(chain):
+                if b in lru:
+                    lru.move_to_end(b)
+                elif add:
+                    lru[b] = None
+                    holders[b] = holders.get(b, 0) | bit
+            chain = []
         for b in reversed(chain):
             if b in lru:
                 lru.move_to_end(b)
-            else:
+            elif b in ssd:
+                del ssd[b]
+                lru[b] = None
+            elif add:
                 lru[b] = None
                 holders[b] = holders.get(b, 0) | bit
-            if self.eviction == "lfu":
+            else:
+                continue
+            if lfu:
                 self._use(node, b)
-        while len(lru) > self.capacity_blocks:
-            old = self._victim(node)
+        cap = self.capacity_blocks
+        while len(lru) > cap:
+            old = lru.popitem(last=False)[0] if not lfu else self._victim(node)
+            if self.ssd_blocks:
+                ssd[old] = None
+                if len(ssd) <= self.ssd_blocks:
+                    continue
+                old = ssd.popitem(last=False)[0]
             left = holders[old] & ~bit
             if left:
                 holders[old] = left
@@ -171,10 +206,8 @@ class PrefixCache:
         heapq.heappush(self._heap[node], (uses, self._stamp, block))
 
     def _victim(self, node: int) -> int:
-        """Remove and return the block ``node`` evicts next."""
+        """LFU: remove and return the block ``node`` evicts next (LRU pops its oldest inline)."""
         lru = self._lru[node]
-        if self.eviction == "lru":
-            return lru.popitem(last=False)[0]
         heap, state = self._heap[node], self._lfu[node]
         while True:
             uses, stamp, block = heapq.heappop(heap)
@@ -187,19 +220,19 @@ class PrefixCache:
 
     def touch(self, node: int, blocks: Any, *, trusted: bool = False) -> None:
         """Mark the blocks of ``blocks`` that ``node`` holds as just used (a cache hit), leaf
-        first. ``trusted`` as in :meth:`match_blocks`."""
-        lru = self._lru[node]
-        lfu = self.eviction == "lfu"
-        for b in reversed(blocks.tolist() if trusted else check_hash_chain(blocks)):
-            if b in lru:
-                lru.move_to_end(b)
-                if lfu:
-                    self._use(node, b)
+        first; those on SSD move back to the first tier. ``trusted`` as in
+        :meth:`match_blocks`."""
+        self._bring(node, blocks.tolist() if trusted else check_hash_chain(blocks), add=False)
+
+    def on_ssd(self, node: int, blocks: Any) -> int:
+        """How many blocks of ``blocks`` ``node`` holds on its SSD tier."""
+        ssd = self._ssd[node]
+        return sum(1 for b in blocks.tolist() if b in ssd) if ssd else 0
 
     def held_blocks(self, node: int) -> int:
-        """Blocks ``node`` holds now."""
+        """Blocks ``node`` holds in its first tier now."""
         return len(self._lru[node])
 
     def holds(self, node: int, block: int) -> bool:
-        """Whether ``node`` holds ``block``."""
-        return block in self._lru[node]
+        """Whether ``node`` holds ``block`` (in either tier)."""
+        return block in self._lru[node] or block in self._ssd[node]

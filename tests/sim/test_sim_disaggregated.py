@@ -212,3 +212,22 @@ def test_kv_stays_within_capacity_and_comes_back_to_zero() -> None:
     assert "decode_kv" in set(r.reject_reason) or "decode_kv_full" in set(r.reject_reason)
     for rt in set(seen):
         assert (rt.gpu_used, rt.host_used, rt.Q.n) == (0, 0, 0)
+
+
+def test_an_ssd_tier_serves_what_dram_evicted_after_reading_it_back() -> None:
+    """A 10-block prompt on a 4-block DRAM cache leaves its last 6 blocks on SSD; the same
+    prompt again is served from both tiers, waiting for the SSD read first."""
+    chain = list(range(10))
+    w = Workload(arrival_s=[0.0, 30.0], input_tokens=[5120, 5120], output_tokens=[2, 2],
+                 prefix_block_ids=PrefixBlocks.from_lists([chain, chain]))
+    kw = dict(n_prefill=1, n_decode=1, cache_tokens=4 * 512)
+    dram = simulate_disaggregated(w, _cluster(**kw))
+    both = simulate_disaggregated(w, _cluster(**kw, ssd_tokens=20 * 512))
+    assert dram.extra["cached_tokens"].tolist() == [0, 2048]
+    assert both.extra["cached_tokens"].tolist() == [0, 5119]
+    read = 6 * 512 * COST.kv_bytes_per_token / 16e9
+    assert read <= both.ttft_s[1] < dram.ttft_s[1]
+    # the estimate (T(n) - T(p), the read, the load) misses a one-token iteration's fixed cost
+    assert both.ttft_s[1] == pytest.approx(both.extra["ttft_est_s"][1], abs=0.02)
+    with pytest.raises(ValueError, match="ssd_tokens"):
+        _cluster(ssd_tokens=-1)

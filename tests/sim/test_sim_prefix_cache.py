@@ -38,26 +38,30 @@ def chains(draw: st.DrawFn) -> list[list[int]]:
 class _Model:
     """Per-node LRU (or LFU, ties to the least recent) as plain lists, most recent last."""
 
-    def __init__(self, n: int, cap: int, lfu: bool = False) -> None:
+    def __init__(self, n: int, cap: int, lfu: bool = False, ssd_cap: int = 0) -> None:
         self.lists: list[list[int]] = [[] for _ in range(n)]
+        self.ssd: list[list[int]] = [[] for _ in range(n)]
         self.uses: list[dict[int, int]] = [{} for _ in range(n)]
         self.cap = cap
         self.lfu = lfu
+        self.ssd_cap = ssd_cap
 
     def match(self, chain: list[int]) -> list[int]:
         out = []
-        for held in self.lists:
+        for held, ssd in zip(self.lists, self.ssd, strict=True):
             k = 0
-            while k < len(chain) and chain[k] in held:
+            while k < len(chain) and (chain[k] in held or chain[k] in ssd):
                 k += 1
             out.append(k)
         return out
 
     def store(self, node: int, chain: list[int]) -> None:
-        held, uses = self.lists[node], self.uses[node]
+        held, uses, ssd = self.lists[node], self.uses[node], self.ssd[node]
         for b in reversed(chain):
             if b in held:
                 held.remove(b)
+            if b in ssd:
+                ssd.remove(b)
             held.append(b)
             uses[b] = uses.get(b, 0) + 1
         while len(held) > self.cap:
@@ -65,16 +69,20 @@ class _Model:
             victim = min(held, key=lambda b: uses[b]) if self.lfu else held[0]
             held.remove(victim)
             del uses[victim]
+            if self.ssd_cap:
+                ssd.append(victim)
+                del ssd[: max(len(ssd) - self.ssd_cap, 0)]
 
 
 @PROPS
 @given(chains(), st.integers(1, 4), st.integers(1, 12), st.sampled_from(["lru", "lfu"]),
-       st.data())
+       st.integers(0, 6), st.data())
 def test_matches_and_evictions_follow_the_policy(
-    reqs: list[list[int]], n: int, cap: int, eviction: str, data: st.DataObject
+    reqs: list[list[int]], n: int, cap: int, eviction: str, ssd: int, data: st.DataObject
 ) -> None:
-    cache = PrefixCache(n_nodes=n, capacity_tokens=cap * 16, block_tokens=16, eviction=eviction)
-    model = _Model(n, cap, lfu=eviction == "lfu")
+    cache = PrefixCache(n_nodes=n, capacity_tokens=cap * 16, block_tokens=16, eviction=eviction,
+                        ssd_tokens=ssd * 16)
+    model = _Model(n, cap, lfu=eviction == "lfu", ssd_cap=ssd)
     parent = {b: (c[i - 1] if i else -1) for c in reqs for i, b in enumerate(c)}
     for chain in reqs:
         got = cache.match_blocks(chain).tolist()
@@ -84,11 +92,13 @@ def test_matches_and_evictions_follow_the_policy(
         cache.store(node, chain)
         model.store(node, chain)
         for i in range(n):
-            held = model.lists[i]
-            assert cache.held_blocks(i) == len(held) <= cap
-            assert all(cache.holds(i, b) for b in held)
-            # prefix-closed: LRU never evicts a parent before its child
-            assert all(parent[b] == -1 or parent[b] in held for b in held)
+            held, on_ssd = model.lists[i], model.ssd[i]
+            assert cache.held_blocks(i) == len(held) <= cap and len(on_ssd) <= ssd
+            assert all(cache.holds(i, b) for b in held + on_ssd)
+            assert cache.on_ssd(i, np.array(on_ssd + held, dtype=np.int64)) == len(on_ssd)
+            # prefix-closed: a parent never goes before its child
+            both = held + on_ssd
+            assert all(parent[b] == -1 or parent[b] in both for b in both)
 
 
 def test_more_than_64_nodes_use_several_words() -> None:
@@ -103,6 +113,18 @@ def test_a_chain_longer_than_the_cache_keeps_its_leading_blocks() -> None:
     cache = PrefixCache(n_nodes=1, capacity_tokens=2 * 512)
     cache.store(0, [1, 2, 3, 4])
     assert cache.match_blocks([1, 2, 3, 4]).tolist() == [2]
+
+
+def test_an_ssd_tier_keeps_what_the_first_evicts_and_gives_it_back() -> None:
+    cache = PrefixCache(n_nodes=1, capacity_tokens=2 * 512, ssd_tokens=2 * 512)
+    cache.store(0, [1, 2])
+    cache.store(0, [7, 8])                   # 1, 2 move to SSD
+    assert cache.match_blocks([1, 2]).tolist() == [2]
+    assert cache.on_ssd(0, np.array([1, 2])) == 2
+    cache.touch(0, [1, 2])                   # used: back to the first tier, 7, 8 to SSD
+    assert cache.on_ssd(0, np.array([1, 2, 7, 8])) == 2 and cache.held_blocks(0) == 2
+    cache.store(0, [5, 6])                   # 1, 2 to SSD, 7, 8 fall off it
+    assert cache.match_blocks([7]).tolist() == [0] and cache.match_blocks([1, 2]).tolist() == [2]
 
 
 def test_a_touch_protects_a_hit_prefix_from_eviction() -> None:
