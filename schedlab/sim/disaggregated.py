@@ -23,8 +23,9 @@ module adds what lies between them:
   request would exceed that; a decode instance without KV room left rejects it too
   (``"decode_kv_full"``). A one-token output completes on its prefill instance.
 - *Estimates* (the same numbers every policy reads): the prefill of ``n`` prompt tokens with a
-  prefix of ``p`` takes ``max(T(n) - T(p), load(p))`` with ``T`` the cost model's batch-1
-  prefill and ``load`` its host-to-device time; an instance's queue time is the estimated end of
+  prefix of ``p`` takes ``max(T(n) - T(p) + F, load(p))`` with ``T`` the cost model's batch-1
+  prefill, ``F`` the fixed cost of an iteration (the logits head, launches) that the difference
+  cancels, and ``load`` its host-to-device time; an instance's queue time is the estimated end of
   the prefills queued on it (a serial queue) minus now; a transfer moves the missing prefix's KV
   over ``links_per_node`` links of ``link``; the decode step time is a linear fit of the decode
   pool's cost model (:class:`~schedlab.contract.placement.DecodeStepModel`).
@@ -215,6 +216,10 @@ class _Estimates:
         blocks = int(inputs.max(initial=1)) // block_tokens + 1
         self.blocks = np.asarray(cost.prefill_time_s(np.arange(blocks + 1) * block_tokens),
                                  dtype=np.float64)
+        # what any prefill iteration pays whatever its length (the logits head, launches): T(1)
+        # less T(1)'s one token of work, counted once where T(n) - T(p) cancels it out
+        t1, t2 = (float(x) for x in cost.prefill_time_s(np.array([1, 2])))
+        self.fixed = max(t1 - (t2 - t1), 0.0)
         one, two = float(cost.swap_time_s(1)), float(cost.swap_time_s(2))
         self.load_per_token = two - one  # host-to-device time is affine in the tokens
         self.load_latency = one - self.load_per_token
@@ -226,12 +231,14 @@ class _Estimates:
 
     def prefill_s(self, r: int, prefix: np.ndarray) -> np.ndarray:
         """Prefill time of request ``r``'s prompt with each prefix of ``prefix`` cached (whole
-        blocks, or all of the prompt but its last token): max(T(n) - T(p), load(p))."""
+        blocks, or all of the prompt but its last token): max(T(n) - T(p) + F, load(p)), with
+        F the fixed cost of an iteration that T(n) - T(p) cancels (0 without a prefix)."""
         whole = prefix >= self.inputs[r] - 1
         t_p = np.where(whole, self.all_but_last[r], self.blocks[np.minimum(
             prefix // self.B, self.blocks.shape[0] - 1)])
-        load = np.where(prefix > 0, self.load_latency + prefix * self.load_per_token, 0.0)
-        return np.maximum(self.full[r] - t_p, load)
+        cached = prefix > 0
+        load = np.where(cached, self.load_latency + prefix * self.load_per_token, 0.0)
+        return np.maximum(self.full[r] - t_p + np.where(cached, self.fixed, 0.0), load)
 
     def transfer_s(self, tokens: Any) -> Any:
         """Time to move ``tokens`` tokens of KV between nodes (0 for none)."""
