@@ -156,6 +156,21 @@ class Claim:
         v = _as_float_or_none(measured_value, "measured_value", "Claim.holds")
         return v is not None and bool(DIRECTIONS[self.direction](v, self.threshold))
 
+    def factor_note(self, value: float, factor: float = 2.0) -> str:
+        """Whether a measured ratio ``value`` is within ``factor`` of the paper's, as a sentence
+        for a note (empty without a paper value or a positive ``value``).
+
+        >>> Claim(name="c", metric="m", baseline="b", paper_value=5.1, unit="x",
+        ...       source="s").factor_note(3.7)
+        ' Paper 5.1x, measured 3.7x: within 2x (1.38x apart).'
+        """
+        if self.paper_value is None or not value > 0 or not math.isfinite(value):
+            return ""
+        off = max(self.paper_value / value, value / self.paper_value)
+        within = "within" if off <= factor else "NOT within"
+        return (f" Paper {self.paper_value:g}x, measured {value:.3g}x: {within} {factor:g}x "
+                f"({off:.2f}x apart).")
+
     def measured(self, value: float | None, *, note: str = "") -> ClaimResult:
         """The :class:`ClaimResult` of this claim for a measured ``value``."""
         return ClaimResult(claim=self, measured_value=value, note=note)

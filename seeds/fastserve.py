@@ -353,16 +353,6 @@ def _sig(value: float) -> float:
     return float(f"{value:.4g}")
 
 
-def _band(claim: Claim, value: float) -> str:
-    """Whether ``value`` is within a factor of 2 of the paper's, as a sentence."""
-    assert claim.paper_value is not None
-    if value <= 0:
-        return ""
-    off = max(claim.paper_value / value, value / claim.paper_value)
-    within = "within" if off <= 2.0 else "NOT within"
-    return f" Paper {claim.paper_value:g}x, measured {value:.3g}x: {within} 2x ({off:.2f}x apart)."
-
-
 def _edge(rates: np.ndarray, rate: float) -> str:
     if rate >= rates[-1]:
         return f" (at least: met up to the highest swept rate, {rates[-1]:g} req/s)"
@@ -414,7 +404,7 @@ def _throughput_claim(claim: Claim, sweep: Sweep, baseline: str, metric: str, wh
         f"{paper_rate(metric, 'fastserve'):.3g}, {name} {paper_rate(metric, baseline):.3g}). "
         f"On the same requests, skip-join MLFQ without a KV limit (never swapping) would sustain "
         f"{nokv:.3g}{_edge(rates, nokv)}, the clairvoyant SRPT {srpt:.3g}{_edge(rates, srpt)}."
-        + _band(claim, value)
+        + claim.factor_note(value)
     )
     # the measured reason for the distance to the paper, at the swept rate nearest 3 req/s
     j = int(np.argmin(np.abs(rates - 3.0)))
@@ -468,7 +458,7 @@ def _jct_claim(claim: Claim, large: dict[int, Sweep], metric: str, orca_slots: i
         f"best anywhere {ceiling_all:.3g}x): what any policy could reach here. Orca (Max) holds "
         f"at most {orca_slots} requests in the KV cache at either batch size. Per rate, "
         + "; ".join(per) + "."
-        + _band(claim, value)
+        + claim.factor_note(value)
     )
     if claim.paper_value is not None and value < claim.paper_value / 2:
         note += (

@@ -43,6 +43,7 @@ __all__ = [
     "PlacementCheck",
     "PlacementProblem",
     "PlacementSchedule",
+    "decode_overloads",
     "random_placement_problem",
     "solve_placement_cpsat",
     "verify_placement",
@@ -215,14 +216,7 @@ def verify_placement(problem: PlacementProblem, schedule: PlacementSchedule) -> 
                 bad("prefill-overlap", b, f"requests {a} and {b} overlap on prefill instance {p}")
     for d in range(pr.n_decode):
         rs = np.flatnonzero(acc & (dec == d))
-        if not rs.shape[0]:
-            continue
-        # the load just after each decode start (the only moments it can rise)
-        s, e = end[rs], end[rs] + pr.decode_ms[rs]
-        for t in np.unique(s).tolist():
-            live = (s <= t) & (e > t)
-            step = int(pr.decode_demand_us[rs][live].sum())
-            kv = int(pr.kv_tokens[rs][live].sum())
+        for t, step, kv in decode_overloads(pr, d, rs, end[rs]):
             if step > pr.decode_budget_us[d]:
                 bad("decode-step", -1, f"decode instance {d} at {t} ms: step load {step} us "
                     f"over {pr.decode_budget_us[d]}")
@@ -230,6 +224,32 @@ def verify_placement(problem: PlacementProblem, schedule: PlacementSchedule) -> 
                 bad("decode-kv", -1, f"decode instance {d} at {t} ms: {kv} KV tokens over "
                     f"{pr.decode_kv_tokens[d]}")
     return PlacementCheck(violations=tuple(v), rejected=int((~acc).sum()))
+
+
+def decode_overloads(problem: PlacementProblem, d: int, requests: np.ndarray,
+                     joins_ms: np.ndarray) -> list[tuple[int, int, int]]:
+    """The moments decode instance ``d`` breaks its step budget or its KV with ``requests``
+    decoding there from ``joins_ms`` (for ``decode_ms`` each): ``(ms, step load in us, KV
+    tokens)`` just after each join, the only moments the load can rise. The one decode rule,
+    for :func:`verify_placement` and for heuristics placing on the record.
+
+    >>> p = PlacementProblem(arrival_ms=[0, 0], prefill_ms=[[1], [1]], pulled_ms=[[-1], [-1]],
+    ...     decode_ms=[100, 100], decode_demand_us=[6, 6], decode_budget_us=[10], kv_tokens=[1, 1],
+    ...     decode_kv_tokens=[10], slo_ttft_ms=50)
+    >>> decode_overloads(p, 0, np.array([0, 1]), np.array([0, 50]))
+    [(50, 12, 2)]
+    """
+    pr = problem
+    s = np.asarray(joins_ms, dtype=np.int64)
+    e = s + pr.decode_ms[requests]
+    demand, kv = pr.decode_demand_us[requests], pr.kv_tokens[requests]
+    out = []
+    for t in np.unique(s).tolist():
+        live = (s <= t) & (e > t)
+        step, held = int(demand[live].sum()), int(kv[live].sum())
+        if step > pr.decode_budget_us[d] or held > pr.decode_kv_tokens[d]:
+            out.append((t, step, held))
+    return out
 
 
 def random_placement_problem(

@@ -81,12 +81,12 @@ from schedlab.errors import (
 from schedlab.records import MAX_TOKENS, Workload
 from schedlab.sim.cluster import InstanceSpec
 from schedlab.sim.deciding import Decider
-from schedlab.sim.engine import PRIORITY_DECIDE, PRIORITY_RUN_END, EventQueue
+from schedlab.sim.engine import EventQueue
 from schedlab.sim.gaps import GapLog
 from schedlab.sim.instance import InstanceRuntime
 from schedlab.sim.prefix_cache import EVICTIONS, PrefixCache
 from schedlab.sim.result import SimResult
-from schedlab.sim.simulator import build_result, request_table
+from schedlab.sim.simulator import build_result, instance_event, joined, request_table
 from schedlab.sim.state import COMPLETED, KV, PENDING, REJECTED, RequestTable
 
 __all__ = ["DisaggregatedCluster", "simulate_disaggregated"]
@@ -207,10 +207,10 @@ class _Estimates:
     tables made once: the batch-1 prefill time of every prompt, of every prompt but its last
     token, and of every whole number of cache blocks (a cached prefix is one of these)."""
 
-    def __init__(self, cost: Any, inputs: np.ndarray, block_tokens: int,
+    def __init__(self, cost: Any, inputs: np.ndarray, full: np.ndarray, block_tokens: int,
                  link_bytes_per_s: float, link_latency_s: float, layers: int) -> None:
         self.B = block_tokens
-        self.full = np.asarray(cost.prefill_time_s(inputs), dtype=np.float64)
+        self.full = full  # every prompt's batch-1 prefill (the runtimes' est_prefill)
         self.all_but_last = np.asarray(cost.prefill_time_s(np.maximum(inputs - 1, 0)),
                                        dtype=np.float64)
         blocks = int(inputs.max(initial=1)) // block_tokens + 1
@@ -241,7 +241,10 @@ class _Estimates:
         return np.maximum(self.full[r] - t_p + np.where(cached, self.fixed, 0.0), load)
 
     def transfer_s(self, tokens: Any) -> Any:
-        """Time to move ``tokens`` tokens of KV between nodes (0 for none)."""
+        """Time to move ``tokens`` tokens of KV between nodes (0 for none), for an int or an
+        array of them."""
+        if isinstance(tokens, int):
+            return self.lat + tokens * self.kvb / self.bw if tokens > 0 else 0.0
         t = np.asarray(tokens, dtype=np.float64)
         return np.where(t > 0, self.lat + t * self.kvb / self.bw, 0.0)
 
@@ -300,6 +303,8 @@ def simulate_disaggregated(
     runtimes: list[InstanceRuntime] = []
     deciders: list[Decider] = []
     est_cache: dict[int, np.ndarray] = {}
+    shared = {"outstanding": np.zeros(P + D), "kv_used": np.zeros(P + D, dtype=np.int64),
+              "queue_length": np.zeros(P + D, dtype=np.int64)}  # a router's columns, unused here
     for i, spec in enumerate((*cluster.prefill, *cluster.decode)):
         pre = i < P
         cost = spec.resolved_cost()
@@ -309,9 +314,7 @@ def simulate_disaggregated(
         rt = InstanceRuntime(
             index=i, spec=spec, cost=cost, table=T_pre if pre else T,
             est_prefill=est_cache[id(cost)],
-            shared={"outstanding": np.zeros(P + D), "kv_used": np.zeros(P + D, dtype=np.int64),
-                    "queue_length": np.zeros(P + D, dtype=np.int64)},
-            reasons=reasons, log=None, closed_form=bool(closed_form), gaps=gaps,
+            shared=shared, reasons=reasons, log=None, closed_form=bool(closed_form), gaps=gaps,
             max_idle_steps=max_idle_decisions, track_load=False,
             describe=f"{'prefill' if pre else 'decode'} policy {name!r}",
         )
@@ -327,7 +330,7 @@ def simulate_disaggregated(
     link = get_interconnect(cluster.link)
     spec0 = cluster.prefill[0]
     layers = int(get_model(spec0.model).num_layers) if spec0.model is not None else 1
-    est = _Estimates(runtimes[0].cost, T.input, cluster.block_tokens,
+    est = _Estimates(runtimes[0].cost, T.input, runtimes[0].est_all, cluster.block_tokens,
                      link.bytes_per_s * cluster.links_per_node, link.latency_s, layers)
     run = _Run(T, workload, runtimes, deciders, P, D, est,
                PrefixCache(P, cluster.cache_tokens, block_tokens=cluster.block_tokens,
@@ -404,20 +407,6 @@ class _Run:
         heapq.heappush(self.later, (t, self.seq, kind, r))
         self.seq += 1
 
-    def _wake(self, i: int, t: float, m: int) -> None:
-        """``m`` requests joined instance ``i``'s queue at ``t``: decide now or cut its run."""
-        dec, rt = self.decs[i], self.rts[i]
-        dec.arrived(m)
-        if rt.busy:
-            if dec.arrival_matters():
-                new_end = rt.cut_at(t)
-                if new_end is not None:
-                    self.q.push(new_end, PRIORITY_RUN_END, target=i, token=rt.token)
-        elif rt.decide_at != t:
-            rt.token += 1
-            rt.decide_at = t
-            self.q.push(t, PRIORITY_DECIDE, target=i, token=rt.token)
-
     def loop(self) -> None:
         arrival = self.T.arrival
         n = arrival.shape[0]
@@ -443,16 +432,7 @@ class _Run:
                 ptr += 1
                 continue
             t, _, _, i, token = q.pop()
-            rt = self.rts[i]
-            if token != rt.token:
-                continue
-            nxt = rt.end_run(t) if rt.busy else None
-            if nxt is None:
-                nxt = self.decs[i].decide(t)
-            if nxt is not None:
-                rt.token += 1
-                q.push(nxt, PRIORITY_RUN_END if rt.busy else PRIORITY_DECIDE, target=i,
-                       token=rt.token)
+            instance_event(self.decs[i], i, t, token, q.push)
         left = np.flatnonzero(self.T.status == PENDING)
         if left.shape[0]:
             raise SimulationStalled(f"The disaggregated run ended with {left.shape[0]} requests "
@@ -581,7 +561,7 @@ class _Run:
         i = int(self.prefill_of[r])
         m = self.rts[i].admit_cached(np.array([r]), now, np.array([self.cached[r]]))
         if m:
-            self._wake(i, now, m)
+            joined(self.decs[i], i, m, now, self.q.push)
         else:  # refused on arrival (longer than the model's context, ...): never prefilled
             self._release(r)
 
@@ -607,9 +587,8 @@ class _Run:
                 continue
             T.status[r] = PENDING  # the prefill instance marked it completed: it goes on
             T.finish[r] = np.nan
-            tokens = int(T.input[r]) + 1
-            est = self.est
-            join = now + (est.lat + tokens * est.kvb / est.bw) / est.layers
+            # the KV streamed during the prefill: its last layer is still to come
+            join = now + self.est.transfer_s(int(T.input[r]) + 1) / self.est.layers
             self._push_later(join, 1, r)
 
     def _join(self, r: int, now: float) -> None:
@@ -631,7 +610,7 @@ class _Run:
                 return
         self.join_s[r] = now
         m = rt.admit_prefilled(np.array([r]), now)
-        self._wake(self.P + d, now, m)
+        joined(self.decs[self.P + d], self.P + d, m, now, self.q.push)
 
 
 def _ro(a: np.ndarray) -> np.ndarray:

@@ -34,7 +34,11 @@ import numpy as np
 
 from schedlab.contract.placement import DecodeStepModel, Placement, PlacementView
 from schedlab.errors import check_instance
-from schedlab.solvers.placement_window import PlacementProblem, PlacementSchedule
+from schedlab.solvers.placement_window import (
+    PlacementProblem,
+    PlacementSchedule,
+    decode_overloads,
+)
 
 __all__ = ["replay_placement"]
 
@@ -134,15 +138,7 @@ def replay_placement(
 def _decode_fits(pr: PlacementProblem, acc: np.ndarray, dec: np.ndarray, end: np.ndarray,
                  r: int, d: int, join: int) -> bool:
     """Whether ``r`` decoding on ``d`` from ``join`` keeps ``d`` within its step budget and KV
-    at every moment of its decode."""
+    at every moment (the record's own rule, :func:`~schedlab.solvers.placement_window.
+    decode_overloads`)."""
     others = np.flatnonzero(acc & (dec == d))
-    s = np.append(end[others], join)
-    e = s + np.append(pr.decode_ms[others], pr.decode_ms[r])
-    demand = np.append(pr.decode_demand_us[others], pr.decode_demand_us[r])
-    kv = np.append(pr.kv_tokens[others], pr.kv_tokens[r])
-    last = join + int(pr.decode_ms[r])
-    for t in np.unique(np.append(s[(s > join) & (s < last)], join)).tolist():
-        live = (s <= t) & (e > t)
-        if demand[live].sum() > pr.decode_budget_us[d] or kv[live].sum() > pr.decode_kv_tokens[d]:
-            return False
-    return True
+    return not decode_overloads(pr, d, np.append(others, r), np.append(end[others], join))

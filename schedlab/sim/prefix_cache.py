@@ -163,14 +163,6 @@ class PrefixCache:
         holders = self._holders
         bit = 1 << node
         lfu = self.eviction == "lfu"
-        if not (lfu or ssd):  # the common case, one tier and LRU: the plain loop
-            for b in reversed(chain):
-                if b in lru:
-                    lru.move_to_end(b)
-                elif add:
-                    lru[b] = None
-                    holders[b] = holders.get(b, 0) | bit
-            chain = []
         for b in reversed(chain):
             if b in lru:
                 lru.move_to_end(b)

@@ -59,7 +59,7 @@ from schedlab.sim.prefix_cache import PrefixCache
 from schedlab.sim.result import SimResult
 from schedlab.sim.state import COMPLETED, GENERATED, PENDING, PREFILLED, TARGET, RequestTable
 
-__all__ = ["build_result", "request_table", "simulate"]
+__all__ = ["build_result", "instance_event", "joined", "request_table", "simulate"]
 
 _STATUS = np.array(["pending", "completed", "rejected"])
 
@@ -286,28 +286,10 @@ def _run(
                 dec = deciders[i]
                 rt = dec.rt
                 admit = rt.admit if rt.prefix_cache is None else rt.admit_with_prefix_cache
-                dec.arrived(admit(sub, t_arr))
-                if rt.busy:
-                    if dec.arrival_matters():
-                        new_end = rt.cut_at(t_arr)
-                        if new_end is not None:
-                            push(new_end, PRIORITY_RUN_END, target=i, token=rt.token)
-                elif rt.decide_at != t_arr:
-                    rt.token += 1
-                    rt.decide_at = t_arr
-                    push(t_arr, PRIORITY_DECIDE, target=i, token=rt.token)
+                joined(dec, i, admit(sub, t_arr), t_arr, push)
             continue
         t, _, _, i, token = pop()
-        dec = deciders[i]
-        rt = dec.rt
-        if token != rt.token:
-            continue
-        nxt = rt.end_run(t) if rt.busy else None
-        if nxt is None:
-            nxt = dec.decide(t)
-        if nxt is not None:
-            rt.token += 1
-            push(nxt, PRIORITY_RUN_END if rt.busy else PRIORITY_DECIDE, target=i, token=rt.token)
+        instance_event(deciders[i], i, t, token, push)
     pending = np.flatnonzero(T.status == PENDING)
     if pending.shape[0]:
         raise SimulationStalled(
@@ -317,6 +299,37 @@ def _run(
             + ", ".join(_describe(r, T, deciders) for r in pending[:10].tolist())
             + "."
         )
+
+
+def joined(dec: Decider, i: int, m: int, t: float, push: Callable[..., None]) -> None:
+    """``m`` requests joined instance ``i``'s queue at ``t``: schedule a decision if it idles,
+    or cut its decode stretch short if the arrivals may change its step."""
+    rt = dec.rt
+    dec.arrived(m)
+    if rt.busy:
+        if dec.arrival_matters():
+            new_end = rt.cut_at(t)
+            if new_end is not None:
+                push(new_end, PRIORITY_RUN_END, target=i, token=rt.token)
+    elif rt.decide_at != t:
+        rt.token += 1
+        rt.decide_at = t
+        push(t, PRIORITY_DECIDE, target=i, token=rt.token)
+
+
+def instance_event(dec: Decider, i: int, t: float, token: int,
+                   push: Callable[..., None]) -> None:
+    """Instance ``i``'s event at ``t`` (dropped when ``token`` is stale): end its run, decide
+    when a decision is due, and schedule its next event."""
+    rt = dec.rt
+    if token != rt.token:
+        return
+    nxt = rt.end_run(t) if rt.busy else None
+    if nxt is None:
+        nxt = dec.decide(t)
+    if nxt is not None:
+        rt.token += 1
+        push(nxt, PRIORITY_RUN_END if rt.busy else PRIORITY_DECIDE, target=i, token=rt.token)
 
 
 def _describe(r: int, T: RequestTable, deciders: list[Decider]) -> str:
