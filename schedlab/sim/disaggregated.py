@@ -393,8 +393,16 @@ class _Run:
         self.inc_ctx = np.zeros(64, dtype=np.int64)
         self.reserved = np.zeros(D, dtype=np.int64)  # KV promised to incoming requests
         self.caps = np.array([rt.cap for rt in runtimes[P:]], dtype=np.int64)
-        self.dec_queues = [rt.Q for rt in runtimes[P:]]  # each keeps its QueueColumns
         self.decode_index = np.arange(D, dtype=np.int64)
+        # the decode pool as the last view showed it, rebuilt only for the instances whose queue
+        # changed since (a decode queue changes only in its own events and at a join)
+        self.changed: set[int] = set(range(D))
+        self.seg_rid = [_EMPTY_I] * D
+        self.seg_ctx = [_EMPTY_I] * D
+        self.counts = np.zeros(D, dtype=np.int64)
+        self.used = np.zeros(D, dtype=np.int64)
+        self.decoding: tuple[np.ndarray, ...] = ()
+        self.pool_load = (0.0, 0.0, 0.0)  # busy instances, requests, context tokens
         self.blocks = w.prefix_block_ids
         # at each arrival: time, sum of prefill queues, busy decode instances, decode requests
         # and context tokens
@@ -432,6 +440,8 @@ class _Run:
                 ptr += 1
                 continue
             t, _, _, i, token = q.pop()
+            if i >= self.P:
+                self.changed.add(i - self.P)
             instance_event(self.decs[i], i, t, token, q.push)
         left = np.flatnonzero(self.T.status == PENDING)
         if left.shape[0]:
@@ -458,12 +468,9 @@ class _Run:
                 on_ssd = self.cache.on_ssd(i, chain[: int(hit_blocks[i])])
                 read[i] = min(on_ssd * self.cache.block_tokens, int(prefix[i])) * self.ssd_s
             local_s = local_s + read
-        D = self.D
-        qs = self.dec_queues
-        counts = np.fromiter((q.n for q in qs), np.int64, D)
-        rid = np.concatenate([q.rid[: q.n] for q in qs])
-        ctx = np.concatenate([q.I[KV, : q.n] for q in qs])
-        used = np.fromiter((rt.gpu_used for rt in self.rts[P:]), np.int64, D)
+        if self.changed:
+            self._decode_pool()
+        counts, used, (decoding_instance, since, ctx) = self.counts, self.used, self.decoding
         m = len(self.inc_at)
         view = PlacementView(
             now_s=now, request_id=r, input_tokens=n, output_tokens_pred=float(T.pred[r]),
@@ -471,16 +478,33 @@ class _Run:
             queued_requests=_ro(self.queued.copy()), prefill_s=_ro(local_s),
             prefill_best_s=_ro(best_s), transfer_s=_ro(est.transfer_s(best - prefix)),
             best_prefix_tokens=best, best_holder=holder,
-            decode_batch=_ro(counts), decode_context_tokens=_ro(used),
+            decode_batch=counts, decode_context_tokens=used,
             decode_kv_free_tokens=_ro(self.caps - used - self.reserved),
             decode_step=self.step,
-            decoding_instance=_ro(np.repeat(self.decode_index, counts)),
-            decoding_since_s=_ro(self.join_s[rid]), decoding_context_tokens=_ro(ctx),
+            decoding_instance=decoding_instance, decoding_since_s=since,
+            decoding_context_tokens=ctx,
             incoming_instance=_ro(self.inc_d[:m].copy()),
             incoming_join_s=_ro(self.inc_join[:m].copy()),
             incoming_context_tokens=_ro(self.inc_ctx[:m].copy()),
         )
         return view, chain, hit_blocks
+
+    def _decode_pool(self) -> None:
+        """Refresh the decode pool's columns of the views from the instances that changed (the
+        arrays are new and read-only: views made earlier keep theirs)."""
+        counts, used = self.counts.copy(), self.used.copy()
+        for d in self.changed:
+            rt = self.rts[self.P + d]
+            q = rt.Q
+            self.seg_rid[d] = q.rid[: q.n].copy()
+            self.seg_ctx[d] = q.I[KV, : q.n].copy()
+            counts[d], used[d] = q.n, rt.gpu_used
+        self.changed.clear()
+        self.counts, self.used = _ro(counts), _ro(used)
+        self.pool_load = (float(np.count_nonzero(counts)), float(counts.sum()), float(used.sum()))
+        rid = np.concatenate(self.seg_rid)
+        self.decoding = (_ro(np.repeat(self.decode_index, counts)), _ro(self.join_s[rid]),
+                         _ro(np.concatenate(self.seg_ctx)))
 
     def _reject(self, r: int, reason: str, now: float) -> None:
         T = self.T
@@ -490,9 +514,7 @@ class _Run:
 
     def _arrive(self, r: int, now: float) -> None:
         view, chain, hit_blocks = self._view(r, now)
-        b = view.decode_batch
-        self.load.append((now, float(view.queue_s.sum()), float(np.count_nonzero(b)),
-                          float(b.sum()), float(view.decode_context_tokens.sum())))
+        self.load.append((now, float(view.queue_s.sum()), *self.pool_load))
         p = self.place(view, **self.pparams)
         if not isinstance(p, Placement):
             raise ValueError(f"Placement policy {self.place_name!r} must return a Placement. "
@@ -609,6 +631,7 @@ class _Run:
                 self._reject(r, "tbt_slo_at_handoff", now)
                 return
         self.join_s[r] = now
+        self.changed.add(d)
         m = rt.admit_prefilled(np.array([r]), now)
         joined(self.decs[self.P + d], self.P + d, m, now, self.q.push)
 
