@@ -1,6 +1,6 @@
 """Cost models: hardware and model catalogs, per-operator FLOPs and bytes, a roofline with
-size-dependent efficiencies, closed-form iteration costs for the simulator, and calibration
-against measured kernels.
+size-dependent efficiencies, closed-form iteration costs for the simulator, calibration
+against measured kernels, and the training time of an RL iteration (:class:`TrainingCost`).
 
 >>> from schedlab.costmodel import iteration_cost
 >>> cost = iteration_cost("llama-2-7b", "a100-80gb")
@@ -22,6 +22,7 @@ from schedlab.costmodel.hardware import (
 from schedlab.costmodel.iteration import RooflineIterationCost, iteration_cost
 from schedlab.costmodel.models import ModelSpec, get_model
 from schedlab.costmodel.roofline import Efficiency
+from schedlab.costmodel.training import TrainingCost
 
 if TYPE_CHECKING:
     from schedlab.costmodel.calibrate import ValidationReport, calibrate, validate
@@ -41,6 +42,7 @@ __all__ = [
     "ModelSpec",
     "Profile",
     "RooflineIterationCost",
+    "TrainingCost",
     "ValidationReport",
     "calibrate",
     "get_accelerator",

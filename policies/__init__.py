@@ -2,9 +2,10 @@
 
 A batching policy is ``policy(view: QueueView, /, **params) -> Plan | BatchDecision``; a router
 is ``router(view: RouterView, /, **params) -> instance per request``; a placement policy of a
-disaggregated cluster is ``placement(view: PlacementView, /, **params) -> Placement``. The
-contracts (views, answers, accounting) are :mod:`schedlab.contract` and
-:mod:`schedlab.contract.placement`; :mod:`.registry` resolves names.
+disaggregated cluster is ``placement(view: PlacementView, /, **params) -> Placement``; a rollout
+dispatch policy is ``dispatch(view: DispatchView, /, **params) -> Dispatch``. The contracts
+(views, answers, accounting) are :mod:`schedlab.contract`, :mod:`schedlab.contract.placement`
+and :mod:`schedlab.contract.dispatch`; :mod:`.registry` resolves names.
 
 >>> from schedlab.policies import REGISTRY, get_policy
 >>> get_policy("fcfs") is REGISTRY["fcfs"]
@@ -13,15 +14,18 @@ True
 
 from schedlab.contract import BatchDecision, Plan, QueueView, RouterView
 from schedlab.policies.registry import (
+    DISPATCHES,
     PLACEMENTS,
     REGISTRY,
     ROUTERS,
+    get_dispatch,
     get_placement,
     get_policy,
     get_router,
 )
 
 __all__ = [
+    "DISPATCHES",
     "PLACEMENTS",
     "REGISTRY",
     "ROUTERS",
@@ -29,6 +33,7 @@ __all__ = [
     "Plan",
     "QueueView",
     "RouterView",
+    "get_dispatch",
     "get_placement",
     "get_policy",
     "get_router",

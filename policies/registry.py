@@ -25,11 +25,14 @@ from schedlab.errors import unknown_name_error
 from schedlab.policies.fcfs import fcfs, fifo
 from schedlab.policies.mlfq import mlfq, skip_join_mlfq
 from schedlab.policies.mooncake import mooncake
+from schedlab.policies.rollout import group_round_robin, lpt_dispatch, random_dispatch
 from schedlab.policies.routers import least_kv, least_tokens, round_robin
 from schedlab.policies.sjf import sjf, srpt
+from schedlab.policies.streamrl import skew_aware_dispatch
 from schedlab.policies.vllm import vllm
 
-__all__ = ["PLACEMENTS", "REGISTRY", "ROUTERS", "get_placement", "get_policy", "get_router"]
+__all__ = ["DISPATCHES", "PLACEMENTS", "REGISTRY", "ROUTERS", "get_dispatch", "get_placement",
+           "get_policy", "get_router"]
 
 #: Batching policies by registry name.
 REGISTRY: Mapping[str, Callable[..., Any]] = MappingProxyType(
@@ -56,6 +59,17 @@ ROUTERS: Mapping[str, Callable[..., Any]] = MappingProxyType(
 #: Placement policies of disaggregated clusters (``placement(view: PlacementView, /, **params)
 #: -> Placement``) by registry name.
 PLACEMENTS: Mapping[str, Callable[..., Any]] = MappingProxyType({"mooncake": mooncake})
+
+#: Rollout dispatch policies (``dispatch(view: DispatchView, /, **params) -> Dispatch``) by
+#: registry name.
+DISPATCHES: Mapping[str, Callable[..., Any]] = MappingProxyType(
+    {
+        "round-robin": group_round_robin,
+        "random": random_dispatch,
+        "lpt": lpt_dispatch,
+        "skew-aware": skew_aware_dispatch,
+    }
+)
 
 
 def _resolve(
@@ -99,3 +113,12 @@ def get_placement(name_or_callable: str | Callable[..., Any]) -> Callable[..., A
     'mooncake'
     """
     return _resolve("placement policy", "placement", PLACEMENTS, name_or_callable)
+
+
+def get_dispatch(name_or_callable: str | Callable[..., Any]) -> Callable[..., Any]:
+    """The rollout dispatch policy registered under a name, or the callable itself.
+
+    >>> get_dispatch("round-robin").__name__
+    'group_round_robin'
+    """
+    return _resolve("dispatch policy", "dispatch", DISPATCHES, name_or_callable)

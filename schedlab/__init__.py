@@ -24,6 +24,8 @@ _LAZY = {
     "simulate": "schedlab.sim",
     "simulate_disaggregated": "schedlab.sim",
     "DisaggregatedCluster": "schedlab.sim",
+    "simulate_rollout": "schedlab.sim",
+    "RolloutCluster": "schedlab.sim",
     "Cluster": "schedlab.sim",
     "InstanceSpec": "schedlab.sim",
     "SimResult": "schedlab.sim",

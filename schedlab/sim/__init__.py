@@ -15,13 +15,17 @@
   (:func:`simulate_disaggregated`, :class:`DisaggregatedCluster`), over the distributed prefix
   cache of :mod:`schedlab.sim.prefix_cache`; :mod:`schedlab.sim.placement_window`: a placement
   policy on a window problem of :mod:`schedlab.solvers` (:func:`replay_placement`).
+- :mod:`schedlab.sim.rollout`: an RL rollout batch dispatched to inference instances by a
+  dispatch policy (:func:`simulate_rollout`, :class:`RolloutCluster`, :class:`RolloutResult`).
 """
 
 from schedlab.sim.cluster import Cluster, InstanceSpec
 from schedlab.sim.disaggregated import DisaggregatedCluster, simulate_disaggregated
 from schedlab.sim.placement_window import replay_placement
 from schedlab.sim.result import SimResult
+from schedlab.sim.rollout import RolloutCluster, RolloutResult, simulate_rollout
 from schedlab.sim.simulator import simulate
 
-__all__ = ["Cluster", "DisaggregatedCluster", "InstanceSpec", "SimResult", "replay_placement",
-           "simulate", "simulate_disaggregated"]
+__all__ = ["Cluster", "DisaggregatedCluster", "InstanceSpec", "RolloutCluster", "RolloutResult",
+           "SimResult", "replay_placement", "simulate", "simulate_disaggregated",
+           "simulate_rollout"]

@@ -3,7 +3,8 @@
 Hypothesis strategies (:func:`workloads`, :func:`queue_views`, :func:`router_views`), the named
 policy checks (:data:`POLICY_CHECKS`, one pytest test each with :func:`policy_checks`) that
 :func:`check_policy` runs all at once on any callable, :func:`check_router`,
-:func:`check_placement` (placement policies of disaggregated clusters, :func:`placement_views`), and
+:func:`check_placement` (placement policies of disaggregated clusters, :func:`placement_views`),
+:func:`check_dispatch` (rollout dispatch policies, :func:`dispatch_views`), and
 :func:`check_simulation` (conservation and time order of a simulation result). The rules of a
 single answer are the contract's own (:func:`schedlab.contract.validate_decision`).
 
@@ -15,6 +16,7 @@ from schedlab.testing.checks import (
     POLICY_CHECKS,
     check_answer_type,
     check_deterministic,
+    check_dispatch,
     check_placement,
     check_policy,
     check_progress,
@@ -28,12 +30,19 @@ from schedlab.testing.checks import (
     with_newcomer,
 )
 from schedlab.testing.simulation import check_simulation
-from schedlab.testing.strategies import placement_views, queue_views, router_views, workloads
+from schedlab.testing.strategies import (
+    dispatch_views,
+    placement_views,
+    queue_views,
+    router_views,
+    workloads,
+)
 
 __all__ = [
     "POLICY_CHECKS",
     "check_answer_type",
     "check_deterministic",
+    "check_dispatch",
     "check_placement",
     "check_policy",
     "check_progress",
@@ -44,6 +53,7 @@ __all__ = [
     "check_valid_answer",
     "copy_view",
     "describe_view",
+    "dispatch_views",
     "placement_views",
     "policy_checks",
     "queue_views",

@@ -52,10 +52,11 @@ from schedlab.contract import (
     validate_plan,
 )
 from schedlab.contract.accounting import remove, run_iteration
+from schedlab.contract.dispatch import Dispatch, InvalidDispatch, validate_dispatch
 from schedlab.contract.placement import InvalidPlacement, Placement, validate_placement
 from schedlab.errors import check_keyword_params
-from schedlab.policies.registry import get_placement, get_policy, get_router
-from schedlab.testing.strategies import placement_views, queue_views, router_views
+from schedlab.policies.registry import get_dispatch, get_placement, get_policy, get_router
+from schedlab.testing.strategies import dispatch_views, placement_views, queue_views, router_views
 
 __all__ = [
     "POLICY_CHECKS",
@@ -469,10 +470,59 @@ def check_placement(
         raise AssertionError(str(exc)) from None
 
 
+def check_dispatch(
+    dispatch: str | Callable[..., Any],
+    *,
+    max_examples: int = 50,
+    views: st.SearchStrategy | None = None,
+    shrink: bool = True,
+    **params: Any,
+) -> None:
+    """Check a rollout dispatch policy (a registered name or any callable) on generated
+    :func:`~schedlab.testing.strategies.dispatch_views`: it returns a
+    :class:`~schedlab.contract.dispatch.Dispatch` that keeps the contract's rules
+    (:func:`~schedlab.contract.dispatch.validate_dispatch`: every sample on one instance in
+    range, the order a permutation), leaves its view untouched, and gives equal answers on equal
+    views. ``shrink`` as in :func:`check_policy`.
+
+    >>> check_dispatch("skew-aware", max_examples=10, combine="max")
+    """
+    fn = get_dispatch(dispatch)
+    name = getattr(fn, "__name__", repr(fn))
+    check_keyword_params(fn, params, f"dispatch policy {name!r}")
+
+    @_settings(max_examples, shrink)
+    @given(views if views is not None else dispatch_views())
+    def run(view: Any) -> None:
+        try:
+            before = copy_view(view)
+            answer = fn(view, **params)
+            if not isinstance(answer, Dispatch):
+                _fail("check_dispatch", "malformed answer",
+                      f"expected a Dispatch, got {type(answer).__name__}")
+            if not all(_same(getattr(view, f.name), getattr(before, f.name))
+                       for f in dataclasses.fields(view)):
+                _fail("check_dispatch", "input mutated", "the policy changed its view")
+            try:
+                validate_dispatch(view, answer)
+            except InvalidDispatch as exc:
+                _fail("check_dispatch", exc.rule, str(exc))
+            if _differences(answer, fn(copy_view(view), **params)):
+                _fail("check_dispatch", "not deterministic",
+                      "equal inputs gave different dispatches")
+        except AssertionError as exc:
+            raise AssertionError(f"{exc}\n{view!r}") from None
+
+    try:
+        run()
+    except AssertionError as exc:  # without hypothesis's notes (see _run_checks)
+        raise AssertionError(str(exc)) from None
+
+
 # ---------------------------------------------------------------------------------- helpers
 def copy_view(view: Any) -> Any:
-    """An equal view with fresh read-only copies of every array (a QueueView, RouterView or
-    PlacementView).
+    """An equal view with fresh read-only copies of every array (a QueueView, RouterView,
+    PlacementView or DispatchView).
 
     >>> v = QueueView.from_columns(now_s=0.0, input_tokens=[3], kv_capacity_tokens=9)
     >>> w = copy_view(v)
@@ -494,6 +544,8 @@ def _same(a: Any, b: Any) -> bool:
         if a is None or b is None:
             return False
         return np.array_equal(np.asarray(a), np.asarray(b), equal_nan=True)
+    if isinstance(a, float) and isinstance(b, float) and math.isnan(a) and math.isnan(b):
+        return True
     return bool(a == b)
 
 

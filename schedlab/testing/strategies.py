@@ -22,10 +22,12 @@ import numpy as np
 from hypothesis import strategies as st
 
 from schedlab.contract import KV_GPU, KV_HOST, KV_NONE, QueueView, RouterView
+from schedlab.contract.dispatch import DispatchView
 from schedlab.contract.placement import DecodeStepModel, PlacementView
 from schedlab.records import Workload
 
-__all__ = ["PHASES", "placement_views", "queue_views", "router_views", "workloads"]
+__all__ = ["PHASES", "dispatch_views", "placement_views", "queue_views", "router_views",
+           "workloads"]
 
 #: Request phases drawn by :func:`queue_views`.
 PHASES = ("new", "prefilling", "decoding", "swapped", "recomputing", "re-prefilling")
@@ -290,4 +292,39 @@ def placement_views(
         incoming_instance=inc_inst,
         incoming_join_s=now + floats(0.0, 60.0, m),
         incoming_context_tokens=ints(1, 64_000, m),
+    )
+
+
+@st.composite
+def dispatch_views(draw: st.DrawFn, *, max_samples: int = 40, max_instances: int = 8
+                   ) -> DispatchView:
+    """A :class:`~schedlab.contract.dispatch.DispatchView` of a rollout batch: prompts of one to
+    four samples (their ids shuffled), heavy-tailed predictions with ties, an optional history,
+    batch sizes and KV room from tight to ample.
+
+    >>> from hypothesis import given, settings
+    >>> @settings(max_examples=5, deadline=None, database=None)
+    ... @given(dispatch_views())
+    ... def test(view):
+    ...     assert view.group_id.shape == view.output_tokens_pred.shape
+    >>> test()
+    """
+    n = draw(st.integers(1, max_samples))
+    sizes = draw(st.lists(st.integers(1, 4), min_size=n, max_size=n))
+    group = np.repeat(np.arange(n), sizes)[:n]
+    ids = np.array(draw(st.permutations(range(n))), dtype=np.int64)
+    pred = np.array(draw(st.lists(st.sampled_from([1.0, 50.0, 300.0, 2000.0, 20000.0])
+                                  | st.floats(1.0, 30000.0), min_size=n, max_size=n)))
+    hist = np.array(draw(st.lists(st.floats(1.0, 30000.0), max_size=20)), dtype=np.float64)
+    return DispatchView.from_columns(
+        input_tokens=_ints(draw, 1, 4000, n),
+        n_instances=draw(st.integers(1, max_instances)),
+        group_id=ids[group],
+        output_tokens_pred=pred,
+        max_batch_size=draw(st.integers(1, 64)),
+        kv_capacity_tokens=draw(st.integers(5000, 2_000_000)),
+        decode_step=DecodeStepModel(base_s=draw(st.floats(1e-3, 0.05)),
+                                    per_request_s=draw(st.floats(0.0, 1e-3)),
+                                    per_context_token_s=draw(st.floats(0.0, 1e-7))),
+        history_tokens=hist,
     )
