@@ -77,7 +77,7 @@ def random_dispatch(view: DispatchView, /, *, seed: int = 0) -> Dispatch:
     check_nonneg_int(seed, "seed", "random_dispatch")
     first, g = groups_of(view)
     rng = np.random.default_rng(seed)
-    per_group = rng.integers(0, view.n_instances, size=first.shape[0])
+    per_group = np.asarray(rng.integers(0, view.n_instances, size=first.shape[0]))
     return Dispatch(instance=per_group[g], order=np.arange(view.n, dtype=np.int64))
 
 

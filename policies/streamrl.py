@@ -324,7 +324,10 @@ def rl_pipeline(
         raise ValueError(f"{where}: a colocated pipeline is synchronous (staleness=0).")
     g = float(done.max(initial=0.0))
     total = float(cost.sum())
-    gen_start, gen_end, train_end, version = [], [], [], []
+    gen_start: list[float] = []
+    gen_end: list[float] = []
+    train_end: list[float] = []
+    version: list[int] = []
     avail = [0.0]  # when each weight version reaches the generators
     for k in range(k_it):
         need = max(k - staleness, 0)
@@ -398,11 +401,15 @@ def balance_cross_dc(gen_s: Mapping[int, float], train_s: Mapping[int, float], m
 
 def elastic_scale_up(gen_s: float, train_s: float, saving_s: float) -> bool:
     """StreamRL's elastic rule (§4.2): add one generation unit when generation is slower than
-    training by at least what the unit would save, ``T_gen - T_train >= delta'``.
+    training by at least what the unit would save, ``T_gen - T_train >= delta'`` (so the unit
+    does not overshoot: generation stays no faster than training). [recon] A unit that would
+    save nothing (``saving_s == 0``) is never added; the paper does not consider the case.
 
     >>> elastic_scale_up(40.0, 30.0, 8.0), elastic_scale_up(40.0, 35.0, 8.0)
     (True, False)
+    >>> elastic_scale_up(40.0, 30.0, 0.0)
+    False
     """
     for name, v in (("gen_s", gen_s), ("train_s", train_s), ("saving_s", saving_s)):
         check_nonneg_float(v, name, "elastic_scale_up")
-    return float(gen_s) - float(train_s) >= float(saving_s)
+    return float(saving_s) > 0.0 and float(gen_s) - float(train_s) >= float(saving_s)

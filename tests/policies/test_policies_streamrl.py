@@ -328,4 +328,4 @@ def test_balance_cross_dc_shrinks_the_faster_stage():
 
 @given(st.floats(0.0, 100.0), st.floats(0.0, 100.0), st.floats(0.0, 50.0))
 def test_elastic_fires_iff_gap_reaches_saving(gen, train, saving):
-    assert elastic_scale_up(gen, train, saving) == (gen - train >= saving)
+    assert elastic_scale_up(gen, train, saving) == (saving > 0 and gen - train >= saving)
