@@ -11,6 +11,12 @@ Admission and placement of a window of requests in a disaggregated cluster (Moon
 :func:`solve_placement_cpsat` (fewest rejections); :func:`schedlab.sim.replay_placement` runs a
 placement policy on the same record.
 
+Dispatch of an RL rollout batch to identical instances (StreamRL skew-aware dispatch, rollout
+digest §2.8): :class:`RolloutDispatchProblem`, :class:`RolloutDispatchSchedule`,
+:func:`verify_rollout_dispatch`, :func:`dispatch_lower_bound`, :func:`lpt_dispatch` and
+:func:`solve_rollout_dispatch_cpsat` (minimum makespan under a fluid continuous-batching
+surrogate).
+
 >>> import numpy as np
 >>> from schedlab.solvers import random_problem, solve_cpsat, verify
 >>> p = random_problem(6, np.random.default_rng(3))
@@ -33,6 +39,18 @@ from schedlab.solvers.placement_window import (
     verify_placement,
 )
 from schedlab.solvers.result import SolveResult
+from schedlab.solvers.rollout_dispatch import (
+    RolloutDispatchCheck,
+    RolloutDispatchProblem,
+    RolloutDispatchSchedule,
+    dispatch_lower_bound,
+    dispatch_makespan,
+    instance_times,
+    lpt_dispatch,
+    random_rollout_dispatch_problem,
+    solve_rollout_dispatch_cpsat,
+    verify_rollout_dispatch,
+)
 
 __all__ = [
     "IterationProblem",
@@ -53,4 +71,14 @@ __all__ = [
     "solve_placement_cpsat",
     "verify",
     "verify_placement",
+    "RolloutDispatchCheck",
+    "RolloutDispatchProblem",
+    "RolloutDispatchSchedule",
+    "dispatch_lower_bound",
+    "dispatch_makespan",
+    "instance_times",
+    "lpt_dispatch",
+    "random_rollout_dispatch_problem",
+    "solve_rollout_dispatch_cpsat",
+    "verify_rollout_dispatch",
 ]
