@@ -20,7 +20,7 @@ import numpy as np
 from schedlab.contract.dispatch import Dispatch, DispatchView
 from schedlab.errors import check_nonneg_int
 
-__all__ = ["group_round_robin", "groups_of", "lpt_dispatch", "random_dispatch"]
+__all__ = ["group_round_robin", "groups_of", "least_loaded", "lpt_dispatch", "random_dispatch"]
 
 
 def groups_of(view: DispatchView) -> tuple[np.ndarray, np.ndarray]:
@@ -37,6 +37,23 @@ def groups_of(view: DispatchView) -> tuple[np.ndarray, np.ndarray]:
     by_first = np.argsort(first, kind="stable")
     rank[by_first] = np.arange(first.shape[0])
     return first[by_first], rank[inverse.ravel()]
+
+
+def least_loaded(work: np.ndarray, instances: int) -> np.ndarray:
+    """Greedy list scheduling: each item of ``work``, in the order given, goes to the instance
+    with the least work so far (ties to the lowest index). Given longest first, this is
+    Graham's LPT rule.
+
+    >>> least_loaded(np.array([5.0, 4.0, 3.0, 3.0]), 2).tolist()
+    [0, 1, 1, 0]
+    """
+    load = np.zeros(instances)
+    out = np.empty(work.shape[0], dtype=np.int64)
+    for j, w in enumerate(work.tolist()):
+        i = int(np.argmin(load))
+        out[j] = i
+        load[i] += w
+    return out
 
 
 def group_round_robin(view: DispatchView, /) -> Dispatch:
@@ -116,11 +133,8 @@ def lpt_dispatch(view: DispatchView, /, *, group_level: bool = True) -> Dispatch
     else:
         g = np.arange(view.n)
         work = pred
-    load = np.zeros(view.n_instances)
+    order = np.argsort(-work, kind="stable")
     where = np.empty(work.shape[0], dtype=np.int64)
-    for j in np.argsort(-work, kind="stable").tolist():
-        i = int(np.argmin(load))
-        where[j] = i
-        load[i] += work[j]
+    where[order] = least_loaded(work[order], view.n_instances)
     inst = where[g]
     return Dispatch(instance=inst, order=np.argsort(-pred, kind="stable"))

@@ -38,7 +38,7 @@ from schedlab.errors import (
     check_nonneg_float,
     check_positive_int,
 )
-from schedlab.policies.rollout import groups_of
+from schedlab.policies.rollout import groups_of, least_loaded
 
 __all__ = [
     "COMBINES",
@@ -189,21 +189,9 @@ def skew_aware_dispatch(
     where_item = np.empty(score.shape[0], dtype=np.int64)
     for items, first_inst, count in ((rank[:n_long], 0, n_l), (rank[n_long:], n_l, k - n_l)):
         if items.shape[0]:
-            where_item[items] = first_inst + _balance(score[items] * size[items], count)
+            where_item[items] = first_inst + least_loaded(score[items] * size[items], count)
     return Dispatch(instance=where_item[g], order=np.argsort(-pred, kind="stable"),
                     long_instances=n_l, est_makespan_s=float(est))
-
-
-def _balance(work: np.ndarray, instances: int) -> np.ndarray:
-    """Greedy LPT of ``work`` (already longest first) over ``instances``: each item to the
-    instance with the least work so far, ties to the lowest index."""
-    load = np.zeros(instances)
-    out = np.empty(work.shape[0], dtype=np.int64)
-    for j, w in enumerate(work.tolist()):
-        i = int(np.argmin(load))
-        out[j] = i
-        load[i] += w
-    return out
 
 
 def dynamic_batches(ready_s: Any, train_s: Any, *, min_batch: int = 1,

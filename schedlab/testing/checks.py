@@ -438,36 +438,9 @@ def check_placement(
 
     >>> check_placement("mooncake", max_examples=10, admission="early")
     """
-    fn = get_placement(placement)
-    name = getattr(fn, "__name__", repr(fn))
-    check_keyword_params(fn, params, f"placement policy {name!r}")
-
-    @_settings(max_examples, shrink)
-    @given(views if views is not None else placement_views())
-    def run(view: Any) -> None:
-        try:
-            before = copy_view(view)
-            answer = fn(view, **params)
-            if not isinstance(answer, Placement):
-                _fail("check_placement", "malformed answer",
-                      f"expected a Placement, got {type(answer).__name__}")
-            if not all(_same(getattr(view, f.name), getattr(before, f.name))
-                       for f in dataclasses.fields(view)):
-                _fail("check_placement", "input mutated", "the policy changed its view")
-            try:
-                validate_placement(view, answer)
-            except InvalidPlacement as exc:
-                _fail("check_placement", exc.rule, str(exc))
-            if answer != fn(copy_view(view), **params):
-                _fail("check_placement", "not deterministic",
-                      "equal inputs gave different placements")
-        except AssertionError as exc:
-            raise AssertionError(f"{exc}\n{view!r}") from None
-
-    try:
-        run()
-    except AssertionError as exc:  # without hypothesis's notes (see _run_checks)
-        raise AssertionError(str(exc)) from None
+    _check_answers("check_placement", get_placement(placement), params, Placement,
+                   validate_placement, InvalidPlacement,
+                   views if views is not None else placement_views(), max_examples, shrink)
 
 
 def check_dispatch(
@@ -487,29 +460,37 @@ def check_dispatch(
 
     >>> check_dispatch("skew-aware", max_examples=10, combine="max")
     """
-    fn = get_dispatch(dispatch)
+    _check_answers("check_dispatch", get_dispatch(dispatch), params, Dispatch, validate_dispatch,
+                   InvalidDispatch, views if views is not None else dispatch_views(),
+                   max_examples, shrink)
+
+
+def _check_answers(check: str, fn: Callable[..., Any], params: dict[str, Any], answer_cls: type,
+                   validate: Callable[[Any, Any], None], invalid: type[ValueError],
+                   views: st.SearchStrategy, max_examples: int, shrink: bool) -> None:
+    """The checks of a family with one view and one answer record (placements, dispatches):
+    the answer's type, the view untouched, the contract's rules, determinism."""
     name = getattr(fn, "__name__", repr(fn))
-    check_keyword_params(fn, params, f"dispatch policy {name!r}")
+    check_keyword_params(fn, params, f"{check.removeprefix('check_')} policy {name!r}")
 
     @_settings(max_examples, shrink)
-    @given(views if views is not None else dispatch_views())
+    @given(views)
     def run(view: Any) -> None:
         try:
             before = copy_view(view)
             answer = fn(view, **params)
-            if not isinstance(answer, Dispatch):
-                _fail("check_dispatch", "malformed answer",
-                      f"expected a Dispatch, got {type(answer).__name__}")
+            if not isinstance(answer, answer_cls):
+                _fail(check, "malformed answer",
+                      f"expected a {answer_cls.__name__}, got {type(answer).__name__}")
             if not all(_same(getattr(view, f.name), getattr(before, f.name))
                        for f in dataclasses.fields(view)):
-                _fail("check_dispatch", "input mutated", "the policy changed its view")
+                _fail(check, "input mutated", "the policy changed its view")
             try:
-                validate_dispatch(view, answer)
-            except InvalidDispatch as exc:
-                _fail("check_dispatch", exc.rule, str(exc))
+                validate(view, answer)
+            except invalid as exc:
+                _fail(check, getattr(exc, "rule", "invalid answer"), str(exc))
             if _differences(answer, fn(copy_view(view), **params)):
-                _fail("check_dispatch", "not deterministic",
-                      "equal inputs gave different dispatches")
+                _fail(check, "not deterministic", "equal inputs gave different answers")
         except AssertionError as exc:
             raise AssertionError(f"{exc}\n{view!r}") from None
 

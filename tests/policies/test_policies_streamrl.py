@@ -329,3 +329,22 @@ def test_balance_cross_dc_shrinks_the_faster_stage():
 @given(st.floats(0.0, 100.0), st.floats(0.0, 100.0), st.floats(0.0, 50.0))
 def test_elastic_fires_iff_gap_reaches_saving(gen, train, saving):
     assert elastic_scale_up(gen, train, saving) == (saving > 0 and gen - train >= saving)
+
+
+def test_check_dispatch_catches_broken_policies():
+    def out_of_range(view, /):
+        return Dispatch(instance=np.full(view.n, view.n_instances), order=np.arange(view.n))
+
+    rng = np.random.default_rng()
+
+    def unseeded(view, /):
+        return Dispatch(instance=rng.integers(0, view.n_instances, view.n),
+                        order=np.arange(view.n))
+
+    def no_answer(view, /):
+        return None
+
+    for fn, rule in ((out_of_range, "instance out of range"), (unseeded, "not deterministic"),
+                     (no_answer, "malformed answer")):
+        with pytest.raises(AssertionError, match=rule):
+            check_dispatch(fn, max_examples=40)
