@@ -3,7 +3,8 @@
 A batching policy is ``policy(view: QueueView, /, **params) -> Plan | BatchDecision``; a router
 is ``router(view: RouterView, /, **params) -> instance per request``; a placement policy of a
 disaggregated cluster is ``placement(view: PlacementView, /, **params) -> Placement``; a rollout
-dispatch policy is ``dispatch(view: DispatchView, /, **params) -> Dispatch``. The contracts
+dispatch policy is ``dispatch(view: DispatchView, /, **params) -> Dispatch``; a divided-rollout
+scheduler is ``scheduler(view: DividedView, /, **params) -> Chunks``. The contracts
 (views, answers, accounting) are :mod:`schedlab.contract`, :mod:`schedlab.contract.placement`
 and :mod:`schedlab.contract.dispatch`; :mod:`.registry` resolves names.
 
@@ -17,10 +18,12 @@ from schedlab.policies.registry import (
     DISPATCHES,
     PLACEMENTS,
     REGISTRY,
+    ROLLOUT_SCHEDULERS,
     ROUTERS,
     get_dispatch,
     get_placement,
     get_policy,
+    get_rollout_scheduler,
     get_router,
 )
 
@@ -28,6 +31,7 @@ __all__ = [
     "DISPATCHES",
     "PLACEMENTS",
     "REGISTRY",
+    "ROLLOUT_SCHEDULERS",
     "ROUTERS",
     "BatchDecision",
     "Plan",
@@ -36,5 +40,6 @@ __all__ = [
     "get_dispatch",
     "get_placement",
     "get_policy",
+    "get_rollout_scheduler",
     "get_router",
 ]

@@ -27,12 +27,13 @@ from schedlab.policies.mlfq import mlfq, skip_join_mlfq
 from schedlab.policies.mooncake import mooncake
 from schedlab.policies.rollout import group_round_robin, lpt_dispatch, random_dispatch
 from schedlab.policies.routers import least_kv, least_tokens, round_robin
+from schedlab.policies.seer import group_round_robin_all, seer
 from schedlab.policies.sjf import sjf, srpt
 from schedlab.policies.streamrl import skew_aware_dispatch
 from schedlab.policies.vllm import vllm
 
-__all__ = ["DISPATCHES", "PLACEMENTS", "REGISTRY", "ROUTERS", "get_dispatch", "get_placement",
-           "get_policy", "get_router"]
+__all__ = ["DISPATCHES", "PLACEMENTS", "REGISTRY", "ROLLOUT_SCHEDULERS", "ROUTERS", "get_dispatch",
+           "get_placement", "get_policy", "get_rollout_scheduler", "get_router"]
 
 #: Batching policies by registry name.
 REGISTRY: Mapping[str, Callable[..., Any]] = MappingProxyType(
@@ -68,6 +69,36 @@ DISPATCHES: Mapping[str, Callable[..., Any]] = MappingProxyType(
         "random": random_dispatch,
         "lpt": lpt_dispatch,
         "skew-aware": skew_aware_dispatch,
+    }
+)
+
+
+def _preset(name: str, doc: str, **fixed: Any) -> Callable[..., Any]:
+    """:func:`~schedlab.policies.seer.seer` with some parameters fixed (a registry preset)."""
+
+    def preset(view: Any, /, **params: Any) -> Any:
+        return seer(view, **{**fixed, **params})
+
+    preset.__name__ = preset.__qualname__ = name.replace("-", "_")
+    preset.__doc__ = f"{doc} (``seer(view, {', '.join(f'{k}={v!r}' for k, v in fixed.items())}"
+    preset.__doc__ += ", **params)``)."
+    return preset
+
+
+#: Divided-rollout schedulers (``scheduler(view: DividedView, /, **params) -> Chunks``) by
+#: registry name: Seer, its ablations and baselines (Seer §4.5).
+ROLLOUT_SCHEDULERS: Mapping[str, Callable[..., Any]] = MappingProxyType(
+    {
+        "seer": seer,
+        "divided-fifo": _preset("divided-fifo", "Divided rollout alone: chunks, batch order",
+                                order="fifo"),
+        "request-level": _preset("request-level",
+                                 "Request-level scheduling: no chunks, batch order",
+                                 chunk_tokens=None, order="fifo"),
+        "oracle-lfs": _preset("oracle-lfs", "Longest predicted remaining first with chunks: the "
+                              "Oracle baseline when the predictions are the true lengths",
+                              order="oracle"),
+        "group-round-robin": group_round_robin_all,
     }
 )
 
@@ -122,3 +153,13 @@ def get_dispatch(name_or_callable: str | Callable[..., Any]) -> Callable[..., An
     'group_round_robin'
     """
     return _resolve("dispatch policy", "dispatch", DISPATCHES, name_or_callable)
+
+
+def get_rollout_scheduler(name_or_callable: str | Callable[..., Any]) -> Callable[..., Any]:
+    """The divided-rollout scheduler registered under a name, or the callable itself.
+
+    >>> get_rollout_scheduler("seer").__name__
+    'seer'
+    """
+    return _resolve("rollout scheduler", "rollout_scheduler", ROLLOUT_SCHEDULERS,
+                    name_or_callable)

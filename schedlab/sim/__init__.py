@@ -16,11 +16,14 @@
   cache of :mod:`schedlab.sim.prefix_cache`; :mod:`schedlab.sim.placement_window`: a placement
   policy on a window problem of :mod:`schedlab.solvers` (:func:`replay_placement`).
 - :mod:`schedlab.sim.rollout`: an RL rollout batch dispatched to inference instances by a
-  dispatch policy (:func:`simulate_rollout`, :class:`RolloutCluster`, :class:`RolloutResult`).
+  dispatch policy (:func:`simulate_rollout`, :class:`RolloutCluster`, :class:`RolloutResult`);
+  :mod:`schedlab.sim.divided_rollout`: the same batch dispatched a chunk at a time through a
+  global KV pool by a scheduler (Seer, :func:`simulate_divided_rollout`).
 """
 
 from schedlab.sim.cluster import Cluster, InstanceSpec
 from schedlab.sim.disaggregated import DisaggregatedCluster, simulate_disaggregated
+from schedlab.sim.divided_rollout import simulate_divided_rollout
 from schedlab.sim.placement_window import replay_placement
 from schedlab.sim.result import SimResult
 from schedlab.sim.rollout import RolloutCluster, RolloutResult, simulate_rollout
@@ -28,4 +31,4 @@ from schedlab.sim.simulator import simulate
 
 __all__ = ["Cluster", "DisaggregatedCluster", "InstanceSpec", "RolloutCluster", "RolloutResult",
            "SimResult", "replay_placement", "simulate", "simulate_disaggregated",
-           "simulate_rollout"]
+           "simulate_divided_rollout", "simulate_rollout"]

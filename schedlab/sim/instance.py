@@ -44,6 +44,7 @@ from schedlab.sim.log import IterationLog
 from schedlab.sim.prefix_cache import PrefixCache
 from schedlab.sim.state import (
     CACHED,
+    GEN_BASE,
     GENERATED,
     KV,
     LEFT,
@@ -231,6 +232,34 @@ class InstanceRuntime:
         if self.cached_out is not None:
             self.cached_out[idx] = cached
         return self.admit_cached(idx, now, cached, on_device=True)
+
+    def admit_resumed(self, idx: np.ndarray, now: float, generated: np.ndarray,
+                      cached: np.ndarray, budget: np.ndarray) -> int:
+        """:meth:`admit` requests resuming a divided rollout (Seer): ``generated`` output tokens
+        are behind each (its context is the prompt plus them, as after a recomputation), the
+        first ``cached`` tokens of that context come from a KV pool in host memory (moved to the
+        device when the request first runs; all of it: the request decodes at once), and it
+        stops after ``budget`` more tokens (its chunk, never past its true end). Returns how
+        many joined."""
+        Q = self.Q
+        n0 = Q.n
+        m = self.admit(idx, now)
+        if m == 0:
+            return 0
+        if m < idx.shape[0]:
+            keep = np.isin(idx, Q.rid[n0 : Q.n])
+            generated, cached, budget = generated[keep], cached[keep], budget[keep]
+            idx = idx[keep]
+        s = slice(n0, Q.n)
+        Q.I[TARGET, s] = self.T.input[idx] + generated
+        Q.I[GENERATED, s] = generated
+        Q.I[GEN_BASE, s] = generated
+        Q.I[LEFT, s] = budget
+        Q.I[PREFILLED, s] = cached
+        Q.I[KV, s] = cached
+        Q.loc[s] = np.where(cached > 0, KV_HOST, KV_NONE)
+        self.host_used += int(cached.sum())
+        return m
 
     def admit_prefilled(self, idx: np.ndarray, now: float) -> int:
         """Accept requests whose prefill ran elsewhere (a decode-pool instance): their prompt's

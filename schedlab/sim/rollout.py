@@ -127,12 +127,13 @@ class RolloutResult:
     """One rollout iteration: the engine's per-sample result and the dispatch that made it.
 
     ``serving`` is the engine's :class:`SimResult`, one row per sample in the workload's order
-    (its ``instance`` column says where each ran); ``dispatch`` the policy's answer;
-    ``group_id`` each sample's prompt.
+    (its ``instance`` column says where each ran, last); ``dispatch`` the dispatch policy's
+    answer (None for a divided rollout, :func:`~schedlab.sim.simulate_divided_rollout`, whose
+    chunks are counted in ``extra``); ``group_id`` each sample's prompt.
     """
 
     serving: SimResult
-    dispatch: Dispatch
+    dispatch: Dispatch | None
     group_id: np.ndarray
     dispatch_name: str = ""
     wall_s: float = 0.0
@@ -220,8 +221,9 @@ class RolloutResult:
             "idle_mean_s": float(idle.mean()),
             "idle_share": float(idle.mean() / self.makespan_s) if self.makespan_s > 0 else 0.0,
             "preemptions": self.preemptions,
-            "long_instances": self.dispatch.long_instances,
-            "est_makespan_s": float(self.dispatch.est_makespan_s),
+            "long_instances": 0 if self.dispatch is None else self.dispatch.long_instances,
+            "est_makespan_s": (math.nan if self.dispatch is None
+                               else float(self.dispatch.est_makespan_s)),
             "wall_s": self.wall_s,
         }
 

@@ -4,7 +4,8 @@ Hypothesis strategies (:func:`workloads`, :func:`queue_views`, :func:`router_vie
 policy checks (:data:`POLICY_CHECKS`, one pytest test each with :func:`policy_checks`) that
 :func:`check_policy` runs all at once on any callable, :func:`check_router`,
 :func:`check_placement` (placement policies of disaggregated clusters, :func:`placement_views`),
-:func:`check_dispatch` (rollout dispatch policies, :func:`dispatch_views`), and
+:func:`check_dispatch` (rollout dispatch policies, :func:`dispatch_views`),
+:func:`check_divided` (divided-rollout schedulers, :func:`divided_views`), and
 :func:`check_simulation` (conservation and time order of a simulation result). The rules of a
 single answer are the contract's own (:func:`schedlab.contract.validate_decision`).
 
@@ -17,6 +18,7 @@ from schedlab.testing.checks import (
     check_answer_type,
     check_deterministic,
     check_dispatch,
+    check_divided,
     check_placement,
     check_policy,
     check_progress,
@@ -32,6 +34,7 @@ from schedlab.testing.checks import (
 from schedlab.testing.simulation import check_simulation
 from schedlab.testing.strategies import (
     dispatch_views,
+    divided_views,
     placement_views,
     queue_views,
     router_views,
@@ -43,6 +46,7 @@ __all__ = [
     "check_answer_type",
     "check_deterministic",
     "check_dispatch",
+    "check_divided",
     "check_placement",
     "check_policy",
     "check_progress",
@@ -54,6 +58,7 @@ __all__ = [
     "copy_view",
     "describe_view",
     "dispatch_views",
+    "divided_views",
     "placement_views",
     "policy_checks",
     "queue_views",

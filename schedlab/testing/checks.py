@@ -40,6 +40,7 @@ from typing import Any
 import numpy as np
 from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
+from hypothesis.errors import FlakyFailure
 
 from schedlab.contract import (
     BatchDecision,
@@ -53,10 +54,23 @@ from schedlab.contract import (
 )
 from schedlab.contract.accounting import remove, run_iteration
 from schedlab.contract.dispatch import Dispatch, InvalidDispatch, validate_dispatch
+from schedlab.contract.divided import Chunks, InvalidChunks, validate_chunks
 from schedlab.contract.placement import InvalidPlacement, Placement, validate_placement
 from schedlab.errors import check_keyword_params
-from schedlab.policies.registry import get_dispatch, get_placement, get_policy, get_router
-from schedlab.testing.strategies import dispatch_views, placement_views, queue_views, router_views
+from schedlab.policies.registry import (
+    get_dispatch,
+    get_placement,
+    get_policy,
+    get_rollout_scheduler,
+    get_router,
+)
+from schedlab.testing.strategies import (
+    dispatch_views,
+    divided_views,
+    placement_views,
+    queue_views,
+    router_views,
+)
 
 __all__ = [
     "POLICY_CHECKS",
@@ -465,10 +479,33 @@ def check_dispatch(
                    max_examples, shrink)
 
 
+def check_divided(
+    scheduler: str | Callable[..., Any],
+    *,
+    max_examples: int = 50,
+    views: st.SearchStrategy | None = None,
+    shrink: bool = True,
+    **params: Any,
+) -> None:
+    """Check a divided-rollout scheduler (a registered name or any callable) on generated
+    :func:`~schedlab.testing.strategies.divided_views`: it returns
+    :class:`~schedlab.contract.divided.Chunks` that keep the contract's rules
+    (:func:`~schedlab.contract.divided.validate_chunks`: waiting requests once each, instances in
+    range, budgets within the limits), leaves its view untouched, and gives equal answers on
+    equal views. ``shrink`` as in :func:`check_policy`.
+
+    >>> check_divided("seer", max_examples=10, chunk_tokens=512)
+    """
+    _check_answers("check_divided", get_rollout_scheduler(scheduler), params, Chunks,
+                   validate_chunks, InvalidChunks,
+                   views if views is not None else divided_views(), max_examples, shrink)
+
+
 def _check_answers(check: str, fn: Callable[..., Any], params: dict[str, Any], answer_cls: type,
                    validate: Callable[[Any, Any], None], invalid: type[ValueError],
                    views: st.SearchStrategy, max_examples: int, shrink: bool) -> None:
-    """The checks of a family with one view and one answer record (placements, dispatches):
+    """The checks of a family with one view and one answer record (placements, dispatches,
+    chunks):
     the answer's type, the view untouched, the contract's rules, determinism."""
     name = getattr(fn, "__name__", repr(fn))
     check_keyword_params(fn, params, f"{check.removeprefix('check_')} policy {name!r}")
@@ -488,7 +525,8 @@ def _check_answers(check: str, fn: Callable[..., Any], params: dict[str, Any], a
             try:
                 validate(view, answer)
             except invalid as exc:
-                _fail(check, getattr(exc, "rule", "invalid answer"), str(exc))
+                rule = getattr(exc, "rule", "invalid answer")
+                _fail(check, rule, str(exc).removeprefix(f"{rule}: "))
             if _differences(answer, fn(copy_view(view), **params)):
                 _fail(check, "not deterministic", "equal inputs gave different answers")
         except AssertionError as exc:
@@ -498,12 +536,16 @@ def _check_answers(check: str, fn: Callable[..., Any], params: dict[str, Any], a
         run()
     except AssertionError as exc:  # without hypothesis's notes (see _run_checks)
         raise AssertionError(str(exc)) from None
+    except FlakyFailure as exc:  # a failure that did not repeat: the policy is not a function
+        first = str(exc.exceptions[0]).split("\n")[0] if exc.exceptions else str(exc)
+        raise AssertionError(f"{check}: not deterministic: asked again, the policy did not "
+                             f"fail the same way ({first})") from None
 
 
 # ---------------------------------------------------------------------------------- helpers
 def copy_view(view: Any) -> Any:
     """An equal view with fresh read-only copies of every array (a QueueView, RouterView,
-    PlacementView or DispatchView).
+    PlacementView, DispatchView or DividedView).
 
     >>> v = QueueView.from_columns(now_s=0.0, input_tokens=[3], kv_capacity_tokens=9)
     >>> w = copy_view(v)

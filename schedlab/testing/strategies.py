@@ -23,11 +23,12 @@ from hypothesis import strategies as st
 
 from schedlab.contract import KV_GPU, KV_HOST, KV_NONE, QueueView, RouterView
 from schedlab.contract.dispatch import DispatchView
+from schedlab.contract.divided import DividedView
 from schedlab.contract.placement import DecodeStepModel, PlacementView
 from schedlab.records import Workload
 
-__all__ = ["PHASES", "dispatch_views", "placement_views", "queue_views", "router_views",
-           "workloads"]
+__all__ = ["PHASES", "dispatch_views", "divided_views", "placement_views", "queue_views",
+           "router_views", "workloads"]
 
 #: Request phases drawn by :func:`queue_views`.
 PHASES = ("new", "prefilling", "decoding", "swapped", "recomputing", "re-prefilling")
@@ -327,4 +328,48 @@ def dispatch_views(draw: st.DrawFn, *, max_samples: int = 40, max_instances: int
                                     per_request_s=draw(st.floats(0.0, 1e-3)),
                                     per_context_token_s=draw(st.floats(0.0, 1e-7))),
         history_tokens=hist,
+    )
+
+
+@st.composite
+def divided_views(draw: st.DrawFn, *, max_requests: int = 30, max_instances: int = 6
+                  ) -> DividedView:
+    """A consistent :class:`~schedlab.contract.divided.DividedView` of a divided rollout in
+    progress: groups of one to four requests (the first of each its probe), some done (with the
+    tokens they ended at), some in flight, the others waiting with what they generated so far;
+    a request that generated something last ran somewhere; instances from idle to
+    over-committed.
+
+    >>> from hypothesis import given, settings
+    >>> @settings(max_examples=5, deadline=None, database=None)
+    ... @given(divided_views())
+    ... def test(view):
+    ...     assert not (view.done & view.in_flight).any()
+    >>> test()
+    """
+    n = draw(st.integers(1, max_requests))
+    k = draw(st.integers(1, max_instances))
+    sizes = draw(st.lists(st.integers(1, 4), min_size=n, max_size=n))
+    group = np.repeat(np.arange(n), sizes)[:n]
+    limit = np.full(n, draw(st.sampled_from([256, 4096, 20000])), dtype=np.int64)
+    state = _ints(draw, 0, 2, n)  # 0 waiting, 1 in flight, 2 done
+    gen = np.minimum(_ints(draw, 0, 20000, n), limit)
+    # a request that reached its limit has ended; one that ended generated something
+    gen = np.where(state == 2, np.maximum(gen, 1), np.minimum(gen, limit - 1))
+    last = np.where(gen > 0, _ints(draw, 0, k - 1, n), -1)
+    n_groups = int(group.max()) + 1
+    on = np.array(draw(st.lists(st.booleans(), min_size=n_groups * k, max_size=n_groups * k)),
+                  dtype=bool).reshape(n_groups, k)
+    on[group[last >= 0], last[last >= 0]] = True
+    busy = _ints(draw, 0, 64, k)
+    cap = np.full(k, draw(st.integers(10_000, 2_000_000)), dtype=np.int64)
+    return DividedView.from_columns(
+        input_tokens=_ints(draw, 1, 3000, n), n_instances=k, group_id=group, max_tokens=limit,
+        output_tokens_pred=np.minimum(_ints(draw, 1, 30000, n), limit).astype(np.float64),
+        generated_tokens=gen, done=state == 2, in_flight=state == 1, last_instance=last,
+        served_s=np.array(draw(st.lists(st.floats(0.0, 1e4), min_size=n, max_size=n))),
+        group_on_instance=on, in_flight_requests=busy,
+        slots_free=np.maximum(draw(st.integers(1, 64)) - busy, 0),
+        kv_free_tokens=cap - _ints(draw, 0, 1_500_000, k), kv_capacity_tokens=cap,
+        decision=draw(st.integers(0, 1000)),
     )

@@ -339,7 +339,7 @@ def test_check_dispatch_catches_broken_policies():
 
     def unseeded(view, /):
         return Dispatch(instance=rng.integers(0, view.n_instances, view.n),
-                        order=np.arange(view.n))
+                        order=rng.permutation(view.n))
 
     def no_answer(view, /):
         return None
