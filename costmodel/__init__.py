@@ -22,6 +22,13 @@ from schedlab.costmodel.hardware import (
 from schedlab.costmodel.iteration import RooflineIterationCost, iteration_cost
 from schedlab.costmodel.models import ModelSpec, get_model
 from schedlab.costmodel.roofline import Efficiency
+from schedlab.costmodel.speculative import (
+    best_gamma,
+    expected_tokens,
+    sd_time_per_token,
+    verify_step_s,
+    verify_times_s,
+)
 from schedlab.costmodel.training import TrainingCost
 
 if TYPE_CHECKING:
@@ -52,6 +59,11 @@ __all__ = [
     "iteration_cost",
     "load_profile",
     "validate",
+    "best_gamma",
+    "expected_tokens",
+    "sd_time_per_token",
+    "verify_step_s",
+    "verify_times_s",
 ]
 
 

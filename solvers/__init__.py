@@ -17,6 +17,10 @@ digest §2.8): :class:`RolloutDispatchProblem`, :class:`RolloutDispatchSchedule`
 :func:`solve_rollout_dispatch_cpsat` (minimum makespan under a fluid continuous-batching
 surrogate).
 
+Draft lengths of Seer's probe requests and the rest (rollout digest §1.9(c)): the exact split of
+a draft-token budget by enumeration, :func:`solve_draft_allocation` (a :class:`DraftAllocation`),
+:func:`draft_objective`, and :func:`greedy_loss` to judge a heuristic's answer.
+
 >>> import numpy as np
 >>> from schedlab.solvers import random_problem, solve_cpsat, verify
 >>> p = random_problem(6, np.random.default_rng(3))
@@ -25,6 +29,12 @@ surrogate).
 ('OPTIMAL', True)
 """
 
+from schedlab.solvers.draft_allocation import (
+    DraftAllocation,
+    draft_objective,
+    greedy_loss,
+    solve_draft_allocation,
+)
 from schedlab.solvers.iteration_bounds import lp_bound
 from schedlab.solvers.iteration_cpsat import solve_cpsat
 from schedlab.solvers.iteration_heuristics import best_list_schedule, list_schedule
@@ -81,4 +91,8 @@ __all__ = [
     "random_rollout_dispatch_problem",
     "solve_rollout_dispatch_cpsat",
     "verify_rollout_dispatch",
+    "DraftAllocation",
+    "draft_objective",
+    "greedy_loss",
+    "solve_draft_allocation",
 ]
