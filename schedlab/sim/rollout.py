@@ -76,10 +76,13 @@ class RolloutCluster:
                     **spec: Any) -> RolloutCluster:
         """Instances of ``model`` on ``tp`` GPUs of type ``gpu``, rollout-style: preemption by
         recomputation (vLLM's default, what veRL's workers do), whole prompts in one iteration
-        (a token budget of 65,536), the roofline cost model built once and shared. ``spec``
-        overrides other :class:`InstanceSpec` fields."""
+        (a token budget of 65,536 or the context limit, whichever is larger: vLLM without
+        chunked prefill needs a budget of at least the model's length, since a preempted request
+        prefills its prompt and its output again in one iteration), the roofline cost model
+        built once and shared. ``spec`` overrides other :class:`InstanceSpec` fields."""
+        budget = max(65_536, max_context_tokens or 0)
         base = InstanceSpec(model=model, gpu=gpu, tp=tp, max_batch_size=max_batch_size,
-                            max_batch_tokens=spec.pop("max_batch_tokens", 65_536),
+                            max_batch_tokens=spec.pop("max_batch_tokens", budget),
                             preemption=spec.pop("preemption", "recompute"),
                             max_context_tokens=max_context_tokens, **spec)
         return cls(instance=replace(base, cost=base.resolved_cost()), n_instances=n_instances)
