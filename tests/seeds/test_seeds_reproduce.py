@@ -24,9 +24,12 @@ def _check_report(doc):
     assert [c["name"] for c in doc["claims"]] == [c.name for c in get_seed(doc["paper"]).CLAIMS]
     for c in doc["claims"]:
         assert list(c) == list(CLAIM_KEYS)
+        assert isinstance(c["holds"], bool) and c["note"]
+        if c["measured_value"] is None:  # the contract: nothing could be measured, said why
+            assert not c["holds"], c
+            continue
         assert isinstance(c["measured_value"], float), c
         assert np.isfinite(c["measured_value"])
-        assert isinstance(c["holds"], bool) and c["note"]
     assert doc["wall_s"] > 0
 
 
