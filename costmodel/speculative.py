@@ -32,6 +32,7 @@ a [recon] form calibrated on the paper's anchors).
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass, field
 from typing import overload
 
 import numpy as np
@@ -49,6 +50,7 @@ from schedlab.errors import (
 
 __all__ = [
     "ALPHA0",
+    "SpeculativeDecodingCost",
     "ALPHA_INF",
     "KAPPA",
     "acceptance",
@@ -321,3 +323,96 @@ def best_gamma(verify_s: ArrayLike, acceptance: float | ArrayLike, *,
     e = np.cumsum(_survival(_check_acceptance(acceptance, gm, where), gm))
     per_token = (d * np.arange(gm + 1) + t) / e
     return int(np.argmin(per_token))
+
+
+#: Contexts are rounded to this many tokens per request when a decode step's speed-up is looked
+#: up (the speed-up moves slowly with the context; a run costs thousands of decode stretches).
+_CTX_GRAIN = 1024
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class SpeculativeDecodingCost:
+    """``cost`` with speculative decoding in its decode steps, for the simulator [recon: a fluid
+    approximation of Seer §3.4]: a decode step of ``B`` requests holding ``S`` KV tokens is
+    costed at the time per generated token of the best draft length,
+    ``T_SD(B, gamma*) = (D + T(B, gamma*)) / E(gamma*)`` (:func:`best_gamma` over
+    ``0..gamma_max``, never slower than a plain step), so every request still gains one token a
+    "step" but the steps run at speculation's pace. The acceptance is fixed for a run (e.g.
+    :func:`acceptance` of the siblings a group's suffix tree holds, ``G - 1`` when all are in
+    flight); the speed-up is looked up at each request's context rounded to 1,024 tokens.
+    Iterations with prefills, prefills and swaps are ``cost``'s.
+
+    >>> from schedlab.costmodel import iteration_cost
+    >>> base = iteration_cost("qwen2.5-72b", "h800", tp=8)
+    >>> sd = SpeculativeDecodingCost(cost=base, acceptance=acceptance(15))
+    >>> steps = np.array([1.0])
+    >>> plain = base.fast_decode_steps_time_s(16, 16 * 20_000, steps)[0]
+    >>> round(float(plain / sd.fast_decode_steps_time_s(16, 16 * 20_000, steps)[0]), 2)
+    2.2
+    """
+
+    cost: IterationCost
+    acceptance: float
+    gamma_max: int = 8
+    draft_s: float = 0.0
+    _ratios: dict[tuple[int, int], float] = field(default_factory=dict, compare=False,
+                                                  repr=False)
+
+    def __post_init__(self) -> None:
+        w = "SpeculativeDecodingCost"
+        if not isinstance(self.cost, IterationCost):
+            raise ValueError(f"The 'cost' parameter of {w} must implement IterationCost. Got "
+                             f"{type(self.cost).__name__}.")
+        check_fraction(self.acceptance, "acceptance", w, open_low=False)
+        check_nonneg_int(self.gamma_max, "gamma_max", w)
+        check_nonneg_float(self.draft_s, "draft_s", w)
+
+    @property
+    def kv_bytes_per_token(self) -> float:
+        return self.cost.kv_bytes_per_token
+
+    @property
+    def kv_capacity_tokens(self) -> int:
+        return self.cost.kv_capacity_tokens
+
+    def speedup(self, batch_size: int, context_sum: int) -> float:
+        """``T(B, 0) / T_SD(B, gamma*)`` for a batch of ``batch_size`` holding ``context_sum``
+        KV tokens (>= 1)."""
+        b = max(int(batch_size), 1)
+        grain = max(int(context_sum) // b // _CTX_GRAIN, 0)
+        key = (b, grain)
+        got = self._ratios.get(key)
+        if got is None:
+            ctx = b * (grain * _CTX_GRAIN + _CTX_GRAIN // 2)
+            t = verify_times_s(self.cost, b, ctx, self.gamma_max)
+            g = best_gamma(t, self.acceptance, draft_s=self.draft_s)
+            per_token = sd_time_per_token(float(t[g]), g * self.draft_s,
+                                          expected_tokens(self.acceptance, g))
+            got = self._ratios[key] = float(t[0]) / per_token
+        return got
+
+    def iteration_time_s(self, prefill_tokens: np.ndarray, prefill_context: np.ndarray,
+                         decode_batch: int, decode_context_sum: int) -> float:
+        return self.cost.iteration_time_s(prefill_tokens, prefill_context, decode_batch,
+                                          decode_context_sum)
+
+    def decode_steps_time_s(self, batch_size: int, context_sum: int,
+                            n_steps: np.ndarray | int) -> np.ndarray | float:
+        return (self.cost.decode_steps_time_s(batch_size, context_sum, n_steps)
+                / self.speedup(batch_size, context_sum))
+
+    def prefill_time_s(self, input_tokens: np.ndarray) -> np.ndarray:
+        return self.cost.prefill_time_s(input_tokens)
+
+    def swap_time_s(self, tokens: np.ndarray | int) -> np.ndarray | float:
+        return self.cost.swap_time_s(tokens)
+
+    def fast_iteration_time_s(self, prefill_tokens: np.ndarray, prefill_context: np.ndarray,
+                              decode_batch: int, decode_context_sum: int) -> float:
+        return self.cost.fast_iteration_time_s(prefill_tokens, prefill_context, decode_batch,
+                                               decode_context_sum)
+
+    def fast_decode_steps_time_s(self, batch_size: int, context_sum: int,
+                                 n_steps: np.ndarray) -> np.ndarray:
+        return (self.cost.fast_decode_steps_time_s(batch_size, context_sum, n_steps)
+                / self.speedup(batch_size, context_sum))

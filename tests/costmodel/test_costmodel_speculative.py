@@ -256,3 +256,28 @@ def test_position_acceptance_is_geometric():
 def test_bad_input_names_the_field(call, field):
     with pytest.raises(ValueError, match=f"'{field}'"):
         call()
+
+
+def test_speculative_decoding_cost_speeds_decode_steps_only():
+    from schedlab.costmodel import iteration_cost
+    from schedlab.costmodel.speculative import SpeculativeDecodingCost, acceptance
+
+    base = iteration_cost("qwen2.5-7b", "h800")
+    sd = SpeculativeDecodingCost(cost=base, acceptance=acceptance(7))
+    steps = np.array([1.0, 2.0, 3.0])
+    for b, ctx in ((1, 2000), (64, 64 * 8000), (512, 512 * 1000)):
+        plain = base.fast_decode_steps_time_s(b, ctx, steps)
+        fast = sd.fast_decode_steps_time_s(b, ctx, steps)
+        assert (fast <= plain + 1e-15).all()  # never slower than a plain step
+        assert fast[-1] == pytest.approx(plain[-1] / sd.speedup(b, ctx))
+    none = SpeculativeDecodingCost(cost=base, acceptance=0.0)  # nothing accepted: no speed-up
+    assert none.speedup(16, 16 * 4000) == pytest.approx(1.0)
+    assert sd.speedup(16, 16 * 4000) > SpeculativeDecodingCost(
+        cost=base, acceptance=acceptance(0)).speedup(16, 16 * 4000)  # grouped beats vanilla
+    p = np.array([100, 2000])
+    assert np.array_equal(sd.prefill_time_s(p), base.prefill_time_s(p))
+    assert sd.kv_capacity_tokens == base.kv_capacity_tokens
+    with pytest.raises(ValueError, match="acceptance"):
+        SpeculativeDecodingCost(cost=base, acceptance=1.5)
+    with pytest.raises(ValueError, match="cost"):
+        SpeculativeDecodingCost(cost=object(), acceptance=0.5)
