@@ -100,8 +100,9 @@ def run(*, quick: bool = False, full: bool = False, plot_dir: str | PathLike[str
         seed: int = 0) -> SeedReport:
     """Reproduce Seer's throughput, tail and ablation claims on the three workloads of Table 3
     (see the module docstring). The default keeps the paper's load per instance on fewer
-    instances (about 30 s on two cores); ``full=True`` runs the paper's instance and prompt
-    counts; ``quick=True`` a quarter of the default's prompts. ``plot_dir`` receives
+    instances, and sweeps the chunk size on the Qwen2-VL-72B-like workload (about 20 s on two
+    cores); ``full=True`` runs the paper's instance and prompt counts; ``quick=True`` a quarter
+    of the default's prompts and no sweep. ``plot_dir`` receives
     ``seer_throughput.png``; ``seed`` seeds the batches."""
     from schedlab.datasets.rollout import rollout_batch
     from schedlab.progress import counter
@@ -200,6 +201,7 @@ def run(*, quick: bool = False, full: bool = False, plot_dir: str | PathLike[str
         "per workload " + ", ".join(f"{n} {v:.2f}x" for n, v in srl.items())
         + "; StreamRL-Oracle dispatches whole groups once, with true lengths, on vLLM's "
         "admission (preempting when the KV overflows).")))
+    sweep = {} if quick else _chunk_sweep(seed)  # at the default's scale in both other modes
     plots = [] if plot_dir is None else _plot(table, plot_dir)
     setup = {
         "gpu": GPU, "mode": mode,
@@ -210,7 +212,36 @@ def run(*, quick: bool = False, full: bool = False, plot_dir: str | PathLike[str
         "chunk_tokens": 8192, "plots": plots,
     }
     return SeedReport(paper=PAPER, claims=tuple(claims), setup=setup,
-                      tables={"throughput": table}, wall_s=time.perf_counter() - start)
+                      tables={"throughput": table, **({"chunk_sweep": sweep} if sweep else {})},
+                      wall_s=time.perf_counter() - start)
+
+
+#: Chunk sizes of the sweep (None: no chunking, request-level scheduling).
+CHUNK_SWEEP = (512, 2048, 8192, 16384, None)
+
+
+def _chunk_sweep(seed: int) -> dict[str, list[Any]]:
+    """Seer on the Qwen2-VL-72B-like workload at the default's scale with each chunk size of
+    :data:`CHUNK_SWEEP`: throughput, chunks, scheduler decisions and tail."""
+    from schedlab.datasets.rollout import rollout_batch
+    from schedlab.sim import RolloutCluster, simulate_divided_rollout
+
+    model, tp, _, _, g, max_tokens, _ = WORKLOADS["qwen2-vl-72b"]
+    k, prompts = _scale("qwen2-vl-72b", "default")
+    w = rollout_batch(n_prompts=prompts, samples_per_prompt=g, seed=seed, max_tokens=max_tokens)
+    c = RolloutCluster.homogeneous(model, GPU, tp=tp, n_instances=k,
+                                   max_context_tokens=max_tokens + 16_384)
+    out: dict[str, list[Any]] = {"chunk_tokens": [], "output_tokens_per_s": [], "chunks": [],
+                                 "decisions": [], "tail_s": []}
+    for chunk in CHUNK_SWEEP:
+        r = simulate_divided_rollout(w, c, "seer", max_tokens=max_tokens,
+                                     scheduler_params={"chunk_tokens": chunk, "seed": seed})
+        out["chunk_tokens"].append("unlimited" if chunk is None else str(chunk))
+        out["output_tokens_per_s"].append(round(r.output_tokens_per_s, 1))
+        out["chunks"].append(int(r.extra["chunks"].sum()))
+        out["decisions"].append(int(r.extra["decisions"]))
+        out["tail_s"].append(round(r.tail_s(), 2))
+    return out
 
 
 def _kv(name: str) -> int:
