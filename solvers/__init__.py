@@ -21,6 +21,11 @@ Draft lengths of Seer's probe requests and the rest (rollout digest §1.9(c)): t
 a draft-token budget by enumeration, :func:`solve_draft_allocation` (a :class:`DraftAllocation`),
 :func:`draft_objective`, and :func:`greedy_loss` to judge a heuristic's answer.
 
+Seer's divided rollout with KV capacity (rollout digest §1.9(b)): :class:`ChunkedRolloutProblem`,
+:func:`chunks_of`, :class:`ChunkedRolloutSchedule`, :func:`verify_chunked_rollout`,
+:func:`chunked_lower_bound`, :func:`greedy_chunked_rollout` and
+:func:`solve_chunked_rollout_cpsat` (minimum makespan of chunks on instances, with migration).
+
 >>> import numpy as np
 >>> from schedlab.solvers import random_problem, solve_cpsat, verify
 >>> p = random_problem(6, np.random.default_rng(3))
@@ -29,6 +34,18 @@ a draft-token budget by enumeration, :func:`solve_draft_allocation` (a :class:`D
 ('OPTIMAL', True)
 """
 
+from schedlab.solvers.chunked_rollout import (
+    ChunkedRolloutCheck,
+    ChunkedRolloutProblem,
+    ChunkedRolloutSchedule,
+    ChunkTable,
+    chunked_lower_bound,
+    chunks_of,
+    greedy_chunked_rollout,
+    random_chunked_rollout_problem,
+    solve_chunked_rollout_cpsat,
+    verify_chunked_rollout,
+)
 from schedlab.solvers.draft_allocation import (
     DraftAllocation,
     draft_objective,
@@ -95,4 +112,14 @@ __all__ = [
     "draft_objective",
     "greedy_loss",
     "solve_draft_allocation",
+    "ChunkedRolloutProblem",
+    "ChunkTable",
+    "chunks_of",
+    "ChunkedRolloutSchedule",
+    "ChunkedRolloutCheck",
+    "verify_chunked_rollout",
+    "chunked_lower_bound",
+    "greedy_chunked_rollout",
+    "solve_chunked_rollout_cpsat",
+    "random_chunked_rollout_problem",
 ]
