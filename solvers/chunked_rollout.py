@@ -90,7 +90,7 @@ from schedlab.errors import (
     check_positive_int,
 )
 from schedlab.solvers.iteration_verify import ScheduleInvalid
-from schedlab.solvers.result import SolveResult
+from schedlab.solvers.result import SolveResult, check_solve_arguments
 
 __all__ = [
     "ChunkedRolloutProblem",
@@ -617,17 +617,9 @@ def solve_chunked_rollout_cpsat(
     """
     t0 = time.perf_counter()
     where = "solve_chunked_rollout_cpsat"
-    check_instance(problem, ChunkedRolloutProblem, "problem", where)
-    time_limit_s = check_positive_float(time_limit_s, "time_limit_s", where)
-    num_workers = check_positive_int(num_workers, "num_workers", where)
-    if hint is not None and not isinstance(hint, (bool, ChunkedRolloutSchedule)):
-        raise ValueError(f"The 'hint' parameter of {where} must be None, a bool or a "
-                         f"ChunkedRolloutSchedule. Got {type(hint).__name__} instead.")
-    if isinstance(hint, ChunkedRolloutSchedule):
-        check = verify_chunked_rollout(problem, hint)
-        if not check.valid:
-            raise ValueError(f"The 'hint' parameter of {where} must be a valid schedule. "
-                             f"Got one with {check.violations[0]!r}.")
+    time_limit_s, num_workers = check_solve_arguments(
+        where, problem, ChunkedRolloutProblem, time_limit_s, num_workers, hint,
+        ChunkedRolloutSchedule, verify_chunked_rollout)
     from ortools.sat.python import cp_model
 
     pr, t = problem, chunks_of(problem)

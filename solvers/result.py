@@ -11,10 +11,13 @@ error; ``gap`` is ``(objective - bound) / objective``, 0 for a proven optimum.
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-__all__ = ["STATUSES", "SolveResult"]
+from schedlab.errors import check_instance, check_positive_float, check_positive_int
+
+__all__ = ["STATUSES", "SolveResult", "check_solve_arguments"]
 
 #: Statuses a solve can end with.
 STATUSES = ("OPTIMAL", "FEASIBLE", "INFEASIBLE", "UNKNOWN")
@@ -76,3 +79,28 @@ class SolveResult:
             "wall_s": self.wall_s,
             **{f"stats.{k}": v for k, v in self.stats.items()},
         }
+
+
+def check_solve_arguments(
+    where: str, problem: Any, problem_cls: type, time_limit_s: Any, num_workers: Any,
+    hint: Any, schedule_cls: type, verify: Callable[[Any, Any], Any],
+) -> tuple[float, int]:
+    """The arguments every ``solve_*_cpsat`` takes, checked once: the problem's type, a positive
+    time limit and worker count, and a hint that is None, a bool (use the built-in start or
+    not) or a schedule that ``verify`` finds valid. Returns ``(time_limit_s, num_workers)``.
+
+    >>> check_solve_arguments("solve", 1, int, 5, 2, None, str, lambda p, s: None)
+    (5.0, 2)
+    """
+    check_instance(problem, problem_cls, "problem", where)
+    limit = check_positive_float(time_limit_s, "time_limit_s", where)
+    workers = check_positive_int(num_workers, "num_workers", where)
+    if hint is not None and not isinstance(hint, (bool, schedule_cls)):
+        raise ValueError(f"The 'hint' parameter of {where} must be None, a bool or a "
+                         f"{schedule_cls.__name__}. Got {type(hint).__name__} instead.")
+    if isinstance(hint, schedule_cls):
+        check = verify(problem, hint)
+        if not check.valid:
+            raise ValueError(f"The 'hint' parameter of {where} must be a valid schedule. "
+                             f"Got one with {check.violations[0]!r}.")
+    return limit, workers

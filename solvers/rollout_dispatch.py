@@ -70,11 +70,10 @@ from schedlab.errors import (
     check_array,
     check_instance,
     check_nonneg_float,
-    check_positive_float,
     check_positive_int,
 )
 from schedlab.solvers.iteration_verify import ScheduleInvalid
-from schedlab.solvers.result import SolveResult
+from schedlab.solvers.result import SolveResult, check_solve_arguments
 
 __all__ = [
     "RolloutDispatchProblem",
@@ -544,17 +543,9 @@ def solve_rollout_dispatch_cpsat(
     """
     t0 = time.perf_counter()
     where = "solve_rollout_dispatch_cpsat"
-    check_instance(problem, RolloutDispatchProblem, "problem", where)
-    time_limit_s = check_positive_float(time_limit_s, "time_limit_s", where)
-    num_workers = check_positive_int(num_workers, "num_workers", where)
-    if hint is not None and not isinstance(hint, (bool, RolloutDispatchSchedule)):
-        raise ValueError(f"The 'hint' parameter of {where} must be None, a bool or a "
-                         f"RolloutDispatchSchedule. Got {type(hint).__name__} instead.")
-    if isinstance(hint, RolloutDispatchSchedule):
-        check = verify_rollout_dispatch(problem, hint)
-        if not check.valid:
-            raise ValueError(f"The 'hint' parameter of {where} must be a valid dispatch. "
-                             f"Got one with {check.violations[0]!r}.")
+    time_limit_s, num_workers = check_solve_arguments(
+        where, problem, RolloutDispatchProblem, time_limit_s, num_workers, hint,
+        RolloutDispatchSchedule, verify_rollout_dispatch)
     from ortools.sat.python import cp_model
 
     pr = problem
