@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from schedlab.contract.dispatch import Dispatch, DispatchView
+from schedlab.contract.dispatch import Dispatch, DispatchView, group_ranks
 from schedlab.errors import check_nonneg_int
 
 __all__ = ["group_round_robin", "groups_of", "least_loaded", "lpt_dispatch", "random_dispatch"]
@@ -32,11 +32,7 @@ def groups_of(view: DispatchView) -> tuple[np.ndarray, np.ndarray]:
     >>> [a.tolist() for a in groups_of(v)]
     [[0, 1], [0, 1, 0]]
     """
-    _, first, inverse = np.unique(view.group_id, return_index=True, return_inverse=True)
-    rank = np.empty_like(first)
-    by_first = np.argsort(first, kind="stable")
-    rank[by_first] = np.arange(first.shape[0])
-    return first[by_first], rank[inverse.ravel()]
+    return group_ranks(view.group_id)
 
 
 def least_loaded(work: np.ndarray, instances: int) -> np.ndarray:

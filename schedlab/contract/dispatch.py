@@ -34,7 +34,22 @@ import numpy as np
 
 from schedlab.contract.placement import DecodeStepModel
 
-__all__ = ["Dispatch", "DispatchView", "InvalidDispatch", "validate_dispatch"]
+__all__ = ["Dispatch", "DispatchView", "InvalidDispatch", "group_ranks", "validate_dispatch"]
+
+
+def group_ranks(group_id: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The prompts (groups) of a batch in order of first appearance: ``(first, rank)``, where
+    ``first`` is each prompt's first sample (ascending) and ``rank`` maps every sample to its
+    prompt's rank ``0..G-1``. The one rule the rollout contracts, policies and simulators use.
+
+    >>> [a.tolist() for a in group_ranks(np.array([7, 3, 7]))]
+    [[0, 1], [0, 1, 0]]
+    """
+    _, first, inverse = np.unique(group_id, return_index=True, return_inverse=True)
+    by_first = np.argsort(first, kind="stable")
+    rank = np.empty_like(first)
+    rank[by_first] = np.arange(first.shape[0])
+    return first[by_first], rank[inverse.ravel()]
 
 
 def _col(a: Any, dtype: Any, name: str, n: int | None = None) -> np.ndarray:

@@ -32,6 +32,8 @@ from typing import Any
 
 import numpy as np
 
+from schedlab.contract.dispatch import group_ranks
+
 __all__ = ["Chunks", "DividedView", "InvalidChunks", "validate_chunks"]
 
 
@@ -156,10 +158,7 @@ class DividedView:
         inp = _col(input_tokens, np.int64, "input_tokens")
         n, k = inp.shape[0], int(n_instances)
         gid = _col(columns.pop("group_id", np.arange(n)), np.int64, "group_id", n)
-        _, first, inverse = np.unique(gid, return_index=True, return_inverse=True)
-        rank = np.empty_like(first)
-        rank[np.argsort(first, kind="stable")] = np.arange(first.shape[0])
-        gidx = rank[inverse.ravel()]
+        first, gidx = group_ranks(gid)
         probe = np.zeros(n, dtype=bool)
         probe[first] = True
         mx = _col(columns.pop("max_tokens", np.full(n, 4096)), np.int64, "max_tokens", n)

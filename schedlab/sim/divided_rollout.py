@@ -38,6 +38,7 @@ from typing import Any
 
 import numpy as np
 
+from schedlab.contract.dispatch import group_ranks
 from schedlab.contract.divided import Chunks, DividedView, InvalidChunks, validate_chunks
 from schedlab.errors import (
     SimulationStalled,
@@ -163,11 +164,8 @@ class _Divided:
         self.sched, self.name, self.params = sched, name, params
         self.kv_bytes, self.bw, self.lat = kv_bytes, link_bytes_per_s, link_latency_s
         gid = w.group_id if w.group_id is not None else np.arange(n)
-        _, first, inverse = np.unique(gid, return_index=True, return_inverse=True)
-        rank = np.empty_like(first)
-        rank[np.argsort(first, kind="stable")] = np.arange(first.shape[0])
+        first, self.group_index = group_ranks(gid)
         self.group_id = gid
-        self.group_index = rank[inverse.ravel()]
         self.probe = np.zeros(n, dtype=bool)
         self.probe[first] = True
         self.group_on = np.zeros((first.shape[0], k), dtype=bool)
