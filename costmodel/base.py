@@ -25,7 +25,8 @@ import numpy as np
 from schedlab.errors import check_nonneg_int, check_positive_float
 
 __all__ = [
-    "IterationCost", "ConstantIterationCost", "FastPathsFromChecked", "SequenceOverheadCost",
+    "ConstantIterationCost", "CostWrapper", "FastPathsFromChecked", "IterationCost",
+    "SequenceOverheadCost",
 ]
 
 
@@ -186,7 +187,57 @@ class ConstantIterationCost:
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
-class SequenceOverheadCost:
+class CostWrapper:
+    """An :class:`IterationCost` that forwards everything to ``cost``: the base of cost models
+    that change some of another's answers (a subclass overrides only those).
+
+    >>> CostWrapper(cost=ConstantIterationCost(slot_s=0.02)).fast_decode_steps_time_s(
+    ...     1, 10, np.array([1.0, 2.0])).tolist()
+    [0.02, 0.04]
+    """
+
+    cost: IterationCost
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.cost, IterationCost):
+            raise ValueError(f"The 'cost' parameter of {type(self).__name__} must implement "
+                             f"IterationCost. Got {type(self.cost).__name__}.")
+
+    @property
+    def kv_bytes_per_token(self) -> float:
+        return self.cost.kv_bytes_per_token
+
+    @property
+    def kv_capacity_tokens(self) -> int:
+        return self.cost.kv_capacity_tokens
+
+    def iteration_time_s(self, prefill_tokens: np.ndarray, prefill_context: np.ndarray,
+                         decode_batch: int, decode_context_sum: int) -> float:
+        return self.cost.iteration_time_s(prefill_tokens, prefill_context, decode_batch,
+                                          decode_context_sum)
+
+    def decode_steps_time_s(self, batch_size: int, context_sum: int,
+                            n_steps: np.ndarray | int) -> np.ndarray | float:
+        return self.cost.decode_steps_time_s(batch_size, context_sum, n_steps)
+
+    def prefill_time_s(self, input_tokens: np.ndarray) -> np.ndarray:
+        return self.cost.prefill_time_s(input_tokens)
+
+    def swap_time_s(self, tokens: np.ndarray | int) -> np.ndarray | float:
+        return self.cost.swap_time_s(tokens)
+
+    def fast_iteration_time_s(self, prefill_tokens: np.ndarray, prefill_context: np.ndarray,
+                              decode_batch: int, decode_context_sum: int) -> float:
+        return self.cost.fast_iteration_time_s(prefill_tokens, prefill_context, decode_batch,
+                                               decode_context_sum)
+
+    def fast_decode_steps_time_s(self, batch_size: int, context_sum: int,
+                                 n_steps: np.ndarray) -> np.ndarray:
+        return self.cost.fast_decode_steps_time_s(batch_size, context_sum, n_steps)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class SequenceOverheadCost(CostWrapper):
     """``cost`` plus ``per_sequence_s`` seconds per request in each iteration: the per-sequence
     work a roofline does not see (scheduling, sampling, detokenising and streaming each token,
     the bookkeeping of each request's KV blocks), which makes a large decode batch slower than
@@ -197,22 +248,11 @@ class SequenceOverheadCost:
     [0.04, 0.08]
     """
 
-    cost: IterationCost
     per_sequence_s: float
 
     def __post_init__(self) -> None:
-        if not isinstance(self.cost, IterationCost):
-            raise ValueError("The 'cost' parameter of SequenceOverheadCost must implement "
-                             f"IterationCost. Got {type(self.cost).__name__}.")
+        CostWrapper.__post_init__(self)
         check_positive_float(self.per_sequence_s, "per_sequence_s", "SequenceOverheadCost")
-
-    @property
-    def kv_bytes_per_token(self) -> float:
-        return self.cost.kv_bytes_per_token
-
-    @property
-    def kv_capacity_tokens(self) -> int:
-        return self.cost.kv_capacity_tokens
 
     def iteration_time_s(
         self,
@@ -233,9 +273,6 @@ class SequenceOverheadCost:
 
     def prefill_time_s(self, input_tokens: np.ndarray) -> np.ndarray:
         return np.asarray(self.cost.prefill_time_s(input_tokens)) + self.per_sequence_s
-
-    def swap_time_s(self, tokens: np.ndarray | int) -> np.ndarray | float:
-        return self.cost.swap_time_s(tokens)
 
     def fast_iteration_time_s(
         self,

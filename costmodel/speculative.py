@@ -38,7 +38,7 @@ from typing import overload
 import numpy as np
 from numpy.typing import ArrayLike
 
-from schedlab.costmodel.base import IterationCost, SequenceOverheadCost
+from schedlab.costmodel.base import CostWrapper, IterationCost, SequenceOverheadCost
 from schedlab.costmodel.iteration import RooflineIterationCost
 from schedlab.errors import (
     check_array,
@@ -331,7 +331,7 @@ _CTX_GRAIN = 1024
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
-class SpeculativeDecodingCost:
+class SpeculativeDecodingCost(CostWrapper):
     """``cost`` with speculative decoding in its decode steps, for the simulator [recon: a fluid
     approximation of Seer §3.4]: a decode step of ``B`` requests holding ``S`` KV tokens is
     costed at the time per generated token of the best draft length,
@@ -351,7 +351,6 @@ class SpeculativeDecodingCost:
     2.2
     """
 
-    cost: IterationCost
     acceptance: float
     gamma_max: int = 8
     draft_s: float = 0.0
@@ -359,21 +358,11 @@ class SpeculativeDecodingCost:
                                                   repr=False)
 
     def __post_init__(self) -> None:
+        CostWrapper.__post_init__(self)
         w = "SpeculativeDecodingCost"
-        if not isinstance(self.cost, IterationCost):
-            raise ValueError(f"The 'cost' parameter of {w} must implement IterationCost. Got "
-                             f"{type(self.cost).__name__}.")
         check_fraction(self.acceptance, "acceptance", w, open_low=False)
         check_nonneg_int(self.gamma_max, "gamma_max", w)
         check_nonneg_float(self.draft_s, "draft_s", w)
-
-    @property
-    def kv_bytes_per_token(self) -> float:
-        return self.cost.kv_bytes_per_token
-
-    @property
-    def kv_capacity_tokens(self) -> int:
-        return self.cost.kv_capacity_tokens
 
     def speedup(self, batch_size: int, context_sum: int) -> float:
         """``T(B, 0) / T_SD(B, gamma*)`` for a batch of ``batch_size`` holding ``context_sum``
@@ -391,26 +380,10 @@ class SpeculativeDecodingCost:
             got = self._ratios[key] = float(t[0]) / per_token
         return got
 
-    def iteration_time_s(self, prefill_tokens: np.ndarray, prefill_context: np.ndarray,
-                         decode_batch: int, decode_context_sum: int) -> float:
-        return self.cost.iteration_time_s(prefill_tokens, prefill_context, decode_batch,
-                                          decode_context_sum)
-
     def decode_steps_time_s(self, batch_size: int, context_sum: int,
                             n_steps: np.ndarray | int) -> np.ndarray | float:
         return (self.cost.decode_steps_time_s(batch_size, context_sum, n_steps)
                 / self.speedup(batch_size, context_sum))
-
-    def prefill_time_s(self, input_tokens: np.ndarray) -> np.ndarray:
-        return self.cost.prefill_time_s(input_tokens)
-
-    def swap_time_s(self, tokens: np.ndarray | int) -> np.ndarray | float:
-        return self.cost.swap_time_s(tokens)
-
-    def fast_iteration_time_s(self, prefill_tokens: np.ndarray, prefill_context: np.ndarray,
-                              decode_batch: int, decode_context_sum: int) -> float:
-        return self.cost.fast_iteration_time_s(prefill_tokens, prefill_context, decode_batch,
-                                               decode_context_sum)
 
     def fast_decode_steps_time_s(self, batch_size: int, context_sum: int,
                                  n_steps: np.ndarray) -> np.ndarray:
