@@ -18,17 +18,20 @@
 - :mod:`schedlab.sim.rollout`: an RL rollout batch dispatched to inference instances by a
   dispatch policy (:func:`simulate_rollout`, :class:`RolloutCluster`, :class:`RolloutResult`);
   :mod:`schedlab.sim.divided_rollout`: the same batch dispatched a chunk at a time through a
-  global KV pool by a scheduler (Seer, :func:`simulate_divided_rollout`).
+  global KV pool by a scheduler (Seer, :func:`simulate_divided_rollout`);
+  :mod:`schedlab.sim.partial_rollout`: Partial Rollout's over-issued, cut and carried iterations
+  on that driver (:func:`simulate_partial_rollout`).
 """
 
 from schedlab.sim.cluster import Cluster, InstanceSpec
 from schedlab.sim.disaggregated import DisaggregatedCluster, simulate_disaggregated
 from schedlab.sim.divided_rollout import simulate_divided_rollout
+from schedlab.sim.partial_rollout import PartialRolloutResult, simulate_partial_rollout
 from schedlab.sim.placement_window import replay_placement
 from schedlab.sim.result import SimResult
 from schedlab.sim.rollout import RolloutCluster, RolloutResult, simulate_rollout
 from schedlab.sim.simulator import simulate
 
-__all__ = ["Cluster", "DisaggregatedCluster", "InstanceSpec", "RolloutCluster", "RolloutResult",
-           "SimResult", "replay_placement", "simulate", "simulate_disaggregated",
-           "simulate_divided_rollout", "simulate_rollout"]
+__all__ = ["Cluster", "DisaggregatedCluster", "InstanceSpec", "PartialRolloutResult",
+           "RolloutCluster", "RolloutResult", "SimResult", "replay_placement", "simulate", "simulate_disaggregated",
+           "simulate_divided_rollout", "simulate_partial_rollout", "simulate_rollout"]

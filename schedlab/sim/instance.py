@@ -293,6 +293,17 @@ class InstanceRuntime:
         self.token += 1
         return self.t_end
 
+    def generated_at(self, t: float) -> tuple[np.ndarray, np.ndarray]:
+        """Each queued request's output tokens by ``t`` (its ``GENERATED`` column plus the steps
+        of the running decode stretch that ended by ``t``; a running iteration counts nothing
+        until it ends): ``(request ids, tokens)``, for a run stopped at ``t`` (Partial
+        Rollout)."""
+        Q = self.Q
+        gen = Q.I[GENERATED, : Q.n].copy()
+        if self.kind == _RUN_DECODE and self.batch.shape[0]:
+            gen[self.batch] += int(np.searchsorted(self.ends, t, side="right"))
+        return Q.rid[: Q.n].copy(), gen
+
     # ------------------------------------------------------------------ bookkeeping
     def _code(self, reason: str) -> int:
         return self.reasons.setdefault(reason, len(self.reasons))
