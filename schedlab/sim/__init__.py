@@ -20,9 +20,12 @@
   :mod:`schedlab.sim.divided_rollout`: the same batch dispatched a chunk at a time through a
   global KV pool by a scheduler (Seer, :func:`simulate_divided_rollout`);
   :mod:`schedlab.sim.partial_rollout`: Partial Rollout's over-issued, cut and carried iterations
-  on that driver (:func:`simulate_partial_rollout`).
+  on that driver (:func:`simulate_partial_rollout`); :mod:`schedlab.sim.chunked_replay`: such a
+  scheduler on a chunked-rollout problem of :mod:`schedlab.solvers`, against its CP-SAT optimum
+  (:func:`replay_chunked_rollout`, :func:`optimality_gaps`).
 """
 
+from schedlab.sim.chunked_replay import optimality_gaps, replay_chunked_rollout
 from schedlab.sim.cluster import Cluster, InstanceSpec
 from schedlab.sim.disaggregated import DisaggregatedCluster, simulate_disaggregated
 from schedlab.sim.divided_rollout import simulate_divided_rollout
@@ -33,5 +36,6 @@ from schedlab.sim.rollout import RolloutCluster, RolloutResult, simulate_rollout
 from schedlab.sim.simulator import simulate
 
 __all__ = ["Cluster", "DisaggregatedCluster", "InstanceSpec", "PartialRolloutResult",
-           "RolloutCluster", "RolloutResult", "SimResult", "replay_placement", "simulate", "simulate_disaggregated",
+           "RolloutCluster", "RolloutResult", "SimResult", "optimality_gaps",
+           "replay_chunked_rollout", "replay_placement", "simulate", "simulate_disaggregated",
            "simulate_divided_rollout", "simulate_partial_rollout", "simulate_rollout"]

@@ -28,15 +28,17 @@ from __future__ import annotations
 import math
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
-import pandas as pd
 
 from schedlab.errors import check_instance, check_positive_float, check_positive_int
 from schedlab.records import Workload
 from schedlab.sim.divided_rollout import simulate_divided_rollout
 from schedlab.sim.rollout import RolloutCluster, RolloutResult
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 __all__ = ["PartialRolloutResult", "simulate_partial_rollout"]
 
@@ -154,6 +156,8 @@ def simulate_partial_rollout(
         # cut responses carry over with their groups; completed groups leave
         carried = {int(i): int(p) for i, p in zip(idx[cut], partial[cut], strict=True)}
         carried_groups = sorted({int(g) for g in np.searchsorted(starts, idx[cut], "right") - 1})
+    import pandas as pd
+
     drawn = np.concatenate([np.arange(bounds[g], bounds[g + 1]) for g in range(next_group)])
     return PartialRolloutResult(table=pd.DataFrame(rows),
                                 pool_mean_tokens=float(pool.output_tokens[drawn].mean()),
