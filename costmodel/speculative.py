@@ -59,6 +59,7 @@ __all__ = [
     "expected_tokens_curve",
     "sd_time_per_token",
     "verify_step_s",
+    "verify_batch_s",
     "verify_times_s",
     "best_gamma",
 ]
@@ -259,22 +260,50 @@ def verify_step_s(cost: IterationCost, batch: int, gamma: int, context_tokens: i
 
 
 def _verify_step_s(cost: IterationCost, b: int, g: int, s: int) -> float:
+    return _verify_s(cost, b, b * (g + 1), b * g * (g + 1) / 2, s)
+
+
+def _verify_s(cost: IterationCost, b: int, n: int, tri: float, s: int) -> float:
+    """A verify step of ``b`` requests with ``n`` query tokens in all (``sum(gamma_r + 1)``),
+    ``tri = sum(gamma_r (gamma_r + 1) / 2)``, contexts summing to ``s``."""
     if b == 0:
         return 0.0
     decode = float(cost.fast_decode_steps_time_s(b, s, np.array([1.0]))[0])
-    if g == 0:
+    if n == b:
         return decode
-    n = b * (g + 1)
     if isinstance(cost, RooflineIterationCost):
-        query_context = (g + 1) * s + b * g * (g + 1) / 2
+        query_context = n * s / b + tri  # each request's context taken as the batch's mean
         compute = cost._dec_compute_per_ctx * query_context
         memory = cost._dec_mem_per_ctx * s + cost._dec_mem_per_req * n
         t = cost._linear_s(n) + cost._head_s(n) + cost._launch + max(compute, memory)
     elif isinstance(cost, SequenceOverheadCost):
-        t = _verify_step_s(cost.cost, b, g, s) + cost.per_sequence_s * b
+        t = _verify_s(cost.cost, b, n, tri, s) + cost.per_sequence_s * b
     else:
         t = float(cost.fast_iteration_time_s(_EMPTY, _EMPTY, n, s))
     return max(decode, float(t))
+
+
+def verify_batch_s(cost: IterationCost, gamma: ArrayLike, context_tokens: int) -> float:
+    """Seconds of one verification step of a batch whose requests draft different lengths
+    (Seer arXiv 2511.14617 §3.4.2: MBA gives the probes and the others different drafts):
+    ``gamma[r]`` draft tokens for request ``r``, the contexts summing to ``context_tokens``.
+
+    :func:`verify_step_s` with ``sum(gamma_r + 1)`` query tokens; the attention FLOPs count
+    each query against its request's context, taken as the batch's mean [recon]. Equal to
+    ``verify_step_s(cost, len(gamma), g, context_tokens)`` when every draft is ``g``.
+
+    >>> from schedlab.costmodel import iteration_cost
+    >>> cost = iteration_cost("qwen2.5-72b", "h800", tp=8)
+    >>> verify_batch_s(cost, [3] * 16, 320_000) == verify_step_s(cost, 16, 3, 320_000)
+    True
+    >>> bool(verify_batch_s(cost, [0] * 16, 320_000) <= verify_batch_s(cost, [8, 0] * 8, 320_000))
+    True
+    """
+    where = "verify_batch_s"
+    g = check_array(gamma, "gamma", where, dtype=np.int64, ndim=1, min_value=0, integer=True)
+    s = check_nonneg_int(context_tokens, "context_tokens", where)
+    b = g.shape[0]
+    return _verify_s(cost, b, int(g.sum()) + b, float((g * (g + 1)).sum() / 2), s)
 
 
 def verify_times_s(cost: IterationCost, batch: int, context_tokens: int,

@@ -16,11 +16,13 @@ True
 from schedlab.contract import BatchDecision, Plan, QueueView, RouterView
 from schedlab.policies.registry import (
     DISPATCHES,
+    DRAFT_ALLOCATORS,
     PLACEMENTS,
     REGISTRY,
     ROLLOUT_SCHEDULERS,
     ROUTERS,
     get_dispatch,
+    get_draft_allocator,
     get_placement,
     get_policy,
     get_rollout_scheduler,
@@ -29,6 +31,7 @@ from schedlab.policies.registry import (
 
 __all__ = [
     "DISPATCHES",
+    "DRAFT_ALLOCATORS",
     "PLACEMENTS",
     "REGISTRY",
     "ROLLOUT_SCHEDULERS",
@@ -38,6 +41,7 @@ __all__ = [
     "QueueView",
     "RouterView",
     "get_dispatch",
+    "get_draft_allocator",
     "get_placement",
     "get_policy",
     "get_rollout_scheduler",

@@ -29,11 +29,13 @@ from schedlab.policies.rollout import group_round_robin, lpt_dispatch, random_di
 from schedlab.policies.routers import least_kv, least_tokens, round_robin
 from schedlab.policies.seer import group_round_robin_all, seer
 from schedlab.policies.sjf import sjf, srpt
+from schedlab.policies.speculation import mba_allocation, uniform_allocation
 from schedlab.policies.streamrl import skew_aware_dispatch
 from schedlab.policies.vllm import vllm
 
-__all__ = ["DISPATCHES", "PLACEMENTS", "REGISTRY", "ROLLOUT_SCHEDULERS", "ROUTERS", "get_dispatch",
-           "get_placement", "get_policy", "get_rollout_scheduler", "get_router"]
+__all__ = ["DISPATCHES", "DRAFT_ALLOCATORS", "PLACEMENTS", "REGISTRY", "ROLLOUT_SCHEDULERS",
+           "ROUTERS", "get_dispatch", "get_draft_allocator", "get_placement", "get_policy",
+           "get_rollout_scheduler", "get_router"]
 
 #: Batching policies by registry name.
 REGISTRY: Mapping[str, Callable[..., Any]] = MappingProxyType(
@@ -103,6 +105,14 @@ ROLLOUT_SCHEDULERS: Mapping[str, Callable[..., Any]] = MappingProxyType(
 )
 
 
+#: Draft-length allocators of speculative decoding (``allocator(batch_high, batch_low, beta, *,
+#: gamma_star, gamma_max, **params) -> (gamma_high, gamma_low)``) by registry name: Seer's MBA
+#: (Algorithm 1) and the uniform best draft length (Seer §3.4).
+DRAFT_ALLOCATORS: Mapping[str, Callable[..., Any]] = MappingProxyType(
+    {"mba": mba_allocation, "uniform": uniform_allocation}
+)
+
+
 def _resolve(
     kind: str, param: str, table: Mapping[str, Callable[..., Any]], name_or_callable: Any
 ) -> Any:
@@ -163,3 +173,13 @@ def get_rollout_scheduler(name_or_callable: str | Callable[..., Any]) -> Callabl
     """
     return _resolve("rollout scheduler", "rollout_scheduler", ROLLOUT_SCHEDULERS,
                     name_or_callable)
+
+
+def get_draft_allocator(name_or_callable: str | Callable[..., Any]) -> Callable[..., Any]:
+    """The speculative decoding draft-length allocator registered under a name, or the callable
+    itself.
+
+    >>> get_draft_allocator("mba").__name__
+    'mba_allocation'
+    """
+    return _resolve("draft allocator", "draft_allocator", DRAFT_ALLOCATORS, name_or_callable)

@@ -44,7 +44,7 @@ from schedlab.errors import (
     check_positive_float,
 )
 
-__all__ = ["BENEFITS", "COMPARISONS", "mba_allocation"]
+__all__ = ["BENEFITS", "COMPARISONS", "mba_allocation", "uniform_allocation"]
 
 #: Readings of Algorithm 1's marginal benefit: the printed drop of the per-position acceptance,
 #: or the expected extra accepted tokens [recon].
@@ -183,3 +183,33 @@ def mba_allocation(
         else:
             break
     return g_h, g_l
+
+
+def uniform_allocation(
+    batch_high: int,
+    batch_low: int,
+    beta: ArrayLike,
+    *,
+    gamma_star: int,
+    gamma_max: int = 8,
+) -> tuple[int, int]:
+    """Adaptive speculation without MBA's split: every request of the batch drafts
+    ``min(gamma_star, gamma_max)`` tokens, ``gamma_star`` being the batch's best draft length
+    (Seer arXiv 2511.14617 §3.4.1; the baseline MBA improves on, and vanilla suffix-tree
+    speculative decoding's allocation). Same signature as :func:`mba_allocation`; ``beta`` is not
+    read. Guarantees: both lengths equal, in ``[0, gamma_max]``, within the budget
+    ``gamma_star * B``.
+
+    >>> uniform_allocation(2, 14, [0.6] * 8, gamma_star=3)
+    (3, 3)
+    >>> uniform_allocation(0, 0, [0.6] * 8, gamma_star=3)
+    (0, 0)
+    """
+    b_h = check_nonneg_int(batch_high, "batch_high", "uniform_allocation")
+    b_l = check_nonneg_int(batch_low, "batch_low", "uniform_allocation")
+    g_star = check_nonneg_int(gamma_star, "gamma_star", "uniform_allocation")
+    g_max = check_nonneg_int(gamma_max, "gamma_max", "uniform_allocation")
+    if b_h + b_l == 0:
+        return 0, 0
+    g = min(g_star, g_max)
+    return g, g

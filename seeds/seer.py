@@ -16,13 +16,14 @@ simulator (:func:`schedlab.sim.simulate_divided_rollout`), with the RL group gen
 The default keeps each instance's load (prompts per instance) and runs fewer instances; ``full``
 runs the paper's counts. Systems: veRL-like group round robin (every request at once, whole, not
 memory-aware), divided rollout alone (8K chunks, batch order), Seer (divided rollout with
-context-aware scheduling), Seer with speculative decoding (vanilla: a request's own text only,
-acceptance 0.35; grouped: the suffix tree of all its siblings, acceptance
-``acceptance(G - 1)``), Oracle longest-first (true lengths) and StreamRL-Oracle (skew-aware
-dispatch with true lengths, one-shot). Speculative decoding is
-:class:`~schedlab.costmodel.speculative.SpeculativeDecodingCost` [recon: a fluid approximation:
-each decode step runs at the time per token of the best draft length, with the acceptance fixed
-for the run; the paper's MBA split between probes and the rest is not applied].
+context-aware scheduling), Seer with speculative decoding, Oracle longest-first (true lengths)
+and StreamRL-Oracle (skew-aware dispatch with true lengths, one-shot). Speculative decoding runs
+in the engine's steps (:class:`schedlab.sim.Speculation`) [recon]: each chunk, when dispatched,
+drafts its class's length of the batch's budget and gains its expected tokens per verify step;
+*grouped* (Seer) reads the group's suffix tree, whose acceptance rises with the siblings that
+have started (``acceptance(n_ref)``), with MBA draft lengths (the gain/intent reading);
+*vanilla* reads a request's own text (acceptance 0.35) with the batch's best draft length for
+every request.
 """
 
 from __future__ import annotations
@@ -132,7 +133,7 @@ def run(*, quick: bool = False, full: bool = False, plot_dir: str | PathLike[str
                                            max_context_tokens=max_tokens + 16_384)
             for system in SYSTEMS:
                 t0 = time.perf_counter()
-                r = _run_system(system, w, c, max_tokens, seed, g)
+                r = _run_system(system, w, c, max_tokens, seed)
                 results[name, system] = r
                 s = r.summary()
                 for key, v in (("workload", name), ("system", system), ("instances", k),
@@ -186,16 +187,28 @@ def run(*, quick: bool = False, full: bool = False, plot_dir: str | PathLike[str
         + ". Context-aware scheduling orders what waits; it pays where requests wait for "
         "memory, and its estimates start at the limit until a group's first request ends.")))
     sd = {n: thr(n, "seer+sd") / thr(n, "seer") for n in names}
+
+    def per_step(n: str, system: str) -> float:
+        return float(np.nanmean(results[n, system].extra["tokens_per_step"]))
+
     claims.append(CLAIMS[4].measured(round(min(sd.values()), 4), note=(
         "per workload " + ", ".join(f"{n} {v:.2f}x" for n, v in sd.items())
-        + ". Speculative decoding is a fluid approximation (every decode step at the best "
-        "draft length's time per token, the acceptance of a tree holding all G - 1 siblings "
-        "for the whole run: an upper end, since early in a rollout few siblings have text)."
+        + "; mean tokens per verify step " + ", ".join(
+            f"{n} {per_step(n, 'seer+sd'):.2f}" for n in names)
+        + ", mean acceptance of the last chunks " + ", ".join(
+            f"{n} {np.mean(results[n, 'seer+sd'].extra['acceptance']):.2f}" for n in names)
+        + ". Above the paper: the acceptance curve is a reconstruction whose late-rollout gain "
+        "is steeper than the paper's anchor (+222% against +119%), every step gains the "
+        "expected tokens (no variance), and the roofline's verify step stays memory-bound, "
+        "nearly as cheap as a plain step, at these batches."
         + CLAIMS[4].factor_note(min(sd.values())))))
     gv = {n: thr(n, "seer+sd") / thr(n, "seer+vanilla-sd") for n in names}
     claims.append(CLAIMS[5].measured(round(max(gv.values()), 4), note=(
         "per workload " + ", ".join(f"{n} {v:.2f}x" for n, v in gv.items())
-        + " (vanilla: acceptance 0.35 from a request's own text; grouped: acceptance(G - 1)).")))
+        + "; tokens per verify step, vanilla " + ", ".join(
+            f"{n} {per_step(n, 'seer+vanilla-sd'):.2f}" for n in names)
+        + " (acceptance 0.35 from a request's own text, the batch's best draft length), grouped "
+        + ", ".join(f"{n} {per_step(n, 'seer+sd'):.2f}" for n in names) + ".")))
     q = "qwen2-vl-72b"
     claims.append(CLAIMS[6].measured(round(thr(q, "seer") / thr(q, "oracle-lfs"), 4), note=(
         f"Seer {thr(q, 'seer'):,.0f} tokens/s, Oracle longest-first {thr(q, 'oracle-lfs'):,.0f}; "
@@ -297,19 +310,18 @@ def _kv(name: str) -> int:
     return spec.kv_capacity(spec.resolved_cost())
 
 
-def _run_system(system: str, w: Any, c: Any, max_tokens: int, seed: int, group: int) -> Any:
+def _run_system(system: str, w: Any, c: Any, max_tokens: int, seed: int) -> Any:
     """One system's rollout of the batch ``w`` (groups of ``group``) on the cluster ``c``."""
-    from dataclasses import replace
-
-    from schedlab.costmodel.speculative import SpeculativeDecodingCost, acceptance
-    from schedlab.sim import RolloutCluster, simulate_divided_rollout, simulate_rollout
+    from schedlab.sim import Speculation, simulate_divided_rollout, simulate_rollout
 
     if system == "streamrl-oracle":  # one-shot, whole groups, true lengths
         return simulate_rollout(w, c, "skew-aware")
-    if system.startswith("seer+"):  # the siblings in the group's tree: none, or all the others
-        alpha = acceptance(0 if system == "seer+vanilla-sd" else group - 1)
-        sd = SpeculativeDecodingCost(cost=c.instance.resolved_cost(), acceptance=alpha)
-        c = RolloutCluster(instance=replace(c.instance, cost=sd), n_instances=c.n_instances)
+    spec = None
+    if system == "seer+sd":  # the group's suffix tree, MBA draft lengths
+        spec = Speculation()
+    elif system == "seer+vanilla-sd":  # a request's own text, the batch's best draft length
+        spec = Speculation(grouped=False, allocator="uniform")
+    if spec is not None:
         system = "seer"
     scheduler, kw = {
         "verl": ("group-round-robin", {}),
@@ -318,7 +330,8 @@ def _run_system(system: str, w: Any, c: Any, max_tokens: int, seed: int, group: 
         "oracle-lfs": ("oracle-lfs",
                        {"predicted_output_tokens": w.output_tokens.astype(np.float64)}),
     }[system]
-    return simulate_divided_rollout(w, c, scheduler, max_tokens=max_tokens, **kw)
+    return simulate_divided_rollout(w, c, scheduler, max_tokens=max_tokens, speculation=spec,
+                                    **kw)
 
 
 def _plot(table: dict[str, list[Any]], plot_dir: str | PathLike[str]) -> list[str]:

@@ -22,7 +22,8 @@
   :mod:`schedlab.sim.partial_rollout`: Partial Rollout's over-issued, cut and carried iterations
   on that driver (:func:`simulate_partial_rollout`); :mod:`schedlab.sim.chunked_replay`: such a
   scheduler on a chunked-rollout problem of :mod:`schedlab.solvers`, against its CP-SAT optimum
-  (:func:`replay_chunked_rollout`, :func:`optimality_gaps`).
+  (:func:`replay_chunked_rollout`, :func:`optimality_gaps`); :mod:`schedlab.sim.speculation`:
+  speculative decoding in that driver's engine steps (:class:`Speculation`).
 """
 
 from schedlab.sim.chunked_replay import optimality_gaps, replay_chunked_rollout
@@ -34,8 +35,9 @@ from schedlab.sim.placement_window import replay_placement
 from schedlab.sim.result import SimResult
 from schedlab.sim.rollout import RolloutCluster, RolloutResult, simulate_rollout
 from schedlab.sim.simulator import simulate
+from schedlab.sim.speculation import Speculation
 
 __all__ = ["Cluster", "DisaggregatedCluster", "InstanceSpec", "PartialRolloutResult",
-           "RolloutCluster", "RolloutResult", "SimResult", "optimality_gaps",
+           "RolloutCluster", "RolloutResult", "SimResult", "Speculation", "optimality_gaps",
            "replay_chunked_rollout", "replay_placement", "simulate", "simulate_disaggregated",
            "simulate_divided_rollout", "simulate_partial_rollout", "simulate_rollout"]

@@ -53,6 +53,7 @@ from schedlab.sim.engine import EventQueue
 from schedlab.sim.instance import InstanceRuntime
 from schedlab.sim.rollout import RolloutCluster, RolloutResult
 from schedlab.sim.simulator import build_result, instance_event, joined, request_table
+from schedlab.sim.speculation import Drafts, Speculation
 from schedlab.sim.state import PENDING, REJECTED, RequestTable
 
 __all__ = ["simulate_divided_rollout"]
@@ -73,6 +74,7 @@ def simulate_divided_rollout(
     max_idle_decisions: int = 10_000,
     stop_after_groups: int | None = None,
     generated_tokens: np.ndarray | None = None,
+    speculation: Speculation | None = None,
 ) -> RolloutResult:
     """Simulate one rollout iteration of ``workload`` (released at t=0; ``group_id`` names each
     request's prompt) on ``cluster`` with a divided-rollout ``scheduler`` (see the module
@@ -100,6 +102,11 @@ def simulate_divided_rollout(
         response cut by an earlier Partial Rollout iteration, resumed; its KV is held nowhere, so
         its first chunk computes the prompt and those tokens again); each below the request's
         output length. None: all 0.
+    speculation : speculative decoding in the engine's steps (:class:`~schedlab.sim.speculation.
+        Speculation`: Seer's grouped suffix-tree drafting with MBA draft lengths, acceptance
+        rising as a group's requests start); ``extra`` then holds each request's
+        ``verify_steps``, ``tokens_per_step`` and the per-position ``acceptance`` of its last
+        chunk. None (default): plain decoding.
     """
     from schedlab.costmodel.hardware import get_interconnect
     from schedlab.policies import get_policy, get_rollout_scheduler
@@ -110,6 +117,8 @@ def simulate_divided_rollout(
     check_instance(cluster, RolloutCluster, "cluster", where)
     check_positive_int(links_per_node, "links_per_node", where)
     check_positive_int(max_idle_decisions, "max_idle_decisions", where)
+    if speculation is not None:
+        check_instance(speculation, Speculation, "speculation", where)
     if stop_after_groups is not None:
         check_positive_int(stop_after_groups, "stop_after_groups", where)
     sched = get_rollout_scheduler(scheduler)
@@ -167,10 +176,17 @@ def simulate_divided_rollout(
     run = _Divided(T, workload, runtimes, deciders, limit, sched, name, params,
                    kv_bytes=float(cost.kv_bytes_per_token),
                    link_bytes_per_s=ic.bytes_per_s * links_per_node, link_latency_s=ic.latency_s,
-                   stop_after_groups=stop_after_groups, reasons=reasons, generated=gen0)
+                   stop_after_groups=stop_after_groups, reasons=reasons, generated=gen0,
+                   drafts=None if speculation is None else Drafts(speculation, cost, n))
     run.loop()
-    extra = {"chunks": run.chunks, "pulls": run.pulls, "decisions": run.decisions,
-             "partial_tokens": run.partial}
+    extra: dict[str, Any] = {"chunks": run.chunks, "pulls": run.pulls,
+                             "decisions": run.decisions, "partial_tokens": run.partial}
+    if speculation is not None:
+        extra["verify_steps"] = run.verify_steps
+        extra["acceptance"] = run.alpha
+        done = T.status != REJECTED
+        extra["tokens_per_step"] = np.where(
+            done, (T.output - gen0) / np.maximum(run.verify_steps, 1), np.nan)
     res = build_result(workload, T, deciders, reasons, wall0, pol_name, instance=T.instance,
                        extra=extra)
     return RolloutResult(serving=res, dispatch=None, group_id=run.group_index.copy(),
@@ -184,7 +200,7 @@ class _Divided:
                  deciders: list[Decider], limit: np.ndarray, sched: Callable[..., Chunks],
                  name: str, params: dict[str, Any], *, kv_bytes: float,
                  link_bytes_per_s: float, link_latency_s: float, stop_after_groups: int | None,
-                 reasons: dict[str, int], generated: np.ndarray) -> None:
+                 reasons: dict[str, int], generated: np.ndarray, drafts: Drafts | None) -> None:
         n, k = T.input.shape[0], len(runtimes)
         self.T, self.rts, self.decs, self.limit = T, runtimes, deciders, limit
         self.sched, self.name, self.params = sched, name, params
@@ -201,6 +217,13 @@ class _Divided:
         self.stop_at = math.inf
         self.reasons = reasons
         self.partial = np.zeros(n, dtype=np.int64)
+        self.drafts = drafts
+        self.engine_steps = np.zeros(n, dtype=np.int64)  # the chunk's budget in engine steps
+        self.verify_steps = np.zeros(n, dtype=np.int64)
+        self.alpha = np.zeros(n)  # the acceptance of each request's current chunk
+        self.has_text = generated > 0  # its text is in its group's suffix tree
+        self.group_text = np.bincount(self.group_index, weights=self.has_text,
+                                      minlength=first.shape[0]).astype(np.int64)
         self.gen = generated.copy()
         self.done = np.zeros(n, dtype=bool)
         self.in_flight = np.zeros(n, dtype=bool)
@@ -224,6 +247,8 @@ class _Divided:
         self.decisions = 0
         for rt in runtimes:
             rt.handoff = self._chunk_end
+            if drafts is not None:
+                rt.decode_time = drafts.decode_time
 
     def _push_later(self, t: float, kind: int, r: int) -> None:
         heapq.heappush(self.later, (t, self.seq, kind, r))
@@ -327,6 +352,8 @@ class _Divided:
         self.cached[r] = hit
         self.step[r] = min(budget, int(T.output[r]) - int(self.gen[r]))
         self.need[r] = ctx + budget
+        self.engine_steps[r] = self.step[r] if self.drafts is None else self._draft(r, i, g)
+        self.verify_steps[r] += self.engine_steps[r]
         self.started[r] = now
         self.busy[i] += 1
         self.reserved[i] += ctx + budget
@@ -336,10 +363,28 @@ class _Divided:
         else:
             self._admit(r, now)
 
+    def _draft(self, r: int, i: int, g: int) -> int:
+        """Speculative decoding: the draft length of ``r``'s new chunk on instance ``i`` (the
+        siblings in its group's tree, the batch there) and the chunk's budget in verify steps."""
+        assert self.drafts is not None
+        spec = self.drafts.spec
+        n_ref = self.group_text[g] - int(self.has_text[r])
+        if not self.has_text[r]:
+            self.has_text[r] = True
+            self.group_text[g] += 1
+        self.alpha[r] = float(spec.alpha(np.array([n_ref]))[0])
+        on = np.flatnonzero(self.in_flight & (self.target == i))  # with r
+        probes = int(self.probe[on].sum())
+        ctx = int(self.T.input[on].sum() + self.gen[on].sum())
+        e = self.drafts.assign(r, bool(self.probe[r]), float(self.alpha[r]), probes,
+                               on.shape[0] - probes, float(self.alpha[on].mean()), ctx)
+        return self.drafts.steps_for(int(self.step[r]), e, first=self.gen[r] == 0)
+
     def _admit(self, r: int, now: float) -> None:
         i = int(self.target[r])
         idx = np.array([r])
-        m = self.rts[i].admit_resumed(idx, now, self.gen[idx], self.cached[idx], self.step[idx])
+        m = self.rts[i].admit_resumed(idx, now, self.gen[idx], self.cached[idx],
+                                      self.engine_steps[idx])
         if m:
             joined(self.decs[i], i, m, now, self.q.push)
             return

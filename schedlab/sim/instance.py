@@ -17,8 +17,9 @@ or checks a policy's answer: the decider does both before a step reaches the run
 
 Extension points: a prefill-only or decode-only role (Mooncake disaggregation) changes which
 requests :meth:`InstanceRuntime.admit` accepts and adds a hand-off when a prefill completes;
-speculative decoding changes how many tokens a decode step yields; each is a change inside
-:meth:`InstanceRuntime.end_run` and its kernels, not a new engine.
+speculative decoding in a divided rollout (:mod:`schedlab.sim.speculation`) prices decode
+stretches through :attr:`InstanceRuntime.decode_time` and counts a chunk's budget in verify steps;
+each is a change at one seam, not a new engine.
 """
 
 from __future__ import annotations
@@ -126,6 +127,10 @@ class InstanceRuntime:
         # a prefill-pool instance hands its requests to decoding when their prefill completes:
         # handoff(workload indices, now) (None: requests complete here)
         self.handoff: Any = None
+        # prices a decode stretch instead of the cost model (speculative decoding in a divided
+        # rollout): (request ids, decode steps each ran since it joined, KV tokens, steps) -> the
+        # steps' end offsets in seconds
+        self.decode_time: Any = None
         # the instance's own prefix cache (InstanceSpec.prefix_cache_tokens) and the workload's
         # prefix blocks it is keyed by (None: no cache)
         self.prefix_cache: PrefixCache | None = None
@@ -474,7 +479,12 @@ class InstanceRuntime:
         b = self.batch.shape[0]
         m = min(self.dec_left, self.horizon)
         steps = _STEPS_F[:m] if m <= _STEPS_F.shape[0] else np.arange(1.0, m + 1.0)
-        ends = self.cost.fast_decode_steps_time_s(b, ctx, steps) + now
+        if self.decode_time is None:
+            ends = self.cost.fast_decode_steps_time_s(b, ctx, steps) + now
+        else:
+            pos, Q = self.batch, self.Q
+            ends = self.decode_time(Q.rid[pos], Q.I[GENERATED, pos] - Q.I[GEN_BASE, pos], ctx,
+                                    steps) + now
         self.more = m < self.dec_left
         self.dec_kv = ctx + m * b  # the batch's KV after the m steps (where a longer one goes on)
         if self.wake < ends[-1] and m > 1:

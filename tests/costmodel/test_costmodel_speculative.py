@@ -24,6 +24,7 @@ from schedlab.costmodel.speculative import (
     expected_tokens_curve,
     position_acceptance,
     sd_time_per_token,
+    verify_batch_s,
     verify_step_s,
     verify_times_s,
 )
@@ -70,6 +71,31 @@ def test_verify_step_is_non_decreasing_in_gamma_and_batch(name, batch, extra, pe
     assert t >= _plain_step(cost, batch, s)
     assert verify_step_s(cost, batch, gamma + 1, s) >= t
     assert verify_step_s(cost, batch + extra, gamma, s) >= t
+
+
+@pytest.mark.parametrize("name", sorted(COSTS))
+@FAST
+@given(gammas=st.lists(st.integers(0, 8), min_size=1, max_size=64), per_request=contexts,
+       j=st.integers(0, 63))
+def test_mixed_drafts_verify_between_the_uniform_extremes(name, gammas, per_request, j):
+    """A batch whose requests draft different lengths (MBA) costs at least the plain step, no
+    more than everyone drafting the longest, and never less when one request drafts more."""
+    cost = COSTS[name]
+    g = np.array(gammas)
+    b, s = g.shape[0], g.shape[0] * per_request
+    t = verify_batch_s(cost, g, s)
+    assert _plain_step(cost, b, s) <= t <= verify_step_s(cost, b, int(g.max()), s) * (1 + 1e-12)
+    assert verify_batch_s(cost, np.full(b, g[0]), s) == verify_step_s(cost, b, int(g[0]), s)
+    more = g.copy()
+    more[j % b] += 1
+    assert verify_batch_s(cost, more, s) >= t
+
+
+def test_verify_batch_bad_input_names_the_field():
+    with pytest.raises(ValueError, match="'gamma' parameter of verify_batch_s"):
+        verify_batch_s(DENSE_7B, [1, -1], 1000)
+    with pytest.raises(ValueError, match="'context_tokens' parameter of verify_batch_s"):
+        verify_batch_s(DENSE_7B, [1, 1], -5)
 
 
 def test_verify_step_is_flat_while_memory_bound_and_grows_when_compute_bound():

@@ -14,7 +14,13 @@ from hypothesis import strategies as st
 
 from schedlab.costmodel import iteration_cost
 from schedlab.costmodel.speculative import best_gamma, position_acceptance, verify_times_s
-from schedlab.policies.speculation import BENEFITS, COMPARISONS, mba_allocation
+from schedlab.policies import DRAFT_ALLOCATORS, get_draft_allocator
+from schedlab.policies.speculation import (
+    BENEFITS,
+    COMPARISONS,
+    mba_allocation,
+    uniform_allocation,
+)
 
 FAST = settings(max_examples=80, deadline=None, database=None)
 READINGS = list(itertools.product(BENEFITS, COMPARISONS))
@@ -206,3 +212,21 @@ def test_bad_input_names_the_field(kwargs, field):
     pos = [args.pop(k) for k in ("batch_high", "batch_low", "beta")]
     with pytest.raises(ValueError, match=f"'{field}'"):
         mba_allocation(*pos, **args)
+
+
+@FAST
+@given(bh=sizes, bl=sizes, beta=betas, gs=st.integers(0, 12), gmax=st.integers(1, 8))
+def test_uniform_allocation_is_gamma_star_for_everyone_within_the_budget(bh, bl, beta, gs, gmax):
+    g_h, g_l = uniform_allocation(bh, bl, beta, gamma_star=gs, gamma_max=gmax)
+    assert g_h == g_l == (min(gs, gmax) if bh + bl else 0)
+    assert g_h * bh + g_l * bl <= gs * (bh + bl)
+
+
+def test_draft_allocators_are_registered_by_name():
+    assert get_draft_allocator("mba") is mba_allocation
+    assert get_draft_allocator("uniform") is uniform_allocation
+    assert sorted(DRAFT_ALLOCATORS) == ["mba", "uniform"]
+    with pytest.raises(ValueError, match="Unknown draft allocator 'mab'"):
+        get_draft_allocator("mab")
+    with pytest.raises(ValueError, match="uniform_allocation"):
+        uniform_allocation(-1, 2, [0.5] * 8, gamma_star=2)
