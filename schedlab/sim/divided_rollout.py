@@ -367,12 +367,11 @@ class _Divided:
         """Speculative decoding: the draft length of ``r``'s new chunk on instance ``i`` (the
         siblings in its group's tree, the batch there) and the chunk's budget in verify steps."""
         assert self.drafts is not None
-        spec = self.drafts.spec
         n_ref = self.group_text[g] - int(self.has_text[r])
         if not self.has_text[r]:
             self.has_text[r] = True
             self.group_text[g] += 1
-        self.alpha[r] = float(spec.alpha(np.array([n_ref]))[0])
+        self.alpha[r] = self.drafts.alpha(n_ref)
         on = np.flatnonzero(self.in_flight & (self.target == i))  # with r
         probes = int(self.probe[on].sum())
         ctx = int(self.T.input[on].sum() + self.gen[on].sum())

@@ -164,6 +164,15 @@ class Drafts:
         self.curves: dict[float, np.ndarray] = {}
         self.best: dict[tuple[int, int, float], int] = {}
         self.ratio: dict[tuple[int, int, int, int], float] = {}
+        self.splits: dict[tuple[int, int, float, int], tuple[int, int]] = {}  # allocators are pure
+        self.alphas: dict[int, float] = {}
+
+    def alpha(self, n_ref: int) -> float:
+        """:meth:`Speculation.alpha` of one request, memoised."""
+        got = self.alphas.get(n_ref)
+        if got is None:
+            got = self.alphas[n_ref] = float(self.spec.alpha(np.array([n_ref]))[0])
+        return got
 
     def assign(self, r: int, is_probe: bool, alpha_r: float, b_high: int, b_low: int,
                alpha_mean: float, context_tokens: int) -> float:
@@ -180,7 +189,10 @@ class Drafts:
                                s.gamma_max)
             g_star = self.best[key] = best_gamma(
                 t, position_acceptance(a, s.gamma_max, decay=s.decay), draft_s=s.draft_s)
-        g_h, g_l = s.allocate(b_high, b_low, a, g_star)
+        split = self.splits.get((b_high, b_low, a, g_star))
+        if split is None:
+            split = self.splits[b_high, b_low, a, g_star] = s.allocate(b_high, b_low, a, g_star)
+        g_h, g_l = split
         g = g_h if is_probe else g_l
         self.gamma[r] = g
         e = float(self._curve(alpha_r)[g])
