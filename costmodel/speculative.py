@@ -181,7 +181,9 @@ def expected_tokens(acceptance: float | ArrayLike, gamma: int) -> float:
     """
     g = check_nonneg_int(gamma, "gamma", "expected_tokens")
     acc = _check_acceptance(acceptance, g, "expected_tokens")
-    return float(_survival(acc, g).sum())
+    # a running sum: one more draft adds a term >= 0, so E never falls with gamma (numpy's
+    # pairwise .sum() rounds sums of different lengths differently)
+    return float(np.cumsum(_survival(acc, g))[-1])
 
 
 def expected_tokens_curve(acceptance: float | ArrayLike, gamma_max: int) -> np.ndarray:
