@@ -220,6 +220,41 @@ class RooflineIterationCost:
         return float(_head_time(self.model, self.gpu, self.tp, self.dtype, self.efficiency,
                                 np.array([float(rows)]))[0])
 
+    # ------------------------------------------------------------------------------ parts
+    def linear_time_s(self, tokens: int) -> float:
+        """Seconds of the token-linear layers (and, under tensor parallelism, their all-reduces)
+        of every layer on ``tokens`` tokens: the part of an iteration that scales with its
+        tokens, not their context.
+
+        >>> cost = RooflineIterationCost.build("llama-2-7b", "a100-80gb")
+        >>> bool(cost.linear_time_s(1) < cost.linear_time_s(4096))
+        True
+        """
+        return self._linear_s(check_nonneg_int(tokens, "tokens", "linear_time_s"))
+
+    def head_time_s(self, rows: int) -> float:
+        """Seconds of the embedding, final norm and LM head on ``rows`` sequences emitting a
+        token (with the logits' all-gather under tensor parallelism)."""
+        return self._head_s(check_nonneg_int(rows, "rows", "head_time_s"))
+
+    @property
+    def launch_s(self) -> float:
+        """Fixed seconds of an iteration: one kernel launch overhead per layer."""
+        return self._launch
+
+    def prefill_attention_s(self, pairs: float, rows: float) -> tuple[float, float]:
+        """``(compute, memory)`` seconds of causal prefill attention over every layer: ``pairs``
+        (query, key) pairs computed, ``rows`` query rows whose Q, K, V and output move once (the
+        kernel costs the larger of the two plus :attr:`launch_s`).
+
+        >>> cost = RooflineIterationCost.build("llama-2-7b", "a100-80gb")
+        >>> c, m = cost.prefill_attention_s(100_000 * 100_001 / 2, 100_000)
+        >>> bool(c > m)   # long prompts: attention is compute-bound
+        True
+        """
+        f_pair, b_row, _ = self._prefill_coef
+        return f_pair * float(pairs) / (self._peak * self._attn_ec), b_row * float(rows)
+
     # ------------------------------------------------------------------------------ protocol
     def iteration_time_s(
         self,

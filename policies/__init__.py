@@ -4,9 +4,12 @@ A batching policy is ``policy(view: QueueView, /, **params) -> Plan | BatchDecis
 is ``router(view: RouterView, /, **params) -> instance per request``; a placement policy of a
 disaggregated cluster is ``placement(view: PlacementView, /, **params) -> Placement``; a rollout
 dispatch policy is ``dispatch(view: DispatchView, /, **params) -> Dispatch``; a divided-rollout
-scheduler is ``scheduler(view: DividedView, /, **params) -> Chunks``. The contracts
-(views, answers, accounting) are :mod:`schedlab.contract`, :mod:`schedlab.contract.placement`
-and :mod:`schedlab.contract.dispatch`; :mod:`.registry` resolves names.
+scheduler is ``scheduler(view: DividedView, /, **params) -> Chunks``; an elastic-instance
+scheduler (LoongServe) is ``scheduler(view: ElasticView, /, **params) -> ElasticPlan``. The
+contracts (views, answers, accounting) are :mod:`schedlab.contract`,
+:mod:`schedlab.contract.placement`, :mod:`schedlab.contract.dispatch`,
+:mod:`schedlab.contract.divided` and :mod:`schedlab.contract.elastic`; :mod:`.registry` resolves
+names.
 
 >>> from schedlab.policies import REGISTRY, get_policy
 >>> get_policy("fcfs") is REGISTRY["fcfs"]
@@ -17,12 +20,14 @@ from schedlab.contract import BatchDecision, Plan, QueueView, RouterView
 from schedlab.policies.registry import (
     DISPATCHES,
     DRAFT_ALLOCATORS,
+    ELASTIC_SCHEDULERS,
     PLACEMENTS,
     REGISTRY,
     ROLLOUT_SCHEDULERS,
     ROUTERS,
     get_dispatch,
     get_draft_allocator,
+    get_elastic_scheduler,
     get_placement,
     get_policy,
     get_rollout_scheduler,
@@ -32,6 +37,7 @@ from schedlab.policies.registry import (
 __all__ = [
     "DISPATCHES",
     "DRAFT_ALLOCATORS",
+    "ELASTIC_SCHEDULERS",
     "PLACEMENTS",
     "REGISTRY",
     "ROLLOUT_SCHEDULERS",
@@ -42,6 +48,7 @@ __all__ = [
     "RouterView",
     "get_dispatch",
     "get_draft_allocator",
+    "get_elastic_scheduler",
     "get_placement",
     "get_policy",
     "get_rollout_scheduler",

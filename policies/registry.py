@@ -23,6 +23,7 @@ from typing import Any
 
 from schedlab.errors import unknown_name_error
 from schedlab.policies.fcfs import fcfs, fifo
+from schedlab.policies.loongserve import loongserve
 from schedlab.policies.mlfq import mlfq, skip_join_mlfq
 from schedlab.policies.mooncake import mooncake
 from schedlab.policies.rollout import group_round_robin, lpt_dispatch, random_dispatch
@@ -33,9 +34,10 @@ from schedlab.policies.speculation import mba_allocation, uniform_allocation
 from schedlab.policies.streamrl import skew_aware_dispatch
 from schedlab.policies.vllm import vllm
 
-__all__ = ["DISPATCHES", "DRAFT_ALLOCATORS", "PLACEMENTS", "REGISTRY", "ROLLOUT_SCHEDULERS",
-           "ROUTERS", "get_dispatch", "get_draft_allocator", "get_placement", "get_policy",
-           "get_rollout_scheduler", "get_router"]
+__all__ = ["DISPATCHES", "DRAFT_ALLOCATORS", "ELASTIC_SCHEDULERS", "PLACEMENTS", "REGISTRY",
+           "ROLLOUT_SCHEDULERS", "ROUTERS", "get_dispatch", "get_draft_allocator",
+           "get_elastic_scheduler", "get_placement", "get_policy", "get_rollout_scheduler",
+           "get_router"]
 
 #: Batching policies by registry name.
 REGISTRY: Mapping[str, Callable[..., Any]] = MappingProxyType(
@@ -101,6 +103,34 @@ ROLLOUT_SCHEDULERS: Mapping[str, Callable[..., Any]] = MappingProxyType(
                               "Oracle baseline when the predictions are the true lengths",
                               order="oracle"),
         "group-round-robin": group_round_robin_all,
+    }
+)
+
+
+def _loongserve_preset(name: str, doc: str, **fixed: Any) -> Callable[..., Any]:
+    """:func:`~schedlab.policies.loongserve.loongserve` with some parameters fixed."""
+
+    def preset(view: Any, /, **params: Any) -> Any:
+        return loongserve(view, **{**fixed, **params})
+
+    preset.__name__ = preset.__qualname__ = name.replace("-", "_")
+    preset.__doc__ = (f"{doc} (``loongserve(view, "
+                      f"{', '.join(f'{k}={v!r}' for k, v in fixed.items())}, **params)``).")
+    return preset
+
+
+#: Elastic-instance schedulers (``scheduler(view: ElasticView, /, **params) -> ElasticPlan``) by
+#: registry name: LoongServe (the authors' code's rules), the paper's dispatch (Eq. 1-2) and the
+#: batching DP as shipped (its pruning).
+ELASTIC_SCHEDULERS: Mapping[str, Callable[..., Any]] = MappingProxyType(
+    {
+        "loongserve": loongserve,
+        "loongserve-paper": _loongserve_preset("loongserve-paper",
+                                               "LoongServe with the paper's dispatch (Eq. 1-2)",
+                                               form="paper"),
+        "loongserve-shipped": _loongserve_preset(
+            "loongserve-shipped", "LoongServe with the batching DP's pruning as shipped",
+            pruned=True),
     }
 )
 
@@ -183,3 +213,13 @@ def get_draft_allocator(name_or_callable: str | Callable[..., Any]) -> Callable[
     'mba_allocation'
     """
     return _resolve("draft allocator", "draft_allocator", DRAFT_ALLOCATORS, name_or_callable)
+
+
+def get_elastic_scheduler(name_or_callable: str | Callable[..., Any]) -> Callable[..., Any]:
+    """The elastic-instance scheduler registered under a name, or the callable itself.
+
+    >>> get_elastic_scheduler("loongserve").__name__
+    'loongserve'
+    """
+    return _resolve("elastic scheduler", "elastic_scheduler", ELASTIC_SCHEDULERS,
+                    name_or_callable)

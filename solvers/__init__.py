@@ -26,6 +26,10 @@ Seer's divided rollout with KV capacity (rollout digest §1.9(b)): :class:`Chunk
 :func:`chunked_lower_bound`, :func:`greedy_chunked_rollout` and
 :func:`solve_chunked_rollout_cpsat` (minimum makespan of chunks on instances, with migration).
 
+LoongServe's prefill batching (§5.3): :class:`PrefillBatchingProblem`,
+:func:`verify_prefill_batching`, :func:`brute_force_prefill_batching` and
+:func:`solve_prefill_batching_cpsat` (the joint batch and instance assignment).
+
 >>> import numpy as np
 >>> from schedlab.solvers import random_problem, solve_cpsat, verify
 >>> p = random_problem(6, np.random.default_rng(3))
@@ -64,6 +68,13 @@ from schedlab.solvers.placement_window import (
     PlacementSchedule,
     solve_placement_cpsat,
     verify_placement,
+)
+from schedlab.solvers.prefill_batching import (
+    PrefillBatchingCheck,
+    PrefillBatchingProblem,
+    brute_force_prefill_batching,
+    solve_prefill_batching_cpsat,
+    verify_prefill_batching,
 )
 from schedlab.solvers.result import SolveResult
 from schedlab.solvers.rollout_dispatch import (
@@ -122,4 +133,9 @@ __all__ = [
     "greedy_chunked_rollout",
     "solve_chunked_rollout_cpsat",
     "random_chunked_rollout_problem",
+    "PrefillBatchingCheck",
+    "PrefillBatchingProblem",
+    "brute_force_prefill_batching",
+    "solve_prefill_batching_cpsat",
+    "verify_prefill_batching",
 ]

@@ -5,7 +5,8 @@ policy checks (:data:`POLICY_CHECKS`, one pytest test each with :func:`policy_ch
 :func:`check_policy` runs all at once on any callable, :func:`check_router`,
 :func:`check_placement` (placement policies of disaggregated clusters, :func:`placement_views`),
 :func:`check_dispatch` (rollout dispatch policies, :func:`dispatch_views`),
-:func:`check_divided` (divided-rollout schedulers, :func:`divided_views`), and
+:func:`check_divided` (divided-rollout schedulers, :func:`divided_views`),
+:func:`check_elastic` (elastic-instance schedulers, :func:`elastic_views`), and
 :func:`check_simulation` (conservation and time order of a simulation result). The rules of a
 single answer are the contract's own (:func:`schedlab.contract.validate_decision`).
 
@@ -19,6 +20,7 @@ from schedlab.testing.checks import (
     check_deterministic,
     check_dispatch,
     check_divided,
+    check_elastic,
     check_placement,
     check_policy,
     check_progress,
@@ -35,6 +37,7 @@ from schedlab.testing.simulation import check_simulation
 from schedlab.testing.strategies import (
     dispatch_views,
     divided_views,
+    elastic_views,
     placement_views,
     queue_views,
     router_views,
@@ -47,6 +50,7 @@ __all__ = [
     "check_deterministic",
     "check_dispatch",
     "check_divided",
+    "check_elastic",
     "check_placement",
     "check_policy",
     "check_progress",
@@ -59,6 +63,7 @@ __all__ = [
     "describe_view",
     "dispatch_views",
     "divided_views",
+    "elastic_views",
     "placement_views",
     "policy_checks",
     "queue_views",

@@ -55,10 +55,12 @@ from schedlab.contract import (
 from schedlab.contract.accounting import remove, run_iteration
 from schedlab.contract.dispatch import Dispatch, InvalidDispatch, validate_dispatch
 from schedlab.contract.divided import Chunks, InvalidChunks, validate_chunks
+from schedlab.contract.elastic import ElasticPlan, InvalidElasticPlan, validate_elastic_plan
 from schedlab.contract.placement import InvalidPlacement, Placement, validate_placement
 from schedlab.errors import check_keyword_params
 from schedlab.policies.registry import (
     get_dispatch,
+    get_elastic_scheduler,
     get_placement,
     get_policy,
     get_rollout_scheduler,
@@ -67,6 +69,7 @@ from schedlab.policies.registry import (
 from schedlab.testing.strategies import (
     dispatch_views,
     divided_views,
+    elastic_views,
     placement_views,
     queue_views,
     router_views,
@@ -501,6 +504,29 @@ def check_divided(
                    views if views is not None else divided_views(), max_examples, shrink)
 
 
+def check_elastic(
+    scheduler: str | Callable[..., Any],
+    *,
+    max_examples: int = 50,
+    views: st.SearchStrategy | None = None,
+    shrink: bool = True,
+    **params: Any,
+) -> None:
+    """Check an elastic-instance scheduler (a registered name or any callable) on generated
+    :func:`~schedlab.testing.strategies.elastic_views`: it returns an
+    :class:`~schedlab.contract.elastic.ElasticPlan` that keeps the contract's rules
+    (:func:`~schedlab.contract.elastic.validate_elastic_plan`: requests and instances once
+    each, only idle or paused instances lent, every batch within its instances' free slots,
+    migrations within capacity), leaves its view untouched, and gives equal answers on equal
+    views. ``shrink`` as in :func:`check_policy`.
+
+    >>> check_elastic("loongserve", max_examples=10)
+    """
+    _check_answers("check_elastic", get_elastic_scheduler(scheduler), params, ElasticPlan,
+                   validate_elastic_plan, InvalidElasticPlan,
+                   views if views is not None else elastic_views(), max_examples, shrink)
+
+
 def _check_answers(check: str, fn: Callable[..., Any], params: dict[str, Any], answer_cls: type,
                    validate: Callable[[Any, Any], None], invalid: type[ValueError],
                    views: st.SearchStrategy, max_examples: int, shrink: bool) -> None:
@@ -563,6 +589,10 @@ def copy_view(view: Any) -> Any:
 
 
 def _same(a: Any, b: Any) -> bool:
+    if isinstance(a, (tuple, list)) and isinstance(b, (tuple, list)):
+        return len(a) == len(b) and all(_same(x, y) for x, y in zip(a, b, strict=True))
+    if dataclasses.is_dataclass(a) and type(a) is type(b):
+        return not _differences(a, b)
     if isinstance(a, np.ndarray) or isinstance(b, np.ndarray):
         if a is None or b is None:
             return False

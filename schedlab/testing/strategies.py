@@ -24,11 +24,12 @@ from hypothesis import strategies as st
 from schedlab.contract import KV_GPU, KV_HOST, KV_NONE, QueueView, RouterView
 from schedlab.contract.dispatch import DispatchView
 from schedlab.contract.divided import DividedView
+from schedlab.contract.elastic import ElasticView
 from schedlab.contract.placement import DecodeStepModel, PlacementView
 from schedlab.records import Workload
 
-__all__ = ["PHASES", "dispatch_views", "divided_views", "placement_views", "queue_views",
-           "router_views", "workloads"]
+__all__ = ["PHASES", "dispatch_views", "divided_views", "elastic_views", "placement_views",
+           "queue_views", "router_views", "workloads"]
 
 #: Request phases drawn by :func:`queue_views`.
 PHASES = ("new", "prefilling", "decoding", "swapped", "recomputing", "re-prefilling")
@@ -373,3 +374,60 @@ def divided_views(draw: st.DrawFn, *, max_requests: int = 30, max_instances: int
         kv_free_tokens=cap - _ints(draw, 0, 1_500_000, k), kv_capacity_tokens=cap,
         decision=draw(st.integers(0, 1000)),
     )
+
+
+@st.composite
+def elastic_views(draw: st.DrawFn, *, max_instances: int = 6, max_waiting: int = 10,
+                  max_running: int = 12) -> ElasticView:
+    """A consistent :class:`~schedlab.contract.elastic.ElasticView` of an elastic cluster: some
+    instances idle, the others split between up to three decode batches whose requests' KV lies
+    on their batch's instances (each instance's used slots are the sum of its requests'), waiting
+    requests from 1 to 300K tokens, and an analytic prefill model for every instance count.
+
+    >>> from hypothesis import given, settings
+    >>> @settings(max_examples=5, deadline=None, database=None)
+    ... @given(elastic_views())
+    ... def test(view):
+    ...     assert (view.running_kv.sum(axis=0) == view.instance_used).all()
+    >>> test()
+    """
+    n = draw(st.integers(1, max_instances))
+    cap = draw(st.sampled_from([2_000, 50_000, 300_000]))
+    batch = np.array(draw(st.lists(st.integers(-1, 2), min_size=n, max_size=n)), dtype=np.int64)
+    r_batch: list[int] = []
+    rows: list[np.ndarray] = []
+    for b in np.unique(batch[batch >= 0]).tolist():
+        inst = np.flatnonzero(batch == b)
+        k = draw(st.integers(1, max(1, max_running // 3)))
+        kv = np.zeros((k, n), dtype=np.int64)
+        for i in inst.tolist():
+            share = np.array(draw(st.lists(st.integers(0, cap // k), min_size=k, max_size=k)))
+            kv[:, i] = share
+        kv[:, inst[0]] = np.maximum(kv[:, inst[0]], 2)  # every request holds some KV
+        kv[:, inst[0]] = np.minimum(kv[:, inst[0]], cap // k)
+        r_batch += [b] * k
+        rows.append(kv)
+    running_kv = np.concatenate(rows) if rows else np.zeros((0, n), dtype=np.int64)
+    context = running_kv.sum(axis=1)
+    gen = np.array([draw(st.integers(1, int(c) - 1)) for c in context], dtype=np.int64)
+    w = draw(st.integers(0, max_waiting))
+    waiting = np.array(draw(st.lists(st.sampled_from([1, 10, 300, 4_000, 30_000, 120_000,
+                                                      300_000]), min_size=w, max_size=w)),
+                       dtype=np.int64)
+    a, b_, c_ = (draw(st.floats(1e-3, 5e-2)), draw(st.floats(1e-6, 1e-4)),
+                 draw(st.floats(1e-11, 1e-9)))
+    return ElasticView.from_columns(
+        kv_capacity_tokens=cap, instance_used=running_kv.sum(axis=0), instance_batch=batch,
+        instance_node=np.arange(n) // 4,
+        prefill_rows={k: (a * (1 + 0.1 * (k - 1)), b_ / k, c_ / k) for k in range(1, n + 1)},
+        waiting_tokens=waiting,
+        waiting_max_new_tokens=np.array(draw(st.lists(st.integers(1, 4000), min_size=w,
+                                                      max_size=w)), dtype=np.int64),
+        running_batch=np.array(r_batch, dtype=np.int64), running_input=context - gen,
+        running_generated=gen,
+        running_max_new_tokens=gen + np.array(draw(st.lists(st.integers(0, 4000),
+                                                            min_size=len(r_batch),
+                                                            max_size=len(r_batch))),
+                                              dtype=np.int64),
+        running_kv=running_kv, now_s=draw(st.floats(0.0, 1e4)),
+        finished_output_mean=draw(st.floats(1.0, 4000.0)), ooe_rounds=draw(st.integers(0, 6)))
