@@ -255,6 +255,18 @@ class RooflineIterationCost:
         f_pair, b_row, _ = self._prefill_coef
         return f_pair * float(pairs) / (self._peak * self._attn_ec), b_row * float(rows)
 
+    def decode_attention_time_s(self, batch: int, context_sum: int) -> float:
+        """Seconds of decode attention over every layer for ``batch`` requests whose KV (held on
+        this instance) sums to ``context_sum`` tokens: the larger of the compute and memory
+        lines, plus :attr:`launch_s`; 0 for an empty batch.
+
+        >>> cost = RooflineIterationCost.build("llama-2-7b", "a100-80gb")
+        >>> bool(cost.decode_attention_time_s(8, 80_000) > cost.decode_attention_time_s(8, 8_000))
+        True
+        """
+        return _decode_attention_s(batch, context_sum, self._dec_compute_per_ctx,
+                                   self._dec_mem_per_ctx, self._dec_mem_per_req, self._launch)
+
     # ------------------------------------------------------------------------------ protocol
     def iteration_time_s(
         self,

@@ -15,6 +15,8 @@ Generating (every generator takes ``seed``: an int or a ``numpy.random.Generator
 - lengths: :func:`resample_lengths`, :func:`fit_lengths` (log-normal, gamma, Weibull, log-logistic
   ranked by the Kolmogorov-Smirnov statistic), :func:`synthetic_workload`;
 - RL rollouts: :func:`rollout_batch` (P prompts x G samples, heavy tail, within-group correlation).
+- Long-context mixes (LoongServe): :func:`long_context_workload` (ShareGPT, L-Eval, LV-Eval,
+  Mixed, Zipf).
 
 >>> from schedlab import datasets
 >>> w = datasets.load("azure-code-2023")
@@ -35,12 +37,14 @@ from schedlab.datasets.catalog import SHIPPED, shipped_path, verify_checksum
 from schedlab.datasets.formats import FORMATS
 from schedlab.datasets.lengths import LengthFit, fit_lengths, resample_lengths, synthetic_workload
 from schedlab.datasets.loading import infer_format, load, load_with_report
+from schedlab.datasets.long_context import LONG_CONTEXT_DATASETS, long_context_workload
 from schedlab.datasets.report import LoadReport, LoadResult, RowProblem, SkippedRowsWarning
 from schedlab.datasets.rollout import rollout_batch
 from schedlab.datasets.summary import describe, list_datasets
 
 __all__ = [
     "FORMATS",
+    "LONG_CONTEXT_DATASETS",
     "SHIPPED",
     "LengthFit",
     "LoadReport",
@@ -54,6 +58,7 @@ __all__ = [
     "list_datasets",
     "load",
     "load_with_report",
+    "long_context_workload",
     "poisson_arrivals",
     "replay",
     "resample_lengths",

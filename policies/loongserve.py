@@ -41,16 +41,23 @@ LV-Eval, 64 Zipf), ``batch_max_tokens`` 500,000, ``running_max_requests`` 1,024,
 from __future__ import annotations
 
 import math
+from bisect import bisect_right
 from collections.abc import Callable
 
 import numpy as np
 from numpy.typing import ArrayLike
 
-from schedlab.contract.elastic import ElasticPlan, ElasticView, PrefillBatch
+from schedlab.contract.elastic import (
+    ElasticPlan,
+    ElasticView,
+    PrefillBatch,
+    compute_scale_up,
+    striped_placement,
+)
 from schedlab.errors import check_array, check_nonneg_int, check_positive_float, check_positive_int
 
-__all__ = ["FORMS", "allocate", "batch_prefills", "compute_scale_up", "dispatch", "loongserve",
-           "worst_case_kv"]
+__all__ = ["FORMS", "allocate", "backfill", "batch_prefills", "compute_scale_up", "dispatch",
+           "loongserve", "static_sp", "worst_case_kv"]
 
 #: Dispatch forms: the authors' code (default) and the paper's Eq. 1-2 (an ablation).
 FORMS = ("code", "paper")
@@ -76,6 +83,43 @@ def worst_case_kv(current: ArrayLike, remaining: ArrayLike) -> int:
     order = np.argsort(-rem, kind="stable")
     k = np.arange(1, cur.shape[0] + 1)
     return int((rem[order] * k + np.cumsum(cur[order])).max())
+
+
+class _Peak:
+    """:func:`worst_case_kv` of a set of requests, and of the set with one more request in
+    ``O(log n)`` (a dispatch round asks it of every waiting request). With the set sorted by
+    ``remaining`` descending and ``C_k`` its running sum of ``current``, a candidate ``(c, r)``
+    lands after the ``p`` requests with ``remaining >= r``: the terms before it are unchanged,
+    its own is ``r (p + 1) + C_p + c``, and each later one moves up a place and grows by ``c``."""
+
+    def __init__(self, current: list[int], remaining: list[int]) -> None:
+        self.cur, self.rem = list(current), list(remaining)
+        self._build()
+
+    def _build(self) -> None:
+        cur, rem = np.array(self.cur, dtype=np.int64), np.array(self.rem, dtype=np.int64)
+        order = np.argsort(-rem, kind="stable")
+        r, c = rem[order], np.cumsum(cur[order])
+        k = np.arange(1, r.shape[0] + 1)
+        self.neg = (-r).tolist()  # ascending, for bisect
+        self.csum = [0, *c.tolist()]
+        self.pre = [0, *np.maximum.accumulate(r * k + c).tolist()]  # max of the first p terms
+        moved = (r * (k + 1) + c)[::-1]  # each term one place later
+        self.suf = [*np.maximum.accumulate(moved)[::-1].tolist(), -1]  # max over terms > p
+        self.need = self.pre[-1]
+
+    def need_with(self, c: int, r: int) -> int:
+        p = bisect_right(self.neg, -r)
+        best = max(self.pre[p], r * (p + 1) + self.csum[p] + c)
+        return max(best, self.suf[p] + c) if p < len(self.neg) else best
+
+    def add(self, c: int, r: int) -> None:
+        self.cur.append(c)
+        self.rem.append(r)
+        self._build()
+
+    def __len__(self) -> int:
+        return len(self.cur)
 
 
 def _estimates(view: ElasticView) -> tuple[float, float, int]:
@@ -136,16 +180,15 @@ def dispatch(view: ElasticView, /, *, form: str = "code", max_prefill_time_s: fl
     # (current, remaining) of each request for the memory rule
     run_cur = view.running_input + view.running_generated
     run_rem = np.maximum(view.running_max_new_tokens - view.running_generated - 1, 0)
-    w_cur = view.waiting_tokens + 1
-    w_rem = np.maximum(view.waiting_max_new_tokens - view.waiting_generated - 2, 0)
-    cur, rem = run_cur.tolist(), run_rem.tolist()
+    w_cur = (view.waiting_tokens + 1).tolist()
+    w_rem = np.maximum(view.waiting_max_new_tokens - view.waiting_generated - 2, 0).tolist()
+    peak = _Peak(run_cur.tolist(), run_rem.tolist())  # running, admitted and undecided
 
-    def fits(extra: list[int]) -> bool:
-        if len(cur) + len(extra) > max_reqs:
-            return False
-        c = cur + [int(w_cur[j]) for j in extra]
-        r = rem + [int(w_rem[j]) for j in extra]
-        return worst_case_kv(c, r) <= total
+    def fits(j: int) -> bool:
+        return len(peak) < max_reqs and peak.need_with(w_cur[j], w_rem[j]) <= total
+
+    def take(j: int) -> None:
+        peak.add(w_cur[j], w_rem[j])
 
     lengths = view.waiting_tokens
     admitted: list[int] = []
@@ -154,9 +197,10 @@ def dispatch(view: ElasticView, /, *, form: str = "code", max_prefill_time_s: fl
         for j in range(lengths.shape[0]):
             lj = int(lengths[j])
             t = float(view.prefill_time_s(n, s + lj, q + lj * lj))
-            if not fits([*admitted, j]) or s + lj > budget or (admitted and t > cap_t):
+            if not fits(j) or s + lj > budget or (admitted and t > cap_t):
                 break
             admitted.append(j)
+            take(j)
             s, q = s + lj, q + lj * lj
         return np.array(admitted, dtype=np.int64), False
 
@@ -174,18 +218,20 @@ def dispatch(view: ElasticView, /, *, form: str = "code", max_prefill_time_s: fl
     need_break = False
     for j in range(lengths.shape[0]):
         lj = int(lengths[j])
-        ok = fits([*admitted, *undecided, j]) and s + su + lj <= budget
+        ok = fits(j) and s + su + lj <= budget
         if ok and (not undecided or ooe_ok) and s + lj <= iso:
             t_idle = float(view.prefill_time_s(max_idle, s + lj, q + lj * lj))
             slow = t_idle - float(view.prefill_time_s(n, s + lj, q + lj * lj))
             if slow <= est_wait and (not admitted or t_idle <= cap_t):
                 admitted.append(j)
+                take(j)
                 out_of_order |= skipped
                 s, q = s + lj, q + lj * lj
                 need_break |= t_idle > cap_t
                 continue
         if ok and undecided_open:
             undecided.append(j)
+            take(j)
             su, qu, inv_u = su + lj, qu + lj * lj, inv_u + 1.0 / lj
             t_all = float(view.prefill_time_s(n, s + su, q + qu))
             if (t_all * inv_dec <= est_wait * inv_u
@@ -336,6 +382,8 @@ def batch_prefills(lengths: ArrayLike, instance_free: ArrayLike, prefill_time: P
     pf = np.concatenate(([0], np.cumsum(fr)))
     if pruned:
         f, arg_a, arg_c = _dp_pruned(n, m_all, ps, pq, pinv, pf, prefill_time)
+    elif n <= _SMALL:
+        f, arg_a, arg_c = _dp_small(n, m_all, ps, pq, pinv, pf, prefill_time)
     else:
         f, arg_a, arg_c = _dp_exact(n, m_all, ps, pq, pinv, pf, prefill_time)
     best_m = int(np.argmin(f[n, 1:])) + 1
@@ -348,6 +396,37 @@ def batch_prefills(lengths: ArrayLike, instance_free: ArrayLike, prefill_time: P
         out.append((np.sort(r_order[i - a: i]), e_order[m - c: m].copy()))
         i, m = i - a, m - c
     return out[::-1]
+
+
+#: Up to this many requests the DP evaluates every transition at once (:func:`_dp_small`);
+#: beyond, the divide and conquer of :func:`_dp_exact` is faster.
+_SMALL = 24
+
+
+def _dp_small(n: int, m_all: int, ps: np.ndarray, pq: np.ndarray, pinv: np.ndarray,
+              pf: np.ndarray, prefill_time: PrefillTime) -> tuple[np.ndarray, ...]:
+    """``f[i][m]`` for a few requests: per ``(m, c)`` every ``(i, j)`` at once."""
+    f = np.full((n + 1, m_all + 1), np.inf)
+    f[0, 0] = 0.0
+    arg_a = np.zeros((n + 1, m_all + 1), dtype=np.int64)
+    arg_c = np.zeros((n + 1, m_all + 1), dtype=np.int64)
+    below = np.tri(n + 1, k=-1, dtype=bool)  # j < i
+    s = np.where(below, ps[:, None] - ps[None, :], 0.0)  # tokens of requests j..i-1
+    q = np.where(below, pq[:, None] - pq[None, :], 0.0)
+    inv = pinv[:, None] - pinv[None, :]
+    w = [np.where(below, np.asarray(prefill_time(c, s, q), dtype=np.float64) * inv, np.inf)
+         for c in range(1, m_all + 1)]
+    rows = np.arange(n + 1)
+    for m in range(1, m_all + 1):
+        for c in range(1, m + 1):
+            cand = np.where(s <= pf[m] - pf[m - c], w[c - 1] + f[None, :, m - c], np.inf)
+            j = np.argmin(cand, axis=1)
+            val = cand[rows, j]
+            better = val < f[:, m]
+            f[better, m] = val[better]
+            arg_a[better, m] = rows[better] - j[better]
+            arg_c[better, m] = c
+    return f, arg_a, arg_c
 
 
 def _dp_exact(n: int, m_all: int, ps: np.ndarray, pq: np.ndarray, pinv: np.ndarray,
@@ -445,26 +524,6 @@ def _dp_pruned(n: int, m_all: int, ps: np.ndarray, pq: np.ndarray, pinv: np.ndar
     return f, arg_a, arg_c
 
 
-# ------------------------------------------------------------------ step 4: scale-up
-def compute_scale_up(batch_size: int, n_instances: int, idle: int, threshold: int = 128) -> int:
-    """Idle instances a decode batch takes for compute (LoongServe §5.4; the authors'
-    ``_schedule_decode_batch_list``): one more while each of its masters would decode more than
-    ``threshold`` requests (the FFN turns compute-bound: 128 in the paper's runs), at most
-    ``idle``.
-
-    >>> compute_scale_up(1000, 2, idle=4), compute_scale_up(100, 1, idle=4)
-    (4, 0)
-    """
-    b = check_nonneg_int(batch_size, "batch_size", "compute_scale_up")
-    k = check_positive_int(n_instances, "n_instances", "compute_scale_up")
-    free = check_nonneg_int(idle, "idle", "compute_scale_up")
-    thr = check_positive_int(threshold, "threshold", "compute_scale_up")
-    added = 0
-    while added < free and b // (k + added) > thr:
-        added += 1
-    return added
-
-
 # ------------------------------------------------------------------ the scheduler
 def loongserve(view: ElasticView, /, *, form: str = "code", max_prefill_time_s: float = 5.0,
                max_num_ooe: int = 4, batch_max_tokens: int = 500_000,
@@ -474,10 +533,15 @@ def loongserve(view: ElasticView, /, *, form: str = "code", max_prefill_time_s: 
     The requests the batching cannot place wait for the next round. Parameters as in
     :func:`dispatch` and :func:`batch_prefills`.
 
+    While a round's prefills run (``view.backfilling``) it back-fills instead
+    (:func:`backfill`).
+
     Invariants (tests): a valid plan (:func:`~schedlab.contract.elastic.validate_elastic_plan`);
     admitted requests pass the memory rule; every batch fits its instances; a decode batch not
     paused keeps its instances; pure and deterministic.
     """
+    if view.backfilling:
+        return backfill(view, running_max_requests=running_max_requests, pruned=pruned)
     req, ooe = dispatch(view, form=form, max_prefill_time_s=max_prefill_time_s,
                         max_num_ooe=max_num_ooe, batch_max_tokens=batch_max_tokens,
                         running_max_requests=running_max_requests)
@@ -499,3 +563,93 @@ def loongserve(view: ElasticView, /, *, form: str = "code", max_prefill_time_s: 
     needed = [b for b in paused.tolist() if lent & set(view.batch_instances(b).tolist())]
     return ElasticPlan(batches=batches, paused=np.array(needed, dtype=np.int64),
                        migrations=migrations, out_of_order=ooe)
+
+
+def static_sp(view: ElasticView, /, *, running_max_requests: int = 1024) -> ElasticPlan:
+    """LoongServe without elastic sequence parallelism (§7.4, Fig. 12; the authors'
+    ``--use_fixed_sp``): every prefill runs over all the instances, its KV left striped evenly
+    (``layout="striped"``), and the whole cluster is one decode batch (paused while a prefill
+    runs). Admission is strict FCFS: the waiting requests in order while the worst-case future KV
+    fits and each instance holds its stripe; the first that does not stops the scan.
+
+    >>> from schedlab.contract.elastic import ElasticView
+    >>> v = ElasticView.from_columns(kv_capacity_tokens=1000, instance_used=[0, 0],
+    ...     prefill_rows={2: (0.0, 1e-3, 0.0)}, waiting_tokens=[900, 1500, 100],
+    ...     waiting_max_new_tokens=[50, 50, 50])
+    >>> plan = static_sp(v)
+    >>> [(b.requests.tolist(), b.instances.tolist()) for b in plan.batches], plan.layout
+    ([([0], [0, 1])], 'striped')
+    """
+    max_reqs = check_positive_int(running_max_requests, "running_max_requests", "static_sp")
+    if view.backfilling:  # every prefill spans the whole cluster: nothing to back-fill
+        return ElasticPlan()
+    n, cap = view.n_instances, view.kv_capacity_tokens
+    cur = (view.running_input + view.running_generated).tolist()
+    rem = np.maximum(view.running_max_new_tokens - view.running_generated - 1, 0).tolist()
+    stripe = view.instance_used.copy()
+    admitted: list[int] = []
+    for j in range(view.waiting_tokens.shape[0]):
+        if len(cur) + 1 > max_reqs:
+            break
+        lj = int(view.waiting_tokens[j])
+        c2 = [*cur, lj + 1]
+        r2 = [*rem, max(int(view.waiting_max_new_tokens[j] - view.waiting_generated[j]) - 2, 0)]
+        grown = stripe + striped_placement([lj], n)[0]
+        if worst_case_kv(c2, r2) > n * cap or (grown > cap).any():
+            break
+        admitted.append(j)
+        cur, rem, stripe = c2, r2, grown
+    if not admitted:
+        return ElasticPlan()
+    return ElasticPlan(batches=(PrefillBatch(np.array(admitted), np.arange(n)),),
+                       paused=view.batches,
+                       layout="striped")
+
+
+def backfill(view: ElasticView, /, *, running_max_requests: int = 1024,
+             pruned: bool = False) -> ElasticPlan:
+    """Back-fill idle instances during a round (the authors' ``generate_greedy_req_list``, not
+    in the paper): scanning the waiting requests FCFS with unlimited skipping, admit each whose
+    batch, prefilled on the idle instances, is predicted to end within
+    ``view.backfill_window_s`` and keeps the memory rule; then batch them onto the idle
+    instances (:func:`batch_prefills`).
+
+    >>> from schedlab.contract.elastic import ElasticView
+    >>> v = ElasticView.from_columns(kv_capacity_tokens=1000, instance_used=[0, 0],
+    ...     prefill_rows={1: (0.0, 1e-3, 0.0), 2: (0.0, 5e-4, 0.0)}, waiting_tokens=[900, 100],
+    ...     instance_prefilling=[True, False], backfill_window_s=0.5)
+    >>> [(b.requests.tolist(), b.instances.tolist()) for b in backfill(v).batches]
+    [([1], [1])]
+    """
+    max_reqs = check_positive_int(running_max_requests, "running_max_requests", "backfill")
+    idle = view.idle_instances
+    if idle.shape[0] == 0:
+        return ElasticPlan()
+    k, cap = int(idle.shape[0]), view.kv_capacity_tokens
+    total = view.n_instances * cap
+    peak = _Peak((view.running_input + view.running_generated).tolist(),
+                 np.maximum(view.running_max_new_tokens - view.running_generated - 1,
+                            0).tolist())
+    w_rem = np.maximum(view.waiting_max_new_tokens - view.waiting_generated - 2, 0).tolist()
+    a, b, c = view.prefill_rows[k]
+    room = k * cap
+    chosen: list[int] = []
+    s = q = 0
+    for j, lj in enumerate(view.waiting_tokens.tolist()):
+        if len(peak) + 1 > max_reqs or s + lj > room:
+            continue
+        if peak.need_with(lj + 1, w_rem[j]) > total:
+            continue
+        if a + b * (s + lj) + c * (q + lj * lj) > view.backfill_window_s:
+            continue
+        chosen.append(j)
+        peak.add(lj + 1, w_rem[j])
+        s, q = s + lj, q + lj * lj
+    if not chosen:
+        return ElasticPlan()
+    req = np.array(chosen, dtype=np.int64)
+    groups = batch_prefills(view.waiting_tokens[req], cap - view.instance_used[idle],
+                            view.prefill_time_s, instance_used=view.instance_used[idle],
+                            instance_node=view.instance_node[idle], pruned=pruned)
+    return ElasticPlan(batches=tuple(PrefillBatch(req[r], idle[e]) for r, e in groups),
+                       out_of_order=chosen != list(range(len(chosen))))

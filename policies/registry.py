@@ -23,7 +23,7 @@ from typing import Any
 
 from schedlab.errors import unknown_name_error
 from schedlab.policies.fcfs import fcfs, fifo
-from schedlab.policies.loongserve import loongserve
+from schedlab.policies.loongserve import loongserve, static_sp
 from schedlab.policies.mlfq import mlfq, skip_join_mlfq
 from schedlab.policies.mooncake import mooncake
 from schedlab.policies.rollout import group_round_robin, lpt_dispatch, random_dispatch
@@ -120,8 +120,8 @@ def _loongserve_preset(name: str, doc: str, **fixed: Any) -> Callable[..., Any]:
 
 
 #: Elastic-instance schedulers (``scheduler(view: ElasticView, /, **params) -> ElasticPlan``) by
-#: registry name: LoongServe (the authors' code's rules), the paper's dispatch (Eq. 1-2) and the
-#: batching DP as shipped (its pruning).
+#: registry name: LoongServe (the authors' code's rules), the paper's dispatch (Eq. 1-2), the
+#: batching DP as shipped (its pruning), and sequence parallelism without elasticity (Fig. 12).
 ELASTIC_SCHEDULERS: Mapping[str, Callable[..., Any]] = MappingProxyType(
     {
         "loongserve": loongserve,
@@ -131,6 +131,7 @@ ELASTIC_SCHEDULERS: Mapping[str, Callable[..., Any]] = MappingProxyType(
         "loongserve-shipped": _loongserve_preset(
             "loongserve-shipped", "LoongServe with the batching DP's pruning as shipped",
             pruned=True),
+        "static-sp": static_sp,
     }
 )
 

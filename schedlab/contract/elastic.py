@@ -19,9 +19,12 @@ The rules shared by the simulator, the checks and the policies (one rule, one pl
   up to its capacity, so the decode group is the fewest instances that hold it);
 - :func:`decode_masters`: how a decode batch's requests are split between masters (§4.2,
   multi-master decoding; the code's rule: fullest instance with room first, at least
-  ``threshold`` requests a master).
+  ``threshold`` requests a master), and :func:`compute_scale_up`: how many idle instances a
+  decode batch takes while its masters are compute-bound (§5.4).
 
 >>> import numpy as np
+
+from schedlab.errors import check_nonneg_int, check_positive_int
 >>> prefill_placement([600_000], used=[300_000, 200_000, 0], cap=400_000).tolist()
 [[100000, 200000, 300000]]
 >>> decode_masters(300, used=[10, 50, 0], cap=1000, threshold=128).tolist()
@@ -30,6 +33,7 @@ The rules shared by the simulator, the checks and the policies (one rule, one pl
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -37,14 +41,21 @@ from typing import Any
 import numpy as np
 
 __all__ = [
+    "LAYOUTS",
     "ElasticPlan",
     "ElasticView",
     "InvalidElasticPlan",
     "PrefillBatch",
+    "compute_scale_up",
     "decode_masters",
     "prefill_placement",
+    "striped_placement",
     "validate_elastic_plan",
 ]
+
+
+#: Where a prefill leaves its KV: packed onto the fewest instances, or striped over all of them.
+LAYOUTS = ("packed", "striped")
 
 
 class InvalidElasticPlan(ValueError):
@@ -81,6 +92,11 @@ class ElasticView:
     22 ms in the paper's runs), ``ooe_rounds`` (consecutive past rounds that admitted out of
     order); ``prefill_rows`` (``k -> (A_k, B_k, C_k)``, the analytic prefill model of §5.5 in
     seconds); ``migration_bytes_per_s`` and ``kv_bytes_per_token`` (a migration's cost).
+
+    *Back-fill* (the authors' ``generate_greedy_req_list``): while a round's prefills run,
+    ``instance_prefilling`` marks their instances and ``backfill_window_s`` is the time left
+    until the slowest ends; a plan may then only prefill on idle instances (no KV, no batch, not
+    prefilling), with no pause and no migration. Outside a round the window is infinite.
     """
 
     now_s: float
@@ -104,6 +120,21 @@ class ElasticView:
     ooe_rounds: int = 0
     migration_bytes_per_s: float = 400 * 2**30
     kv_bytes_per_token: float = 524_288.0
+    instance_prefilling: np.ndarray | None = None
+    backfill_window_s: float = math.inf
+
+    @property
+    def backfilling(self) -> bool:
+        """Whether the scheduler is asked to back-fill idle instances during a round."""
+        return math.isfinite(self.backfill_window_s)
+
+    @property
+    def idle_instances(self) -> np.ndarray:
+        """Instances with no KV, no decode batch and no prefill running."""
+        idle = (self.instance_batch < 0) & (self.instance_used == 0)
+        if self.instance_prefilling is not None:
+            idle &= ~self.instance_prefilling
+        return np.flatnonzero(idle)
 
     @property
     def n_instances(self) -> int:
@@ -151,6 +182,8 @@ class ElasticView:
         """
         used = _ro(instance_used, np.int64, "instance_used")
         n = used.shape[0]
+        if kw.get("instance_prefilling") is not None:
+            kw["instance_prefilling"] = _ro(kw["instance_prefilling"], bool, "instance_prefilling")
         wt = _ro(waiting_tokens, np.int64, "waiting_tokens")
         r = len(running_batch)
         return cls(
@@ -198,14 +231,21 @@ class ElasticPlan:
     """A scheduler's answer: ``batches`` to prefill now, decode batch ids ``paused`` for the
     round (their instances may be lent to prefill), and ``migrations`` (``(source, target,
     tokens)`` rows, done first: consolidation). ``out_of_order``: the round admitted a request
-    behind one it skipped. The empty plan admits nothing."""
+    behind one it skipped. ``layout``: where the prefills leave their KV, ``"packed"``
+    (:func:`prefill_placement`, LoongServe's proactive scale-down) or ``"striped"``
+    (:func:`striped_placement`, evenly over the batch's instances: sequence parallelism without
+    elastic scale-down, the static TP2 + SP4 baseline). The empty plan admits nothing."""
 
     batches: tuple[PrefillBatch, ...] = ()
     paused: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int64))
     migrations: np.ndarray = field(default_factory=lambda: np.zeros((0, 3), dtype=np.int64))
     out_of_order: bool = False
+    layout: str = "packed"
 
     def __post_init__(self) -> None:
+        if self.layout not in LAYOUTS:
+            raise ValueError(f"The 'layout' parameter of ElasticPlan must be one of {LAYOUTS}. "
+                             f"Got {self.layout!r} instead.")
         object.__setattr__(self, "batches", tuple(self.batches))
         p = np.array(self.paused, dtype=np.int64).reshape(-1)
         m = np.array(self.migrations, dtype=np.int64).reshape(-1, 3)
@@ -277,6 +317,12 @@ def validate_elastic_plan(view: ElasticView, plan: ElasticPlan) -> None:
         used[dst] += tokens
     paused = set(plan.paused.tolist())
     lendable = np.array([b < 0 or b in paused for b in view.instance_batch.tolist()]) | (used == 0)
+    if view.instance_prefilling is not None:
+        lendable &= ~view.instance_prefilling
+    if view.backfilling:
+        if plan.paused.shape[0] or plan.migrations.shape[0]:
+            raise InvalidElasticPlan("a back-fill plan may not pause decode batches or migrate.")
+        lendable = np.isin(np.arange(n), view.idle_instances)
     seen_req: set[int] = set()
     seen_inst: set[int] = set()
     for j, batch in enumerate(plan.batches):
@@ -297,12 +343,19 @@ def validate_elastic_plan(view: ElasticView, plan: ElasticPlan) -> None:
         busy = e[~lendable[e]]
         if busy.shape[0]:
             raise InvalidElasticPlan(f"batch {j} uses instances {busy.tolist()} of decode "
-                                     "batches it does not pause.")
+                                     "batches it does not pause (or, back-filling, that are not "
+                                     "idle).")
         need = int(view.waiting_tokens[r].sum())
         free = int((cap - used[e]).sum())
         if need > free:
             raise InvalidElasticPlan(f"batch {j} needs {need} KV slots; its instances "
                                      f"{e.tolist()} have {free} free.")
+        if plan.layout == "striped":
+            per = striped_placement(view.waiting_tokens[r], e.shape[0]).sum(axis=0)
+            over = np.flatnonzero(used[e] + per > cap)
+            if over.shape[0]:
+                raise InvalidElasticPlan(f"batch {j} striped over {e.tolist()} overfills "
+                                         f"instance {int(e[over[0]])}.")
 
 
 def prefill_placement(lengths: Any, used: Any, cap: int) -> np.ndarray:
@@ -338,6 +391,19 @@ def prefill_placement(lengths: Any, used: Any, cap: int) -> np.ndarray:
     return out
 
 
+def striped_placement(lengths: Any, k: int) -> np.ndarray:
+    """KV left striped over ``k`` instances, token ``j`` of each request on instance
+    ``j mod k`` (Striped Attention's layout, kept without a migration plan: LoongServe's
+    ``--use_fixed_sp`` baseline). Returns ``tokens[r, i]``.
+
+    >>> striped_placement([5, 2], 3).tolist()
+    [[2, 2, 1], [1, 1, 0]]
+    """
+    ls = np.asarray(lengths, dtype=np.int64).reshape(-1)
+    i = np.arange(int(k))
+    return np.maximum((ls[:, None] - i[None, :] + k - 1) // k, 0)
+
+
 def decode_masters(batch_size: int, used: Any, cap: int, threshold: int = 128) -> np.ndarray:
     """How many of a decode batch's ``batch_size`` requests each of its instances masters
     (LoongServe §4.2, multi-master decoding; the authors' ``_schedule_decode_batch_list``): the
@@ -370,3 +436,23 @@ def decode_masters(batch_size: int, used: Any, cap: int, threshold: int = 128) -
     if left:  # pragma: no cover - the free slots cover the batch, so the loop placed everyone
         raise AssertionError("decode_masters left requests without a master")
     return out
+
+
+def compute_scale_up(batch_size: int, n_instances: int, idle: int, threshold: int = 128) -> int:
+    """Idle instances a decode batch takes for compute (LoongServe §5.4; the authors'
+    ``_schedule_decode_batch_list``): one more while each of its masters would decode more than
+    ``threshold`` requests (the FFN turns compute-bound: 128 in the paper's runs), at most
+    ``idle``.
+
+    >>> compute_scale_up(1000, 2, idle=4), compute_scale_up(100, 1, idle=4)
+    (4, 0)
+    """
+    b, k, free, thr = (int(x) for x in (batch_size, n_instances, idle, threshold))
+    if b < 0 or k < 1 or free < 0 or thr < 1:
+        raise ValueError("compute_scale_up needs batch_size >= 0, n_instances >= 1, idle >= 0 "
+                         f"and threshold >= 1. Got {batch_size!r}, {n_instances!r}, {idle!r}, "
+                         f"{threshold!r}.")
+    added = 0
+    while added < free and b // (k + added) > thr:
+        added += 1
+    return added

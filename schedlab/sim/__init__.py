@@ -24,12 +24,16 @@
   scheduler on a chunked-rollout problem of :mod:`schedlab.solvers`, against its CP-SAT optimum
   (:func:`replay_chunked_rollout`, :func:`optimality_gaps`); :mod:`schedlab.sim.speculation`:
   speculative decoding in that driver's engine steps (:class:`Speculation`).
+- :mod:`schedlab.sim.elastic`: elastic instances whose requests span several (LoongServe:
+  sequence-parallel prefills, multi-master decoding; :func:`simulate_elastic`,
+  :class:`ElasticCluster`).
 """
 
 from schedlab.sim.chunked_replay import optimality_gaps, replay_chunked_rollout
 from schedlab.sim.cluster import Cluster, InstanceSpec
 from schedlab.sim.disaggregated import DisaggregatedCluster, simulate_disaggregated
 from schedlab.sim.divided_rollout import simulate_divided_rollout
+from schedlab.sim.elastic import ElasticCluster, simulate_elastic
 from schedlab.sim.partial_rollout import PartialRolloutResult, simulate_partial_rollout
 from schedlab.sim.placement_window import replay_placement
 from schedlab.sim.result import SimResult
@@ -37,7 +41,8 @@ from schedlab.sim.rollout import RolloutCluster, RolloutResult, simulate_rollout
 from schedlab.sim.simulator import simulate
 from schedlab.sim.speculation import Speculation
 
-__all__ = ["Cluster", "DisaggregatedCluster", "InstanceSpec", "PartialRolloutResult",
-           "RolloutCluster", "RolloutResult", "SimResult", "Speculation", "optimality_gaps",
-           "replay_chunked_rollout", "replay_placement", "simulate", "simulate_disaggregated",
-           "simulate_divided_rollout", "simulate_partial_rollout", "simulate_rollout"]
+__all__ = ["Cluster", "DisaggregatedCluster", "ElasticCluster", "InstanceSpec",
+           "PartialRolloutResult", "RolloutCluster", "RolloutResult", "SimResult", "Speculation",
+           "optimality_gaps", "replay_chunked_rollout", "replay_placement", "simulate",
+           "simulate_disaggregated", "simulate_divided_rollout", "simulate_elastic",
+           "simulate_partial_rollout", "simulate_rollout"]

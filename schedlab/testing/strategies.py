@@ -382,7 +382,8 @@ def elastic_views(draw: st.DrawFn, *, max_instances: int = 6, max_waiting: int =
     """A consistent :class:`~schedlab.contract.elastic.ElasticView` of an elastic cluster: some
     instances idle, the others split between up to three decode batches whose requests' KV lies
     on their batch's instances (each instance's used slots are the sum of its requests'), waiting
-    requests from 1 to 300K tokens, and an analytic prefill model for every instance count.
+    requests from 1 to 300K tokens, and an analytic prefill model for every instance count; half
+    the views ask for a back-fill (some instances prefilling, a finite window).
 
     >>> from hypothesis import given, settings
     >>> @settings(max_examples=5, deadline=None, database=None)
@@ -430,4 +431,7 @@ def elastic_views(draw: st.DrawFn, *, max_instances: int = 6, max_waiting: int =
                                                             max_size=len(r_batch))),
                                               dtype=np.int64),
         running_kv=running_kv, now_s=draw(st.floats(0.0, 1e4)),
-        finished_output_mean=draw(st.floats(1.0, 4000.0)), ooe_rounds=draw(st.integers(0, 6)))
+        finished_output_mean=draw(st.floats(1.0, 4000.0)), ooe_rounds=draw(st.integers(0, 6)),
+        **({"instance_prefilling": np.array(draw(st.lists(st.booleans(), min_size=n,
+                                                          max_size=n))),
+            "backfill_window_s": draw(st.floats(0.001, 100.0))} if draw(st.booleans()) else {}))

@@ -56,12 +56,12 @@ def test_placement_conserves_kv_within_capacity_on_the_fewest_fullest(lengths, u
     assert (np.array(used) + out.sum(axis=0) <= cap).all()
     # the instances holding the batch are a prefix of the most-used-first order, all but the
     # last of them filled up
-    order = np.argsort(-np.array(used), kind="stable")
+    order = np.array([i for i in np.argsort(-np.array(used), kind="stable") if free[i] > 0])
     held = out.sum(axis=0)[order] > 0
     k = int(held.sum())
-    assert held[:k].all() or k == 0
+    assert held[:k].all()
     full = (np.array(used)[order] + out.sum(axis=0)[order])[: max(k - 1, 0)]
-    assert (full[free[order][: max(k - 1, 0)] > 0] == cap).all()
+    assert (full == cap).all()
 
 
 def test_the_600k_request_fits_proactive_placement_but_not_an_even_split():
@@ -260,3 +260,41 @@ def test_loongserve_is_pure_and_its_plan_valid_on_a_busy_cluster():
     again = loongserve(v)
     assert [(b.requests.tolist(), b.instances.tolist()) for b in plan.batches] == [
         (b.requests.tolist(), b.instances.tolist()) for b in again.batches]
+
+
+@settings(max_examples=60, deadline=None, database=None)
+@given(lengths=st.lists(st.integers(1, 300_000), min_size=1, max_size=40),
+       free=st.lists(st.integers(0, 600_000), min_size=1, max_size=8))
+def test_the_two_exact_dp_paths_agree(lengths, free):
+    """Few requests take the all-transitions path, many the divide and conquer on the monotone
+    cut (the quadrangle inequality): both give the same optimum."""
+    import schedlab.policies.loongserve as ls
+
+    def objective(groups):
+        return sum(float(_t(len(e), np.array(lengths)[r].sum(),
+                            (np.array(lengths)[r] ** 2).sum()))
+                   * float((1.0 / np.array(lengths)[r]).sum()) for r, e in groups)
+
+    small = batch_prefills(lengths, free, _t)
+    saved = ls._SMALL
+    ls._SMALL = 0
+    try:
+        dc = batch_prefills(lengths, free, _t)
+    finally:
+        ls._SMALL = saved
+    assert (not small) == (not dc)
+    if small:
+        assert objective(small) == pytest.approx(objective(dc), rel=1e-9)
+
+
+@FAST
+@given(cur=st.lists(st.integers(1, 1000), max_size=12), rem=st.lists(st.integers(0, 60),
+                                                                    min_size=12, max_size=12),
+       c=st.integers(1, 1000), r=st.integers(0, 60))
+def test_the_incremental_peak_is_worst_case_kv(cur, rem, c, r):
+    from schedlab.policies.loongserve import _Peak
+
+    rem = rem[: len(cur)]
+    peak = _Peak(cur, rem)
+    assert peak.need == worst_case_kv(cur, rem)
+    assert peak.need_with(c, r) == worst_case_kv([*cur, c], [*rem, r])
