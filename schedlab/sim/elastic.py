@@ -19,10 +19,9 @@ noted]:
   scheduler plans with the fitted model), leaving its KV where
   :func:`~schedlab.contract.elastic.prefill_placement` says (proactive scale-down: nothing moves
   afterwards) and decoding on the instances that hold it; paused decode batches wait; the others
-  decode on their own instances until the slowest prefill ends. At the round's start and
-  whenever a prefill ends before the slowest, the scheduler is asked to back-fill the idle
-  instances with prefills predicted to end in the time left (``view.backfill_window_s``, the
-  router's ``generate_greedy_req_list``).
+  decode on their own instances until the slowest prefill ends. Whenever a prefill ends before
+  the slowest, the scheduler is asked to back-fill the idle instances with prefills predicted to
+  end in the time left (``view.backfill_window_s``, the router's ``generate_greedy_req_list``).
 - Otherwise all decode batches run one iteration in lockstep (the slowest paces the rest), in
   closed-form stretches that end at the next completion, memory shortage, or scheduling point.
   A batch's requests are split between masters by
@@ -310,9 +309,9 @@ class _Elastic:
     def _macro(self, view: ElasticView, plan: Any) -> None:
         """A round: the plan's migrations, then its prefills in parallel; the decode batches
         not paused decode on until the slowest prefill ends; each prefill, when it ends, leaves
-        its KV by the plan's layout and decodes on the instances holding it; at the round's
-        start and whenever a prefill ends, idle instances are back-filled (the scheduler asked
-        with the time left)."""
+        its KV by the plan's layout and decodes on the instances holding it; whenever a prefill
+        ends before the slowest, idle instances are back-filled (the scheduler asked with the
+        time left)."""
         t0 = self.t
         mig_s = 0.0
         for src, dst, tokens in plan.migrations.tolist():
@@ -331,7 +330,6 @@ class _Elastic:
                 self._decode_alone(b, t0, barrier)
         self.inst_batch[self.prefilling] = busy[self.prefilling]
         finish = barrier
-        self._backfill(t0 + mig_s, barrier, pending)
         while pending:
             pending.sort(key=lambda p: p[0])
             end, _, reqs, inst, lengths, layout = pending.pop(0)
