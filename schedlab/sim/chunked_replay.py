@@ -64,11 +64,10 @@ from schedlab.contract.dispatch import group_ranks
 from schedlab.contract.divided import Chunks, DividedView, InvalidChunks, validate_chunks
 from schedlab.errors import (
     SimulationStalled,
-    check_array,
     check_instance,
     check_keyword_params,
-    check_positive_int,
 )
+from schedlab.sim.divided_rollout import rollout_limits
 from schedlab.solvers.chunked_rollout import (
     ChunkedRolloutProblem,
     ChunkedRolloutSchedule,
@@ -127,23 +126,8 @@ def replay_chunked_rollout(
     check_keyword_params(sched, params, f"rollout scheduler {name!r}")
     if "chunk_tokens" not in params and _declares(sched, "chunk_tokens"):
         params["chunk_tokens"] = problem.chunk_tokens
-    n, truth = problem.n, problem.output_tokens
-    if max_tokens is None:
-        limit = np.full(n, int(truth.max()), dtype=np.int64)
-    elif np.ndim(max_tokens) == 0:
-        limit = np.full(n, check_positive_int(max_tokens, "max_tokens", where), dtype=np.int64)
-    else:
-        limit = check_array(max_tokens, "max_tokens", where, dtype=np.int64, ndim=1, length=n,
-                            min_value=1, integer=True)
-    over = np.flatnonzero(truth > limit)
-    if over.shape[0]:
-        j = int(over[0])
-        raise ValueError(f"The 'max_tokens' parameter of {where} must be at least each request's "
-                         f"output length: request {j} has {int(truth[j])} output tokens, its "
-                         f"limit is {int(limit[j])}.")
-    pred = limit.astype(np.float64) if predicted_output_tokens is None else check_array(
-        predicted_output_tokens, "predicted_output_tokens", where, dtype=np.float64, ndim=1,
-        length=n, min_value=0.0)
+    limit, pred = rollout_limits(problem.output_tokens, max_tokens, predicted_output_tokens,
+                                 where)
     schedule = _Replay(problem, sched, name, params, limit, pred).run()
     check = verify_chunked_rollout(problem, schedule)
     if not check.valid:  # a modelling error of the replay, never the scheduler's

@@ -56,7 +56,7 @@ from schedlab.sim.simulator import build_result, instance_event, joined, request
 from schedlab.sim.speculation import Drafts, Speculation
 from schedlab.sim.state import PENDING, REJECTED, RequestTable
 
-__all__ = ["simulate_divided_rollout"]
+__all__ = ["rollout_limits", "simulate_divided_rollout"]
 
 
 def simulate_divided_rollout(
@@ -127,19 +127,7 @@ def simulate_divided_rollout(
     check_keyword_params(sched, params, f"rollout scheduler {name!r}")
     n = len(workload)
     truth = workload.output_tokens
-    if max_tokens is None:
-        limit = np.full(n, int(truth.max(initial=1)), dtype=np.int64)
-    elif np.ndim(max_tokens) == 0:
-        limit = np.full(n, check_positive_int(max_tokens, "max_tokens", where), dtype=np.int64)
-    else:
-        limit = check_array(max_tokens, "max_tokens", where, dtype=np.int64, ndim=1, length=n,
-                            min_value=1, integer=True)
-    over = np.flatnonzero(truth > limit)
-    if over.shape[0]:
-        j = int(over[0])
-        raise ValueError(f"The 'max_tokens' parameter of {where} must be at least each request's "
-                         f"output length: request {j} has {int(truth[j])} output tokens, its "
-                         f"limit is {int(limit[j])}.")
+    limit, pred = rollout_limits(truth, max_tokens, predicted_output_tokens, where)
     if generated_tokens is None:
         gen0 = np.zeros(n, dtype=np.int64)
     else:
@@ -151,9 +139,6 @@ def simulate_divided_rollout(
             raise ValueError(f"The 'generated_tokens' parameter of {where} must be below each "
                              f"request's output length: request {j} has {int(gen0[j])} of "
                              f"{int(truth[j])}.")
-    pred = limit.astype(np.float64) if predicted_output_tokens is None else check_array(
-        predicted_output_tokens, "predicted_output_tokens", where, dtype=np.float64, ndim=1,
-        length=n, min_value=0.0)
     T = request_table(workload, pred, where)
     fn = get_policy(policy)
     pol_name = policy if isinstance(policy, str) else getattr(fn, "__name__", "?")
@@ -191,6 +176,37 @@ def simulate_divided_rollout(
                        extra=extra)
     return RolloutResult(serving=res, dispatch=None, group_id=run.group_index.copy(),
                          dispatch_name=name, wall_s=time.perf_counter() - wall0, extra=extra)
+
+
+def rollout_limits(truth: np.ndarray, max_tokens: int | np.ndarray | None,
+                   predicted_output_tokens: np.ndarray | None,
+                   where: str) -> tuple[np.ndarray, np.ndarray]:
+    """A rollout's generation limits and what schedulers see as the lengths: ``max_tokens``
+    (one for all, one per request, or None: the longest true output), each at least its
+    request's true output; the predictions (checked), or the limits when there are none.
+
+    >>> l, p = rollout_limits(np.array([3, 5]), None, None, "f")
+    >>> l.tolist(), p.tolist()
+    ([5, 5], [5.0, 5.0])
+    """
+    n = truth.shape[0]
+    if max_tokens is None:
+        limit = np.full(n, int(truth.max(initial=1)), dtype=np.int64)
+    elif np.ndim(max_tokens) == 0:
+        limit = np.full(n, check_positive_int(max_tokens, "max_tokens", where), dtype=np.int64)
+    else:
+        limit = check_array(max_tokens, "max_tokens", where, dtype=np.int64, ndim=1, length=n,
+                            min_value=1, integer=True)
+    over = np.flatnonzero(truth > limit)
+    if over.shape[0]:
+        j = int(over[0])
+        raise ValueError(f"The 'max_tokens' parameter of {where} must be at least each request's "
+                         f"output length: request {j} has {int(truth[j])} output tokens, its "
+                         f"limit is {int(limit[j])}.")
+    pred = limit.astype(np.float64) if predicted_output_tokens is None else check_array(
+        predicted_output_tokens, "predicted_output_tokens", where, dtype=np.float64, ndim=1,
+        length=n, min_value=0.0)
+    return limit, pred
 
 
 class _Divided:
