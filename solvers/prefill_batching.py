@@ -19,8 +19,8 @@ batch a run of both. This module judges it on the same :class:`PrefillBatchingPr
 >>> p = PrefillBatchingProblem(lengths=[8_000, 100, 120], instance_free=[10_000, 10_000],
 ...     prefill_rows={1: (0.01, 1e-4, 1e-8), 2: (0.012, 5e-5, 5e-9)})
 >>> r = solve_prefill_batching_cpsat(p, time_limit_s=5)
->>> r.status, [(b.tolist(), e.tolist()) for b, e in r.schedule]
-('OPTIMAL', [([0], [0]), ([1, 2], [1])])
+>>> r.status, [(b.tolist(), len(e)) for b, e in r.schedule]   # requests, instances each
+('OPTIMAL', [([0], 1), ([1, 2], 1)])
 >>> abs(r.objective - brute_force_prefill_batching(p, contiguous=False)[1]) < 1e-12
 True
 """

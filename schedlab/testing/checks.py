@@ -321,9 +321,7 @@ def _run_checks(
     name = getattr(fn, "__name__", repr(fn))
     check_keyword_params(fn, params, f"policy {name!r}")  # a typo is not a failing check
 
-    @_settings(max_examples, shrink)
-    @given(views if views is not None else queue_views())
-    def run(view: QueueView) -> None:
+    def body(view: QueueView) -> None:
         for check in checks:
             try:
                 check(fn, copy_view(view), **params)  # a check's calls cannot spoil the next
@@ -332,13 +330,26 @@ def _run_checks(
                 raise AssertionError(
                     f"{head} failed for {name}: {rest}\n{describe_view(view)}") from None
 
+    run = _settings(max_examples, shrink)(given(views if views is not None
+                                                 else queue_views())(body))
     try:
         run()
+        if views is None:  # edge cases no policy should miss, whatever hypothesis drew
+            for edge in _edge_views():
+                body(edge)
     except AssertionError as exc:
         # The message describes the failing view already; hypothesis's attached notes (its
         # "Falsifying example") repeat it, and Python 3.11.0-3.11.3's doctest reads the last
         # note instead of the message, so a fresh error without notes is raised.
         raise AssertionError(str(exc)) from None
+
+
+def _edge_views() -> tuple[QueueView, ...]:
+    """Views that :func:`check_policy` tries after the generated ones: several small new
+    requests that all fit the KV and the token budget, with room in the batch for one only (the
+    batch-size rule)."""
+    return (QueueView.from_columns(now_s=0.0, input_tokens=[1, 2, 3], kv_capacity_tokens=10_000,
+                                   max_batch_size=1),)
 
 
 def policy_checks(
