@@ -17,6 +17,9 @@ Generating (every generator takes ``seed``: an int or a ``numpy.random.Generator
 - RL rollouts: :func:`rollout_batch` (P prompts x G samples, heavy tail, within-group correlation).
 - Long-context mixes (LoongServe): :func:`long_context_workload` (ShareGPT, L-Eval, LV-Eval,
   Mixed, Zipf).
+- Vectors for graph ANNS (AverSearch): :func:`digits_vectors`, :func:`image_descriptors`,
+  :func:`clustered_vectors` (:class:`VectorSet`, :func:`exact_knn`) and the proximity graph
+  :func:`build_graph` (:class:`Graph`).
 
 >>> from schedlab import datasets
 >>> w = datasets.load("azure-code-2023")
@@ -41,9 +44,18 @@ from schedlab.datasets.long_context import LONG_CONTEXT_DATASETS, long_context_w
 from schedlab.datasets.report import LoadReport, LoadResult, RowProblem, SkippedRowsWarning
 from schedlab.datasets.rollout import rollout_batch
 from schedlab.datasets.summary import describe, list_datasets
+from schedlab.datasets.vector_graph import Graph, build_graph
+from schedlab.datasets.vectors import (
+    VectorSet,
+    clustered_vectors,
+    digits_vectors,
+    exact_knn,
+    image_descriptors,
+)
 
 __all__ = [
     "FORMATS",
+    "Graph",
     "LONG_CONTEXT_DATASETS",
     "SHIPPED",
     "LengthFit",
@@ -51,9 +63,15 @@ __all__ = [
     "LoadResult",
     "RowProblem",
     "SkippedRowsWarning",
+    "VectorSet",
+    "build_graph",
+    "clustered_vectors",
     "describe",
+    "digits_vectors",
+    "exact_knn",
     "fit_lengths",
     "gamma_arrivals",
+    "image_descriptors",
     "infer_format",
     "list_datasets",
     "load",
