@@ -1,0 +1,62 @@
+"""The sequential beam search (graph ANNS baseline, issue 18): the digest's invariants that hold
+for it (§1.6: results distinct and sorted by true distance, each computed, no duplicate
+computation, exact with a beam covering the graph), determinism, and bad input named."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from schedlab.datasets import build_graph, digits_vectors
+from schedlab.policies.anns import beam_search
+
+V = digits_vectors(seed=0)
+G = build_graph(V.base, degree=16)
+
+
+@pytest.mark.parametrize("width,k", [(10, 10), (32, 5), (64, 10)])
+def test_results_are_distinct_sorted_computed_and_true(width, k):
+    truth = V.ground_truth(10)
+    recalls = []
+    for q, t in zip(V.queries[:40], truth[:40], strict=True):
+        tr = beam_search(G, V.base, q, beam_width=width, k=k)
+        assert np.unique(tr.ids).shape[0] == k  # distinct
+        again = ((V.base[tr.ids].astype(np.float64) - q) ** 2).sum(axis=1)
+        assert np.allclose(tr.distances, again)  # each distance is the true one
+        assert (np.diff(tr.distances) >= 0).all()  # sorted
+        assert np.isin(tr.ids, tr.computed).all()  # every result was computed
+        assert np.unique(tr.computed).shape[0] == tr.work  # no distance computed twice
+        assert tr.expansions <= tr.work and tr.span <= tr.expansions
+        assert tr.hops[0] == 0 and tr.expanded[0] == G.entry
+        recalls.append(len(set(tr.ids.tolist()) & set(t[:k].tolist())) / k)
+    if width >= 32:
+        assert np.mean(recalls) > 0.9
+
+
+def test_a_beam_covering_the_graph_is_exact():
+    sub = V.base[:200]
+    g = build_graph(sub, degree=8)
+    for q in V.queries[:10]:
+        tr = beam_search(g, sub, q, beam_width=200, k=10)
+        exact = np.argsort(((sub.astype(np.float64) - q) ** 2).sum(axis=1), kind="stable")[:10]
+        assert sorted(tr.ids.tolist()) == sorted(exact.tolist())
+
+
+def test_searches_are_deterministic():
+    a = beam_search(G, V.base, V.queries[3], beam_width=48)
+    b = beam_search(G, V.base, V.queries[3], beam_width=48)
+    assert np.array_equal(a.expanded, b.expanded) and np.array_equal(a.computed, b.computed)
+
+
+@pytest.mark.parametrize("kwargs,match", [
+    ({"beam_width": 5, "k": 10}, "'beam_width'.*at least k=10"),
+    ({"k": 0}, "'k'"),
+    ({"query": np.zeros(3, dtype=np.float32)}, "'query'"),
+    ({"base": V.base[:10]}, "'base'.*1697"),
+])
+def test_bad_input_names_the_field(kwargs, match):
+    args = {"query": V.queries[0], "base": V.base}
+    args.update({k: v for k, v in kwargs.items() if k in args})
+    rest = {k: v for k, v in kwargs.items() if k not in args}
+    with pytest.raises(ValueError, match=match):
+        beam_search(G, args["base"], args["query"], **rest)
