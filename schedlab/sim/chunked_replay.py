@@ -61,13 +61,13 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from schedlab.contract.dispatch import group_ranks
-from schedlab.contract.divided import Chunks, DividedView, InvalidChunks, validate_chunks
+from schedlab.contract.divided import Chunks, DividedView
 from schedlab.errors import (
     SimulationStalled,
     check_instance,
     check_keyword_params,
 )
-from schedlab.sim.divided_rollout import rollout_limits
+from schedlab.sim.divided_rollout import ask_rollout_scheduler, rollout_limits
 from schedlab.solvers.chunked_rollout import (
     ChunkedRolloutProblem,
     ChunkedRolloutSchedule,
@@ -226,15 +226,8 @@ class _Replay:
 
     def _decide(self, now: int) -> None:
         view = self._view(now)
-        c = self.sched(view, **self.params)
+        c = ask_rollout_scheduler(self.sched, self.name, self.params, view)
         self.decisions += 1
-        if not isinstance(c, Chunks):
-            raise ValueError(f"Rollout scheduler {self.name!r} must return Chunks. Got "
-                             f"{type(c).__name__}.")
-        try:
-            validate_chunks(view, c)
-        except InvalidChunks as exc:
-            raise ValueError(f"Rollout scheduler {self.name!r}: {exc}") from None
         for r, i, b in zip(c.request.tolist(), c.instance.tolist(), c.budget.tolist(),
                            strict=True):
             self._dispatch(r, i, b, now)

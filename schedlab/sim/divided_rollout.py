@@ -56,7 +56,7 @@ from schedlab.sim.simulator import build_result, instance_event, joined, request
 from schedlab.sim.speculation import Drafts, Speculation
 from schedlab.sim.state import PENDING, REJECTED, RequestTable
 
-__all__ = ["rollout_limits", "simulate_divided_rollout"]
+__all__ = ["ask_rollout_scheduler", "rollout_limits", "simulate_divided_rollout"]
 
 
 def simulate_divided_rollout(
@@ -209,6 +209,22 @@ def rollout_limits(truth: np.ndarray, max_tokens: int | np.ndarray | None,
     return limit, pred
 
 
+def ask_rollout_scheduler(sched: Callable[..., Chunks], name: str, params: dict[str, Any],
+                          view: DividedView) -> Chunks:
+    """Ask a divided-rollout scheduler and check its answer by the contract's rules
+    (:func:`~schedlab.contract.divided.validate_chunks`); a broken answer raises ``ValueError``
+    naming the scheduler."""
+    c = sched(view, **params)
+    if not isinstance(c, Chunks):
+        raise ValueError(f"Rollout scheduler {name!r} must return Chunks. Got "
+                         f"{type(c).__name__}.")
+    try:
+        validate_chunks(view, c)
+    except InvalidChunks as exc:
+        raise ValueError(f"Rollout scheduler {name!r}: {exc}") from None
+    return c
+
+
 class _Divided:
     """One divided rollout: the request buffer, the scheduler's cycles and the chunks."""
 
@@ -330,15 +346,8 @@ class _Divided:
         if not (~self.done & ~self.in_flight).any():
             return
         view = self._view(now)
-        c = self.sched(view, **self.params)
+        c = ask_rollout_scheduler(self.sched, self.name, self.params, view)
         self.decisions += 1
-        if not isinstance(c, Chunks):
-            raise ValueError(f"Rollout scheduler {self.name!r} must return Chunks. Got "
-                             f"{type(c).__name__}.")
-        try:
-            validate_chunks(view, c)
-        except InvalidChunks as exc:
-            raise ValueError(f"Rollout scheduler {self.name!r}: {exc}") from None
         assert c.pull_from is not None
         for r, i, b, pull in zip(c.request.tolist(), c.instance.tolist(), c.budget.tolist(),
                                  c.pull_from.tolist(), strict=True):
