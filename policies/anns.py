@@ -26,7 +26,7 @@ import numpy as np
 from schedlab.datasets.vector_graph import Graph
 from schedlab.errors import check_array, check_instance, check_positive_int
 
-__all__ = ["SearchTrace", "beam_search"]
+__all__ = ["ForkJoinTrace", "SearchTrace", "beam_search", "fork_join_search"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -117,3 +117,148 @@ def beam_search(graph: Graph, base: np.ndarray, query: np.ndarray, *, beam_width
     return SearchTrace(ids=pool_v[:kk].copy(), distances=pool_d[:kk].copy(),
                        expanded=np.array(expanded, dtype=np.int64),
                        hops=np.array(hops, dtype=np.int64), computed=np.concatenate(computed))
+
+
+@dataclass(frozen=True, slots=True)
+class ForkJoinTrace:
+    """A fork-join search (:func:`fork_join_search`): the :class:`SearchTrace` of the whole
+    query and, per round and worker, the expansions and distance computations
+    (``rounds x T``); a barrier and a merge end every round. Its redundant work is what it
+    computes beyond the sequential search's."""
+
+    search: SearchTrace
+    round_expansions: np.ndarray
+    round_computations: np.ndarray
+
+    @property
+    def rounds(self) -> int:
+        return int(self.round_expansions.shape[0])
+
+
+def fork_join_search(graph: Graph, base: np.ndarray, query: np.ndarray, *, threads: int,
+                     beam_width: int = 64, expansions_per_round: int | None = None,
+                     k: int = 10) -> ForkJoinTrace:
+    """iQAN-style fork-join intra-query parallel search (Zhang et al., PPoPP'23; the artifact's
+    ``PSS_v5_distance_threshold_profiling``, the baseline AverSearch beats) [recon where the
+    artifact's threads interleave]:
+
+    1. the entry is expanded sequentially;
+    2. each round, the master queue's unexpanded candidates are dealt to the ``threads``
+       workers in turn; every worker holds a copy of the master queue (``beam_width`` long)
+       and expands, nearest first, up to ``expansions_per_round`` (``X``, default
+       ``max(1, beam_width // threads)``: the artifact's ``L_seq / T``) of the candidates it
+       was dealt or found this round, computing the distances of unvisited neighbours; the
+       workers' expansions are interleaved one each in turn over one visited set, so no vertex
+       is computed twice [recon: the artifact's bitmap is shared but not atomic, so rare races
+       compute a vertex twice];
+    3. a barrier, then the master queue becomes the ``beam_width`` nearest of all the workers'
+       queues (a candidate expanded by any worker is expanded);
+    4. until no candidate of the master queue is unexpanded.
+
+    With one worker the expansions are exactly :func:`beam_search`'s (tested).
+
+    >>> from schedlab.datasets import build_graph, digits_vectors
+    >>> v = digits_vectors()
+    >>> g = build_graph(v.base, degree=16)
+    >>> t = fork_join_search(g, v.base, v.queries[0], threads=4, beam_width=32)
+    >>> t.round_computations.shape[1], t.rounds > 1
+    (4, True)
+    """
+    where = "fork_join_search"
+    n_threads = check_positive_int(threads, "threads", where)
+    width = check_positive_int(beam_width, "beam_width", where)
+    x_per = max(1, width // n_threads) if expansions_per_round is None else check_positive_int(
+        expansions_per_round, "expansions_per_round", where)
+    first = beam_search(graph, base, query, beam_width=width, k=k)  # checks the arguments
+    del first
+    x = np.asarray(base, dtype=np.float32)
+    qq = np.asarray(query, dtype=np.float64)
+    indptr, indices = graph.indptr, graph.indices
+    seen = np.zeros(graph.n, dtype=bool)
+    entry = graph.entry
+    seen[entry] = True
+    # the master queue: distance, vertex, hop depth, expanded; sorted by (distance, vertex)
+    md = np.array([float(((x[entry] - qq) ** 2).sum())])
+    mv = np.array([entry], dtype=np.int64)
+    mh = np.zeros(1, dtype=np.int64)
+    mdone = np.zeros(1, dtype=bool)
+    computed = [np.array([entry], dtype=np.int64)]
+    expanded: list[int] = []
+    hops: list[int] = []
+    r_exp: list[list[int]] = []
+    r_comp: list[list[int]] = []
+
+    def expand(v: int, h: int, visited: np.ndarray, queue: list[np.ndarray]) -> int:
+        """Expand ``v`` into the queue arrays; returns the distances computed."""
+        nb = indices[indptr[v]:indptr[v + 1]]
+        nb = nb[~visited[nb]]
+        expanded.append(v)
+        hops.append(h)
+        if nb.shape[0] == 0:
+            return 0
+        visited[nb] = True
+        computed.append(nb)
+        diff = x[nb].astype(np.float64) - qq
+        queue[0] = np.concatenate((queue[0], (diff * diff).sum(axis=1)))
+        queue[1] = np.concatenate((queue[1], nb))
+        queue[2] = np.concatenate((queue[2], np.full(nb.shape[0], h + 1)))
+        queue[3] = np.concatenate((queue[3], np.zeros(nb.shape[0], dtype=bool)))
+        queue[4] = np.concatenate((queue[4], np.ones(nb.shape[0], dtype=bool)))
+        order = np.lexsort((queue[1], queue[0]))[:width]
+        for i in range(5):
+            queue[i] = queue[i][order]
+        return int(nb.shape[0])
+
+    # 1. the entry, sequentially
+    q0 = [md, mv, mh, mdone, np.ones(1, dtype=bool)]
+    q0[3][0] = True
+    expand(entry, 0, seen, q0)
+    md, mv, mh, mdone = q0[0], q0[1], q0[2], q0[3]
+    while True:
+        open_ = np.flatnonzero(~mdone)
+        if open_.shape[0] == 0:
+            break
+        queues = []
+        for w in range(n_threads):  # 2. dealt in turn; each worker a copy of the master queue
+            mine = np.zeros(md.shape[0], dtype=bool)
+            mine[open_[w::n_threads]] = True
+            queues.append([md.copy(), mv.copy(), mh.copy(), mdone.copy(), mine])
+        exp_row, comp_row = [0] * n_threads, [0] * n_threads
+        for _ in range(x_per):  # the workers' expansions interleaved, one each in turn
+            busy = False
+            for w, q in enumerate(queues):
+                avail = np.flatnonzero(q[4] & ~q[3])
+                if avail.shape[0] == 0:
+                    continue
+                j = int(avail[0])
+                q[3][j] = True
+                comp_row[w] += expand(int(q[1][j]), int(q[2][j]), seen, q)
+                exp_row[w] += 1
+                busy = True
+            if not busy:
+                break
+        r_exp.append(exp_row)
+        r_comp.append(comp_row)
+        # 3. barrier and merge: the nearest of all queues; expanded anywhere is expanded
+        d = np.concatenate([q[0] for q in queues])
+        v = np.concatenate([q[1] for q in queues])
+        h = np.concatenate([q[2] for q in queues])
+        done = np.concatenate([q[3] for q in queues])
+        order = np.lexsort((~done, v, d))  # per vertex, its expanded copy first
+        d, v, h, done = d[order], v[order], h[order], done[order]
+        first_copy = np.ones(v.shape[0], dtype=bool)
+        _, idx = np.unique(v, return_index=True)
+        first_copy[:] = False
+        first_copy[idx] = True
+        expanded_ids = np.unique(v[done])
+        keep = np.flatnonzero(first_copy)
+        md, mv, mh = d[keep], v[keep], h[keep]
+        mdone = np.isin(mv, expanded_ids)
+        order = np.lexsort((mv, md))[:width]
+        md, mv, mh, mdone = md[order], mv[order], mh[order], mdone[order]
+    search = SearchTrace(ids=mv[:k].copy(), distances=md[:k].copy(),
+                         expanded=np.array(expanded, dtype=np.int64),
+                         hops=np.array(hops, dtype=np.int64), computed=np.concatenate(computed))
+    return ForkJoinTrace(search=search, round_expansions=np.array(r_exp, dtype=np.int64).reshape(
+        -1, n_threads), round_computations=np.array(r_comp, dtype=np.int64).reshape(-1,
+                                                                                     n_threads))

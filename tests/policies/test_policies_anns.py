@@ -60,3 +60,42 @@ def test_bad_input_names_the_field(kwargs, match):
     rest = {k: v for k, v in kwargs.items() if k not in args}
     with pytest.raises(ValueError, match=match):
         beam_search(G, args["base"], args["query"], **rest)
+
+
+def test_one_worker_fork_join_is_the_sequential_search():
+    """Invariant 1 of the digest (§1.6): T = 1 gives the sequential search exactly."""
+    from schedlab.policies.anns import fork_join_search
+
+    for q in V.queries[:25]:
+        seq = beam_search(G, V.base, q, beam_width=32)
+        fj = fork_join_search(G, V.base, q, threads=1, beam_width=32)
+        assert np.array_equal(seq.expanded, fj.search.expanded)
+        assert np.array_equal(seq.ids, fj.search.ids)
+
+
+@pytest.mark.parametrize("threads", [2, 4, 8, 16])
+def test_fork_join_rounds_bounds_and_redundant_work(threads):
+    from schedlab.policies.anns import fork_join_search
+
+    width = 64
+    x = max(1, width // threads)
+    extra = []
+    for q in V.queries[:20]:
+        fj = fork_join_search(G, V.base, q, threads=threads, beam_width=width)
+        t = fj.search
+        assert fj.round_expansions.shape == fj.round_computations.shape == (fj.rounds, threads)
+        assert (fj.round_expansions <= x).all()  # X expansions a worker a round at most
+        assert fj.round_expansions.sum() + 1 == t.expansions  # plus the entry's
+        assert np.unique(t.computed).shape[0] == t.work  # one visited set: no duplicates
+        assert np.unique(t.ids).shape[0] == t.ids.shape[0] and (np.diff(t.distances) >= 0).all()
+        extra.append(t.work / beam_search(G, V.base, q, beam_width=width).work)
+    assert np.mean(extra) > 1.0  # speculative expansions: fork-join computes more
+
+
+def test_fork_join_bad_input_names_the_field():
+    from schedlab.policies.anns import fork_join_search
+
+    with pytest.raises(ValueError, match="'threads'"):
+        fork_join_search(G, V.base, V.queries[0], threads=0)
+    with pytest.raises(ValueError, match="'expansions_per_round'"):
+        fork_join_search(G, V.base, V.queries[0], threads=2, expansions_per_round=0)
