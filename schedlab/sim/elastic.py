@@ -65,12 +65,11 @@ from schedlab.contract.elastic import (
 from schedlab.errors import check_instance, check_keyword_params, check_positive_int
 from schedlab.records import Workload
 from schedlab.sim.result import SimResult
-from schedlab.sim.simulator import request_table
+from schedlab.sim.simulator import request_table, table_result
 from schedlab.sim.state import COMPLETED, REJECTED
 
 __all__ = ["ElasticCluster", "simulate_elastic"]
 
-_STATUS = np.array(["pending", "completed", "rejected"])
 #: Bytes a request exchanges per layer with each other instance of its decode group, per query
 #: head dimension: the fp16 query out, the fp32 partial output back (LoongServe §4.2).
 _EXCHANGE_BYTES = 2 + 4
@@ -160,19 +159,10 @@ def simulate_elastic(
                          "request, each at least its output length.")
     run = _Elastic(workload, cluster, fn, name, params, limits, decode_step_s, check)
     run.loop()
-    T = run.T
-    names = [*run.reasons, ""]
-    codes = np.where(T.reject_code >= 0, T.reject_code, len(names) - 1)
-    request_id = workload.request_id
-    assert request_id is not None
-    return SimResult(
-        request_id=request_id, instance=run.first_instance, arrival_s=T.arrival,
-        first_token_s=T.first_token, finish_s=T.finish, status=_STATUS[T.status],
-        reject_reason=np.array(names, dtype=object)[codes].astype(str),
-        input_tokens=T.input, output_tokens=T.output, preemptions=run.preemptions,
-        swaps=np.zeros(len(workload), dtype=np.int64), n_instances=cluster.n_instances,
-        busy_s=run.busy_s, iterations=run.iterations, decisions=run.decisions,
-        wall_s=time.perf_counter() - wall0, policy=name,
+    return table_result(
+        workload, run.T, run.reasons, wall0, name, instance=run.first_instance,
+        n_instances=cluster.n_instances, busy_s=run.busy_s, iterations=run.iterations,
+        decisions=run.decisions,
         extra={"prefill_batches": run.prefill_batches, "backfills": run.backfills,
                "pauses": run.pauses, "scale_ups": run.scale_ups,
                "migrated_tokens": run.migrated})
@@ -206,7 +196,6 @@ class _Elastic:
         self.ooe = 0
         self.out_sum, self.out_n = 0, 0
         self.first_instance = np.full(n, -1, dtype=np.int64)
-        self.preemptions = np.zeros(n, dtype=np.int64)
         self.reasons: dict[str, int] = {}
         self.busy_s = 0.0
         self.iterations = self.decisions = 0
@@ -489,7 +478,7 @@ class _Elastic:
         self.used -= self.kv[r]
         self.kv[r] = 0
         self.waiting.insert(0, r)
-        self.preemptions[r] += 1
+        self.T.preemptions[r] += 1
         self.pauses += 1
         self.tried = False
         empty = (self.inst_batch == b) & (self.used == 0)

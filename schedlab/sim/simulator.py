@@ -212,9 +212,23 @@ def build_result(
     extra: dict[str, Any] | None = None,
 ) -> SimResult:
     """The :class:`SimResult` of a finished run (``instance``: where each request was served)."""
+    runtimes = [d.rt for d in deciders]
+    return table_result(workload, T, reasons, wall0, policy, instance=instance,
+                        n_instances=len(deciders), busy_s=float(sum(x.busy_s for x in runtimes)),
+                        iterations=int(sum(x.iterations for x in runtimes)),
+                        decisions=int(sum(d.calls for d in deciders)), log=log, extra=extra)
+
+
+def table_result(
+    workload: Workload, T: RequestTable, reasons: dict[str, int], wall0: float, policy: str, *,
+    instance: np.ndarray, n_instances: int, busy_s: float, iterations: int, decisions: int,
+    log: IterationLog | None = None, extra: dict[str, Any] | None = None,
+) -> SimResult:
+    """The :class:`SimResult` of a run whose requests' outcomes are in ``T`` (their reject
+    reasons coded by ``reasons``), with the run's totals; for drivers without per-instance
+    deciders (:mod:`schedlab.sim.elastic`)."""
     names = [*reasons, ""]
     codes = np.where(T.reject_code >= 0, T.reject_code, len(names) - 1)
-    runtimes = [d.rt for d in deciders]
     request_id = workload.request_id
     assert request_id is not None  # Workload.__post_init__ fills it in
     return SimResult(
@@ -229,10 +243,10 @@ def build_result(
         output_tokens=T.output,
         preemptions=T.preemptions,
         swaps=T.swaps,
-        n_instances=len(deciders),
-        busy_s=float(sum(x.busy_s for x in runtimes)),
-        iterations=int(sum(x.iterations for x in runtimes)),
-        decisions=int(sum(d.calls for d in deciders)),
+        n_instances=n_instances,
+        busy_s=busy_s,
+        iterations=iterations,
+        decisions=decisions,
         wall_s=time.perf_counter() - wall0,
         slo_ttft_col=workload.slo_ttft_s,
         slo_tpot_col=workload.slo_tpot_s,
