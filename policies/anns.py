@@ -68,7 +68,13 @@ def beam_search(graph: Graph, base: np.ndarray, query: np.ndarray, *, beam_width
     computed, no distance computed twice, and with ``L >= n`` on a graph reachable from its
     entry every result exact.
     """
-    where = "beam_search"
+    x, q, width, kk = _check(graph, base, query, beam_width, k, "beam_search")
+    return _fork_join(graph, x, q, 1, width, width, kk).search
+
+
+def _check(graph: Graph, base: np.ndarray, query: np.ndarray, beam_width: int, k: int,
+           where: str) -> tuple[np.ndarray, np.ndarray, int, int]:
+    """The searches' arguments, checked: ``(base, query as float64, beam_width, k)``."""
     check_instance(graph, Graph, "graph", where)
     x = check_array(base, "base", where, dtype=np.float32, ndim=2)
     q = check_array(query, "query", where, dtype=np.float32, ndim=1, length=x.shape[1])
@@ -80,43 +86,7 @@ def beam_search(graph: Graph, base: np.ndarray, query: np.ndarray, *, beam_width
     if width < kk:
         raise ValueError(f"The 'beam_width' parameter of {where} must be at least k={kk}. "
                          f"Got {beam_width}.")
-    qq = q.astype(np.float64)
-    seen = np.zeros(graph.n, dtype=bool)
-    entry = graph.entry
-    seen[entry] = True
-    pool_d = np.array([float(((x[entry] - qq) ** 2).sum())])
-    pool_v = np.array([entry], dtype=np.int64)
-    pool_h = np.zeros(1, dtype=np.int64)
-    done = np.zeros(1, dtype=bool)
-    computed = [np.array([entry], dtype=np.int64)]
-    expanded: list[int] = []
-    hops: list[int] = []
-    indptr, indices = graph.indptr, graph.indices
-    while True:
-        open_ = np.flatnonzero(~done)
-        if open_.shape[0] == 0:
-            break
-        j = int(open_[0])  # the pool is sorted: the nearest unexpanded candidate
-        v, h = int(pool_v[j]), int(pool_h[j])
-        done[j] = True
-        expanded.append(v)
-        hops.append(h)
-        nb = indices[indptr[v]:indptr[v + 1]]
-        nb = nb[~seen[nb]]
-        if nb.shape[0] == 0:
-            continue
-        seen[nb] = True
-        computed.append(nb)
-        diff = x[nb].astype(np.float64) - qq
-        pool_d = np.concatenate((pool_d, (diff * diff).sum(axis=1)))
-        pool_v = np.concatenate((pool_v, nb))
-        pool_h = np.concatenate((pool_h, np.full(nb.shape[0], h + 1)))
-        done = np.concatenate((done, np.zeros(nb.shape[0], dtype=bool)))
-        order = np.lexsort((pool_v, pool_d))[:width]
-        pool_d, pool_v, pool_h, done = pool_d[order], pool_v[order], pool_h[order], done[order]
-    return SearchTrace(ids=pool_v[:kk].copy(), distances=pool_d[:kk].copy(),
-                       expanded=np.array(expanded, dtype=np.int64),
-                       hops=np.array(hops, dtype=np.int64), computed=np.concatenate(computed))
+    return x, q.astype(np.float64), width, kk
 
 
 @dataclass(frozen=True, slots=True)
@@ -166,13 +136,16 @@ def fork_join_search(graph: Graph, base: np.ndarray, query: np.ndarray, *, threa
     """
     where = "fork_join_search"
     n_threads = check_positive_int(threads, "threads", where)
-    width = check_positive_int(beam_width, "beam_width", where)
+    x, qq, width, kk = _check(graph, base, query, beam_width, k, where)
     x_per = max(1, width // n_threads) if expansions_per_round is None else check_positive_int(
         expansions_per_round, "expansions_per_round", where)
-    first = beam_search(graph, base, query, beam_width=width, k=k)  # checks the arguments
-    del first
-    x = np.asarray(base, dtype=np.float32)
-    qq = np.asarray(query, dtype=np.float64)
+    return _fork_join(graph, x, qq, n_threads, width, x_per, kk)
+
+
+def _fork_join(graph: Graph, x: np.ndarray, qq: np.ndarray, n_threads: int, width: int,
+               x_per: int, k: int) -> ForkJoinTrace:
+    """The search of :func:`fork_join_search` on checked arguments (one worker: the
+    sequential search, its rounds cutting the one sequence of expansions)."""
     indptr, indices = graph.indptr, graph.indices
     seen = np.zeros(graph.n, dtype=bool)
     entry = graph.entry

@@ -62,15 +62,38 @@ def test_bad_input_names_the_field(kwargs, match):
         beam_search(G, args["base"], args["query"], **rest)
 
 
+def _sequential(g, x, q, width):
+    """A plain best-first beam search written independently (expansion order), ties by id."""
+    q = q.astype(np.float64)
+    pool = [(float(((x[g.entry] - q) ** 2).sum()), g.entry, False)]
+    seen, order = {g.entry}, []
+    while True:
+        pool.sort(key=lambda e: (e[0], e[1]))
+        pool = pool[:width]
+        j = next((i for i, e in enumerate(pool) if not e[2]), None)
+        if j is None:
+            return order, [v for _, v, _ in pool]
+        d, v, _ = pool[j]
+        pool[j] = (d, v, True)
+        order.append(v)
+        for u in g.neighbours(v).tolist():
+            if u not in seen:
+                seen.add(u)
+                pool.append((float(((x[u] - q) ** 2).sum()), u, False))
+
+
 def test_one_worker_fork_join_is_the_sequential_search():
     """Invariant 1 of the digest (§1.6): T = 1 gives the sequential search exactly."""
     from schedlab.policies.anns import fork_join_search
 
     for q in V.queries[:25]:
         seq = beam_search(G, V.base, q, beam_width=32)
-        fj = fork_join_search(G, V.base, q, threads=1, beam_width=32)
+        fj = fork_join_search(G, V.base, q, threads=1, beam_width=32,
+                              expansions_per_round=5)
+        order, pool = _sequential(G, V.base, q, 32)
         assert np.array_equal(seq.expanded, fj.search.expanded)
         assert np.array_equal(seq.ids, fj.search.ids)
+        assert seq.expanded.tolist() == order and seq.ids.tolist() == pool[:10]
 
 
 @pytest.mark.parametrize("threads", [2, 4, 8, 16])
