@@ -90,7 +90,7 @@ from schedlab.errors import (
     check_positive_int,
 )
 from schedlab.solvers.iteration_verify import ScheduleInvalid
-from schedlab.solvers.result import SolveResult, check_solve_arguments
+from schedlab.solvers.result import SolveResult, check_solve_arguments, run_cpsat
 
 __all__ = [
     "ChunkedRolloutProblem",
@@ -739,12 +739,8 @@ def solve_chunked_rollout_cpsat(
             m_.add_hint(z, values[0])
         stats.update(n_variables=len(m_.proto.variables),
                      n_constraints=len(m_.proto.constraints))
-        solver = cp_model.CpSolver()
-        solver.parameters.max_time_in_seconds = max(
-            time_limit_s - (time.perf_counter() - t0), 1e-3)
-        solver.parameters.num_workers = num_workers
-        solver.parameters.random_seed = int(seed)
-        code = solver.solve(m_)
+        solver, code = run_cpsat(m_, time_left_s=time_limit_s - (time.perf_counter() - t0),
+                                 num_workers=num_workers, seed=seed)
         stats.update(branches=int(solver.num_branches), solver_wall_s=float(solver.wall_time),
                      cpsat_status=solver.status_name(code))
         if code in (cp_model.OPTIMAL, cp_model.FEASIBLE):

@@ -45,7 +45,7 @@ from schedlab.solvers.iteration_bounds import lp_bound_within
 from schedlab.solvers.iteration_heuristics import best_list_schedule
 from schedlab.solvers.iteration_problem import IterationProblem, kv_tokens_at_run
 from schedlab.solvers.iteration_schedule import Schedule
-from schedlab.solvers.result import SolveResult
+from schedlab.solvers.result import SolveResult, run_cpsat
 
 __all__ = ["IterationModel", "build_model", "solve_cpsat"]
 
@@ -234,11 +234,8 @@ def solve_cpsat(
         return _feasible(problem, start_schedule, float(ub), problem.trivial_bound(), stats, t0)
     if hint:
         _add_hint(im, start_schedule)
-    solver = cp_model.CpSolver()
-    solver.parameters.max_time_in_seconds = max(budget.left(), 1e-3)
-    solver.parameters.num_workers = num_workers
-    solver.parameters.random_seed = int(seed)
-    code = solver.solve(im.model)
+    solver, code = run_cpsat(im.model, time_left_s=budget.left(), num_workers=num_workers,
+                             seed=seed)
     if code in (cp_model.MODEL_INVALID, cp_model.INFEASIBLE):  # a bug in build_model
         raise RuntimeError(
             f"CP-SAT found the model {solver.status_name(code)} although the list schedule is "

@@ -37,7 +37,7 @@ import numpy as np
 
 from schedlab.errors import check_array, check_instance, check_positive_float, check_positive_int
 from schedlab.solvers.iteration_verify import ScheduleInvalid, Violation
-from schedlab.solvers.result import SolveResult
+from schedlab.solvers.result import SolveResult, run_cpsat
 
 __all__ = [
     "PlacementCheck",
@@ -342,11 +342,8 @@ def solve_placement_cpsat(
     for p in range(pr.n_prefill):
         m.add_no_overlap(pre_iv[p])
     m.minimize(pr.n - sum(accept))
-    solver = cp_model.CpSolver()
-    solver.parameters.max_time_in_seconds = max(time_limit_s - (time.perf_counter() - t0), 1e-3)
-    solver.parameters.num_workers = num_workers
-    solver.parameters.random_seed = int(seed)
-    code = solver.solve(m)
+    solver, code = run_cpsat(m, time_left_s=time_limit_s - (time.perf_counter() - t0),
+                             num_workers=num_workers, seed=seed)
     stats = {"n_variables": len(m.proto.variables), "n_constraints": len(m.proto.constraints),
              "branches": int(solver.num_branches), "solver_wall_s": float(solver.wall_time)}
     if code not in (cp_model.OPTIMAL, cp_model.FEASIBLE):  # nothing in time: reject everyone

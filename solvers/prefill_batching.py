@@ -38,7 +38,7 @@ import numpy as np
 from numpy.typing import ArrayLike
 
 from schedlab.errors import check_array
-from schedlab.solvers.result import SolveResult, check_solve_arguments
+from schedlab.solvers.result import SolveResult, check_solve_arguments, run_cpsat
 
 __all__ = [
     "PrefillBatchingCheck",
@@ -273,10 +273,8 @@ def solve_prefill_batching_cpsat(problem: PrefillBatchingProblem, *, time_limit_
     for e in range(m):
         model.add_at_most_one([lit for (e2, _), lit in y.items() if e2 == e])
     model.minimize(sum(objective))
-    solver = cp_model.CpSolver()
-    solver.parameters.max_time_in_seconds = limit
-    solver.parameters.num_workers = workers
-    code = solver.solve(model)
+    solver, code = run_cpsat(model, time_left_s=limit - (time.perf_counter() - t0),
+                             num_workers=workers)
     status = {cp_model.OPTIMAL: "OPTIMAL", cp_model.FEASIBLE: "FEASIBLE",
               cp_model.INFEASIBLE: "INFEASIBLE"}.get(code, "UNKNOWN")
     wall = time.perf_counter() - t0

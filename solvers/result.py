@@ -17,7 +17,7 @@ from typing import Any
 
 from schedlab.errors import check_instance, check_positive_float, check_positive_int
 
-__all__ = ["STATUSES", "SolveResult", "check_solve_arguments"]
+__all__ = ["STATUSES", "SolveResult", "check_solve_arguments", "run_cpsat"]
 
 #: Statuses a solve can end with.
 STATUSES = ("OPTIMAL", "FEASIBLE", "INFEASIBLE", "UNKNOWN")
@@ -104,3 +104,26 @@ def check_solve_arguments(
             raise ValueError(f"The 'hint' parameter of {where} must be a valid schedule. "
                              f"Got one with {check.violations[0]!r}.")
     return limit, workers
+
+
+def run_cpsat(model: Any, *, time_left_s: float, num_workers: int,
+              seed: int = 0) -> tuple[Any, Any]:
+    """Solve a CP-SAT ``model`` with every solver's settings: the time left (at least a
+    millisecond), ``num_workers`` and a fixed ``seed`` (a solve repeats). Returns ``(solver,
+    status code)``.
+
+    >>> from ortools.sat.python import cp_model
+    >>> m = cp_model.CpModel()
+    >>> v = m.new_int_var(0, 3, "v")
+    >>> m.maximize(v)
+    >>> solver, code = run_cpsat(m, time_left_s=5, num_workers=1)
+    >>> solver.status_name(code), solver.value(v)
+    ('OPTIMAL', 3)
+    """
+    from ortools.sat.python import cp_model
+
+    solver = cp_model.CpSolver()
+    solver.parameters.max_time_in_seconds = max(float(time_left_s), 1e-3)
+    solver.parameters.num_workers = int(num_workers)
+    solver.parameters.random_seed = int(seed)
+    return solver, solver.solve(model)

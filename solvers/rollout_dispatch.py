@@ -73,7 +73,7 @@ from schedlab.errors import (
     check_positive_int,
 )
 from schedlab.solvers.iteration_verify import ScheduleInvalid
-from schedlab.solvers.result import SolveResult, check_solve_arguments
+from schedlab.solvers.result import SolveResult, check_solve_arguments, run_cpsat
 
 __all__ = [
     "RolloutDispatchProblem",
@@ -633,12 +633,8 @@ def solve_rollout_dispatch_cpsat(
     bound_units = max(lb, split)
     best_items, best_units = best_start, ub
     if hint is False or bound_units < ub:  # else the start is optimal already: no search
-        solver = cp_model.CpSolver()
-        solver.parameters.max_time_in_seconds = max(
-            time_limit_s - (time.perf_counter() - t0), 1e-3)
-        solver.parameters.num_workers = num_workers
-        solver.parameters.random_seed = int(seed)
-        code = solver.solve(m_)
+        solver, code = run_cpsat(m_, time_left_s=time_limit_s - (time.perf_counter() - t0),
+                                 num_workers=num_workers, seed=seed)
         stats.update(branches=int(solver.num_branches), solver_wall_s=float(solver.wall_time),
                      cpsat_status=solver.status_name(code))
         if code in (cp_model.OPTIMAL, cp_model.FEASIBLE):
