@@ -62,6 +62,7 @@ __all__ = [
     "verify_batch_s",
     "verify_times_s",
     "best_gamma",
+    "check_position_acceptance",
 ]
 
 #: Per-position acceptance of a request whose group tree holds no sibling's text (its own history
@@ -155,13 +156,25 @@ def _check_acceptance(acc: float | ArrayLike, gamma: int, where: str) -> float |
     in [0, 1] as a read-only array."""
     if np.ndim(acc) == 0:
         return check_fraction(acc, "acceptance", where, open_low=False)
-    beta = check_array(acc, "acceptance", where, min_value=0.0, max_value=1.0)
-    if beta.shape[0] < gamma:
-        raise ValueError(
-            f"The 'acceptance' parameter of {where} must hold one acceptance per draft position "
-            f"(at least {gamma}). Got {beta.shape[0]}."
-        )
-    return beta
+    return check_position_acceptance(acc, gamma, where, name="acceptance")
+
+
+def check_position_acceptance(beta: object, gamma: int, where: str, *,
+                              name: str = "beta") -> np.ndarray:
+    """Per-position acceptances ``beta_1..`` in [0, 1], at least ``gamma`` of them (one per draft
+    position), as a read-only array; otherwise ``ValueError`` naming ``name`` of ``where``.
+
+    >>> check_position_acceptance([0.5, 0.2], 3, "f")
+    Traceback (most recent call last):
+    ...
+    ValueError: The 'beta' parameter of f must hold one acceptance per draft position (at least
+    3). Got 2.
+    """
+    acc = check_array(beta, name, where, min_value=0.0, max_value=1.0)
+    if acc.shape[0] < gamma:
+        raise ValueError(f"The {name!r} parameter of {where} must hold one acceptance per draft "
+                         f"position (at least {gamma}). Got {acc.shape[0]}.")
+    return acc
 
 
 def expected_tokens(acceptance: float | ArrayLike, gamma: int) -> float:

@@ -29,8 +29,8 @@ from dataclasses import dataclass
 import numpy as np
 from numpy.typing import ArrayLike
 
-from schedlab.costmodel.speculative import expected_tokens_curve
-from schedlab.errors import check_array, check_nonneg_int, check_positive_float
+from schedlab.costmodel.speculative import check_position_acceptance, expected_tokens_curve
+from schedlab.errors import check_nonneg_int, check_positive_float
 
 __all__ = ["DraftAllocation", "solve_draft_allocation", "draft_objective", "greedy_loss"]
 
@@ -61,10 +61,7 @@ def _inputs(batch_high: object, batch_low: object, beta: object, gamma_star: obj
     g_star = check_nonneg_int(gamma_star, "gamma_star", where)
     g_max = check_nonneg_int(gamma_max, "gamma_max", where)
     weight = check_positive_float(lam, "lam", where)
-    acc = check_array(beta, "beta", where, min_value=0.0, max_value=1.0)
-    if acc.shape[0] < g_max:
-        raise ValueError(f"The 'beta' parameter of {where} must hold one acceptance per draft "
-                         f"position (at least gamma_max={g_max}). Got {acc.shape[0]}.")
+    acc = check_position_acceptance(beta, g_max, where)
     accepted = expected_tokens_curve(acc, g_max) - 1.0     # A(0..gamma_max)
     return b_h, b_l, accepted, g_star * (b_h + b_l), g_max, weight
 
