@@ -28,7 +28,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from schedlab.datasets.arrivals import as_generator
-from schedlab.errors import check_array, check_positive_int
+from schedlab.errors import check_array, check_positive_float, check_positive_int
 
 __all__ = ["VectorSet", "clustered_vectors", "digits_vectors", "exact_knn", "image_descriptors"]
 
@@ -202,10 +202,19 @@ def image_descriptors(n: int = 32_000, n_queries: int = 1_000, *, kind: str = "s
 
 
 def clustered_vectors(n: int, dim: int, n_queries: int = 1_000, *, clusters: int = 64,
-                      spread: float = 0.3, seed: int = 0) -> VectorSet:
+                      spread: float = 1.5, intrinsic_dim: int = 24, seed: int = 0) -> VectorSet:
     """``n`` base and ``n_queries`` query vectors in ``dim`` dimensions from ``clusters``
-    Gaussian clusters (centres uniform in the unit cube, within-cluster standard deviation
-    ``spread / sqrt(dim)`` per coordinate, so cluster radii do not grow with the dimension).
+    Gaussian clusters in an ``intrinsic_dim``-dimensional latent space (centres uniform in the
+    unit cube, standard deviation ``spread / sqrt(intrinsic_dim)`` per coordinate), mapped to
+    ``dim`` dimensions by a random Gaussian matrix (scaled to keep lengths), plus noise of
+    ``0.01 / sqrt(dim)`` per coordinate. Learned embeddings have a low intrinsic dimension
+    whatever their width, which is what makes their nearest neighbours meaningful and a graph
+    search converge; the width sets the bytes a search reads per vertex. ``intrinsic_dim=dim``
+    gives isotropic clusters of full dimension, where nearest neighbours barely differ from
+    the rest of their cluster. The default ``spread`` lets clusters overlap as embeddings do:
+    well separated clusters (``spread=0.3``) leave a pruned graph few edges between them, and a
+    search from the medoid stays in the entry's cluster (recall@10 about 0.3 on 8,000 vectors
+    at 960 dimensions, against 0.98 at ``beam_width=16`` with the default).
 
     >>> clustered_vectors(500, 960, 20, seed=1).dim
     960
@@ -215,8 +224,12 @@ def clustered_vectors(n: int, dim: int, n_queries: int = 1_000, *, clusters: int
     d = check_positive_int(dim, "dim", where)
     nq = check_positive_int(n_queries, "n_queries", where)
     k = check_positive_int(clusters, "clusters", where)
+    r = check_positive_int(intrinsic_dim, "intrinsic_dim", where)
+    spread = check_positive_float(spread, "spread", where)
     rng = as_generator(seed, where)
-    centres = rng.uniform(0.0, 1.0, (k, d))
+    centres = rng.uniform(0.0, 1.0, (k, r))
     label = rng.integers(0, k, n + nq)
-    x = centres[label] + rng.normal(0.0, spread / np.sqrt(d), (n + nq, d))
+    z = centres[label] + rng.normal(0.0, spread / np.sqrt(r), (n + nq, r))
+    x = z @ (rng.normal(0.0, 1.0, (r, d)) / np.sqrt(d)) + rng.normal(0.0, 0.01 / np.sqrt(d),
+                                                                       (n + nq, d))
     return _split(x.astype(np.float32), nq, rng, f"clustered-{d}d")
