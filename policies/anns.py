@@ -19,44 +19,13 @@ which the parallel designs' work and span are measured.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import numpy as np
 
+from schedlab.contract.anns import ForkJoinTrace, SearchTrace
 from schedlab.datasets.vector_graph import Graph
 from schedlab.errors import check_array, check_instance, check_positive_int
 
 __all__ = ["ForkJoinTrace", "SearchTrace", "beam_search", "fork_join_search"]
-
-
-@dataclass(frozen=True, slots=True)
-class SearchTrace:
-    """One query's search: ``ids`` and squared ``distances`` of the ``k`` results (nearest
-    first, ties by id); ``expanded`` the vertices expanded, in order, with their hop depth
-    ``hops`` (the entry is 0; a vertex is one more than the expansion that found it);
-    ``computed`` every vertex whose distance was computed, in order (the entry first)."""
-
-    ids: np.ndarray
-    distances: np.ndarray
-    expanded: np.ndarray
-    hops: np.ndarray
-    computed: np.ndarray
-
-    @property
-    def work(self) -> int:
-        """Distance computations (each reads one vertex's vector and neighbour list)."""
-        return int(self.computed.shape[0])
-
-    @property
-    def expansions(self) -> int:
-        return int(self.expanded.shape[0])
-
-    @property
-    def span(self) -> int:
-        """The deepest expansion's hop depth plus one: the expansions that must follow one
-        another whatever the parallelism (each depends on a distance the one before
-        computed)."""
-        return int(self.hops.max()) + 1 if self.hops.shape[0] else 0
 
 
 def beam_search(graph: Graph, base: np.ndarray, query: np.ndarray, *, beam_width: int = 64,
@@ -87,22 +56,6 @@ def _check(graph: Graph, base: np.ndarray, query: np.ndarray, beam_width: int, k
         raise ValueError(f"The 'beam_width' parameter of {where} must be at least k={kk}. "
                          f"Got {beam_width}.")
     return x, q.astype(np.float64), width, kk
-
-
-@dataclass(frozen=True, slots=True)
-class ForkJoinTrace:
-    """A fork-join search (:func:`fork_join_search`): the :class:`SearchTrace` of the whole
-    query and, per round and worker, the expansions and distance computations
-    (``rounds x T``); a barrier and a merge end every round. Its redundant work is what it
-    computes beyond the sequential search's."""
-
-    search: SearchTrace
-    round_expansions: np.ndarray
-    round_computations: np.ndarray
-
-    @property
-    def rounds(self) -> int:
-        return int(self.round_expansions.shape[0])
 
 
 def fork_join_search(graph: Graph, base: np.ndarray, query: np.ndarray, *, threads: int,
@@ -150,23 +103,29 @@ def _fork_join(graph: Graph, x: np.ndarray, qq: np.ndarray, n_threads: int, widt
     seen = np.zeros(graph.n, dtype=bool)
     entry = graph.entry
     seen[entry] = True
-    # the master queue: distance, vertex, hop depth, expanded; sorted by (distance, vertex)
+    # the master queue: distance, vertex, parent expansion, expanded; sorted by (distance, vertex)
     md = np.array([float(((x[entry] - qq) ** 2).sum())])
     mv = np.array([entry], dtype=np.int64)
-    mh = np.zeros(1, dtype=np.int64)
+    mh = np.full(1, -1, dtype=np.int64)
     mdone = np.zeros(1, dtype=bool)
     computed = [np.array([entry], dtype=np.int64)]
     expanded: list[int] = []
+    parents: list[int] = []
     hops: list[int] = []
+    found: list[int] = []
     r_exp: list[list[int]] = []
     r_comp: list[list[int]] = []
 
-    def expand(v: int, h: int, visited: np.ndarray, queue: list[np.ndarray]) -> int:
-        """Expand ``v`` into the queue arrays; returns the distances computed."""
+    def expand(v: int, parent: int, visited: np.ndarray, queue: list[np.ndarray]) -> int:
+        """Expand ``v`` (found by expansion ``parent``) into the queue arrays; returns the
+        distances computed."""
         nb = indices[indptr[v]:indptr[v + 1]]
         nb = nb[~visited[nb]]
+        me = len(expanded)
         expanded.append(v)
-        hops.append(h)
+        parents.append(parent)
+        hops.append(0 if parent < 0 else hops[parent] + 1)
+        found.append(int(nb.shape[0]))
         if nb.shape[0] == 0:
             return 0
         visited[nb] = True
@@ -174,7 +133,7 @@ def _fork_join(graph: Graph, x: np.ndarray, qq: np.ndarray, n_threads: int, widt
         diff = x[nb].astype(np.float64) - qq
         queue[0] = np.concatenate((queue[0], (diff * diff).sum(axis=1)))
         queue[1] = np.concatenate((queue[1], nb))
-        queue[2] = np.concatenate((queue[2], np.full(nb.shape[0], h + 1)))
+        queue[2] = np.concatenate((queue[2], np.full(nb.shape[0], me)))
         queue[3] = np.concatenate((queue[3], np.zeros(nb.shape[0], dtype=bool)))
         queue[4] = np.concatenate((queue[4], np.ones(nb.shape[0], dtype=bool)))
         order = np.lexsort((queue[1], queue[0]))[:width]
@@ -185,7 +144,7 @@ def _fork_join(graph: Graph, x: np.ndarray, qq: np.ndarray, n_threads: int, widt
     # 1. the entry, sequentially
     q0 = [md, mv, mh, mdone, np.ones(1, dtype=bool)]
     q0[3][0] = True
-    expand(entry, 0, seen, q0)
+    expand(entry, -1, seen, q0)
     md, mv, mh, mdone = q0[0], q0[1], q0[2], q0[3]
     while True:
         open_ = np.flatnonzero(~mdone)
@@ -215,7 +174,7 @@ def _fork_join(graph: Graph, x: np.ndarray, qq: np.ndarray, n_threads: int, widt
         # 3. barrier and merge: the nearest of all queues; expanded anywhere is expanded
         d = np.concatenate([q[0] for q in queues])
         v = np.concatenate([q[1] for q in queues])
-        h = np.concatenate([q[2] for q in queues])
+        h = np.concatenate([q[2] for q in queues])  # parents
         done = np.concatenate([q[3] for q in queues])
         order = np.lexsort((~done, v, d))  # per vertex, its expanded copy first
         d, v, h, done = d[order], v[order], h[order], done[order]
@@ -231,7 +190,9 @@ def _fork_join(graph: Graph, x: np.ndarray, qq: np.ndarray, n_threads: int, widt
         md, mv, mh, mdone = md[order], mv[order], mh[order], mdone[order]
     search = SearchTrace(ids=mv[:k].copy(), distances=md[:k].copy(),
                          expanded=np.array(expanded, dtype=np.int64),
-                         hops=np.array(hops, dtype=np.int64), computed=np.concatenate(computed))
+                         parents=np.array(parents, dtype=np.int64),
+                         hops=np.array(hops, dtype=np.int64),
+                         found=np.array(found, dtype=np.int64), computed=np.concatenate(computed))
     return ForkJoinTrace(search=search, round_expansions=np.array(r_exp, dtype=np.int64).reshape(
         -1, n_threads), round_computations=np.array(r_comp, dtype=np.int64).reshape(-1,
                                                                                      n_threads))
