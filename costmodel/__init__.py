@@ -1,6 +1,7 @@
 """Cost models: hardware and model catalogs, per-operator FLOPs and bytes, a roofline with
 size-dependent efficiencies, closed-form iteration costs for the simulator, calibration
-against measured kernels, and the training time of an RL iteration (:class:`TrainingCost`).
+against measured kernels, the training time of an RL iteration (:class:`TrainingCost`), and CPU
+sockets with the per-step costs of a graph-ANNS search (:mod:`schedlab.costmodel.cpu`).
 
 >>> from schedlab.costmodel import iteration_cost
 >>> cost = iteration_cost("llama-2-7b", "a100-80gb")
