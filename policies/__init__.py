@@ -5,7 +5,9 @@ is ``router(view: RouterView, /, **params) -> instance per request``; a placemen
 disaggregated cluster is ``placement(view: PlacementView, /, **params) -> Placement``; a rollout
 dispatch policy is ``dispatch(view: DispatchView, /, **params) -> Dispatch``; a divided-rollout
 scheduler is ``scheduler(view: DividedView, /, **params) -> Chunks``; an elastic-instance
-scheduler (LoongServe) is ``scheduler(view: ElasticView, /, **params) -> ElasticPlan``. The
+scheduler (LoongServe) is ``scheduler(view: ElasticView, /, **params) -> ElasticPlan``; a
+graph-ANNS search (AverSearch) is ``search(graph, base, query, *, threads, costs, beam_width,
+k) -> trace`` (:mod:`.anns`, :mod:`.aversearch`). The
 contracts (views, answers, accounting) are :mod:`schedlab.contract`,
 :mod:`schedlab.contract.placement`, :mod:`schedlab.contract.dispatch`,
 :mod:`schedlab.contract.divided` and :mod:`schedlab.contract.elastic`; :mod:`.registry` resolves
@@ -18,6 +20,7 @@ True
 
 from schedlab.contract import BatchDecision, Plan, QueueView, RouterView
 from schedlab.policies.registry import (
+    ANN_SEARCHES,
     DISPATCHES,
     DRAFT_ALLOCATORS,
     ELASTIC_SCHEDULERS,
@@ -25,6 +28,7 @@ from schedlab.policies.registry import (
     REGISTRY,
     ROLLOUT_SCHEDULERS,
     ROUTERS,
+    get_ann_search,
     get_dispatch,
     get_draft_allocator,
     get_elastic_scheduler,
@@ -35,6 +39,7 @@ from schedlab.policies.registry import (
 )
 
 __all__ = [
+    "ANN_SEARCHES",
     "DISPATCHES",
     "DRAFT_ALLOCATORS",
     "ELASTIC_SCHEDULERS",
@@ -46,6 +51,7 @@ __all__ = [
     "Plan",
     "QueueView",
     "RouterView",
+    "get_ann_search",
     "get_dispatch",
     "get_draft_allocator",
     "get_elastic_scheduler",

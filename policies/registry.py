@@ -22,6 +22,8 @@ from types import MappingProxyType
 from typing import Any
 
 from schedlab.errors import unknown_name_error
+from schedlab.policies.anns import beam_search, fork_join_search
+from schedlab.policies.aversearch import async_search
 from schedlab.policies.fcfs import fcfs, fifo
 from schedlab.policies.loongserve import loongserve, static_sp
 from schedlab.policies.mlfq import mlfq, skip_join_mlfq
@@ -34,10 +36,10 @@ from schedlab.policies.speculation import mba_allocation, uniform_allocation
 from schedlab.policies.streamrl import skew_aware_dispatch
 from schedlab.policies.vllm import vllm
 
-__all__ = ["DISPATCHES", "DRAFT_ALLOCATORS", "ELASTIC_SCHEDULERS", "PLACEMENTS", "REGISTRY",
-           "ROLLOUT_SCHEDULERS", "ROUTERS", "get_dispatch", "get_draft_allocator",
-           "get_elastic_scheduler", "get_placement", "get_policy", "get_rollout_scheduler",
-           "get_router"]
+__all__ = ["ANN_SEARCHES", "DISPATCHES", "DRAFT_ALLOCATORS", "ELASTIC_SCHEDULERS", "PLACEMENTS",
+           "REGISTRY", "ROLLOUT_SCHEDULERS", "ROUTERS", "get_ann_search", "get_dispatch",
+           "get_draft_allocator", "get_elastic_scheduler", "get_placement", "get_policy",
+           "get_rollout_scheduler", "get_router"]
 
 #: Batching policies by registry name.
 REGISTRY: Mapping[str, Callable[..., Any]] = MappingProxyType(
@@ -144,6 +146,35 @@ DRAFT_ALLOCATORS: Mapping[str, Callable[..., Any]] = MappingProxyType(
 )
 
 
+def _untimed(search: Callable[..., Any], name: str, *, one_thread: bool) -> Callable[..., Any]:
+    """``search`` (whose decisions do not depend on time) under the graph-search signature
+    ``(graph, base, query, *, threads, costs, beam_width, k)``: ``costs`` is not needed to run
+    it (:mod:`schedlab.sim.anns` prices its trace)."""
+
+    def run(graph: Any, base: Any, query: Any, *, threads: int, costs: Any = None,
+            beam_width: int = 64, k: int = 10, **params: Any) -> Any:
+        if one_thread:
+            if threads != 1:
+                raise ValueError(f"The 'threads' parameter of the {name!r} search must be 1 (it "
+                                 f"runs one query per thread). Got {threads!r}.")
+            return search(graph, base, query, beam_width=beam_width, k=k, **params)
+        return search(graph, base, query, threads=threads, beam_width=beam_width, k=k, **params)
+
+    run.__name__ = name
+    run.__doc__ = f"{search.__name__} under the graph-search signature (see ANN_SEARCHES)."
+    return run
+
+
+#: Graph-ANNS searches (AverSearch, issue 18), each ``search(graph, base, query, *, threads,
+#: costs, beam_width, k, **params)``: the sequential search (one query per thread: ParlayANN's
+#: batch mode), iQAN's fork-join and AverSearch's asynchronous search.
+ANN_SEARCHES: Mapping[str, Callable[..., Any]] = MappingProxyType({
+    "sequential": _untimed(beam_search, "sequential", one_thread=True),
+    "fork-join": _untimed(fork_join_search, "fork-join", one_thread=False),
+    "aversearch": async_search,
+})
+
+
 def _resolve(
     kind: str, param: str, table: Mapping[str, Callable[..., Any]], name_or_callable: Any
 ) -> Any:
@@ -224,3 +255,12 @@ def get_elastic_scheduler(name_or_callable: str | Callable[..., Any]) -> Callabl
     """
     return _resolve("elastic scheduler", "elastic_scheduler", ELASTIC_SCHEDULERS,
                     name_or_callable)
+
+
+def get_ann_search(name_or_callable: str | Callable[..., Any]) -> Callable[..., Any]:
+    """The graph-ANNS search registered under a name, or the callable itself.
+
+    >>> get_ann_search("aversearch").__name__
+    'async_search'
+    """
+    return _resolve("graph search", "search", ANN_SEARCHES, name_or_callable)
