@@ -83,6 +83,23 @@ def test_image_descriptors_are_seeded_and_sift_like(kind, dim):
 def test_clustered_vectors_at_high_dimension():
     v = clustered_vectors(400, 1536, 30, clusters=8, seed=2)
     assert v.dim == 1536 and v.base.shape == (400, 1536)
+    with pytest.raises(ValueError, match="'intrinsic_dim'"):
+        clustered_vectors(400, 1536, intrinsic_dim=0)
+    with pytest.raises(ValueError, match="'spread'"):
+        clustered_vectors(400, 1536, spread=-1.0)
+
+
+def test_embedding_like_vectors_are_searchable():
+    """Low intrinsic dimension whatever the width: a graph search finds the true neighbours
+    (isotropic full-dimension clusters, intrinsic_dim=dim, barely can)."""
+    from schedlab.policies.anns import beam_search
+
+    v = clustered_vectors(1_500, 960, 20, seed=3)
+    g = build_graph(v.base, degree=24)
+    truth = v.ground_truth(10)
+    hits = [np.isin(t, beam_search(g, v.base, q, beam_width=32).ids).mean()
+            for q, t in zip(v.queries, truth, strict=True)]
+    assert np.mean(hits) > 0.9
 
 
 @pytest.mark.parametrize("degree,alpha", [(8, 1.0), (16, 1.2), (32, 1.2)])
