@@ -47,12 +47,21 @@ def test_invariants_of_every_search(threads, costs):
         assert np.allclose(true, s.distances) and (np.diff(s.distances) >= 0).all()
         assert (np.diff(tr.thresholds) <= 0).all()  # the L-threshold never increases
         # termination: every candidate of the final L nearest (k = L here) was expanded
-        assert np.isin(s.ids, s.expanded).all()
+        assert np.isin(s.ids, s.expanded).all() and np.isin(s.ids, s.computed).all()
         assert tr.maintainer_busy_s + tr.calculator_busy_s <= threads * tr.latency_s * (1 + 1e-9)
         assert s.found.sum() + 1 == s.work and (s.parents < np.arange(s.expansions)).all()
         assert (np.diff(tr.expansion_start_s) >= 0).all()
         m, c, b = tr.maintainers, tr.calculators, tr.balancer
         assert m + c + int(b) == threads and b == (m >= 2)
+
+
+def test_a_beam_covering_the_graph_is_exact():
+    sub = V.base[:200]
+    g = build_graph(sub, degree=8)
+    for q in V.queries[:8]:
+        tr = async_search(g, sub, q, threads=8, costs=SLOW, beam_width=200, k=10)
+        exact = np.argsort(((sub.astype(np.float64) - q) ** 2).sum(axis=1), kind="stable")[:10]
+        assert sorted(tr.search.ids.tolist()) == sorted(exact.tolist())
 
 
 def test_recall_matches_the_sequential_search_and_more_threads_answer_sooner():
