@@ -30,6 +30,11 @@ LoongServe's prefill batching (§5.3): :class:`PrefillBatchingProblem`,
 :func:`verify_prefill_batching`, :func:`brute_force_prefill_batching` and
 :func:`solve_prefill_batching_cpsat` (the joint batch and instance assignment).
 
+The expansion DAG of a sequential graph search on T workers (AverSearch, issue 18):
+:class:`ExpansionDag`, :class:`DagSchedule`, :func:`verify_dag_schedule`,
+:func:`work_span_bound`, :func:`dag_list_schedule` (the module's ``list_schedule``) and
+:func:`solve_dag_schedule_cpsat` (minimum makespan, P|prec|Cmax).
+
 >>> import numpy as np
 >>> from schedlab.solvers import random_problem, solve_cpsat, verify
 >>> p = random_problem(6, np.random.default_rng(3))
@@ -56,6 +61,15 @@ from schedlab.solvers.draft_allocation import (
     greedy_loss,
     solve_draft_allocation,
 )
+from schedlab.solvers.expansion_dag import (
+    DagSchedule,
+    DagScheduleCheck,
+    ExpansionDag,
+    solve_dag_schedule_cpsat,
+    verify_dag_schedule,
+    work_span_bound,
+)
+from schedlab.solvers.expansion_dag import list_schedule as dag_list_schedule
 from schedlab.solvers.iteration_bounds import lp_bound
 from schedlab.solvers.iteration_cpsat import solve_cpsat
 from schedlab.solvers.iteration_heuristics import best_list_schedule, list_schedule
@@ -138,4 +152,11 @@ __all__ = [
     "brute_force_prefill_batching",
     "solve_prefill_batching_cpsat",
     "verify_prefill_batching",
+    "ExpansionDag",
+    "DagSchedule",
+    "DagScheduleCheck",
+    "verify_dag_schedule",
+    "work_span_bound",
+    "dag_list_schedule",
+    "solve_dag_schedule_cpsat",
 ]

@@ -106,11 +106,12 @@ def check_solve_arguments(
     return limit, workers
 
 
-def run_cpsat(model: Any, *, time_left_s: float, num_workers: int,
-              seed: int = 0) -> tuple[Any, Any]:
+def run_cpsat(model: Any, *, time_left_s: float, num_workers: int, seed: int = 0,
+              **parameters: Any) -> tuple[Any, Any]:
     """Solve a CP-SAT ``model`` with every solver's settings: the time left (at least a
-    millisecond), ``num_workers`` and a fixed ``seed`` (a solve repeats). Returns ``(solver,
-    status code)``.
+    millisecond), ``num_workers`` and a fixed ``seed`` (a solve repeats), plus any further
+    ``parameters`` of CP-SAT's ``SatParameters`` a model needs (for example
+    ``use_overload_checker_in_cumulative=True``). Returns ``(solver, status code)``.
 
     >>> from ortools.sat.python import cp_model
     >>> m = cp_model.CpModel()
@@ -126,4 +127,6 @@ def run_cpsat(model: Any, *, time_left_s: float, num_workers: int,
     solver.parameters.max_time_in_seconds = max(float(time_left_s), 1e-3)
     solver.parameters.num_workers = int(num_workers)
     solver.parameters.random_seed = int(seed)
+    for name, value in parameters.items():
+        setattr(solver.parameters, name, value)
     return solver, solver.solve(model)

@@ -86,7 +86,7 @@ def test_searches_are_deterministic_and_registered():
     seq = get_ann_search("sequential")(G, V.base, V.queries[4], threads=1, beam_width=48)
     assert np.array_equal(seq.expanded, beam_search(G, V.base, V.queries[4],
                                                     beam_width=48).expanded)
-    with pytest.raises(ValueError, match="'threads'.*must be 1"):
+    with pytest.raises(ValueError, match=r"'threads'.*must be 1"):
         get_ann_search("sequential")(G, V.base, V.queries[4], threads=2)
     with pytest.raises(ValueError, match="Unknown graph search"):
         get_ann_search("iqan")
