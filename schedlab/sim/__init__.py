@@ -27,6 +27,8 @@
 - :mod:`schedlab.sim.elastic`: elastic instances whose requests span several (LoongServe:
   sequence-parallel prefills, multi-master decoding; :func:`simulate_elastic`,
   :class:`ElasticCluster`).
+- :mod:`schedlab.sim.anns`: graph-ANNS searches priced on a CPU socket, alone and under load
+  (AverSearch against fork-join: :func:`schedlab.sim.anns.anns_table`).
 """
 
 from schedlab.sim.chunked_replay import optimality_gaps, replay_chunked_rollout
