@@ -6,7 +6,8 @@ policy checks (:data:`POLICY_CHECKS`, one pytest test each with :func:`policy_ch
 :func:`check_placement` (placement policies of disaggregated clusters, :func:`placement_views`),
 :func:`check_dispatch` (rollout dispatch policies, :func:`dispatch_views`),
 :func:`check_divided` (divided-rollout schedulers, :func:`divided_views`),
-:func:`check_elastic` (elastic-instance schedulers, :func:`elastic_views`), and
+:func:`check_elastic` (elastic-instance schedulers, :func:`elastic_views`),
+:func:`check_ann_search` (graph-ANNS searches, :func:`search_problems`), and
 :func:`check_simulation` (conservation and time order of a simulation result). The rules of a
 single answer are the contract's own (:func:`schedlab.contract.validate_decision`).
 
@@ -14,6 +15,7 @@ single answer are the contract's own (:func:`schedlab.contract.validate_decision
 >>> check_policy("fcfs", max_examples=10)
 """
 
+from schedlab.testing.anns import check_ann_search, search_problems
 from schedlab.testing.checks import (
     POLICY_CHECKS,
     check_answer_type,
@@ -46,6 +48,8 @@ from schedlab.testing.strategies import (
 
 __all__ = [
     "POLICY_CHECKS",
+    "check_ann_search",
+    "search_problems",
     "check_answer_type",
     "check_deterministic",
     "check_dispatch",
