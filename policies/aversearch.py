@@ -9,7 +9,9 @@ another [paper, via its abstract and a third-party review; the body was not reac
 - **sub-queue maintainers** each keep a sorted sub-queue of candidates; a free maintainer pops
   its nearest candidate that is still under the **L-threshold**, reads its neighbour list,
   claims the unvisited neighbours in an atomic visited set (so no distance is computed twice)
-  and hands them to the calculators;
+  and hands them to the calculators (a core-to-core hand-off each way); it runs ahead of its
+  calculators by at most the distances that keep them busy through its next expansion (without
+  this flow limit one maintainer and one calculator nearly doubled the sequential work);
 - **distance calculators** take the claimed vertices first come, first served, compute their
   distances into a shared array and never wait; a result under the L-threshold joins the
   sub-queue of the maintainer that claimed it, which pays its insertion at its next pop;
@@ -23,8 +25,8 @@ the threshold never increases. The search ends when no candidate is under the th
 distance is pending and every maintainer is idle; the answer is the ``k`` nearest computed.
 
 [recon] Which candidates the balancer moves and when, the exact (not sampled) threshold, the
-role split of :func:`async_roles`, and charging insertions to the owner: the paper's body, which
-would settle them, could not be read (see the README). With one thread the maintainer computes
+flow limit, the role split of :func:`async_roles`, and charging insertions to the owner: the
+paper's body, which would settle them, could not be read (see the README). With one thread the maintainer computes
 its neighbours' distances itself and the search is exactly :func:`~schedlab.policies.anns.
 beam_search` (tested).
 
