@@ -26,9 +26,9 @@ distance is pending and every maintainer is idle; the answer is the ``k`` neares
 
 [recon] Which candidates the balancer moves and when, the exact (not sampled) threshold, the
 flow limit, the role split of :func:`async_roles`, and charging insertions to the owner: the
-paper's body, which would settle them, could not be read (see the README). With one thread the maintainer computes
-its neighbours' distances itself and the search is exactly :func:`~schedlab.policies.anns.
-beam_search` (tested).
+paper's body, which would settle them, could not be read (see the README). With one thread the
+maintainer computes its neighbours' distances itself and the search is exactly
+:func:`~schedlab.policies.anns.beam_search` (tested).
 
 >>> from schedlab.contract.anns import SearchCosts
 >>> from schedlab.datasets import build_graph, digits_vectors

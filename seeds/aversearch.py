@@ -146,8 +146,8 @@ def run(*, quick: bool = False, full: bool = False, plot_dir: str | PathLike[str
     """Reproduce AverSearch's abstract claims (see the module docstring): about 40 s on two
     cores by default (three datasets, 16 queries, 1-64 threads), ``quick=True`` a smoke size,
     ``full=True`` 32,000 SIFT-like and 16,000 embedding-like vectors at three recall targets
-    each with 200 queries (41 minutes on two cores shared with another job). ``plot_dir`` receives ``aversearch_curves.png``;
-    ``seed`` seeds the vectors."""
+    each with 200 queries (41 minutes on two cores shared with another job). ``plot_dir``
+    receives ``aversearch_curves.png``; ``seed`` seeds the vectors."""
     from schedlab.datasets import build_graph
     from schedlab.progress import counter
     from schedlab.sim.anns import anns_table
