@@ -32,6 +32,7 @@ _LAZY = {
     "iteration_cost": "schedlab.costmodel",
     "get_policy": "schedlab.policies",
     "check_policy": "schedlab.testing",
+    "sweep": "schedlab.sweeps",
 }
 
 __all__ = ["PrefixBlocks", "Workload", "__version__", *_LAZY]

@@ -94,7 +94,7 @@ class Parser(argparse.ArgumentParser):
 
 
 #: Subcommand modules, in the order ``--help`` lists them.
-COMMAND_MODULES = ("reproduce", "simulate", "gap", "costmodel", "datasets")
+COMMAND_MODULES = ("reproduce", "simulate", "gap", "costmodel", "datasets", "sweep")
 
 
 def build_parser() -> argparse.ArgumentParser:

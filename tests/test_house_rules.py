@@ -13,7 +13,8 @@ The layers, bottom up (a module may import its own group and the groups below it
 3. ``schedlab.policies``, ``schedlab.predictors``, ``schedlab.solvers`` (no one of them imports
    another);
 4. ``schedlab.sim`` (the policies only through their registry);
-5. ``schedlab.testing``;
+5. ``schedlab.testing``, ``schedlab.sweeps`` (a sweep runs any function; the command line's
+   ``schedlab sweep`` and the seeds may use it);
 6. ``schedlab.seeds``;
 7. ``schedlab.commands``, ``schedlab.cli`` and the package's lazy ``__init__``.
 
@@ -47,7 +48,7 @@ LAYERS = [
     ("schedlab.costmodel", "schedlab.datasets"),
     ("schedlab.policies", "schedlab.predictors", "schedlab.solvers"),
     ("schedlab.sim",),
-    ("schedlab.testing",),
+    ("schedlab.testing", "schedlab.sweeps"),
     ("schedlab.seeds",),
     ("schedlab.commands", "schedlab.cli", "schedlab"),
 ]
