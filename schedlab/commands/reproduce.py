@@ -1,4 +1,5 @@
-"""``schedlab reproduce [PAPER ... | --all] [--quick | --full] [--json] [--plot-dir DIR]``.
+"""``schedlab reproduce [PAPER ... | --all] [--quick | --full] [--json] [--plot-dir DIR]
+[--report DIR [--profiles DIR]]``.
 
 Runs seed-paper reproductions (:mod:`schedlab.seeds`) and prints the paper's numbers and ours side
 by side. With no paper named it runs every seed (the same as ``--all``). Plots, and each sweep
@@ -9,7 +10,10 @@ behind them as a CSV file (``PAPER_TABLE.csv``), go to ``--plot-dir`` (default
 traces). With ``--json`` stdout holds one JSON document: the seed's report for one paper, or
 ``{"seeds": [reports...], "wall_s": ...}`` for several or ``--all``. The exit code is 0 whenever
 the reproductions ran, whether or not every claim holds; an unknown paper or a failing run is an
-error (non-zero).
+error (non-zero). ``--report DIR`` also writes ``DIR/index.html``, one self-contained page of
+every claim, plot and table, a gap study, the cost-model validation against the measured kernels
+of ``--profiles DIR`` (a folder in Vidur's layout) and speed figures
+(:func:`schedlab.commands.report.write_report`).
 """
 
 from __future__ import annotations
@@ -18,6 +22,7 @@ import argparse
 import json
 import sys
 import time
+from pathlib import Path
 from typing import Any
 
 from schedlab.commands import add_quiet
@@ -59,6 +64,12 @@ def register(subparsers: Any) -> None:
         help=f"where plots and sweep tables (CSV) are written (default: {DEFAULT_PLOT_DIR}/)",
     )
     plots.add_argument("--no-plot", action="store_true", help="write no plots and no CSV files")
+    p.add_argument("--report", metavar="DIR",
+                   help="also write DIR/index.html: one self-contained page of the claims, "
+                   "plots and tables, a gap study, the cost-model validation and speed figures")
+    p.add_argument("--profiles", metavar="DIR",
+                   help="with --report: measured kernels in Vidur's layout to validate the cost "
+                   "model against (e.g. ../shared/costmodel/vidur-profiling)")
     p.set_defaults(func=run)
 
 
@@ -115,6 +126,15 @@ def run(args: argparse.Namespace) -> int:
     names = list(dict.fromkeys(args.papers)) or seed_names()
     for name in names:
         get_seed(name)  # unknown names fail before anything runs
+    report_dir = None
+    if args.report is not None:
+        if args.no_plot:
+            raise ValueError("--report needs the plots: drop --no-plot")
+        report_dir = output_dir(args.report, "--report")
+    if args.profiles is not None and args.report is None:
+        raise ValueError("--profiles is read only with --report DIR")
+    if args.profiles is not None and not Path(args.profiles).is_dir():
+        raise ValueError(f"--profiles {args.profiles!r}: no such folder")
     plot_dir = None
     if not args.no_plot:  # checked before the runs; a smoke run keeps its plots apart
         plot_dir = output_dir(args.plot_dir, "--plot-dir")
@@ -131,6 +151,16 @@ def run(args: argparse.Namespace) -> int:
         if plot_dir is not None:
             csvs[name] = report.write_tables(plot_dir)
     wall_s = time.perf_counter() - start
+    if report_dir is not None:
+        from schedlab.commands.report import write_report
+
+        if not (args.json or args.quiet):
+            print("writing the report (gap study, cost-model validation, speed) ...",
+                  file=sys.stderr, flush=True)
+        page = write_report(report_dir, reports, profiles=args.profiles, seed=args.seed,
+                            gap_size=(6, 2, 2.0) if args.quick else (8, 3, 5.0))
+        if not (args.json or args.quiet):
+            print(f"report: {page}", file=sys.stderr)
     if args.json:
         if len(reports) == 1 and args.papers:
             doc = reports[0].to_dict()
