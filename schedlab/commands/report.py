@@ -90,13 +90,14 @@ def _value(v: Any, unit: str) -> str:
 
 
 def _seed_section(rep: Any, max_rows: int) -> str:
-    rows, classes = [], []
+    rows: list[tuple[Any, ...]] = []
+    classes: list[list[str | None]] = []
     for r in rep.claims:
         c = r.claim
         rows.append((c.name, c.metric, c.baseline, _value(c.paper_value, c.unit),
                      _value(r.measured_value, c.unit), "yes" if r.holds else "no", c.source,
                      r.note))
-        classes.append([None] * 5 + ["yes" if r.holds else "no", None, "note"])
+        classes.append([None, None, None, None, None, "yes" if r.holds else "no", None, "note"])
     out = [f"<h2 id='{_esc(rep.paper)}'>{_esc(rep.paper)}</h2>",
            f"<p>{rep.n_holding} of {len(rep.claims)} claims hold; wall {rep.wall_s:.1f} s; "
            f"mode {_esc(rep.setup.get('mode', 'default'))}.</p>",
