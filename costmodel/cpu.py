@@ -41,7 +41,7 @@ from schedlab.contract.anns import SearchCosts
 from schedlab.costmodel.hardware import _check_text, resolve_name
 from schedlab.errors import check_positive_float, check_positive_int
 
-__all__ = ["PROCESSORS", "Processor", "get_processor", "search_costs"]
+__all__ = ["PROCESSORS", "Processor", "get_processor", "search_costs", "vector_bytes"]
 
 _LINE = 64  # bytes per cache line
 
@@ -126,6 +126,15 @@ def get_processor(name: str | Processor) -> Processor:
     return resolve_name("processor", name, PROCESSORS, _ALIASES, Processor)
 
 
+def vector_bytes(dim: int, dtype_bytes: int = 4) -> int:
+    """The bytes a read of one ``dim``-dimensional vector moves: whole cache lines.
+
+    >>> vector_bytes(128), vector_bytes(100)
+    (512, 448)
+    """
+    return math.ceil(dim * dtype_bytes / _LINE) * _LINE
+
+
 def search_costs(processor: str | Processor, *, dim: int, degree: int, threads: int = 1,
                  active_threads: int | None = None, dtype_bytes: int = 4) -> SearchCosts:
     """Per-step seconds of a graph search of ``dim``-dimensional vectors (``dtype_bytes`` each)
@@ -143,9 +152,8 @@ def search_costs(processor: str | Processor, *, dim: int, degree: int, threads: 
         raise ValueError(f"The 'active_threads' parameter of {where} must be at most the "
                          f"{cpu.cores} cores of {cpu.name}. Got {active}.")
     size = check_positive_int(dtype_bytes, "dtype_bytes", where)
-    vector_bytes = math.ceil(d * size / _LINE) * _LINE
     share = min(cpu.core_bytes_per_s, cpu.memory_bytes_per_s / active)
-    distance = max(vector_bytes / share, 2 * d / cpu.flops_per_s)
+    distance = max(vector_bytes(d, size) / share, 2 * d / cpu.flops_per_s)
     expansion = 2 * cpu.memory_latency_s + r * 1e-9
     levels = math.ceil(math.log2(t)) if t > 1 else 0
     return SearchCosts(expansion_s=expansion, distance_s=distance, insert_s=cpu.insert_s,

@@ -106,7 +106,7 @@ def _fork_join(graph: Graph, x: np.ndarray, qq: np.ndarray, n_threads: int, widt
     # the master queue: distance, vertex, parent expansion, expanded; sorted by (distance, vertex)
     md = np.array([float(((x[entry] - qq) ** 2).sum())])
     mv = np.array([entry], dtype=np.int64)
-    mh = np.full(1, -1, dtype=np.int64)
+    mp = np.full(1, -1, dtype=np.int64)
     mdone = np.zeros(1, dtype=bool)
     computed = [np.array([entry], dtype=np.int64)]
     expanded: list[int] = []
@@ -142,10 +142,10 @@ def _fork_join(graph: Graph, x: np.ndarray, qq: np.ndarray, n_threads: int, widt
         return int(nb.shape[0])
 
     # 1. the entry, sequentially
-    q0 = [md, mv, mh, mdone, np.ones(1, dtype=bool)]
+    q0 = [md, mv, mp, mdone, np.ones(1, dtype=bool)]
     q0[3][0] = True
     expand(entry, -1, seen, q0)
-    md, mv, mh, mdone = q0[0], q0[1], q0[2], q0[3]
+    md, mv, mp, mdone = q0[0], q0[1], q0[2], q0[3]
     while True:
         open_ = np.flatnonzero(~mdone)
         if open_.shape[0] == 0:
@@ -154,7 +154,7 @@ def _fork_join(graph: Graph, x: np.ndarray, qq: np.ndarray, n_threads: int, widt
         for w in range(n_threads):  # 2. dealt in turn; each worker a copy of the master queue
             mine = np.zeros(md.shape[0], dtype=bool)
             mine[open_[w::n_threads]] = True
-            queues.append([md.copy(), mv.copy(), mh.copy(), mdone.copy(), mine])
+            queues.append([md.copy(), mv.copy(), mp.copy(), mdone.copy(), mine])
         exp_row, comp_row = [0] * n_threads, [0] * n_threads
         for _ in range(x_per):  # the workers' expansions interleaved, one each in turn
             busy = False
@@ -174,20 +174,20 @@ def _fork_join(graph: Graph, x: np.ndarray, qq: np.ndarray, n_threads: int, widt
         # 3. barrier and merge: the nearest of all queues; expanded anywhere is expanded
         d = np.concatenate([q[0] for q in queues])
         v = np.concatenate([q[1] for q in queues])
-        h = np.concatenate([q[2] for q in queues])  # parents
+        p = np.concatenate([q[2] for q in queues])  # parents
         done = np.concatenate([q[3] for q in queues])
         order = np.lexsort((~done, v, d))  # per vertex, its expanded copy first
-        d, v, h, done = d[order], v[order], h[order], done[order]
+        d, v, p, done = d[order], v[order], p[order], done[order]
         first_copy = np.ones(v.shape[0], dtype=bool)
         _, idx = np.unique(v, return_index=True)
         first_copy[:] = False
         first_copy[idx] = True
         expanded_ids = np.unique(v[done])
         keep = np.flatnonzero(first_copy)
-        md, mv, mh = d[keep], v[keep], h[keep]
+        md, mv, mp = d[keep], v[keep], p[keep]
         mdone = np.isin(mv, expanded_ids)
         order = np.lexsort((mv, md))[:width]
-        md, mv, mh, mdone = md[order], mv[order], mh[order], mdone[order]
+        md, mv, mp, mdone = md[order], mv[order], mp[order], mdone[order]
     search = SearchTrace(ids=mv[:k].copy(), distances=md[:k].copy(),
                          expanded=np.array(expanded, dtype=np.int64),
                          parents=np.array(parents, dtype=np.int64),

@@ -35,6 +35,8 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from schedlab.commands.reproduce import format_value
+
 __all__ = ["GAP_POLICIES", "write_report"]
 
 #: Policies of the gap study, and its size: requests per problem, problems, CP-SAT seconds.
@@ -69,9 +71,9 @@ def _table(columns: Sequence[str], rows: Sequence[Sequence[Any]], classes: Any =
     body = []
     for i, row in enumerate(rows):
         cls = classes[i] if classes is not None else [None] * len(row)
-        body.append("<tr>" + "".join(
-            f"<td{f' class={chr(34)}{k}{chr(34)}' if k else ''}>{_esc(v)}</td>"
-            for v, k in zip(row, cls, strict=True)) + "</tr>")
+        cells = (f"<td class='{k}'>" if k else "<td>" for k in cls)
+        body.append("<tr>" + "".join(f"{td}{_esc(v)}</td>"
+                                     for td, v in zip(cells, row, strict=True)) + "</tr>")
     return f"<table><tr>{head}</tr>{''.join(body)}</table>"
 
 
@@ -83,20 +85,14 @@ def _image(path: str | Path) -> str:
     return f"<img alt='{_esc(p.name)}' src='data:image/png;base64,{data}'>"
 
 
-def _value(v: Any, unit: str) -> str:
-    if v is None:
-        return "-"
-    return f"{v:#.4g}x" if unit == "x" else f"{v:#.4g} {unit}"
-
-
 def _seed_section(rep: Any, max_rows: int) -> str:
     rows: list[tuple[Any, ...]] = []
     classes: list[list[str | None]] = []
     for r in rep.claims:
         c = r.claim
-        rows.append((c.name, c.metric, c.baseline, _value(c.paper_value, c.unit),
-                     _value(r.measured_value, c.unit), "yes" if r.holds else "no", c.source,
-                     r.note))
+        rows.append((c.name, c.metric, c.baseline, format_value(c.paper_value, c.unit),
+                     format_value(r.measured_value, c.unit), "yes" if r.holds else "no",
+                     c.source, r.note))
         classes.append([None, None, None, None, None, "yes" if r.holds else "no", None, "note"])
     out = [f"<h2 id='{_esc(rep.paper)}'>{_esc(rep.paper)}</h2>",
            f"<p>{rep.n_holding} of {len(rep.claims)} claims hold; wall {rep.wall_s:.1f} s; "

@@ -27,7 +27,7 @@ from typing import Any
 
 from schedlab.commands import add_quiet
 
-__all__ = ["register", "run", "format_table"]
+__all__ = ["format_table", "format_value", "register", "run"]
 
 DEFAULT_PLOT_DIR = "schedlab-out"
 
@@ -73,7 +73,8 @@ def register(subparsers: Any) -> None:
     p.set_defaults(func=run)
 
 
-def _fmt_value(value: float | None, unit: str) -> str:
+def format_value(value: float | None, unit: str) -> str:
+    """A claim's value with its unit (``-`` when there is none)."""
     if value is None:
         return "-"
     if unit == "x":
@@ -88,10 +89,10 @@ def format_table(reports: list[Any], csvs: dict[str, list[str]] | None = None) -
     for rep in reports:
         for r in rep.claims:
             c = r.claim
-            paper_val = _fmt_value(c.paper_value, c.unit)
+            paper_val = format_value(c.paper_value, c.unit)
             verdict = f"{'yes' if r.holds else 'NO'} ({c.condition})"
             rows.append((rep.paper, c.name, c.baseline, paper_val,
-                         _fmt_value(r.measured_value, c.unit), verdict, c.source))
+                         format_value(r.measured_value, c.unit), verdict, c.source))
             if r.note:
                 notes.append(f"  {rep.paper}/{c.name}: {c.metric}. {r.note}")
     widths = [max(len(str(x)) for x in col) for col in zip(header, *rows, strict=True)]

@@ -95,6 +95,12 @@ class SearchTrace:
     computed: np.ndarray
 
     @property
+    def search(self) -> SearchTrace:
+        """The trace itself, so that every trace (:class:`ForkJoinTrace` and
+        :class:`AsyncTrace` hold one) answers ``.search``."""
+        return self
+
+    @property
     def work(self) -> int:
         """Distance computations (each reads one vertex's vector and neighbour list)."""
         return int(self.computed.shape[0])

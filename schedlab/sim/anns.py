@@ -41,7 +41,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from schedlab.contract.anns import AsyncTrace, ForkJoinTrace, SearchCosts, SearchTrace
-from schedlab.costmodel.cpu import Processor, get_processor, search_costs
+from schedlab.costmodel.cpu import Processor, get_processor, search_costs, vector_bytes
 from schedlab.datasets.vector_graph import Graph
 from schedlab.datasets.vectors import VectorSet
 from schedlab.errors import check_instance, check_positive_int
@@ -132,9 +132,9 @@ def sequential_bound_s(trace: SearchTrace, costs: SearchCosts, threads: int) -> 
     return work_span_bound(sequential_dag(trace, costs, threads))
 
 
-def _shared(fn: Callable[..., Any], traces: list[Any] | None, graph: Graph, base: np.ndarray,
-            queries: np.ndarray, kwargs: dict[str, Any], cpu: Processor, dim: int, width: int,
-            concurrent: int) -> tuple[list[float], list[Any], SearchCosts]:
+def _sharing(fn: Callable[..., Any], traces: list[Any] | None, graph: Graph, base: np.ndarray,
+             queries: np.ndarray, kwargs: dict[str, Any], cpu: Processor, dim: int, width: int,
+             concurrent: int) -> tuple[list[float], list[Any], SearchCosts]:
     """Latencies of ``concurrent`` copies of each query sharing the socket: the threads
     streaming vectors at a time (``concurrent`` times a query's distance time over its
     latency) share its bandwidth, found by fixed-point iteration from every thread streaming
@@ -150,8 +150,7 @@ def _shared(fn: Callable[..., Any], traces: list[Any] | None, graph: Graph, base
         if not runs or isinstance(runs[0], AsyncTrace):
             runs = [fn(graph, base, q, costs=costs, **kwargs) for q in queries]
         lat = [search_latency_s(tr, costs, beam_width=width) for tr in runs]
-        work = float(np.mean([(tr if isinstance(tr, SearchTrace) else tr.search).work
-                              for tr in runs]))
+        work = float(np.mean([tr.search.work for tr in runs]))
         busy = concurrent * work * costs.distance_s / float(np.mean(lat))
         now = min(concurrent * threads, max(1, round(busy)))
         if now == streaming:
@@ -207,7 +206,7 @@ def anns_table(graph: Graph, vectors: VectorSet, *,
     seq = [get_ann_search("sequential")(graph, vectors.base, q, threads=1, beam_width=width,
                                           k=k) for q in queries]
     seq_work = float(np.mean([t.work for t in seq]))
-    vector_bytes = math.ceil(vectors.dim * 4 / 64) * 64
+    read_bytes = vector_bytes(vectors.dim)
     extra = dict(params or {})
     rows = []
     for system in systems:
@@ -216,11 +215,12 @@ def anns_table(graph: Graph, vectors: VectorSet, *,
         for t in ([1] if name == "sequential" else ts):
             concurrent = max(1, n_cores // t)
             kwargs = dict(threads=t, beam_width=width, k=k, **extra.get(name, {}))
-            lat, traces, alone = _shared(fn, None, graph, vectors.base, queries, kwargs, cpu,
-                                         vectors.dim, width, 1)
-            lat_loaded, _, _ = _shared(fn, traces, graph, vectors.base, queries, kwargs, cpu,
-                                       vectors.dim, width, concurrent)
-            searches = [tr if isinstance(tr, SearchTrace) else tr.search for tr in traces]
+            lat, traces, alone = _sharing(fn, None, graph, vectors.base, queries, kwargs, cpu,
+                                          vectors.dim, width, 1)
+            lat_loaded = lat if concurrent == 1 else _sharing(
+                fn, traces, graph, vectors.base, queries, kwargs, cpu, vectors.dim, width,
+                concurrent)[0]
+            searches = [tr.search for tr in traces]
             work = [s.work for s in searches]
             rounds = [tr.rounds if isinstance(tr, ForkJoinTrace) else math.nan for tr in traces]
             recall = [_recall(s.ids, truth[i]) for i, s in enumerate(searches)]
@@ -234,7 +234,7 @@ def anns_table(graph: Graph, vectors: VectorSet, *,
                 "loaded_latency_us": mean_loaded * 1e6, "concurrent": concurrent, "qps": qps,
                 "work": float(np.mean(work)), "redundant_ratio": 1 - seq_work / np.mean(work),
                 "recall": float(np.mean(recall)), "rounds": float(np.mean(rounds)),
-                "effective_gbs": qps * seq_work * vector_bytes / 1e9,
+                "effective_gbs": qps * seq_work * read_bytes / 1e9,
                 "bound_us": float(np.mean(bound)) * 1e6,
                 "efficiency": float(np.mean(bound)) / float(np.mean(lat)),
             })
