@@ -3,8 +3,10 @@ optimum, an exact solver with a time limit, lower bounds and a verifier.
 
 Offline iteration scheduling on one serving instance (FastServe digest §1.5):
 :class:`IterationProblem`, :class:`Schedule`, :func:`verify`, :func:`solve_cpsat` (CP-SAT,
-OR-Tools loaded on first use), :func:`lp_bound` (scipy HiGHS), :func:`list_schedule`, and
-:class:`SolveResult` (status, objective, bound, gap, wall time, schedule).
+OR-Tools loaded on first use), :func:`lagrangian_bound` and :func:`solve_lagrangian` (a
+certified bound and gap at thousands of requests), :func:`lp_bound` (scipy HiGHS),
+:func:`list_schedule`, and :class:`SolveResult` (status, objective, bound, gap, wall time,
+schedule).
 
 Admission and placement of a window of requests in a disaggregated cluster (Mooncake digest
 §2.5a): :class:`PlacementProblem`, :class:`PlacementSchedule`, :func:`verify_placement`,
@@ -73,6 +75,14 @@ from schedlab.solvers.expansion_dag import list_schedule as dag_list_schedule
 from schedlab.solvers.iteration_bounds import lp_bound
 from schedlab.solvers.iteration_cpsat import solve_cpsat
 from schedlab.solvers.iteration_heuristics import best_list_schedule, list_schedule
+from schedlab.solvers.iteration_lagrangian import (
+    LagrangianBound,
+    completion_windows,
+    lagrangian_bound,
+    prefill_cuts,
+    run_costs,
+    solve_lagrangian,
+)
 from schedlab.solvers.iteration_problem import IterationProblem, kv_tokens_at_run, random_problem
 from schedlab.solvers.iteration_schedule import Schedule
 from schedlab.solvers.iteration_verify import ScheduleInvalid, VerifyResult, Violation, verify
@@ -118,6 +128,12 @@ __all__ = [
     "kv_tokens_at_run",
     "list_schedule",
     "lp_bound",
+    "LagrangianBound",
+    "completion_windows",
+    "lagrangian_bound",
+    "prefill_cuts",
+    "run_costs",
+    "solve_lagrangian",
     "random_problem",
     "solve_cpsat",
     "solve_placement_cpsat",

@@ -3,7 +3,9 @@
 - :meth:`IterationProblem.trivial_bound`: ``sum_j o_j`` (each request needs ``o_j`` slots).
 - :func:`lp_bound`: the LP relaxation of the time-indexed model, solved with scipy's HiGHS.
   Variables in ``[0, 1]`` over each request's window (the same windows as the CP-SAT model,
-  derived from a list-schedule upper bound, which every optimal schedule respects):
+  :func:`~schedlab.solvers.iteration_lagrangian.completion_windows`, which an optimal schedule
+  respects); prefix sums of runs and prefills are chained variables, so the LP's size is linear
+  in the windows (it was quadratic: 24 GB at 100 requests):
   ``x[j,t]`` runs, ``p[j,t]`` prefill slot, ``d[j,t]`` done by the end of slot t. Constraints:
   ``sum_t x = o_j``, ``sum_t p = 1``, ``p <= x``, ``x[j,t] <= sum_{s<=t} p[j,s]``,
   ``o_j d[j,t] <= sum_{s<=t} x[j,s]``, ``d`` non-decreasing and 1 at the window's end,
@@ -34,6 +36,7 @@ import numpy as np
 from schedlab.errors import check_instance, check_positive_float
 from schedlab.solvers.budget import Budget, OutOfTime
 from schedlab.solvers.iteration_heuristics import best_list_schedule
+from schedlab.solvers.iteration_lagrangian import completion_windows
 from schedlab.solvers.iteration_problem import IterationProblem, kv_tokens_at_run
 
 __all__ = ["lp_bound"]
@@ -76,7 +79,7 @@ def _lp_bound(problem: IterationProblem, upper_bound: int | None, budget: Budget
     if upper_bound is None:
         upper_bound = best_list_schedule(problem)[1]
     a, inp, o = problem.arrival_slot, problem.input_tokens, problem.output_tokens
-    last = problem.jct_deadlines(upper_bound)
+    last = completion_windows(problem, upper_bound)
     n = problem.n
 
     # variable indices
@@ -84,6 +87,8 @@ def _lp_bound(problem: IterationProblem, upper_bound: int | None, budget: Budget
     X: list[dict[int, int]] = []
     P: list[dict[int, int]] = []
     D: list[dict[int, int]] = []
+    R: list[dict[int, int]] = []  # runs so far, sum_{s<=t} x[j,s], in [0, o_j]
+    Q: list[dict[int, int]] = []  # prefill started, sum_{s<=t} p[j,s]
     for j in range(n):
         budget.check("building the LP relaxation")
         slots = range(int(a[j]), int(last[j]) + 1)
@@ -95,6 +100,10 @@ def _lp_bound(problem: IterationProblem, upper_bound: int | None, budget: Budget
         dslots = [t for t in slots if t >= a[j] + o[j] - 1]
         D.append({t: nv + i for i, t in enumerate(dslots)})
         nv += len(D[j])
+        R.append({t: nv + i for i, t in enumerate(slots)})
+        nv += len(R[j])
+        Q.append({t: nv + i for i, t in enumerate(slots)})
+        nv += len(Q[j])
 
     ub, eq = _Rows(), _Rows()
     ub_row, eq_row = ub.add, eq.add
@@ -103,19 +112,22 @@ def _lp_bound(problem: IterationProblem, upper_bound: int | None, budget: Budget
         eq_row([(c, 1.0) for c in X[j].values()], float(o[j]))
         eq_row([(c, 1.0) for c in P[j].values()], 1.0)
         eq_row([(D[j][int(last[j])], 1.0)], 1.0)
-        started: list[tuple[int, float]] = []
-        runs: list[tuple[int, float]] = []
         prev_d: int | None = None
         for t, xc in X[j].items():
-            runs.append((xc, -1.0))
+            # prefix sums as chained variables, so the LP stays linear in the window
+            rc, qc = R[j][t], Q[j][t]
+            eq_row([(rc, 1.0), (xc, -1.0)] + ([(R[j][t - 1], -1.0)] if t - 1 in R[j] else []),
+                   0.0)
+            q_terms = [(qc, 1.0)] + ([(Q[j][t - 1], -1.0)] if t - 1 in Q[j] else [])
             if t in P[j]:
                 ub_row([(P[j][t], 1.0), (xc, -1.0)], 0.0)
-                started.append((P[j][t], -1.0))
-            ub_row([(xc, 1.0), *started], 0.0)
+                q_terms.append((P[j][t], -1.0))
+            eq_row(q_terms, 0.0)
+            ub_row([(xc, 1.0), (qc, -1.0)], 0.0)
             if prev_d is not None:
                 ub_row([(xc, 1.0), (prev_d, 1.0)], 1.0)
             if t in D[j]:
-                ub_row([(D[j][t], float(o[j])), *runs], 0.0)
+                ub_row([(D[j][t], float(o[j])), (rc, -1.0)], 0.0)
                 if prev_d is not None:
                     ub_row([(prev_d, 1.0), (D[j][t], -1.0)], 0.0)
                 prev_d = D[j][t]
@@ -140,8 +152,11 @@ def _lp_bound(problem: IterationProblem, upper_bound: int | None, budget: Budget
     a_eq, b_eq = eq.matrix(nv)
     budget.check("building the LP relaxation")
     options = {} if budget.seconds is None else {"time_limit": budget.left()}
-    res = linprog(cost, A_ub=a_ub, b_ub=b_ub, A_eq=a_eq, b_eq=b_eq, bounds=(0.0, 1.0),
-                  method="highs", options=options)
+    upper = np.ones(nv)
+    for j in range(n):
+        upper[list(R[j].values())] = float(o[j])
+    res = linprog(cost, A_ub=a_ub, b_ub=b_ub, A_eq=a_eq, b_eq=b_eq,
+                  bounds=np.column_stack((np.zeros(nv), upper)), method="highs", options=options)
     if res.status == 1:  # iteration or time limit
         raise OutOfTime(f"HiGHS stopped: {res.message}")
     if res.status != 0:

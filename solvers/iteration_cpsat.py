@@ -4,23 +4,32 @@ The model follows the FastServe digest (serving.md §1.5) on the rules of
 :class:`~schedlab.solvers.iteration_problem.IterationProblem` (free swapping, so only the running
 requests hold device KV). Built in labelled stages:
 
-1. **Horizon.** The better of the FCFS and SRPT list schedules gives an upper bound ``U`` on the
-   total JCT. Since every other request needs at least ``o_k`` slots, request ``j`` completes by
-   ``a_j - 1 + U - sum_{k != j} o_k`` in every schedule at least as good, so its variables live in
-   that window only (a valid restriction, not a heuristic one).
-2. **Variables.** ``x[j,t]`` (runs in slot t), ``p[j,t]`` (its prefill is in slot t),
-   ``r[j,t]`` (runs so far, chained ``r[j,t] = r[j,t-1] + x[j,t]``), ``d[j,t]`` (done by the
-   end of slot t), ``kv[j,t]`` (KV held while running), ``C_j``.
-3. **Constraints.** ``r[j,last] = o_j``; one prefill, in the first run (``p => x``,
-   ``x[j,t] <= sum_{s<=t} p[j,s]``); ``d`` non-decreasing, ``o_j d[j,t] <= r[j,t]``, no run
-   after done, so ``C_j = a_j + o_j - 1 + #{t: not d[j,t]}`` (the time-indexed form, whose LP
-   relaxation is strong); per slot the batch size, the token budget
-   (``input_j * p + (x - p)``) and KV (``kv[j,t] = input_j + r[j,t]`` if running, else 0, plus
-   its linear big-M form); ``x[j,t] => C_j >= t`` and ``C_j >= start_j + o_j - 1``.
-   Identical requests (same arrival, prompt and output) complete in index order (symmetry).
-   Per-slot constraints that cannot bind (too few candidate requests) are left out.
-4. **Objective.** Minimise ``sum_j (C_j + 1 - a_j)``, at most ``U``, with the best list
-   schedule as a hint (so a time-limited answer is never worse than the list schedule).
+1. **An incumbent and a bound.** The best of the FCFS, SRPT and Lagrangian-guided list
+   schedules is the incumbent (total JCT ``U``); :func:`~schedlab.solvers.iteration_lagrangian.
+   lagrangian_bound` gives a certified lower bound ``L`` in milliseconds. ``L = U`` ends the solve.
+2. **Run-indexed variables.** Run ``k`` of request ``j`` (run 1 is the prefill) is one Boolean
+   per slot it may take, ``y[j,k,t]``, exactly one of them true, and its slot ``S[j,k]``. A run's
+   tokens (the prompt or 1) and KV (``input_j + k``) are constants, so every per-slot capacity is
+   an exact linear sum: no big-M, no running counters.
+3. **Reduced-cost fixing.** For a target total JCT ``t``, a slot whose Lagrangian reduced
+   cost (:func:`~schedlab.solvers.iteration_lagrangian.run_costs`) exceeds ``t`` is in no
+   schedule of total JCT at most ``t``, so it gets no variable; the bound is then recomputed on
+   the slots left and fixing repeated (up to 4 rounds). When a run has no slot left, or the
+   recomputed bound exceeds ``t``, no such schedule exists. Without the Lagrangian stage the
+   windows of :func:`~schedlab.solvers.iteration_lagrangian.completion_windows` remain.
+4. **Constraints.** Runs of a request in order (``S[j,k+1] > S[j,k]``, also in time-indexed form
+   for the LP relaxation: by each slot, no more runs ``k + 1`` started than runs ``k`` before
+   it); per slot the batch size, the token budget and KV, where they can bind, and the token
+   budget's :func:`~schedlab.solvers.iteration_lagrangian.prefill_cuts` (at most one prompt
+   above half the budget, and two more cuts of that kind), which the linear budget misses.
+   Symmetry: requests with the same prompt and output length are interchangeable run by run
+   (swapping their run sequences slot by slot keeps every slot's load and the total JCT), so
+   the one that arrives first takes each of its runs no later than the other.
+5. **Search.** (a) Decision models from the bound up: is there a schedule of total JCT
+   exactly ``L``? Fixed at ``t = L``, each gets at most half of the time left; infeasible
+   raises ``L`` by one, feasible is optimal (every smaller total was ruled out). (b) If still
+   open, minimise ``sum_j (S[j,o_j] + 1 - a_j)`` between ``L`` and ``U`` (fixed at ``t = U``,
+   the incumbent as the hint) with the time left; CP-SAT's proven bound may raise ``L``.
 
 >>> from schedlab.solvers.iteration_problem import IterationProblem
 >>> p = IterationProblem(arrival_slot=[0, 0], input_tokens=[2, 2], output_tokens=[3, 1],
@@ -41,155 +50,158 @@ import numpy as np
 
 from schedlab.errors import check_instance, check_positive_float, check_positive_int
 from schedlab.solvers.budget import Budget, OutOfTime
-from schedlab.solvers.iteration_bounds import lp_bound_within
-from schedlab.solvers.iteration_heuristics import best_list_schedule
+from schedlab.solvers.iteration_heuristics import best_list_schedule, list_schedule
+from schedlab.solvers.iteration_lagrangian import (
+    completion_windows,
+    lagrangian_bound,
+    prefill_cuts,
+    run_costs,
+)
 from schedlab.solvers.iteration_problem import IterationProblem, kv_tokens_at_run
 from schedlab.solvers.iteration_schedule import Schedule
+from schedlab.solvers.iteration_verify import verify
 from schedlab.solvers.result import SolveResult, run_cpsat
 
-__all__ = ["IterationModel", "build_model", "solve_cpsat"]
+__all__ = ["solve_cpsat"]
 
 _WHERE = "solve_cpsat"
+#: Share of the time limit the Lagrangian bound may take (it converges in about 0.05 s on
+#: 20 requests; the share only matters on large instances).
+_LAGRANGIAN_SHARE = 0.25
+#: Reduced costs are floats: a slot is kept unless it is this much above the threshold.
+_FIX_TOLERANCE = 1e-6
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
-class IterationModel:
-    """A built CP-SAT model with handles to its variables.
-
-    ``x[j]`` and ``p[j]`` map slot -> BoolVar over request j's window ``[first[j], last[j]]``;
-    ``completion[j]`` is ``C_j``; ``upper_bound`` is the total JCT the windows were derived from.
-    """
+class _Model:
+    """A built CP-SAT model: ``y[j][k]`` maps slot -> BoolVar of run ``k + 1`` of request
+    ``j``, ``start[j][k]`` is its slot."""
 
     model: Any
-    x: tuple[dict[int, Any], ...]
-    p: tuple[dict[int, Any], ...]
-    completion: tuple[Any, ...]
-    first: np.ndarray
-    last: np.ndarray
-    upper_bound: int
+    y: tuple[tuple[dict[int, Any], ...], ...]
+    start: tuple[tuple[Any, ...], ...]
+    n_slots_fixed: int
 
 
-def build_model(problem: IterationProblem, upper_bound: int, *,
-                budget: Budget | None = None) -> IterationModel:
-    """Build the CP-SAT model for schedules of total JCT at most ``upper_bound``; with a
-    ``budget``, raise :class:`~schedlab.solvers.budget.OutOfTime` once it runs out."""
+def _build_model(problem: IterationProblem, incumbent: int, target: int, lower_bound: int,
+                 allowed: list[np.ndarray] | None, budget: Budget) -> _Model:
+    """The model of schedules with total JCT between ``lower_bound`` and ``target`` (at most
+    ``incumbent``, whose windows it uses); with ``allowed`` (run_costs' layout), only the
+    allowed slots get a variable (stage 3)."""
     from ortools.sat.python import cp_model
 
-    budget = budget if budget is not None else Budget(None)
-    ub = check_positive_int(upper_bound, "upper_bound", "build_model")
     a, inp, o = problem.arrival_slot, problem.input_tokens, problem.output_tokens
     n = problem.n
-    first = a.copy()
-    last = problem.jct_deadlines(ub)
-    if np.any(last - first + 1 < o):
-        j = int(np.flatnonzero(last - first + 1 < o)[0])
-        raise ValueError(
-            f"The 'upper_bound' parameter of build_model ({ub}) leaves request {j} too few slots; "
-            "it must be at least the total JCT of a feasible schedule."
-        )
+    last = completion_windows(problem, incumbent)
     m = cp_model.CpModel()
-
-    # ---- stage 2: variables
-    x: list[dict[int, Any]] = []
-    p: list[dict[int, Any]] = []
-    r: list[dict[int, Any]] = []
-    d: list[dict[int, Any]] = []
-    comp: list[Any] = []
+    y: list[tuple[dict[int, Any], ...]] = []
+    start: list[tuple[Any, ...]] = []
+    per_slot: dict[int, list[tuple[Any, int, int, int]]] = {}
+    prefills: dict[int, list[tuple[Any, int]]] = {}
+    cut_w, cut_cap = prefill_cuts(problem)
+    fixed = 0
     for j in range(n):
         budget.check("building the CP-SAT model")
-        slots = range(int(first[j]), int(last[j]) + 1)
-        x.append({t: m.new_bool_var(f"x[{j},{t}]") for t in slots})
-        # the prefill leaves room for the o_j - 1 decodes that follow it
-        p.append({t: m.new_bool_var(f"p[{j},{t}]") for t in slots if t <= last[j] - o[j] + 1})
-        r.append({t: m.new_int_var(0, min(int(o[j]), t - int(first[j]) + 1), f"r[{j},{t}]")
-                  for t in slots})
-        # done[j,t]: completed by the end of slot t (possible from a_j + o_j - 1 on)
-        d.append({t: m.new_bool_var(f"d[{j},{t}]") for t in slots if t >= a[j] + o[j] - 1})
-        comp.append(m.new_int_var(int(a[j] + o[j] - 1), int(last[j]), f"C[{j}]"))
+        oj, aj = int(o[j]), int(a[j])
+        yj: list[dict[int, Any]] = []
+        sj: list[Any] = []
+        for k in range(oj):
+            window = np.arange(aj + k, int(last[j]) - (oj - 1 - k) + 1)
+            if allowed is not None:
+                keep = allowed[j][k, window - aj]
+                fixed += int(window.size - keep.sum())
+                window = window[keep]
+            slots = window.tolist()
+            yk = {t: m.new_bool_var(f"y[{j},{k + 1},{t}]") for t in slots}
+            m.add_exactly_one(yk.values())
+            sk = m.new_int_var_from_domain(cp_model.Domain.from_values(slots),
+                                           f"S[{j},{k + 1}]")
+            m.add(sk == sum(t * v for t, v in yk.items()))
+            tok = int(inp[j]) if k == 0 else 1
+            kv = int(kv_tokens_at_run(int(inp[j]), k + 1))
+            for t, v in yk.items():
+                per_slot.setdefault(t, []).append((v, tok, kv, j))
+                if k == 0:
+                    prefills.setdefault(t, []).append((v, j))
+            if k:
+                m.add(sk >= sj[-1] + 1)
+                _add_time_indexed_order(m, yj[-1], yk)
+            yj.append(yk)
+            sj.append(sk)
+        y.append(tuple(yj))
+        start.append(tuple(sj))
 
-    # ---- stage 3: constraints per request
+    # identical prompts and outputs: the earlier arrival takes each run no later
+    previous: dict[tuple[int, int], int] = {}
     for j in range(n):
+        key = (int(inp[j]), int(o[j]))
+        if key in previous:
+            for si, sj_ in zip(start[previous[key]], start[j], strict=True):
+                m.add(si <= sj_)
+        previous[key] = j
+
+    for t, runs in per_slot.items():
         budget.check("building the CP-SAT model")
-        xj, pj, rj, dj = x[j], p[j], r[j], d[j]
-        m.add_exactly_one(pj.values())
-        started: list[Any] = []
-        prev_r = prev_d = None
-        for t, xv in xj.items():
-            if t in pj:
-                m.add_implication(pj[t], xv)
-                started.append(pj[t])
-            m.add(xv <= sum(started))  # no run before the prefill
-            m.add(rj[t] == (prev_r if prev_r is not None else 0) + xv)
-            if prev_d is not None:
-                m.add_implication(xv, prev_d.negated())  # no run after completion
-            if t in dj:
-                m.add(int(o[j]) * dj[t] <= rj[t])  # done only after o_j runs
-                if prev_d is not None:
-                    m.add_implication(prev_d, dj[t])
-                prev_d = dj[t]
-            m.add(comp[j] >= t).only_enforce_if(xv)
-            m.add(comp[j] >= t * xv)
-            prev_r = rj[t]
-        m.add(prev_r == int(o[j]))
-        m.add(prev_d == 1)
-        # C_j is the first slot that is done: C_j = a_j + o_j - 1 + (slots not yet done)
-        m.add(comp[j] == int(a[j] + o[j] - 1) + sum(1 - v for v in dj.values()))
-        m.add(comp[j] >= sum(t * v for t, v in pj.items()) + int(o[j] - 1))
+        by_request: dict[int, list[Any]] = {}
+        for v, _, _, j in runs:
+            by_request.setdefault(j, []).append(v)
+        for vs in by_request.values():
+            if len(vs) > 1:
+                m.add_at_most_one(vs)
+        if len(by_request) > problem.max_batch_size:
+            m.add(sum(v for v, *_ in runs) <= problem.max_batch_size)
+        if _can_bind(runs, by_request, 1, problem.max_batch_tokens):
+            m.add(sum(tok * v for v, tok, _, _ in runs) <= problem.max_batch_tokens)
+        if _can_bind(runs, by_request, 2, problem.kv_capacity_tokens):
+            m.add(sum(kv * v for v, _, kv, _ in runs) <= problem.kv_capacity_tokens)
+        for w, cap in zip(cut_w.tolist(), cut_cap.tolist(), strict=True):
+            pre = [(v, w[j]) for v, j in prefills.get(t, ()) if w[j]]
+            if sum(wj for _, wj in pre) > cap:
+                m.add(sum(wj * v for v, wj in pre) <= cap)
 
-    # symmetry: identical requests complete in index order
-    keys: dict[tuple[int, int, int], int] = {}
-    for j in range(n):
-        k = (int(a[j]), int(inp[j]), int(o[j]))
-        if k in keys:
-            m.add(comp[keys[k]] <= comp[j])
-        keys[k] = j
-
-    # ---- stage 3: constraints per slot (only where they can bind)
-    horizon = int(last.max()) + 1
-    for t in range(int(first.min()), horizon):
-        budget.check("building the CP-SAT model")
-        live = [j for j in range(n) if t in x[j]]
-        if len(live) > problem.max_batch_size:
-            m.add(sum(x[j][t] for j in live) <= problem.max_batch_size)
-        if sum(int(inp[j]) for j in live) > problem.max_batch_tokens:
-            m.add(
-                sum(int(inp[j] - 1) * p[j][t] + x[j][t] for j in live if t in p[j])
-                + sum(x[j][t] for j in live if t not in p[j])
-                <= problem.max_batch_tokens
-            )
-        max_kv = [int(kv_tokens_at_run(inp[j], o[j])) for j in live]
-        if sum(max_kv) > problem.kv_capacity_tokens:
-            terms = []
-            for j, cap_j in zip(live, max_kv, strict=True):
-                kv = m.new_int_var(0, cap_j, f"kv[{j},{t}]")
-                m.add(kv == kv_tokens_at_run(int(inp[j]), r[j][t])).only_enforce_if(x[j][t])
-                m.add(kv == 0).only_enforce_if(x[j][t].negated())
-                m.add(kv >= int(kv_tokens_at_run(int(inp[j]), 1)) * x[j][t])
-                # linear form of the first line (big-M with r <= o_j), for the LP relaxation
-                m.add(kv >= kv_tokens_at_run(int(inp[j]), r[j][t]) - cap_j * (1 - x[j][t]))
-                terms.append(kv)
-            m.add(sum(terms) <= problem.kv_capacity_tokens)
-
-    # ---- stage 4: objective, no worse than the schedule the windows came from
-    total_jct = sum(comp) + int((1 - a).sum())
-    m.add(total_jct <= ub)
+    total_jct = sum(sj[-1] for sj in start) + int((1 - a).sum())
+    m.add(total_jct <= target)
+    m.add(total_jct >= lower_bound)
     m.minimize(total_jct)
-    return IterationModel(
-        model=m, x=tuple(x), p=tuple(p), completion=tuple(comp), first=first, last=last,
-        upper_bound=ub,
-    )
+    return _Model(model=m, y=tuple(y), start=tuple(start), n_slots_fixed=fixed)
 
 
-def _add_hint(im: IterationModel, schedule: Schedule) -> None:
-    run = schedule.run_matrix(int(im.last.max()) + 1)
-    comp = schedule.completion_slot()
-    for j, (xj, pj) in enumerate(zip(im.x, im.p, strict=True)):
-        start = int(np.argmax(run[j]))
-        for t, v in xj.items():
-            im.model.add_hint(v, bool(run[j, t]))
-        for t, v in pj.items():
-            im.model.add_hint(v, t == start)
-        im.model.add_hint(im.completion[j], int(comp[j]))
+def _add_time_indexed_order(m: Any, before: dict[int, Any], after: dict[int, Any]) -> None:
+    """By each slot where run ``k + 1`` may start, it has started no more often than run ``k``
+    strictly before that slot (the LP-strong form of ``S[k+1] > S[k]``)."""
+    earlier = sorted(before.items())
+    acc_before: list[Any] = []
+    acc_after: list[Any] = []
+    i = 0
+    for t, v in sorted(after.items()):
+        while i < len(earlier) and earlier[i][0] < t:
+            acc_before.append(earlier[i][1])
+            i += 1
+        acc_after.append(v)
+        if i < len(earlier):  # once every run-k slot is before t the constraint is implied
+            m.add(sum(acc_after) <= sum(acc_before))
+
+
+def _can_bind(runs: list[tuple[Any, int, int, int]], by_request: dict[int, list[Any]],
+              column: int, capacity: int) -> bool:
+    """Whether the largest use of the runs that may share a slot (one per request) exceeds
+    ``capacity``."""
+    most: dict[int, int] = {}
+    for run in runs:
+        most[run[3]] = max(most.get(run[3], 0), run[column])
+    return sum(most.values()) > capacity
+
+
+def _add_hint(im: _Model, schedule: Schedule) -> None:
+    run = schedule.run_matrix()
+    for j, (yj, sj) in enumerate(zip(im.y, im.start, strict=True)):
+        slots = np.flatnonzero(run[j])
+        for k, (yk, sk) in enumerate(zip(yj, sj, strict=True)):
+            t_k = int(slots[k])
+            for t, v in yk.items():
+                im.model.add_hint(v, t == t_k)
+            if t_k in yk:
+                im.model.add_hint(sk, t_k)
 
 
 def solve_cpsat(
@@ -199,89 +211,183 @@ def solve_cpsat(
     num_workers: int = 2,
     seed: int = 0,
     hint: bool = True,
+    lagrangian: bool = True,
 ) -> SolveResult:
     """Minimise total JCT of ``problem`` with CP-SAT within ``time_limit_s`` seconds.
 
-    ``time_limit_s`` is a wall-clock budget for the whole call: the list schedule, building the
-    model, CP-SAT's search and the LP bound share it (CP-SAT and HiGHS get what is left), so the
-    call returns after about ``time_limit_s`` (plus the list schedule, milliseconds) whatever
-    the problem's size.
+    ``time_limit_s`` is a wall-clock budget for the whole call: the list schedules, the
+    Lagrangian bound (at most a quarter of it), building the model and CP-SAT's search share
+    it, so the call returns after about ``time_limit_s`` whatever the problem's size.
+    ``hint``: start CP-SAT from the incumbent. ``lagrangian=False`` leaves out stages 1's bound
+    and 3 (for comparison: the plain run-indexed model).
 
     Returns a :class:`SolveResult` whose ``schedule`` is a :class:`Schedule` (checked by
-    :func:`verify`) and ``stats`` the model size, the list-schedule upper bound, where the
-    solution and the bound came from and CP-SAT's counters. Every instance is feasible, so the
-    status is ``OPTIMAL`` or ``FEASIBLE`` (not proven optimal in time: a normal outcome). A
-    ``FEASIBLE`` answer carries CP-SAT's best solution, or the better list schedule when CP-SAT
-    found none in time (or the model could not be built in time), and as ``bound`` the best of
-    CP-SAT's proven bound, :func:`lp_bound` and the trivial bound; ``stats["lp_bound"]`` says
-    whether the LP bound was computed (``"optimal"``), ran out of time (``"time limit"``) or
-    failed, ``stats["stopped_while"]`` what was under way when the budget ran out.
+    :func:`verify`). Every instance is feasible, so the status is ``OPTIMAL`` or ``FEASIBLE``
+    (not proven optimal in time: a normal outcome) and a schedule is always there: CP-SAT's
+    best, or the incumbent when CP-SAT found none better. ``bound`` is the best of CP-SAT's
+    proven bound, the Lagrangian bound and the trivial bound. ``stats``: the list-schedule and
+    incumbent objectives, the Lagrangian bound and how its search stopped, slots fixed,
+    the model size, CP-SAT's counters, where the solution came from (``"list-schedule"``,
+    ``"lagrangian-guided"`` or ``"cp-sat"``), what proved it (``"lagrangian"``, ``"fixing"``,
+    ``"cp-sat"``) and, when the budget ran out early, ``"stopped_while"``.
     """
     t0 = time.perf_counter()
     check_instance(problem, IterationProblem, "problem", _WHERE)
     time_limit_s = check_positive_float(time_limit_s, "time_limit_s", _WHERE)
     num_workers = check_positive_int(num_workers, "num_workers", _WHERE)
     budget = Budget(time_limit_s)
-    from ortools.sat.python import cp_model  # its first import (~0.5 s) counts too
+    import ortools.sat.python.cp_model  # noqa: F401  (its first import, ~0.5 s, counts too)
 
-    start_schedule, ub = best_list_schedule(problem)
-    stats: dict[str, Any] = {"list_schedule_objective": ub}
+    incumbent, best = best_list_schedule(problem)
+    stats: dict[str, Any] = {"list_schedule_objective": best, "solution_source": "list-schedule",
+                             "models": 0}
+    bound = problem.trivial_bound()
+    lb = None
+    if lagrangian:
+        lb = lagrangian_bound(problem, upper_bound=best,
+                              time_limit_s=max(1e-3, budget.left() * _LAGRANGIAN_SHARE))
+        stats.update(lagrangian_bound=lb.bound, lagrangian_stopped=lb.stopped,
+                     lagrangian_iterations=lb.iterations)
+        guided = list_schedule(problem, "fcfs", priority=lb.completion)
+        guided_obj = verify(problem, guided).raise_if_invalid().objective
+        assert guided_obj is not None
+        if guided_obj < best:
+            incumbent, best, stats["solution_source"] = guided, guided_obj, "lagrangian-guided"
+        bound = max(bound, lb.bound)
+    stats["incumbent_objective"] = best
+    search = _Search(problem, incumbent, best, bound, stats, budget, num_workers, seed)
     try:
-        im = build_model(problem, ub, budget=budget)
-    except OutOfTime as exc:  # the list schedule stands; bounds get nothing of the budget
-        stats.update(solution_source="list-schedule", lp_bound="time limit",
-                     stopped_while=str(exc))
-        return _feasible(problem, start_schedule, float(ub), problem.trivial_bound(), stats, t0)
-    if hint:
-        _add_hint(im, start_schedule)
-    solver, code = run_cpsat(im.model, time_left_s=budget.left(), num_workers=num_workers,
-                             seed=seed)
-    if code in (cp_model.MODEL_INVALID, cp_model.INFEASIBLE):  # a bug in build_model
-        raise RuntimeError(
-            f"CP-SAT found the model {solver.status_name(code)} although the list schedule is "
-            f"feasible: {im.model.validate()}"
-        )
-    proto = im.model.proto
-    stats.update({
-        "n_variables": len(proto.variables),
-        "n_constraints": len(proto.constraints),
-        "horizon_slots": int(im.last.max()) + 1,
-        "branches": int(solver.num_branches),
-        "conflicts": int(solver.num_conflicts),
-        "solver_wall_s": float(solver.wall_time),
-    })
-    if code in (cp_model.OPTIMAL, cp_model.FEASIBLE):
+        if lb is not None:  # stage 5a: targets from the bound up; the first feasible one is optimal
+            while search.bound < search.best and search.prove_or_find(lb):
+                pass
+        if search.bound < search.best:  # stage 5b: improve the incumbent, raise CP-SAT's bound
+            allowed = None if lb is None else _fixed_slots(problem, search.best, lb, budget)
+            if allowed is not None or lb is None:
+                search.minimise(allowed, hint)
+            else:
+                search.bound = search.best
+    except OutOfTime as exc:
+        stats["stopped_while"] = str(exc)
+    if search.bound >= search.best:
+        stats.setdefault("proved_by", "cp-sat" if stats["models"] else "lagrangian")
+    return _result(search.incumbent, search.best, search.bound, stats, t0)
+
+
+#: Rounds of Lagrangian fixing per target (each: a bound on the allowed slots, then fixing).
+_FIX_ROUNDS = 4
+#: A decision model (is there a schedule of total JCT t?) gets this share of the time left.
+_DECISION_SHARE = 0.5
+
+
+def _fixed_slots(problem: IterationProblem, target: int, lb: Any,
+                 budget: Budget) -> list[np.ndarray] | None:
+    """The slots a schedule of total JCT at most ``target`` may use, by rounds of reduced-cost
+    fixing, each under a Lagrangian bound recomputed on the slots still allowed (in ``lb``'s
+    windows, which hold those of any better incumbent); ``None`` when the relaxation proves
+    that no such schedule exists."""
+    allowed = [c <= target + _FIX_TOLERANCE for c in run_costs(problem, lb)]
+    for _ in range(_FIX_ROUNDS):
+        if not all(m.any(axis=1).all() for m in allowed):
+            return None
+        budget.check("fixing variables with the Lagrangian bound")
+        again = lagrangian_bound(problem, upper_bound=lb.upper_bound, allowed=allowed,
+                                 goal=target + 1, time_limit_s=max(1e-3, budget.left() / 4))
+        if again.stopped in ("goal", "empty"):
+            return None
+        tighter = [m & (c <= target + _FIX_TOLERANCE)
+                   for m, c in zip(allowed, run_costs(problem, again, allowed), strict=True)]
+        if sum(int(m.sum()) for m in tighter) == sum(int(m.sum()) for m in allowed):
+            break
+        allowed = tighter
+    return allowed if all(m.any(axis=1).all() for m in allowed) else None
+
+
+class _Search:
+    """The incumbent, the bound and the CP-SAT models of stage 5, with their statistics."""
+
+    def __init__(self, problem: IterationProblem, incumbent: Schedule, best: int, bound: int,
+                 stats: dict[str, Any], budget: Budget, num_workers: int, seed: int) -> None:
+        self.problem, self.incumbent, self.best, self.bound = problem, incumbent, best, bound
+        self.stats, self.budget, self.num_workers, self.seed = stats, budget, num_workers, seed
+
+    def prove_or_find(self, lb: Any) -> bool:
+        """Decide whether a schedule of total JCT ``bound`` exists: raise the bound when not,
+        take it as the optimum when so. False when undecided in its share of the time."""
+        target = self.bound
+        allowed = _fixed_slots(self.problem, target, lb, self.budget)
+        if allowed is None:
+            self.bound += 1
+            return True
+        code, solver, im = self._solve(target, allowed, hint=False,
+                                       seconds=self.budget.left() * _DECISION_SHARE)
+        from ortools.sat.python import cp_model
+
+        if code == cp_model.INFEASIBLE:
+            self.bound += 1
+            return True
+        if code in (cp_model.OPTIMAL, cp_model.FEASIBLE):
+            self._take(solver, im)
+            self.bound = self.best  # every smaller total was ruled out
+            return True
+        return False
+
+    def minimise(self, allowed: list[np.ndarray] | None, hint: bool) -> None:
+        """Minimise from the incumbent (its hint) over ``allowed`` with the time left."""
+        from ortools.sat.python import cp_model
+
+        code, solver, im = self._solve(self.best, allowed, hint=hint, seconds=self.budget.left())
+        if code == cp_model.MODEL_INVALID or code == cp_model.INFEASIBLE:
+            raise RuntimeError(  # a bug in _build_model: the incumbent satisfies the model
+                f"CP-SAT found the model {solver.status_name(code)} although the incumbent "
+                f"is feasible: {im.model.validate()}"
+            )
+        if code in (cp_model.OPTIMAL, cp_model.FEASIBLE):
+            self._take(solver, im)
+        if code == cp_model.OPTIMAL:
+            self.bound = self.best
+        elif code == cp_model.FEASIBLE:
+            self.bound = max(self.bound, math.ceil(solver.best_objective_bound - 1e-6))
+
+    def _solve(self, target: int, allowed: list[np.ndarray] | None, *, hint: bool,
+               seconds: float) -> tuple[int, Any, _Model]:
+        im = _build_model(self.problem, self.best, target, self.bound, allowed, self.budget)
+        if hint:
+            _add_hint(im, self.incumbent)
+        solver, code = run_cpsat(im.model, time_left_s=min(seconds, self.budget.left()),
+                                 num_workers=self.num_workers, seed=self.seed)
+        proto = im.model.proto
+        st = self.stats
+        st["models"] += 1
+        st.update({
+            "target": target,
+            "slots_fixed": im.n_slots_fixed,
+            "n_variables": len(proto.variables),
+            "n_constraints": len(proto.constraints),
+            "branches": st.get("branches", 0) + int(solver.num_branches),
+            "conflicts": st.get("conflicts", 0) + int(solver.num_conflicts),
+            "solver_wall_s": st.get("solver_wall_s", 0.0) + float(solver.wall_time),
+        })
+        return code, solver, im
+
+    def _take(self, solver: Any, im: _Model) -> None:
         req: list[int] = []
         slot: list[int] = []
-        for j, xj in enumerate(im.x):
-            for t, v in xj.items():
-                if solver.boolean_value(v):
-                    req.append(j)
-                    slot.append(t)
-        schedule = Schedule.from_runs(
-            n_requests=problem.n, request=req, slot=slot, input_tokens=problem.input_tokens
-        )
-        objective = float(solver.objective_value)
-        stats["solution_source"] = "cp-sat"
-    else:  # no CP-SAT solution in time: the list schedule is still a feasible answer
-        schedule, objective = start_schedule, float(ub)
-        stats["solution_source"] = "list-schedule"
-    if code == cp_model.OPTIMAL:
-        stats["lp_bound"] = "not needed"
-        return SolveResult(status="OPTIMAL", objective=objective, bound=objective,
-                           wall_s=time.perf_counter() - t0, schedule=schedule, stats=stats)
-    cp_bound = solver.best_objective_bound if code == cp_model.FEASIBLE else -math.inf
-    lp, stats["lp_bound"] = lp_bound_within(problem, ub, budget)
-    if lp is None and stats["lp_bound"] == "time limit":
-        stats["stopped_while"] = "computing the LP bound"
-    bound = max(cp_bound, problem.trivial_bound(), -math.inf if lp is None else lp)
-    return _feasible(problem, schedule, objective, bound, stats, t0)
+        for j, yj in enumerate(im.y):
+            for yk in yj:
+                for t, v in yk.items():
+                    if solver.boolean_value(v):
+                        req.append(j)
+                        slot.append(t)
+        self.incumbent = Schedule.from_runs(n_requests=self.problem.n, request=req, slot=slot,
+                                            input_tokens=self.problem.input_tokens)
+        self.best = round(solver.objective_value)
+        self.stats["solution_source"] = "cp-sat"
 
 
-def _feasible(problem: IterationProblem, schedule: Schedule, objective: float, bound: float,
-              stats: dict[str, Any], t0: float) -> SolveResult:
-    """A FEASIBLE result, or OPTIMAL when the bound meets the objective."""
+def _result(schedule: Schedule, objective: int, bound: int, stats: dict[str, Any],
+            t0: float) -> SolveResult:
+    """OPTIMAL when the bound meets the objective, else FEASIBLE."""
     status = "OPTIMAL" if bound >= objective else "FEASIBLE"
-    return SolveResult(status=status, objective=objective,
-                       bound=objective if status == "OPTIMAL" else float(bound),
+    return SolveResult(status=status, objective=float(objective),
+                       bound=float(objective if status == "OPTIMAL" else bound),
                        wall_s=time.perf_counter() - t0, schedule=schedule, stats=stats)

@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from schedlab.errors import unknown_name_error
+from schedlab.errors import check_array, unknown_name_error
 from schedlab.solvers.iteration_problem import IterationProblem, kv_tokens_at_run
 from schedlab.solvers.iteration_schedule import Schedule
 from schedlab.solvers.iteration_verify import verify
@@ -33,11 +33,25 @@ __all__ = ["PRIORITY_RULES", "best_list_schedule", "list_schedule"]
 PRIORITY_RULES = ("fcfs", "srpt")
 
 
-def list_schedule(problem: IterationProblem, rule: str = "fcfs") -> Schedule:
-    """Greedy first-fit list schedule of ``problem`` by priority ``rule`` (see module docstring)."""
+def list_schedule(problem: IterationProblem, rule: str = "fcfs", *,
+                  priority: np.ndarray | None = None) -> Schedule:
+    """Greedy first-fit list schedule of ``problem`` by priority ``rule`` (see module docstring).
+
+    ``priority``: an optional static key per request (lower runs first), ahead of the rule's
+    own order, which then only breaks ties (for example the completion slots of a relaxation's
+    solution).
+
+    >>> from schedlab.solvers.iteration_problem import IterationProblem
+    >>> p = IterationProblem(arrival_slot=[0, 0], input_tokens=[2, 2], output_tokens=[3, 1],
+    ...                      max_batch_size=1, max_batch_tokens=4, kv_capacity_tokens=10)
+    >>> list_schedule(p, priority=np.array([1, 0])).completion_slot().tolist()
+    [3, 0]
+    """
     if rule not in PRIORITY_RULES:
         raise unknown_name_error("priority rule of list_schedule", rule, PRIORITY_RULES)
     a, inp, o = problem.arrival_slot, problem.input_tokens, problem.output_tokens
+    key = np.zeros(problem.n) if priority is None else check_array(
+        priority, "priority", "list_schedule", dtype=np.float64, length=problem.n)
     done = np.zeros(problem.n, dtype=np.int64)
     idx = np.arange(problem.n)
     reqs: list[np.ndarray] = []
@@ -50,9 +64,9 @@ def list_schedule(problem: IterationProblem, rule: str = "fcfs") -> Schedule:
             t = int(a[done < o].min())
             continue
         if rule == "fcfs":
-            cand = cand[np.lexsort((cand, a[cand]))]
+            cand = cand[np.lexsort((cand, a[cand], key[cand]))]
         else:
-            cand = cand[np.lexsort((cand, a[cand], o[cand] - done[cand]))]
+            cand = cand[np.lexsort((cand, a[cand], o[cand] - done[cand], key[cand]))]
         need_tok = np.where(done[cand] == 0, inp[cand], 1)
         need_kv = kv_tokens_at_run(inp[cand], done[cand] + 1)
         chosen: list[int] = []
