@@ -50,16 +50,17 @@ import numpy as np
 
 from schedlab.errors import check_instance, check_positive_float, check_positive_int
 from schedlab.solvers.budget import Budget, OutOfTime
-from schedlab.solvers.iteration_heuristics import best_list_schedule, list_schedule
+from schedlab.solvers.iteration_heuristics import best_list_schedule
 from schedlab.solvers.iteration_lagrangian import (
+    LagrangianBound,
     completion_windows,
+    guided_incumbent,
     lagrangian_bound,
     prefill_cuts,
     run_costs,
 )
 from schedlab.solvers.iteration_problem import IterationProblem, kv_tokens_at_run
 from schedlab.solvers.iteration_schedule import Schedule
-from schedlab.solvers.iteration_verify import verify
 from schedlab.solvers.result import SolveResult, run_cpsat
 
 __all__ = ["solve_cpsat"]
@@ -150,9 +151,9 @@ def _build_model(problem: IterationProblem, incumbent: int, target: int, lower_b
                 m.add_at_most_one(vs)
         if len(by_request) > problem.max_batch_size:
             m.add(sum(v for v, *_ in runs) <= problem.max_batch_size)
-        if _can_bind(runs, by_request, 1, problem.max_batch_tokens):
+        if _can_bind(runs, 1, problem.max_batch_tokens):
             m.add(sum(tok * v for v, tok, _, _ in runs) <= problem.max_batch_tokens)
-        if _can_bind(runs, by_request, 2, problem.kv_capacity_tokens):
+        if _can_bind(runs, 2, problem.kv_capacity_tokens):
             m.add(sum(kv * v for v, _, kv, _ in runs) <= problem.kv_capacity_tokens)
         for w, cap in zip(cut_w.tolist(), cut_cap.tolist(), strict=True):
             pre = [(v, w[j]) for v, j in prefills.get(t, ()) if w[j]]
@@ -182,8 +183,7 @@ def _add_time_indexed_order(m: Any, before: dict[int, Any], after: dict[int, Any
             m.add(sum(acc_after) <= sum(acc_before))
 
 
-def _can_bind(runs: list[tuple[Any, int, int, int]], by_request: dict[int, list[Any]],
-              column: int, capacity: int) -> bool:
+def _can_bind(runs: list[tuple[Any, int, int, int]], column: int, capacity: int) -> bool:
     """Whether the largest use of the runs that may share a slot (one per request) exceeds
     ``capacity``."""
     most: dict[int, int] = {}
@@ -228,8 +228,9 @@ def solve_cpsat(
     proven bound, the Lagrangian bound and the trivial bound. ``stats``: the list-schedule and
     incumbent objectives, the Lagrangian bound and how its search stopped, slots fixed,
     the model size, CP-SAT's counters, where the solution came from (``"list-schedule"``,
-    ``"lagrangian-guided"`` or ``"cp-sat"``), what proved it (``"lagrangian"``, ``"fixing"``,
-    ``"cp-sat"``) and, when the budget ran out early, ``"stopped_while"``.
+    ``"lagrangian-guided"`` or ``"cp-sat"``), what proved it (``"lagrangian"``: the bound or
+    its fixing, with no CP-SAT model; ``"cp-sat"``) and, when the budget ran out early,
+    ``"stopped_while"``.
     """
     t0 = time.perf_counter()
     check_instance(problem, IterationProblem, "problem", _WHERE)
@@ -242,26 +243,26 @@ def solve_cpsat(
     stats: dict[str, Any] = {"list_schedule_objective": best, "solution_source": "list-schedule",
                              "models": 0}
     bound = problem.trivial_bound()
-    lb = None
+    lb: LagrangianBound | None = None
+    costs: list[np.ndarray] = []
     if lagrangian:
         lb = lagrangian_bound(problem, upper_bound=best,
                               time_limit_s=max(1e-3, budget.left() * _LAGRANGIAN_SHARE))
         stats.update(lagrangian_bound=lb.bound, lagrangian_stopped=lb.stopped,
                      lagrangian_iterations=lb.iterations)
-        guided = list_schedule(problem, "fcfs", priority=lb.completion)
-        guided_obj = verify(problem, guided).raise_if_invalid().objective
-        assert guided_obj is not None
-        if guided_obj < best:
-            incumbent, best, stats["solution_source"] = guided, guided_obj, "lagrangian-guided"
+        incumbent, best, stats["solution_source"] = guided_incumbent(problem, lb, incumbent,
+                                                                     best)
         bound = max(bound, lb.bound)
+        costs = run_costs(problem, lb)
     stats["incumbent_objective"] = best
     search = _Search(problem, incumbent, best, bound, stats, budget, num_workers, seed)
     try:
         if lb is not None:  # stage 5a: targets from the bound up; the first feasible one is optimal
-            while search.bound < search.best and search.prove_or_find(lb):
+            while search.bound < search.best and search.prove_or_find(lb, costs):
                 pass
         if search.bound < search.best:  # stage 5b: improve the incumbent, raise CP-SAT's bound
-            allowed = None if lb is None else _fixed_slots(problem, search.best, lb, budget)
+            allowed = None if lb is None else _fixed_slots(problem, search.best, lb, costs,
+                                                             budget)
             if allowed is not None or lb is None:
                 search.minimise(allowed, hint)
             else:
@@ -269,7 +270,7 @@ def solve_cpsat(
     except OutOfTime as exc:
         stats["stopped_while"] = str(exc)
     if search.bound >= search.best:
-        stats.setdefault("proved_by", "cp-sat" if stats["models"] else "lagrangian")
+        stats["proved_by"] = "cp-sat" if stats["models"] else "lagrangian"
     return _result(search.incumbent, search.best, search.bound, stats, t0)
 
 
@@ -279,13 +280,13 @@ _FIX_ROUNDS = 4
 _DECISION_SHARE = 0.5
 
 
-def _fixed_slots(problem: IterationProblem, target: int, lb: Any,
-                 budget: Budget) -> list[np.ndarray] | None:
+def _fixed_slots(problem: IterationProblem, target: int, lb: LagrangianBound,
+                 costs: list[np.ndarray], budget: Budget) -> list[np.ndarray] | None:
     """The slots a schedule of total JCT at most ``target`` may use, by rounds of reduced-cost
-    fixing, each under a Lagrangian bound recomputed on the slots still allowed (in ``lb``'s
-    windows, which hold those of any better incumbent); ``None`` when the relaxation proves
-    that no such schedule exists."""
-    allowed = [c <= target + _FIX_TOLERANCE for c in run_costs(problem, lb)]
+    fixing (``costs``: :func:`run_costs` under ``lb``), each under a Lagrangian bound
+    recomputed on the slots still allowed (in ``lb``'s windows, which hold those of any better
+    incumbent); ``None`` when the relaxation proves that no such schedule exists."""
+    allowed = [c <= target + _FIX_TOLERANCE for c in costs]
     for _ in range(_FIX_ROUNDS):
         if not all(m.any(axis=1).all() for m in allowed):
             return None
@@ -310,11 +311,11 @@ class _Search:
         self.problem, self.incumbent, self.best, self.bound = problem, incumbent, best, bound
         self.stats, self.budget, self.num_workers, self.seed = stats, budget, num_workers, seed
 
-    def prove_or_find(self, lb: Any) -> bool:
+    def prove_or_find(self, lb: LagrangianBound, costs: list[np.ndarray]) -> bool:
         """Decide whether a schedule of total JCT ``bound`` exists: raise the bound when not,
         take it as the optimum when so. False when undecided in its share of the time."""
         target = self.bound
-        allowed = _fixed_slots(self.problem, target, lb, self.budget)
+        allowed = _fixed_slots(self.problem, target, lb, costs, self.budget)
         if allowed is None:
             self.bound += 1
             return True

@@ -315,14 +315,9 @@ def solve_lagrangian(problem: IterationProblem, *, time_limit_s: float = 10.0,
     check_instance(problem, IterationProblem, "problem", "solve_lagrangian")
     time_limit_s = check_positive_float(time_limit_s, "time_limit_s", "solve_lagrangian")
     schedule, objective = best_list_schedule(problem)
-    source = "list-schedule"
     lb = lagrangian_bound(problem, upper_bound=objective, time_limit_s=time_limit_s,
                           max_iterations=max_iterations)
-    guided = _guided_list_schedule(problem, lb.completion)
-    guided_obj = verify(problem, guided).raise_if_invalid().objective
-    assert guided_obj is not None
-    if guided_obj < objective:
-        schedule, objective, source = guided, guided_obj, "lagrangian-guided"
+    schedule, objective, source = guided_incumbent(problem, lb, schedule, objective)
     stats: dict[str, Any] = {"list_schedule_objective": lb.upper_bound,
                              "iterations": lb.iterations, "stopped": lb.stopped,
                              "bound_wall_s": lb.wall_s, "solution_source": source,
@@ -333,9 +328,17 @@ def solve_lagrangian(problem: IterationProblem, *, time_limit_s: float = 10.0,
                        wall_s=time.perf_counter() - t0, schedule=schedule, stats=stats)
 
 
-def _guided_list_schedule(problem: IterationProblem, completion: np.ndarray) -> Schedule:
-    """List schedule by the Lagrangian paths' completion slots (earliest first)."""
-    return list_schedule(problem, "fcfs", priority=completion)
+def guided_incumbent(problem: IterationProblem, lb: LagrangianBound, schedule: Schedule,
+                     objective: int) -> tuple[Schedule, int, str]:
+    """The better of ``schedule`` (total JCT ``objective``, a list schedule) and the list
+    schedule by the completion slots of ``lb``'s paths (earliest first: a classic Lagrangian
+    heuristic), with where it came from (``"list-schedule"`` or ``"lagrangian-guided"``)."""
+    guided = list_schedule(problem, "fcfs", priority=lb.completion)
+    guided_obj = verify(problem, guided).raise_if_invalid().objective
+    assert guided_obj is not None
+    if guided_obj < objective:
+        return guided, guided_obj, "lagrangian-guided"
+    return schedule, objective, "list-schedule"
 
 
 @njit
