@@ -7,10 +7,12 @@ dispatch policy is ``dispatch(view: DispatchView, /, **params) -> Dispatch``; a 
 scheduler is ``scheduler(view: DividedView, /, **params) -> Chunks``; an elastic-instance
 scheduler (LoongServe) is ``scheduler(view: ElasticView, /, **params) -> ElasticPlan``; a
 graph-ANNS search (AverSearch) is ``search(graph, base, query, *, threads, costs, beam_width,
-k) -> trace`` (:mod:`.anns`, :mod:`.aversearch`). The
+k) -> trace`` (:mod:`.anns`, :mod:`.aversearch`); a block selector of block-sparse attention
+(MoBA) is ``selector(view: BlockView, /, *, top_k) -> BlockSelection`` (:mod:`.moba`). The
 contracts (views, answers, accounting) are :mod:`schedlab.contract`,
 :mod:`schedlab.contract.placement`, :mod:`schedlab.contract.dispatch`,
-:mod:`schedlab.contract.divided` and :mod:`schedlab.contract.elastic`; :mod:`.registry` resolves
+:mod:`schedlab.contract.divided`, :mod:`schedlab.contract.elastic` and
+:mod:`schedlab.contract.block_attention`; :mod:`.registry` resolves
 names.
 
 >>> from schedlab.policies import REGISTRY, get_policy
@@ -21,6 +23,7 @@ True
 from schedlab.contract import BatchDecision, Plan, QueueView, RouterView
 from schedlab.policies.registry import (
     ANN_SEARCHES,
+    BLOCK_SELECTORS,
     DISPATCHES,
     DRAFT_ALLOCATORS,
     ELASTIC_SCHEDULERS,
@@ -29,6 +32,7 @@ from schedlab.policies.registry import (
     ROLLOUT_SCHEDULERS,
     ROUTERS,
     get_ann_search,
+    get_block_selector,
     get_dispatch,
     get_draft_allocator,
     get_elastic_scheduler,
@@ -40,6 +44,7 @@ from schedlab.policies.registry import (
 
 __all__ = [
     "ANN_SEARCHES",
+    "BLOCK_SELECTORS",
     "DISPATCHES",
     "DRAFT_ALLOCATORS",
     "ELASTIC_SCHEDULERS",
@@ -52,6 +57,7 @@ __all__ = [
     "QueueView",
     "RouterView",
     "get_ann_search",
+    "get_block_selector",
     "get_dispatch",
     "get_draft_allocator",
     "get_elastic_scheduler",

@@ -27,6 +27,7 @@ from schedlab.policies.aversearch import async_search
 from schedlab.policies.fcfs import fcfs, fifo
 from schedlab.policies.loongserve import loongserve, static_sp
 from schedlab.policies.mlfq import mlfq, skip_join_mlfq
+from schedlab.policies.moba import local_blocks, moba_gate, random_blocks
 from schedlab.policies.mooncake import mooncake
 from schedlab.policies.rollout import group_round_robin, lpt_dispatch, random_dispatch
 from schedlab.policies.routers import least_kv, least_tokens, round_robin
@@ -36,10 +37,11 @@ from schedlab.policies.speculation import mba_allocation, uniform_allocation
 from schedlab.policies.streamrl import skew_aware_dispatch
 from schedlab.policies.vllm import vllm
 
-__all__ = ["ANN_SEARCHES", "DISPATCHES", "DRAFT_ALLOCATORS", "ELASTIC_SCHEDULERS", "PLACEMENTS",
-           "REGISTRY", "ROLLOUT_SCHEDULERS", "ROUTERS", "get_ann_search", "get_dispatch",
-           "get_draft_allocator", "get_elastic_scheduler", "get_placement", "get_policy",
-           "get_rollout_scheduler", "get_router"]
+__all__ = ["ANN_SEARCHES", "BLOCK_SELECTORS", "DISPATCHES", "DRAFT_ALLOCATORS",
+           "ELASTIC_SCHEDULERS", "PLACEMENTS", "REGISTRY", "ROLLOUT_SCHEDULERS", "ROUTERS",
+           "get_ann_search", "get_block_selector", "get_dispatch", "get_draft_allocator",
+           "get_elastic_scheduler", "get_placement", "get_policy", "get_rollout_scheduler",
+           "get_router"]
 
 #: Batching policies by registry name.
 REGISTRY: Mapping[str, Callable[..., Any]] = MappingProxyType(
@@ -175,6 +177,16 @@ ANN_SEARCHES: Mapping[str, Callable[..., Any]] = MappingProxyType({
 })
 
 
+#: Block selectors of block-sparse attention (``selector(view: BlockView, /, *, top_k,
+#: **params) -> BlockSelection``) by registry name: MoBA's gate (arXiv 2502.13189 §2.2) and two
+#: baselines, a sliding window of blocks and random past blocks.
+BLOCK_SELECTORS: Mapping[str, Callable[..., Any]] = MappingProxyType({
+    "moba": moba_gate,
+    "local": local_blocks,
+    "random": random_blocks,
+})
+
+
 def _resolve(
     kind: str, param: str, table: Mapping[str, Callable[..., Any]], name_or_callable: Any
 ) -> Any:
@@ -264,3 +276,13 @@ def get_ann_search(name_or_callable: str | Callable[..., Any]) -> Callable[..., 
     'async_search'
     """
     return _resolve("graph search", "search", ANN_SEARCHES, name_or_callable)
+
+
+def get_block_selector(name_or_callable: str | Callable[..., Any]) -> Callable[..., Any]:
+    """The block selector of block-sparse attention registered under a name, or the callable
+    itself.
+
+    >>> get_block_selector("moba").__name__
+    'moba_gate'
+    """
+    return _resolve("block selector", "block_selector", BLOCK_SELECTORS, name_or_callable)

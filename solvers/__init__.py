@@ -37,6 +37,11 @@ The expansion DAG of a sequential graph search on T workers (AverSearch, issue 1
 :func:`work_span_bound`, :func:`dag_list_schedule` (the module's ``list_schedule``) and
 :func:`solve_dag_schedule_cpsat` (minimum makespan, P|prec|Cmax).
 
+Block selection in block-sparse attention (MoBA digest §6.5): the reference selection by true
+attention mass, :func:`solve_block_selection` (exact by one sort per query),
+:func:`verify_block_selection` (the rules and the missed mass of any selection, a
+:class:`SelectionCheck`) and :func:`selection_recall`.
+
 >>> import numpy as np
 >>> from schedlab.solvers import random_problem, solve_cpsat, verify
 >>> p = random_problem(6, np.random.default_rng(3))
@@ -45,6 +50,12 @@ The expansion DAG of a sequential graph search on T workers (AverSearch, issue 1
 ('OPTIMAL', True)
 """
 
+from schedlab.solvers.block_selection import (
+    SelectionCheck,
+    selection_recall,
+    solve_block_selection,
+    verify_block_selection,
+)
 from schedlab.solvers.chunked_rollout import (
     ChunkedRolloutCheck,
     ChunkedRolloutProblem,
@@ -115,6 +126,10 @@ from schedlab.solvers.rollout_dispatch import (
 )
 
 __all__ = [
+    "SelectionCheck",
+    "selection_recall",
+    "solve_block_selection",
+    "verify_block_selection",
     "IterationProblem",
     "PlacementCheck",
     "PlacementProblem",

@@ -7,7 +7,8 @@ policy checks (:data:`POLICY_CHECKS`, one pytest test each with :func:`policy_ch
 :func:`check_dispatch` (rollout dispatch policies, :func:`dispatch_views`),
 :func:`check_divided` (divided-rollout schedulers, :func:`divided_views`),
 :func:`check_elastic` (elastic-instance schedulers, :func:`elastic_views`),
-:func:`check_ann_search` (graph-ANNS searches, :func:`search_problems`), and
+:func:`check_ann_search` (graph-ANNS searches, :func:`search_problems`),
+:func:`check_block_selector` (block selectors of block-sparse attention, :func:`block_views`), and
 :func:`check_simulation` (conservation and time order of a simulation result). The rules of a
 single answer are the contract's own (:func:`schedlab.contract.validate_decision`).
 
@@ -19,6 +20,7 @@ from schedlab.testing.anns import check_ann_search, search_problems
 from schedlab.testing.checks import (
     POLICY_CHECKS,
     check_answer_type,
+    check_block_selector,
     check_deterministic,
     check_dispatch,
     check_divided,
@@ -37,6 +39,7 @@ from schedlab.testing.checks import (
 )
 from schedlab.testing.simulation import check_simulation
 from schedlab.testing.strategies import (
+    block_views,
     dispatch_views,
     divided_views,
     elastic_views,
@@ -50,7 +53,9 @@ __all__ = [
     "POLICY_CHECKS",
     "check_ann_search",
     "search_problems",
+    "block_views",
     "check_answer_type",
+    "check_block_selector",
     "check_deterministic",
     "check_dispatch",
     "check_divided",

@@ -53,12 +53,14 @@ from schedlab.contract import (
     validate_plan,
 )
 from schedlab.contract.accounting import remove, run_iteration
+from schedlab.contract.block_attention import BlockSelection, InvalidSelection, validate_selection
 from schedlab.contract.dispatch import Dispatch, InvalidDispatch, validate_dispatch
 from schedlab.contract.divided import Chunks, InvalidChunks, validate_chunks
 from schedlab.contract.elastic import ElasticPlan, InvalidElasticPlan, validate_elastic_plan
 from schedlab.contract.placement import InvalidPlacement, Placement, validate_placement
-from schedlab.errors import check_keyword_params
+from schedlab.errors import check_keyword_params, check_positive_int
 from schedlab.policies.registry import (
+    get_block_selector,
     get_dispatch,
     get_elastic_scheduler,
     get_placement,
@@ -67,6 +69,7 @@ from schedlab.policies.registry import (
     get_router,
 )
 from schedlab.testing.strategies import (
+    block_views,
     dispatch_views,
     divided_views,
     elastic_views,
@@ -78,6 +81,7 @@ from schedlab.testing.strategies import (
 __all__ = [
     "POLICY_CHECKS",
     "check_answer_type",
+    "check_block_selector",
     "check_deterministic",
     "check_policy",
     "check_progress",
@@ -538,6 +542,38 @@ def check_elastic(
                    views if views is not None else elastic_views(), max_examples, shrink)
 
 
+def check_block_selector(
+    selector: str | Callable[..., Any],
+    *,
+    top_k: int = 3,
+    max_examples: int = 50,
+    views: st.SearchStrategy | None = None,
+    shrink: bool = True,
+    **params: Any,
+) -> None:
+    """Check a block selector of block-sparse attention (a registered name of
+    :data:`~schedlab.policies.BLOCK_SELECTORS` or any callable) on generated
+    :func:`~schedlab.testing.strategies.block_views` with a budget of ``top_k`` blocks: it returns
+    a :class:`~schedlab.contract.block_attention.BlockSelection` made under that budget that
+    keeps the contract's rules (:func:`~schedlab.contract.block_attention.validate_selection`: no
+    future block, the current block always, at most ``top_k``), leaves its view untouched, and
+    gives equal answers on equal views. ``shrink`` as in :func:`check_policy`.
+
+    >>> check_block_selector("moba", max_examples=10, top_k=2)
+    """
+    k = check_positive_int(top_k, "top_k", "check_block_selector")
+
+    def validate(view: Any, answer: BlockSelection) -> None:
+        if answer.top_k != k:
+            raise InvalidSelection("wrong budget", f"asked for top_k={k}, answered a selection "
+                                                   f"made under top_k={answer.top_k}")
+        validate_selection(view, answer)
+
+    _check_answers("check_block_selector", get_block_selector(selector), {"top_k": k, **params},
+                   BlockSelection, validate, InvalidSelection,
+                   views if views is not None else block_views(), max_examples, shrink)
+
+
 def _check_answers(check: str, fn: Callable[..., Any], params: dict[str, Any], answer_cls: type,
                    validate: Callable[[Any, Any], None], invalid: type[ValueError],
                    views: st.SearchStrategy, max_examples: int, shrink: bool) -> None:
@@ -592,7 +628,7 @@ def copy_view(view: Any) -> Any:
     changes = {}
     for f in dataclasses.fields(view):
         val = getattr(view, f.name)
-        if isinstance(val, np.ndarray):
+        if f.init and isinstance(val, np.ndarray):  # derived fields are derived again
             c = val.copy()
             c.flags.writeable = False
             changes[f.name] = c

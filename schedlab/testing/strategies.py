@@ -1,5 +1,6 @@
 """Hypothesis strategies for schedlab's records: workloads, instance queue views, router views,
-placement views of disaggregated clusters.
+placement views of disaggregated clusters, rollout and elastic views, attention heads cut into
+blocks.
 
 Every view they produce is *consistent*, with the simulator's accounting: device-resident KV
 never exceeds the capacity, ``kv_free_tokens`` is the capacity minus it, prefill progress never
@@ -22,14 +23,15 @@ import numpy as np
 from hypothesis import strategies as st
 
 from schedlab.contract import KV_GPU, KV_HOST, KV_NONE, QueueView, RouterView
+from schedlab.contract.block_attention import BlockView
 from schedlab.contract.dispatch import DispatchView
 from schedlab.contract.divided import DividedView
 from schedlab.contract.elastic import ElasticView
 from schedlab.contract.placement import DecodeStepModel, PlacementView
 from schedlab.records import Workload
 
-__all__ = ["PHASES", "dispatch_views", "divided_views", "elastic_views", "placement_views",
-           "queue_views", "router_views", "workloads"]
+__all__ = ["PHASES", "block_views", "dispatch_views", "divided_views", "elastic_views",
+           "placement_views", "queue_views", "router_views", "workloads"]
 
 #: Request phases drawn by :func:`queue_views`.
 PHASES = ("new", "prefilling", "decoding", "swapped", "recomputing", "re-prefilling")
@@ -435,3 +437,28 @@ def elastic_views(draw: st.DrawFn, *, max_instances: int = 6, max_waiting: int =
         **({"instance_prefilling": np.array(draw(st.lists(st.booleans(), min_size=n,
                                                           max_size=n))),
             "backfill_window_s": draw(st.floats(0.001, 100.0))} if draw(st.booleans()) else {}))
+
+
+@st.composite
+def block_views(draw: st.DrawFn, *, max_tokens: int = 96, max_dim: int = 8) -> BlockView:
+    """One attention head cut into blocks: 1 to ``max_tokens`` keys of 1 to ``max_dim``
+    dimensions (Gaussian, or clustered by block so that some blocks stand out), blocks of 1 to
+    24 tokens, and 1 to 12 queries at positions anywhere in the sequence (repeats allowed).
+
+    >>> from hypothesis import given, settings
+    >>> @settings(max_examples=5, deadline=None, database=None)
+    ... @given(block_views())
+    ... def test(view):
+    ...     assert (view.current_block < view.n_blocks).all()
+    >>> test()
+    """
+    rng = np.random.default_rng(draw(st.integers(0, 2**31 - 1)))
+    n = draw(st.integers(1, max_tokens))
+    d = draw(st.integers(1, max_dim))
+    b = draw(st.integers(1, 24))
+    keys = rng.normal(0.0, 1.0, (n, d))
+    if draw(st.booleans()):  # each block around its own centre
+        keys += rng.normal(0.0, 3.0, (-(-n // b), d)).repeat(b, axis=0)[:n]
+    m = draw(st.integers(1, 12))
+    return BlockView(queries=rng.normal(0.0, draw(st.floats(0.1, 3.0)), (m, d)),
+                     positions=rng.integers(0, n, m), keys=keys, block_tokens=b)
