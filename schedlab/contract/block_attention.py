@@ -95,6 +95,8 @@ class BlockView:
             raise ValueError(f"BlockView.block_tokens must be an int >= 1. Got {b!r}.")
         object.__setattr__(self, "block_tokens", int(b))
         q, k = _matrix(self.queries, "queries"), _matrix(self.keys, "keys")
+        if k.shape[0] < 1:
+            raise ValueError("BlockView.keys must have at least one row (a token to attend).")
         if q.shape[1] != k.shape[1]:
             raise ValueError(f"BlockView.queries have width {q.shape[1]} but keys {k.shape[1]}: "
                              f"a head's queries and keys share head_dim.")
