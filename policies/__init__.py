@@ -8,7 +8,9 @@ scheduler is ``scheduler(view: DividedView, /, **params) -> Chunks``; an elastic
 scheduler (LoongServe) is ``scheduler(view: ElasticView, /, **params) -> ElasticPlan``; a
 graph-ANNS search (AverSearch) is ``search(graph, base, query, *, threads, costs, beam_width,
 k) -> trace`` (:mod:`.anns`, :mod:`.aversearch`); a block selector of block-sparse attention
-(MoBA) is ``selector(view: BlockView, /, *, top_k) -> BlockSelection`` (:mod:`.moba`). The
+(MoBA) is ``selector(view: BlockView, /, *, top_k) -> BlockSelection`` (:mod:`.moba`); a
+device-mix sizer of heterogeneous decoding (Lamina) is ``sizer(problem: DeviceMixProblem, /)
+-> DeviceMix`` (:mod:`.lamina`). The
 contracts (views, answers, accounting) are :mod:`schedlab.contract`,
 :mod:`schedlab.contract.placement`, :mod:`schedlab.contract.dispatch`,
 :mod:`schedlab.contract.divided`, :mod:`schedlab.contract.elastic` and
@@ -24,6 +26,7 @@ from schedlab.contract import BatchDecision, Plan, QueueView, RouterView
 from schedlab.policies.registry import (
     ANN_SEARCHES,
     BLOCK_SELECTORS,
+    DEVICE_MIXERS,
     DISPATCHES,
     DRAFT_ALLOCATORS,
     ELASTIC_SCHEDULERS,
@@ -33,6 +36,7 @@ from schedlab.policies.registry import (
     ROUTERS,
     get_ann_search,
     get_block_selector,
+    get_device_mixer,
     get_dispatch,
     get_draft_allocator,
     get_elastic_scheduler,
@@ -45,6 +49,7 @@ from schedlab.policies.registry import (
 __all__ = [
     "ANN_SEARCHES",
     "BLOCK_SELECTORS",
+    "DEVICE_MIXERS",
     "DISPATCHES",
     "DRAFT_ALLOCATORS",
     "ELASTIC_SCHEDULERS",
@@ -58,6 +63,7 @@ __all__ = [
     "RouterView",
     "get_ann_search",
     "get_block_selector",
+    "get_device_mixer",
     "get_dispatch",
     "get_draft_allocator",
     "get_elastic_scheduler",

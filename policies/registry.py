@@ -25,6 +25,7 @@ from schedlab.errors import unknown_name_error
 from schedlab.policies.anns import beam_search, fork_join_search
 from schedlab.policies.aversearch import async_search
 from schedlab.policies.fcfs import fcfs, fifo
+from schedlab.policies.lamina import homogeneous_mix, lamina_mix
 from schedlab.policies.loongserve import loongserve, static_sp
 from schedlab.policies.mlfq import mlfq, skip_join_mlfq
 from schedlab.policies.moba import local_blocks, moba_gate, random_blocks
@@ -37,11 +38,11 @@ from schedlab.policies.speculation import mba_allocation, uniform_allocation
 from schedlab.policies.streamrl import skew_aware_dispatch
 from schedlab.policies.vllm import vllm
 
-__all__ = ["ANN_SEARCHES", "BLOCK_SELECTORS", "DISPATCHES", "DRAFT_ALLOCATORS",
+__all__ = ["ANN_SEARCHES", "BLOCK_SELECTORS", "DEVICE_MIXERS", "DISPATCHES", "DRAFT_ALLOCATORS",
            "ELASTIC_SCHEDULERS", "PLACEMENTS", "REGISTRY", "ROLLOUT_SCHEDULERS", "ROUTERS",
-           "get_ann_search", "get_block_selector", "get_dispatch", "get_draft_allocator",
-           "get_elastic_scheduler", "get_placement", "get_policy", "get_rollout_scheduler",
-           "get_router"]
+           "get_ann_search", "get_block_selector", "get_device_mixer", "get_dispatch",
+           "get_draft_allocator", "get_elastic_scheduler", "get_placement", "get_policy",
+           "get_rollout_scheduler", "get_router"]
 
 #: Batching policies by registry name.
 REGISTRY: Mapping[str, Callable[..., Any]] = MappingProxyType(
@@ -187,6 +188,15 @@ BLOCK_SELECTORS: Mapping[str, Callable[..., Any]] = MappingProxyType({
 })
 
 
+#: Device-mix sizers of heterogeneous decoding (``sizer(problem: DeviceMixProblem, /,
+#: **params) -> DeviceMix``) by registry name: Lamina's (arXiv 2405.01814 v2 §4.3, §6.1) and the
+#: homogeneous baseline's (vLLM on tensor-parallel H100s).
+DEVICE_MIXERS: Mapping[str, Callable[..., Any]] = MappingProxyType({
+    "lamina": lamina_mix,
+    "homogeneous": homogeneous_mix,
+})
+
+
 def _resolve(
     kind: str, param: str, table: Mapping[str, Callable[..., Any]], name_or_callable: Any
 ) -> Any:
@@ -286,3 +296,13 @@ def get_block_selector(name_or_callable: str | Callable[..., Any]) -> Callable[.
     'moba_gate'
     """
     return _resolve("block selector", "block_selector", BLOCK_SELECTORS, name_or_callable)
+
+
+def get_device_mixer(name_or_callable: str | Callable[..., Any]) -> Callable[..., Any]:
+    """The device-mix sizer of heterogeneous decoding registered under a name, or the callable
+    itself.
+
+    >>> get_device_mixer("lamina").__name__
+    'lamina_mix'
+    """
+    return _resolve("device-mix sizer", "device_mixer", DEVICE_MIXERS, name_or_callable)

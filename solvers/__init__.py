@@ -42,6 +42,10 @@ attention mass, :func:`solve_block_selection` (exact by one sort per query),
 :func:`verify_block_selection` (the rules and the missed mass of any selection, a
 :class:`SelectionCheck`) and :func:`selection_recall`.
 
+Heterogeneous decoding's device mix (Lamina): :func:`solve_device_mix` (the cheapest tokens
+over every mix of compute and memory devices, replicas and batch, exact by enumeration),
+:func:`verify_device_mix` and :func:`mixes`.
+
 >>> import numpy as np
 >>> from schedlab.solvers import random_problem, solve_cpsat, verify
 >>> p = random_problem(6, np.random.default_rng(3))
@@ -68,6 +72,7 @@ from schedlab.solvers.chunked_rollout import (
     solve_chunked_rollout_cpsat,
     verify_chunked_rollout,
 )
+from schedlab.solvers.device_mix import mixes, solve_device_mix, verify_device_mix
 from schedlab.solvers.draft_allocation import (
     DraftAllocation,
     draft_objective,
@@ -126,6 +131,9 @@ from schedlab.solvers.rollout_dispatch import (
 )
 
 __all__ = [
+    "mixes",
+    "solve_device_mix",
+    "verify_device_mix",
     "SelectionCheck",
     "selection_recall",
     "solve_block_selection",

@@ -8,7 +8,9 @@ policy checks (:data:`POLICY_CHECKS`, one pytest test each with :func:`policy_ch
 :func:`check_divided` (divided-rollout schedulers, :func:`divided_views`),
 :func:`check_elastic` (elastic-instance schedulers, :func:`elastic_views`),
 :func:`check_ann_search` (graph-ANNS searches, :func:`search_problems`),
-:func:`check_block_selector` (block selectors of block-sparse attention, :func:`block_views`), and
+:func:`check_block_selector` (block selectors of block-sparse attention, :func:`block_views`),
+:func:`check_device_mixer` (device-mix sizers of heterogeneous decoding,
+:func:`device_mix_problems`), and
 :func:`check_simulation` (conservation and time order of a simulation result). The rules of a
 single answer are the contract's own (:func:`schedlab.contract.validate_decision`).
 
@@ -22,6 +24,7 @@ from schedlab.testing.checks import (
     check_answer_type,
     check_block_selector,
     check_deterministic,
+    check_device_mixer,
     check_dispatch,
     check_divided,
     check_elastic,
@@ -40,6 +43,7 @@ from schedlab.testing.checks import (
 from schedlab.testing.simulation import check_simulation
 from schedlab.testing.strategies import (
     block_views,
+    device_mix_problems,
     dispatch_views,
     divided_views,
     elastic_views,
@@ -56,6 +60,8 @@ __all__ = [
     "block_views",
     "check_answer_type",
     "check_block_selector",
+    "check_device_mixer",
+    "device_mix_problems",
     "check_deterministic",
     "check_dispatch",
     "check_divided",

@@ -61,6 +61,7 @@ from schedlab.contract.placement import InvalidPlacement, Placement, validate_pl
 from schedlab.errors import check_keyword_params, check_positive_int
 from schedlab.policies.registry import (
     get_block_selector,
+    get_device_mixer,
     get_dispatch,
     get_elastic_scheduler,
     get_placement,
@@ -70,6 +71,7 @@ from schedlab.policies.registry import (
 )
 from schedlab.testing.strategies import (
     block_views,
+    device_mix_problems,
     dispatch_views,
     divided_views,
     elastic_views,
@@ -82,6 +84,7 @@ __all__ = [
     "POLICY_CHECKS",
     "check_answer_type",
     "check_block_selector",
+    "check_device_mixer",
     "check_deterministic",
     "check_policy",
     "check_progress",
@@ -572,6 +575,49 @@ def check_block_selector(
     _check_answers("check_block_selector", get_block_selector(selector), {"top_k": k, **params},
                    BlockSelection, validate, InvalidSelection,
                    views if views is not None else block_views(), max_examples, shrink)
+
+
+class _InvalidMix(ValueError):
+    def __init__(self, rule: str, detail: str) -> None:
+        self.rule = rule
+        super().__init__(f"{rule}: {detail}")
+
+
+def _validate_mix(problem: Any, mix: Any) -> None:
+    from schedlab.costmodel.attention_offload import evaluate_mix
+
+    if not (0 <= mix.n_compute <= problem.max_compute and 0 <= mix.n_memory <= problem.max_memory
+            and 1 <= mix.replicas and mix.batch >= 0):
+        raise _InvalidMix("out of limits", f"{mix} is outside the problem's device limits")
+    if mix.batch > 0:
+        ev = evaluate_mix(problem, mix)
+        if not ev.feasible:
+            raise _InvalidMix("infeasible mix", f"{mix}: {ev.reason}")
+
+
+def check_device_mixer(
+    sizer: str | Callable[..., Any],
+    *,
+    max_examples: int = 30,
+    problems: st.SearchStrategy | None = None,
+    shrink: bool = True,
+    **params: Any,
+) -> None:
+    """Check a device-mix sizer of heterogeneous decoding (a registered name of
+    :data:`~schedlab.policies.DEVICE_MIXERS` or any callable) on generated
+    :func:`~schedlab.testing.strategies.device_mix_problems`: it answers a
+    :class:`~schedlab.costmodel.attention_offload.DeviceMix` within the problem's limits that
+    :func:`~schedlab.costmodel.attention_offload.evaluate_mix` finds feasible (or ``batch=0``:
+    nothing to run), leaves its problem untouched, and answers equal problems equally.
+
+    >>> check_device_mixer("lamina", max_examples=5)
+    """
+    from schedlab.costmodel.attention_offload import DeviceMix
+
+    _check_answers("check_device_mixer", get_device_mixer(sizer), params, DeviceMix,
+                   _validate_mix, _InvalidMix,
+                   problems if problems is not None else device_mix_problems(), max_examples,
+                   shrink)
 
 
 def _check_answers(check: str, fn: Callable[..., Any], params: dict[str, Any], answer_cls: type,

@@ -19,6 +19,8 @@ model's batch-1 prefill time does).
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 from hypothesis import strategies as st
 
@@ -30,8 +32,8 @@ from schedlab.contract.elastic import ElasticView
 from schedlab.contract.placement import DecodeStepModel, PlacementView
 from schedlab.records import Workload
 
-__all__ = ["PHASES", "block_views", "dispatch_views", "divided_views", "elastic_views",
-           "placement_views", "queue_views", "router_views", "workloads"]
+__all__ = ["PHASES", "block_views", "device_mix_problems", "dispatch_views", "divided_views",
+           "elastic_views", "placement_views", "queue_views", "router_views", "workloads"]
 
 #: Request phases drawn by :func:`queue_views`.
 PHASES = ("new", "prefilling", "decoding", "swapped", "recomputing", "re-prefilling")
@@ -462,3 +464,27 @@ def block_views(draw: st.DrawFn, *, max_tokens: int = 96, max_dim: int = 8) -> B
     m = draw(st.integers(1, 12))
     return BlockView(queries=rng.normal(0.0, draw(st.floats(0.1, 3.0)), (m, d)),
                      positions=rng.integers(0, n, m), keys=keys, block_tokens=b)
+
+
+@st.composite
+def device_mix_problems(draw: st.DrawFn, *,
+                        models: tuple[str, ...] = ("llama-3-8b", "llama-2-13b", "llama-3-70b",
+                                                   "llama-33b")) -> Any:
+    """A heterogeneous-decoding :class:`~schedlab.costmodel.attention_offload.DeviceMixProblem`:
+    one of ``models``, a mean context of 64 to 65,536 tokens, no SLO or one of 20 ms to 1 s, up
+    to 8 compute and 8 memory devices and 4 replicas, homogeneous mixes allowed or not.
+
+    >>> from hypothesis import find
+    >>> p = find(device_mix_problems(), lambda p: p.tbt_slo_s < 1 and p.max_memory > 2)
+    >>> 0.02 <= p.tbt_slo_s < 1, p.max_memory
+    (True, 3)
+    """
+    from schedlab.costmodel.attention_offload import DeviceMixProblem
+
+    slo = draw(st.one_of(st.just(float("inf")), st.floats(0.02, 1.0)))
+    return DeviceMixProblem(model=draw(st.sampled_from(models)),
+                            context_tokens=float(draw(st.integers(64, 65_536))), tbt_slo_s=slo,
+                            max_compute=draw(st.integers(1, 8)),
+                            max_memory=draw(st.integers(1, 8)),
+                            max_replicas=draw(st.integers(1, 4)),
+                            homogeneous=draw(st.booleans()))

@@ -164,6 +164,8 @@ def test_registry_names_and_unknown_name() -> None:
      r"positions\[0\] must be in \[0, 1\)"),
     ({"queries": [[0.0, 1.0]], "keys": [[0.0]], "block_tokens": 1}, "share head_dim"),
     ({"queries": [0.0], "keys": [[0.0]], "block_tokens": 1}, "two-dimensional"),
+    ({"queries": np.zeros((0, 1)), "keys": np.zeros((0, 1)), "block_tokens": 1},
+     "at least one row"),
 ])
 def test_bad_views_name_the_field(kwargs: dict, match: str) -> None:
     with pytest.raises(ValueError, match=match):
