@@ -44,9 +44,10 @@ def _smallest_compute(problem: DeviceMixProblem, replicas: int, memory: int) -> 
 def lamina_mix(problem: DeviceMixProblem, /, *, replicas: int = 1) -> DeviceMix:
     """Lamina's sizing: the fewest compute devices that hold ``replicas`` copies of the weights
     (``replicas + 1`` batches in flight, §4.3; one replica and two batches in the paper's
-    evaluation, Table 5), then the memory pool its profiling finds best: the pool size with the
-    most tokens per dollar at the largest batch the pool's KV and the SLO allow (fewer devices
-    on a tie). Pool sizes divide the model's KV heads (the KV is split by head, §5).
+    evaluation, Table 5) and meet the SLO with some pool, then the memory pool its profiling
+    finds best: the pool size with the most tokens per dollar at the largest batch the pool's KV
+    and the SLO allow (fewer devices on a tie). Pool sizes divide the model's KV heads (the KV
+    is split by head, §5).
 
     [recon] The paper states the pipeline's balance rule (``t_a = t_m / (n - 1)``, §4.3) and
     picks the DOP "by profiling" (§6.1, Fig. 11); with the batch limited by the pool's KV,
@@ -73,19 +74,25 @@ def lamina_mix(problem: DeviceMixProblem, /, *, replicas: int = 1) -> DeviceMix:
     r = check_positive_int(replicas, "replicas", "lamina_mix")
     kv_heads = _kv_heads(problem)
     pools = [b for b in range(1, problem.max_memory + 1) if kv_heads % b == 0]
-    a = _smallest_compute(problem, r, pools[0]) if r <= problem.max_replicas else 0
-    if a == 0:
+    first = _smallest_compute(problem, r, pools[0]) if r <= problem.max_replicas else 0
+    if first == 0:
         return DeviceMix(0, 0, r, 0)
-    best: tuple[float, DeviceMix] | None = None
-    for b in pools:
-        batch = largest_batch(problem, deployment(problem, a, b, r))
-        if batch < 1:
-            continue
-        mix = DeviceMix(a, b, r, batch)
-        cost = evaluate_mix(problem, mix).usd_per_million_tokens
-        if best is None or cost < best[0]:
-            best = (cost, mix)
-    return DeviceMix(a, pools[0], r, 0) if best is None else best[1]
+    for a in range(first, problem.max_compute + 1, r):  # more compute only to meet the SLO
+        best: tuple[float, DeviceMix] | None = None
+        for b in pools:
+            try:
+                batch = largest_batch(problem, deployment(problem, a, b, r))
+            except ValueError:  # the replicas' tensor parallelism does not split the heads
+                break
+            if batch < 1:
+                continue
+            mix = DeviceMix(a, b, r, batch)
+            cost = evaluate_mix(problem, mix).usd_per_million_tokens
+            if best is None or cost < best[0]:
+                best = (cost, mix)
+        if best is not None:
+            return best[1]
+    return DeviceMix(first, pools[0], r, 0)
 
 
 def homogeneous_mix(problem: DeviceMixProblem, /) -> DeviceMix:

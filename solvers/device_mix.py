@@ -81,13 +81,14 @@ def solve_device_mix(problem: DeviceMixProblem) -> SolveResult:
     ``OPTIMAL`` (bound equal to the objective, gap 0) or ``INFEASIBLE`` when no mix within the
     limits runs the model and meets the SLO. ``stats``: ``mixes`` (device mixes enumerated),
     ``throughput``, ``tbt_s``, ``requests``, ``price_per_hour`` of the optimum, and
-    ``best_homogeneous`` (its USD per million tokens, ``inf`` when none).
+    ``best_homogeneous`` and ``best_homogeneous_mix`` (the cheapest mix without memory devices
+    and its USD per million tokens; ``inf`` and ``None`` when there is none).
     """
     check_instance(problem, DeviceMixProblem, "problem", "solve_device_mix")
     start = time.perf_counter()
     candidates = mixes(problem)
     best: tuple[float, DeviceMix, MixEvaluation] | None = None
-    homogeneous = math.inf
+    homogeneous: tuple[float, DeviceMix | None] = (math.inf, None)
     for a, b, r in candidates:
         batch = largest_batch(problem, deployment(problem, a, b, r))
         if batch < 1:
@@ -95,8 +96,8 @@ def solve_device_mix(problem: DeviceMixProblem) -> SolveResult:
         mix = DeviceMix(a, b, r, batch)
         ev = evaluate_mix(problem, mix)
         cost = ev.usd_per_million_tokens
-        if b == 0:
-            homogeneous = min(homogeneous, cost)
+        if b == 0 and cost < homogeneous[0]:
+            homogeneous = (cost, mix)
         if best is None or cost < best[0]:
             best = (cost, mix, ev)
     wall = time.perf_counter() - start
@@ -108,4 +109,5 @@ def solve_device_mix(problem: DeviceMixProblem) -> SolveResult:
                        stats={"mixes": len(candidates), "throughput": ev.throughput,
                               "tbt_s": ev.tbt_s, "requests": ev.requests,
                               "price_per_hour": ev.price_per_hour,
-                              "best_homogeneous": homogeneous})
+                              "best_homogeneous": homogeneous[0],
+                              "best_homogeneous_mix": homogeneous[1]})
