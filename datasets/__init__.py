@@ -20,8 +20,9 @@ Generating (every generator takes ``seed``: an int or a ``numpy.random.Generator
 - Vectors for graph ANNS (AverSearch): :func:`digits_vectors`, :func:`image_descriptors`,
   :func:`clustered_vectors` (:class:`VectorSet`, :func:`exact_knn`) and the proximity graph
   :func:`build_graph` (:class:`Graph`).
-- Attention heads for block-sparse attention (MoBA): :func:`topic_attention_head`
-  (:class:`AttentionHead`) [synthetic].
+- Attention heads for block-sparse and retrieval attention (MoBA, RetroInfer):
+  :func:`topic_attention_head` (:class:`AttentionHead`) and :func:`topic_decode_queries`
+  [synthetic].
 
 >>> from schedlab import datasets
 >>> w = datasets.load("azure-code-2023")
@@ -38,7 +39,11 @@ from schedlab.datasets.arrivals import (
     replay,
     rescale_arrivals,
 )
-from schedlab.datasets.attention_heads import AttentionHead, topic_attention_head
+from schedlab.datasets.attention_heads import (
+    AttentionHead,
+    topic_attention_head,
+    topic_decode_queries,
+)
 from schedlab.datasets.catalog import SHIPPED, shipped_path, verify_checksum
 from schedlab.datasets.formats import FORMATS
 from schedlab.datasets.lengths import LengthFit, fit_lengths, resample_lengths, synthetic_workload
@@ -59,6 +64,7 @@ from schedlab.datasets.vectors import (
 __all__ = [
     "AttentionHead",
     "topic_attention_head",
+    "topic_decode_queries",
     "FORMATS",
     "Graph",
     "LONG_CONTEXT_DATASETS",

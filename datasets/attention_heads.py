@@ -20,7 +20,7 @@ import numpy as np
 from schedlab.datasets.arrivals import as_generator
 from schedlab.errors import check_fraction, check_positive_float, check_positive_int
 
-__all__ = ["AttentionHead", "topic_attention_head"]
+__all__ = ["AttentionHead", "topic_attention_head", "topic_decode_queries"]
 
 
 class AttentionHead(NamedTuple):
@@ -79,3 +79,41 @@ def topic_attention_head(n_tokens: int, *, head_dim: int = 128, n_queries: int =
     queries = centres[query_topic] + rng.normal(size=(m, d))
     return AttentionHead(keys=keys, queries=queries, positions=positions, topic=topic,
                          query_topic=query_topic)
+
+
+def topic_decode_queries(head: AttentionHead, steps: int, *, signal: float = 0.5,
+                         persistence: float = 0.9, switch: float = 0.05,
+                         seed: int | np.random.Generator = 0) -> np.ndarray:
+    """``(steps, d)`` queries of successive decode steps over ``head``'s context [synthetic]:
+    each looks for a topic of the context (its direction estimated as the mean key of the
+    topic's tokens, scaled to ``signal * sqrt(d)``) plus noise that persists from step to step
+    (an AR(1) process of unit variance with coefficient ``persistence``); with probability
+    ``switch`` a step moves to another topic drawn from those in the context. Successive steps
+    then retrieve overlapping clusters, the temporal locality RetroInfer's GPU cache relies on.
+
+    >>> h = topic_attention_head(2048, n_queries=1, seed=0)
+    >>> topic_decode_queries(h, 5, seed=0).shape
+    (5, 128)
+    """
+    where = "topic_decode_queries"
+    t = check_positive_int(steps, "steps", where)
+    sig = check_positive_float(signal, "signal", where)
+    rho = check_fraction(persistence, "persistence", where, open_low=False)
+    p = check_fraction(switch, "switch", where, open_low=False)
+    rng = as_generator(seed, where)
+    topics = np.unique(head.topic)
+    d = head.keys.shape[1]
+    sums = np.zeros((int(topics.max()) + 1, d))
+    np.add.at(sums, head.topic, head.keys)
+    centres = sums[topics]
+    centres *= sig * np.sqrt(d) / np.maximum(np.linalg.norm(centres, axis=1, keepdims=True),
+                                               1e-12)
+    out = np.empty((t, d))
+    current = int(rng.integers(topics.shape[0]))
+    noise = rng.normal(size=d)
+    for i in range(t):
+        if i and rng.random() < p:
+            current = int(rng.integers(topics.shape[0]))
+        noise = rho * noise + np.sqrt(1.0 - rho * rho) * rng.normal(size=d)
+        out[i] = centres[current] + noise
+    return out

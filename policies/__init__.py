@@ -10,12 +10,14 @@ graph-ANNS search (AverSearch) is ``search(graph, base, query, *, threads, costs
 k) -> trace`` (:mod:`.anns`, :mod:`.aversearch`); a block selector of block-sparse attention
 (MoBA) is ``selector(view: BlockView, /, *, top_k) -> BlockSelection`` (:mod:`.moba`); a
 device-mix sizer of heterogeneous decoding (Lamina) is ``sizer(problem: DeviceMixProblem, /)
--> DeviceMix`` (:mod:`.lamina`). The
+-> DeviceMix`` (:mod:`.lamina`); a zone policy of retrieval attention (RetroInfer) is
+``policy(view: RetrievalView, /) -> Zones`` and a GPU-cache replacement policy
+``policy(view: CacheView, /) -> victims`` (:mod:`.retroinfer`). The
 contracts (views, answers, accounting) are :mod:`schedlab.contract`,
 :mod:`schedlab.contract.placement`, :mod:`schedlab.contract.dispatch`,
-:mod:`schedlab.contract.divided`, :mod:`schedlab.contract.elastic` and
-:mod:`schedlab.contract.block_attention`; :mod:`.registry` resolves
-names.
+:mod:`schedlab.contract.divided`, :mod:`schedlab.contract.elastic`,
+:mod:`schedlab.contract.block_attention` and :mod:`schedlab.contract.retrieval`;
+:mod:`.registry` resolves names.
 
 >>> from schedlab.policies import REGISTRY, get_policy
 >>> get_policy("fcfs") is REGISTRY["fcfs"]
@@ -26,6 +28,7 @@ from schedlab.contract import BatchDecision, Plan, QueueView, RouterView
 from schedlab.policies.registry import (
     ANN_SEARCHES,
     BLOCK_SELECTORS,
+    CACHE_POLICIES,
     DEVICE_MIXERS,
     DISPATCHES,
     DRAFT_ALLOCATORS,
@@ -34,8 +37,10 @@ from schedlab.policies.registry import (
     REGISTRY,
     ROLLOUT_SCHEDULERS,
     ROUTERS,
+    ZONE_POLICIES,
     get_ann_search,
     get_block_selector,
+    get_cache_policy,
     get_device_mixer,
     get_dispatch,
     get_draft_allocator,
@@ -44,11 +49,13 @@ from schedlab.policies.registry import (
     get_policy,
     get_rollout_scheduler,
     get_router,
+    get_zone_policy,
 )
 
 __all__ = [
     "ANN_SEARCHES",
     "BLOCK_SELECTORS",
+    "CACHE_POLICIES",
     "DEVICE_MIXERS",
     "DISPATCHES",
     "DRAFT_ALLOCATORS",
@@ -57,12 +64,14 @@ __all__ = [
     "REGISTRY",
     "ROLLOUT_SCHEDULERS",
     "ROUTERS",
+    "ZONE_POLICIES",
     "BatchDecision",
     "Plan",
     "QueueView",
     "RouterView",
     "get_ann_search",
     "get_block_selector",
+    "get_cache_policy",
     "get_device_mixer",
     "get_dispatch",
     "get_draft_allocator",
@@ -71,4 +80,5 @@ __all__ = [
     "get_policy",
     "get_rollout_scheduler",
     "get_router",
+    "get_zone_policy",
 ]

@@ -30,6 +30,7 @@ from schedlab.policies.loongserve import loongserve, static_sp
 from schedlab.policies.mlfq import mlfq, skip_join_mlfq
 from schedlab.policies.moba import local_blocks, moba_gate, random_blocks
 from schedlab.policies.mooncake import mooncake
+from schedlab.policies.retroinfer import fifo_victims, lru_victims, retroinfer_zones
 from schedlab.policies.rollout import group_round_robin, lpt_dispatch, random_dispatch
 from schedlab.policies.routers import least_kv, least_tokens, round_robin
 from schedlab.policies.seer import group_round_robin_all, seer
@@ -38,11 +39,12 @@ from schedlab.policies.speculation import mba_allocation, uniform_allocation
 from schedlab.policies.streamrl import skew_aware_dispatch
 from schedlab.policies.vllm import vllm
 
-__all__ = ["ANN_SEARCHES", "BLOCK_SELECTORS", "DEVICE_MIXERS", "DISPATCHES", "DRAFT_ALLOCATORS",
-           "ELASTIC_SCHEDULERS", "PLACEMENTS", "REGISTRY", "ROLLOUT_SCHEDULERS", "ROUTERS",
-           "get_ann_search", "get_block_selector", "get_device_mixer", "get_dispatch",
+__all__ = ["ANN_SEARCHES", "BLOCK_SELECTORS", "CACHE_POLICIES", "DEVICE_MIXERS", "DISPATCHES",
+           "DRAFT_ALLOCATORS", "ELASTIC_SCHEDULERS", "PLACEMENTS", "REGISTRY",
+           "ROLLOUT_SCHEDULERS", "ROUTERS", "ZONE_POLICIES", "get_ann_search",
+           "get_block_selector", "get_cache_policy", "get_device_mixer", "get_dispatch",
            "get_draft_allocator", "get_elastic_scheduler", "get_placement", "get_policy",
-           "get_rollout_scheduler", "get_router"]
+           "get_rollout_scheduler", "get_router", "get_zone_policy"]
 
 #: Batching policies by registry name.
 REGISTRY: Mapping[str, Callable[..., Any]] = MappingProxyType(
@@ -197,6 +199,27 @@ DEVICE_MIXERS: Mapping[str, Callable[..., Any]] = MappingProxyType({
 })
 
 
+def _retrieval_only(view: Any, /, **params: Any) -> Any:
+    """Exact attention on the retrieved clusters only, nothing estimated (``retroinfer_zones(view,
+    estimation_budget=0, **params)``): the baseline of RetroInfer's estimation zone, Fig. 18."""
+    return retroinfer_zones(view, **{"estimation_budget": 0.0, **params})
+
+
+#: Zone policies of retrieval attention (``policy(view: RetrievalView, /, **params) -> Zones``)
+#: by registry name: RetroInfer's tripartite zones (arXiv 2505.02922 §4.2) and retrieval alone.
+ZONE_POLICIES: Mapping[str, Callable[..., Any]] = MappingProxyType({
+    "retroinfer": retroinfer_zones,
+    "retrieval-only": _retrieval_only,
+})
+
+#: Replacement policies of RetroInfer's GPU cache (``policy(view: CacheView, /) -> victims``) by
+#: registry name (Belady's optimum is :func:`schedlab.solvers.solve_cache_replacement`).
+CACHE_POLICIES: Mapping[str, Callable[..., Any]] = MappingProxyType({
+    "lru": lru_victims,
+    "fifo": fifo_victims,
+})
+
+
 def _resolve(
     kind: str, param: str, table: Mapping[str, Callable[..., Any]], name_or_callable: Any
 ) -> Any:
@@ -306,3 +329,21 @@ def get_device_mixer(name_or_callable: str | Callable[..., Any]) -> Callable[...
     'lamina_mix'
     """
     return _resolve("device-mix sizer", "device_mixer", DEVICE_MIXERS, name_or_callable)
+
+
+def get_zone_policy(name_or_callable: str | Callable[..., Any]) -> Callable[..., Any]:
+    """The zone policy of retrieval attention registered under a name, or the callable itself.
+
+    >>> get_zone_policy("retroinfer").__name__
+    'retroinfer_zones'
+    """
+    return _resolve("zone policy", "zone_policy", ZONE_POLICIES, name_or_callable)
+
+
+def get_cache_policy(name_or_callable: str | Callable[..., Any]) -> Callable[..., Any]:
+    """The GPU-cache replacement policy registered under a name, or the callable itself.
+
+    >>> get_cache_policy("lru").__name__
+    'lru_victims'
+    """
+    return _resolve("cache policy", "cache_policy", CACHE_POLICIES, name_or_callable)

@@ -46,6 +46,9 @@ Heterogeneous decoding's device mix (Lamina): :func:`solve_device_mix` (the chea
 over every mix of compute and memory devices, replicas and batch, exact by enumeration),
 :func:`verify_device_mix` and :func:`mixes`.
 
+RetroInfer's GPU cache of KV clusters: :func:`solve_cache_replacement` (Belady's MIN, the fewest
+misses on an access trace) and :func:`verify_cache_schedule` (any schedule's misses, checked).
+
 >>> import numpy as np
 >>> from schedlab.solvers import random_problem, solve_cpsat, verify
 >>> p = random_problem(6, np.random.default_rng(3))
@@ -60,6 +63,7 @@ from schedlab.solvers.block_selection import (
     solve_block_selection,
     verify_block_selection,
 )
+from schedlab.solvers.cache_replacement import solve_cache_replacement, verify_cache_schedule
 from schedlab.solvers.chunked_rollout import (
     ChunkedRolloutCheck,
     ChunkedRolloutProblem,
@@ -131,6 +135,8 @@ from schedlab.solvers.rollout_dispatch import (
 )
 
 __all__ = [
+    "solve_cache_replacement",
+    "verify_cache_schedule",
     "mixes",
     "solve_device_mix",
     "verify_device_mix",

@@ -29,6 +29,8 @@
   :class:`ElasticCluster`).
 - :mod:`schedlab.sim.anns`: graph-ANNS searches priced on a CPU socket, alone and under load
   (AverSearch against fork-join: :func:`schedlab.sim.anns.anns_table`).
+- :mod:`schedlab.sim.wave_buffer`: RetroInfer's GPU cache of KV clusters replayed on an access
+  trace under a replacement policy (:func:`replay_cache`).
 """
 
 from schedlab.sim.chunked_replay import optimality_gaps, replay_chunked_rollout
@@ -42,9 +44,11 @@ from schedlab.sim.result import SimResult
 from schedlab.sim.rollout import RolloutCluster, RolloutResult, simulate_rollout
 from schedlab.sim.simulator import simulate
 from schedlab.sim.speculation import Speculation
+from schedlab.sim.wave_buffer import CacheRun, replay_cache
 
-__all__ = ["Cluster", "DisaggregatedCluster", "ElasticCluster", "InstanceSpec",
+__all__ = ["CacheRun", "Cluster", "DisaggregatedCluster", "ElasticCluster", "InstanceSpec",
            "PartialRolloutResult", "RolloutCluster", "RolloutResult", "SimResult", "Speculation",
-           "optimality_gaps", "replay_chunked_rollout", "replay_placement", "simulate",
+           "optimality_gaps", "replay_cache", "replay_chunked_rollout", "replay_placement",
+           "simulate",
            "simulate_disaggregated", "simulate_divided_rollout", "simulate_elastic",
            "simulate_partial_rollout", "simulate_rollout"]

@@ -10,7 +10,8 @@ policy checks (:data:`POLICY_CHECKS`, one pytest test each with :func:`policy_ch
 :func:`check_ann_search` (graph-ANNS searches, :func:`search_problems`),
 :func:`check_block_selector` (block selectors of block-sparse attention, :func:`block_views`),
 :func:`check_device_mixer` (device-mix sizers of heterogeneous decoding,
-:func:`device_mix_problems`), and
+:func:`device_mix_problems`), :func:`check_zone_policy` and :func:`check_cache_policy`
+(RetroInfer's zones and GPU cache, :func:`retrieval_views`, :func:`cache_views`), and
 :func:`check_simulation` (conservation and time order of a simulation result). The rules of a
 single answer are the contract's own (:func:`schedlab.contract.validate_decision`).
 
@@ -23,6 +24,7 @@ from schedlab.testing.checks import (
     POLICY_CHECKS,
     check_answer_type,
     check_block_selector,
+    check_cache_policy,
     check_deterministic,
     check_device_mixer,
     check_dispatch,
@@ -35,6 +37,7 @@ from schedlab.testing.checks import (
     check_router,
     check_static_plan,
     check_valid_answer,
+    check_zone_policy,
     copy_view,
     describe_view,
     policy_checks,
@@ -43,12 +46,14 @@ from schedlab.testing.checks import (
 from schedlab.testing.simulation import check_simulation
 from schedlab.testing.strategies import (
     block_views,
+    cache_views,
     device_mix_problems,
     dispatch_views,
     divided_views,
     elastic_views,
     placement_views,
     queue_views,
+    retrieval_views,
     router_views,
     workloads,
 )
@@ -60,6 +65,7 @@ __all__ = [
     "block_views",
     "check_answer_type",
     "check_block_selector",
+    "check_cache_policy",
     "check_device_mixer",
     "device_mix_problems",
     "check_deterministic",
@@ -74,6 +80,9 @@ __all__ = [
     "check_simulation",
     "check_static_plan",
     "check_valid_answer",
+    "check_zone_policy",
+    "cache_views",
+    "retrieval_views",
     "copy_view",
     "describe_view",
     "dispatch_views",

@@ -58,9 +58,17 @@ from schedlab.contract.dispatch import Dispatch, InvalidDispatch, validate_dispa
 from schedlab.contract.divided import Chunks, InvalidChunks, validate_chunks
 from schedlab.contract.elastic import ElasticPlan, InvalidElasticPlan, validate_elastic_plan
 from schedlab.contract.placement import InvalidPlacement, Placement, validate_placement
+from schedlab.contract.retrieval import (
+    InvalidEviction,
+    InvalidZones,
+    Zones,
+    validate_eviction,
+    validate_zones,
+)
 from schedlab.errors import check_keyword_params, check_positive_int
 from schedlab.policies.registry import (
     get_block_selector,
+    get_cache_policy,
     get_device_mixer,
     get_dispatch,
     get_elastic_scheduler,
@@ -68,15 +76,18 @@ from schedlab.policies.registry import (
     get_policy,
     get_rollout_scheduler,
     get_router,
+    get_zone_policy,
 )
 from schedlab.testing.strategies import (
     block_views,
+    cache_views,
     device_mix_problems,
     dispatch_views,
     divided_views,
     elastic_views,
     placement_views,
     queue_views,
+    retrieval_views,
     router_views,
 )
 
@@ -84,6 +95,7 @@ __all__ = [
     "POLICY_CHECKS",
     "check_answer_type",
     "check_block_selector",
+    "check_cache_policy",
     "check_device_mixer",
     "check_deterministic",
     "check_policy",
@@ -92,6 +104,7 @@ __all__ = [
     "check_router",
     "check_static_plan",
     "check_valid_answer",
+    "check_zone_policy",
     "copy_view",
     "describe_view",
     "policy_checks",
@@ -618,6 +631,50 @@ def check_device_mixer(
                    _validate_mix, _InvalidMix,
                    problems if problems is not None else device_mix_problems(), max_examples,
                    shrink)
+
+
+def check_zone_policy(
+    policy: str | Callable[..., Any],
+    *,
+    max_examples: int = 50,
+    views: st.SearchStrategy | None = None,
+    shrink: bool = True,
+    **params: Any,
+) -> None:
+    """Check a zone policy of retrieval attention (a registered name of
+    :data:`~schedlab.policies.ZONE_POLICIES` or any callable) on generated
+    :func:`~schedlab.testing.strategies.retrieval_views`: it answers
+    :class:`~schedlab.contract.retrieval.Zones` that keep the contract's rules
+    (:func:`~schedlab.contract.retrieval.validate_zones`), leaves its view untouched, and
+    answers equal views equally.
+
+    >>> check_zone_policy("retroinfer", max_examples=10)
+    """
+    _check_answers("check_zone_policy", get_zone_policy(policy), params, Zones, validate_zones,
+                   InvalidZones, views if views is not None else retrieval_views(),
+                   max_examples, shrink)
+
+
+def check_cache_policy(
+    policy: str | Callable[..., Any],
+    *,
+    max_examples: int = 50,
+    views: st.SearchStrategy | None = None,
+    shrink: bool = True,
+    **params: Any,
+) -> None:
+    """Check a replacement policy of RetroInfer's GPU cache (a registered name of
+    :data:`~schedlab.policies.CACHE_POLICIES` or any callable) on generated
+    :func:`~schedlab.testing.strategies.cache_views`: it answers an array of victims that keeps
+    the contract's rules (:func:`~schedlab.contract.retrieval.validate_eviction`: resident
+    clusters, none twice, exactly as many as the admission needs), leaves its view untouched,
+    and answers equal views equally.
+
+    >>> check_cache_policy("lru", max_examples=10)
+    """
+    _check_answers("check_cache_policy", get_cache_policy(policy), params, np.ndarray,
+                   validate_eviction, InvalidEviction,
+                   views if views is not None else cache_views(), max_examples, shrink)
 
 
 def _check_answers(check: str, fn: Callable[..., Any], params: dict[str, Any], answer_cls: type,

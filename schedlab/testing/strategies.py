@@ -30,10 +30,12 @@ from schedlab.contract.dispatch import DispatchView
 from schedlab.contract.divided import DividedView
 from schedlab.contract.elastic import ElasticView
 from schedlab.contract.placement import DecodeStepModel, PlacementView
+from schedlab.contract.retrieval import CacheView, RetrievalView, WaveIndex
 from schedlab.records import Workload
 
-__all__ = ["PHASES", "block_views", "device_mix_problems", "dispatch_views", "divided_views",
-           "elastic_views", "placement_views", "queue_views", "router_views", "workloads"]
+__all__ = ["PHASES", "block_views", "cache_views", "device_mix_problems", "dispatch_views",
+           "divided_views", "elastic_views", "placement_views", "queue_views", "retrieval_views",
+           "router_views", "workloads"]
 
 #: Request phases drawn by :func:`queue_views`.
 PHASES = ("new", "prefilling", "decoding", "swapped", "recomputing", "re-prefilling")
@@ -488,3 +490,54 @@ def device_mix_problems(draw: st.DrawFn, *,
                             max_memory=draw(st.integers(1, 8)),
                             max_replicas=draw(st.integers(1, 4)),
                             homogeneous=draw(st.booleans()))
+
+
+@st.composite
+def retrieval_views(draw: st.DrawFn, *, max_tokens: int = 200, max_dim: int = 8) -> RetrievalView:
+    """A decode step of one head over a random :class:`~schedlab.contract.retrieval.WaveIndex`:
+    1 to ``max_tokens`` keys of 1 to ``max_dim`` dimensions, each in the steady zone or one of
+    up to 40 clusters (some may be empty), and a query.
+
+    >>> from hypothesis import find
+    >>> find(retrieval_views(), lambda v: v.index.n_clusters > 3).index.n_clusters
+    4
+    """
+    rng = np.random.default_rng(draw(st.integers(0, 2**31 - 1)))
+    n = draw(st.integers(1, max_tokens))
+    d = draw(st.integers(1, max_dim))
+    m = draw(st.integers(0, 40))
+    keys = rng.normal(size=(n, d))
+    of = rng.integers(-1, m, n) if m else np.full(n, -1)
+    idx = WaveIndex.from_assignment(keys, rng.normal(size=(n, 2)), of)
+    if idx.n_clusters < m:  # keep the drawn count: trailing clusters may be empty
+        pad = m - idx.n_clusters
+        idx = WaveIndex(centroids=np.vstack([idx.centroids, np.zeros((pad, d))]),
+                        sizes=np.append(idx.sizes, np.zeros(pad, dtype=np.int64)),
+                        value_sums=np.vstack([idx.value_sums, np.zeros((pad, 2))]),
+                        cluster_of=idx.cluster_of)
+    return RetrievalView(query=rng.normal(0.0, draw(st.floats(0.1, 3.0)), d), index=idx)
+
+
+@st.composite
+def cache_views(draw: st.DrawFn, *, max_capacity: int = 12) -> CacheView:
+    """A consistent :class:`~schedlab.contract.retrieval.CacheView` after a decode step: a
+    capacity, resident clusters (at most the capacity) used and admitted at earlier steps (the
+    requested residents just now), the step's requests and its misses to admit.
+
+    >>> from hypothesis import find
+    >>> find(cache_views(), lambda v: v.must_evict > 1).must_evict
+    2
+    """
+    cap = draw(st.integers(0, max_capacity))
+    step = draw(st.integers(1, 50))
+    pool = np.arange(3 * max_capacity + 3)
+    rng = np.random.default_rng(draw(st.integers(0, 2**31 - 1)))
+    resident = rng.choice(pool, draw(st.integers(0, cap)), replace=False)
+    admitted = rng.integers(0, step, size=resident.shape[0])
+    last = np.maximum(admitted, rng.integers(0, step, size=resident.shape[0]))
+    requested = rng.choice(pool, draw(st.integers(0, min(cap + 2, pool.shape[0]))),
+                           replace=False)
+    last = np.where(np.isin(resident, requested), step, last)
+    return CacheView(step=step, capacity=cap, resident=resident, last_used=last,
+                     admitted=admitted, requested=requested,
+                     admitting=requested[~np.isin(requested, resident)][:cap])
