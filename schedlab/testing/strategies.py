@@ -533,7 +533,7 @@ def cache_views(draw: st.DrawFn, *, max_capacity: int = 12) -> CacheView:
     pool = np.arange(3 * max_capacity + 3)
     rng = np.random.default_rng(draw(st.integers(0, 2**31 - 1)))
     resident = rng.choice(pool, draw(st.integers(0, cap)), replace=False)
-    admitted = rng.integers(0, step, size=resident.shape[0])
+    admitted: np.ndarray = np.asarray(rng.integers(0, step, size=resident.shape[0]))
     last = np.maximum(admitted, rng.integers(0, step, size=resident.shape[0]))
     requested = rng.choice(pool, draw(st.integers(0, min(cap + 2, pool.shape[0]))),
                            replace=False)
