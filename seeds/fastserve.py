@@ -38,6 +38,7 @@ first turns of ShareGPT_V3); the tail percentile of the v1 claim (p99 here).
 from __future__ import annotations
 
 import inspect
+import os
 import time
 from dataclasses import dataclass
 from os import PathLike
@@ -328,18 +329,33 @@ def _metrics(result: Any, workload: Any) -> tuple[float, ...]:
     )
 
 
-def _sweep(workloads: list[Any], runs: tuple[tuple[str, Any, str, dict[str, Any]], ...],
-           rates: tuple[float, ...], desc: str) -> Sweep:
-    """``runs``: (label, cluster, policy, params); every run serves every workload."""
-    from schedlab.progress import progress
+def _cell(workload: Any, cluster: Any, policy: str, params: dict[str, Any]) -> tuple[float, ...]:
     from schedlab.sim import simulate
 
+    return _metrics(simulate(workload, cluster, policy, policy_params=params), workload)
+
+
+def _sweep(workloads: list[Any], runs: tuple[tuple[str, Any, str, dict[str, Any]], ...],
+           rates: tuple[float, ...], desc: str, jobs: int = 1) -> Sweep:
+    """``runs``: (label, cluster, policy, params); every run serves every workload, on ``jobs``
+    processes (the largest workloads first; the simulations are deterministic, so the result
+    does not depend on ``jobs``)."""
+    from schedlab.progress import progress
+
     cols = np.zeros((9, len(runs), len(workloads)))
-    cells = [(j, i) for j in range(len(workloads)) for i in range(len(runs))]
-    for j, i in progress(cells, desc=desc):
-        _, cluster, policy, params = runs[i]
-        w = workloads[j]
-        cols[:, i, j] = _metrics(simulate(w, cluster, policy, policy_params=params), w)
+    cells = sorted(((j, i) for j in range(len(workloads)) for i in range(len(runs))),
+                   key=lambda c: -len(workloads[c[0]]))
+    tasks = ((workloads[j], runs[i][1], runs[i][2], runs[i][3]) for j, i in cells)
+    if jobs > 1:
+        from joblib import Parallel, delayed
+
+        results = Parallel(n_jobs=jobs, return_as="generator")(
+            delayed(_cell)(*task) for task in tasks)
+    else:
+        results = (_cell(*task) for task in tasks)
+    for (j, i), metrics in zip(cells, progress(results, desc=desc, total=len(cells)),
+                               strict=True):
+        cols[:, i, j] = metrics
     return Sweep(
         policies=tuple(r[0] for r in runs), rates_per_s=np.asarray(rates, dtype=np.float64),
         requests=np.array([len(w) for w in workloads]), mean_norm_s=cols[0], p95_norm_s=cols[1],
@@ -589,7 +605,8 @@ def run(
     ``quick=True`` runs a smoke-test size (four rates of 60 requests, one large batch);
     ``plot_dir`` (None: no plot) receives ``fastserve_slo_vs_rate.png`` and
     ``fastserve_jct_large_batch.png``; ``seed`` seeds the request samples and arrivals (the same
-    workloads serve every policy). The default run takes about 30 s on one core.
+    workloads serve every policy). The default run takes about 30 s on two cores (the
+    simulations of a sweep run on two processes; the results do not depend on it).
     """
     from schedlab.sim import Cluster
 
@@ -612,8 +629,9 @@ def run(
         *((p, vllm if p == "vllm" else fastserve, p, {}) for p in POLICIES),
         (NO_KV_LIMIT, unlimited, "skip-join-mlfq", {}),
     )
+    jobs = 1 if quick else min(2, os.cpu_count() or 1)  # two cores: the runs in parallel
     sweep = _sweep(artifact_workloads(rates, prompts, rng), runs, rates,
-                   "fastserve: SLO sweep (policy x rate)")
+                   "fastserve: SLO sweep (policy x rate)", jobs)
     large_workloads = artifact_workloads(large_rates, large_prompts, rng)
     large = {}
     for bs in batches:
@@ -624,7 +642,7 @@ def run(
             ("srpt", cluster, "srpt", {}),
         )
         large[bs] = _sweep(large_workloads, large_runs, large_rates,
-                           f"fastserve: batch {bs} (policy x rate)")
+                           f"fastserve: batch {bs} (policy x rate)", jobs)
 
     by_name = {c.name: c for c in CLAIMS}
     inp, out = artifact_lengths()
