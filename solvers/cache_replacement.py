@@ -30,24 +30,11 @@ from typing import Any
 
 import numpy as np
 
+from schedlab.contract.retrieval import access_trace
 from schedlab.errors import check_nonneg_int
 from schedlab.solvers.result import SolveResult
 
 __all__ = ["solve_cache_replacement", "verify_cache_schedule"]
-
-
-def _steps(trace: Sequence[Any], where: str) -> list[np.ndarray]:
-    out = []
-    for t, req in enumerate(trace):
-        a = np.asarray(req)
-        if a.ndim != 1 or (a.shape[0] and (a.dtype.kind not in "iu" or a.min() < 0)):
-            raise ValueError(f"The 'trace' parameter of {where}: trace[{t}] must be a "
-                             f"one-dimensional array of cluster ids >= 0.")
-        if np.unique(a).shape[0] != a.shape[0]:
-            raise ValueError(f"The 'trace' parameter of {where}: trace[{t}] requests a cluster "
-                             f"twice.")
-        out.append(a.astype(np.int64))
-    return out
 
 
 def verify_cache_schedule(trace: Sequence[Any], capacity: int,
@@ -62,7 +49,7 @@ def verify_cache_schedule(trace: Sequence[Any], capacity: int,
     ValueError: verify_cache_schedule: step 0 holds cluster 2, neither resident before nor \
 requested
     """
-    steps = _steps(trace, "verify_cache_schedule")
+    steps = access_trace(trace, "verify_cache_schedule")
     cap = check_nonneg_int(capacity, "capacity", "verify_cache_schedule")
     if len(schedule) != len(steps):
         raise ValueError(f"verify_cache_schedule: {len(schedule)} resident sets for "
@@ -87,7 +74,7 @@ def solve_cache_replacement(trace: Sequence[Any], capacity: int) -> SolveResult:
     """Belady's MIN (module docstring): the fewest misses any replacement and admission policy
     can reach on ``trace`` with ``capacity`` clusters. Status ``OPTIMAL``, bound equal to the
     objective; ``schedule`` the resident sets; ``stats``: ``requests``, ``hit_rate``."""
-    steps = _steps(trace, "solve_cache_replacement")
+    steps = access_trace(trace, "solve_cache_replacement")
     cap = check_nonneg_int(capacity, "capacity", "solve_cache_replacement")
     start = time.perf_counter()
     # the next request of every (step, cluster), scanning backwards

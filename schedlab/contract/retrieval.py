@@ -35,6 +35,7 @@ __all__ = [
     "RetrievalView",
     "WaveIndex",
     "Zones",
+    "access_trace",
     "cluster_masses",
     "validate_eviction",
     "validate_zones",
@@ -246,6 +247,34 @@ def cluster_masses(view: RetrievalView, keys: Any, *,
 
 
 # ------------------------------------------------------------------------------ GPU cache
+def access_trace(trace: Any, where: str) -> list[np.ndarray]:
+    """A GPU cache's access trace, checked: one array of distinct cluster ids (>= 0) per decode
+    step, in score order. The one rule of a trace for the cache's replay and its optimum;
+    ``where`` names the caller in the ``ValueError``.
+
+    >>> access_trace([[3, 1], []], "demo")[0].tolist()
+    [3, 1]
+    >>> access_trace([[1, 1]], "demo")
+    Traceback (most recent call last):
+    ...
+    ValueError: The 'trace' parameter of demo: trace[0] requests a cluster twice.
+    """
+    out = []
+    for t, req in enumerate(trace):
+        a = np.asarray(req)
+        if a.shape[0:1] == (0,) and a.ndim == 1:
+            out.append(np.zeros(0, dtype=np.int64))
+            continue
+        if a.ndim != 1 or a.dtype.kind not in "iu" or a.min() < 0:
+            raise ValueError(f"The 'trace' parameter of {where}: trace[{t}] must be a "
+                             f"one-dimensional array of cluster ids >= 0. Got {req!r:.80}.")
+        if np.unique(a).shape[0] != a.shape[0]:
+            raise ValueError(f"The 'trace' parameter of {where}: trace[{t}] requests a cluster "
+                             f"twice.")
+        out.append(a.astype(np.int64))
+    return out
+
+
 @dataclass(frozen=True, slots=True, kw_only=True)
 class CacheView:
     """What a replacement policy of RetroInfer's GPU cache sees after a decode step: the cache's

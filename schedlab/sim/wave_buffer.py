@@ -24,7 +24,12 @@ from typing import Any
 
 import numpy as np
 
-from schedlab.contract.retrieval import CacheView, InvalidEviction, validate_eviction
+from schedlab.contract.retrieval import (
+    CacheView,
+    InvalidEviction,
+    access_trace,
+    validate_eviction,
+)
 from schedlab.errors import check_nonneg_int
 
 __all__ = ["CacheRun", "replay_cache"]
@@ -45,19 +50,6 @@ class CacheRun:
         return float(self.hits.sum()) / total if total else 1.0
 
 
-def _trace(trace: Sequence[Any]) -> list[np.ndarray]:
-    out = []
-    for t, req in enumerate(trace):
-        a = np.asarray(req)
-        if a.ndim != 1 or (a.shape[0] and (a.dtype.kind not in "iu" or a.min() < 0)):
-            raise ValueError(f"trace[{t}] must be a one-dimensional array of cluster ids >= 0. "
-                             f"Got {req!r:.80}.")
-        if np.unique(a).shape[0] != a.shape[0]:
-            raise ValueError(f"trace[{t}] requests a cluster twice.")
-        out.append(a.astype(np.int64))
-    return out
-
-
 def replay_cache(trace: Sequence[Any], capacity: int,
                  policy: str | Callable[..., Any] = "lru") -> CacheRun:
     """Replay ``trace`` (one array of cluster ids per step) on a cache of ``capacity`` clusters
@@ -65,7 +57,7 @@ def replay_cache(trace: Sequence[Any], capacity: int,
     and the step."""
     from schedlab.policies import get_cache_policy
 
-    steps = _trace(trace)
+    steps = access_trace(trace, "replay_cache")
     cap = check_nonneg_int(capacity, "capacity", "replay_cache")
     evict = get_cache_policy(policy)
     resident = np.zeros(0, dtype=np.int64)
