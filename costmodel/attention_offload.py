@@ -75,6 +75,7 @@ __all__ = [
     "deployment",
     "evaluate_mix",
     "largest_batch",
+    "memory_pools",
 ]
 
 #: Price per chip-hour (USD) of Lamina v2 Table 1: H100 from Google Cloud, H20 the authors'
@@ -120,7 +121,7 @@ class DecodeParts:
 
 
 def _price(gpu: Accelerator, prices: Mapping[str, float] | None, where: str) -> float:
-    table = LAMINA_PRICES if prices is None else prices
+    table = {**LAMINA_PRICES, **(prices or {})}  # an override replaces only its own device
     if gpu.name in table:
         return check_positive_float(table[gpu.name], f"prices[{gpu.name!r}]", where)
     return gpu.price_per_hour
@@ -298,8 +299,8 @@ class Homogeneous:
         b, ctx = _context(batch, context_tokens, "Homogeneous.tbt_s")
         if b == 0:
             return 0.0
-        c = self._cost
-        return (c.linear_time_s(b) + c.head_time_s(b) + c.launch_s
+        c = self._cost  # the iteration model's decode step (its attention carries the launches)
+        return (c.linear_time_s(b) + c.head_time_s(b)
                 + c.decode_attention_time_s(b, math.ceil(b * ctx)))
 
     def throughput(self, batch: int, context_tokens: float) -> float:
@@ -327,7 +328,8 @@ class DeviceMixProblem:
     >>> DeviceMixProblem(model="llama-3-70b", context_tokens=0)
     Traceback (most recent call last):
     ...
-    ValueError: The 'context_tokens' parameter of DeviceMixProblem must be a float > 0. Got 0.
+    ValueError: The 'context_tokens' parameter of DeviceMixProblem must be a float in (0, inf).
+    Got 0 instead.
     """
 
     model: str
@@ -347,16 +349,22 @@ class DeviceMixProblem:
         get_model(self.model)
         get_accelerator(self.compute_gpu)
         get_accelerator(self.memory_gpu)
-        if not (isinstance(self.context_tokens, (int, float)) and not isinstance(
-                self.context_tokens, bool) and 0 < self.context_tokens < math.inf):
-            raise ValueError(f"The 'context_tokens' parameter of {where} must be a float > 0. "
-                             f"Got {self.context_tokens!r}.")
+        check_positive_float(self.context_tokens, "context_tokens", where)
         check_positive_float(self.tbt_slo_s, "tbt_slo_s", where, allow_inf=True)
         for name in ("max_compute", "max_memory", "max_replicas"):
             check_positive_int(getattr(self, name), name, where)
         if not isinstance(self.homogeneous, bool):
             raise ValueError(f"The 'homogeneous' parameter of {where} must be a bool. Got "
                              f"{self.homogeneous!r}.")
+        if not isinstance(self.stack, NetworkStack):
+            raise ValueError(f"The 'stack' parameter of {where} must be a NetworkStack (FHBN, "
+                             f"NCCL or your own). Got {self.stack!r}.")
+        if self.prices is not None:
+            if not isinstance(self.prices, Mapping):
+                raise ValueError(f"The 'prices' parameter of {where} must map accelerator names "
+                                 f"to USD per chip-hour. Got {self.prices!r}.")
+            for name, price in self.prices.items():
+                check_positive_float(price, f"prices[{name!r}]", where)
 
 
 @dataclass(frozen=True, slots=True)
@@ -369,6 +377,10 @@ class DeviceMix:
     n_memory: int
     replicas: int
     batch: int
+
+    def __post_init__(self) -> None:
+        for name in ("n_compute", "n_memory", "replicas", "batch"):
+            check_nonneg_int(getattr(self, name), name, "DeviceMix")
 
 
 @dataclass(frozen=True, slots=True)
@@ -393,6 +405,13 @@ class MixEvaluation:
 
 
 Deployment = AttentionOffload | Homogeneous
+
+
+def memory_pools(problem: DeviceMixProblem) -> list[int]:
+    """The memory-pool sizes a problem allows: the divisors of the model's KV heads up to
+    ``max_memory`` (the KV is split by head, v2 §5)."""
+    kv_heads = get_model(problem.model).num_kv_heads
+    return [b for b in range(1, problem.max_memory + 1) if kv_heads % b == 0]
 
 
 def deployment(problem: DeviceMixProblem, n_compute: int, n_memory: int,

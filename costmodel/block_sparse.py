@@ -218,6 +218,9 @@ def moba_prefill_work(spec: ModelSpec, n_tokens: Any, *, block_tokens: Any, top_
     """
     where = "moba_prefill_work"
     tp = check_positive_int(tp, "tp", where)
+    if tp > spec.num_heads:
+        raise ValueError(f"The 'tp' parameter of {where} must be at most {spec.name}'s "
+                         f"{spec.num_heads} query heads (head parallelism). Got {tp}.")
     n = _ints(n_tokens, "n_tokens", where, 0)
     b = _ints(block_tokens, "block_tokens", where, 1)
     k = _ints(top_k, "top_k", where, 1)
@@ -339,7 +342,11 @@ def fit_block_sparse(points: Any, spec: ModelSpec, gpu: Accelerator, *, tp: int 
     flops, _ = _dense_terms(spec, n, tp)
     a = flops / gpu.peak_flops(dtype)
     inv = float(a @ (dense - launch) / (a @ a))  # 1 / attention_compute
-    base = BlockSparseEfficiency(attention_compute=min(1.0, 1.0 / inv))
+    if not inv >= 1.0:
+        raise ValueError(f"The 'points' parameter of {where}: the dense times imply FlashAttention "
+                         f"above the GPU's peak or below its launch cost (1 / efficiency "
+                         f"{inv:.3g}); check their units (seconds) and the GPU.")
+    base = BlockSparseEfficiency(attention_compute=1.0 / inv)
     w, peak_s, score_s = _moba_terms(spec, gpu, n, b, k, tp, dtype)
     bw = gpu.hbm_bytes_per_s * base.memory
     gate = np.maximum(w.gate_flops / (gpu.peak_flops(dtype) * base.gate_compute),

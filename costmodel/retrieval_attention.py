@@ -30,9 +30,9 @@ holds of the KV.
 >>> spec, gpu = get_model("llama-3-8b"), get_accelerator("a100-80gb")
 >>> s = retroinfer_step(spec, gpu, batch=32, context_tokens=120_000)
 >>> round(s.total_s * 1e3), round(s.pcie_s / s.total_s, 2)       # PCIe is the bottleneck
-(98, 0.68)
+(97, 0.68)
 >>> max_batch_retroinfer(spec, gpu, 120_000), max_batch_full(spec, gpu, 120_000)
-(29, 3)
+(30, 3)
 """
 
 from __future__ import annotations
@@ -40,8 +40,10 @@ from __future__ import annotations
 import dataclasses
 import math
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import NamedTuple
 
+from schedlab.contract.retrieval import cluster_count, zone_sizes
 from schedlab.costmodel.hardware import Accelerator, get_interconnect
 from schedlab.costmodel.iteration import RooflineIterationCost
 from schedlab.costmodel.models import ModelSpec
@@ -88,7 +90,7 @@ class RetroInferParams:
     steady_tokens: int = 68
     cache_multiplier: float = 3.0
     hit_rate: float = 0.85
-    pcie_efficiency: float = 0.639
+    pcie_efficiency: float = 0.6407
     layer_overhead_s: float = 100e-6
     host_link: str = "pcie4-x16"
     host_memory_bytes: float = 1.7e12
@@ -114,18 +116,22 @@ class RetroInferParams:
         get_interconnect(self.host_link)
 
     def clusters(self, context_tokens: float) -> tuple[float, float, float]:
-        """``(m, nprobe, n_est)`` at a context: clusters, retrieved and estimated."""
-        m = max(context_tokens - self.steady_tokens, 0.0) / self.cluster_tokens
-        if m == 0:
-            return 0.0, 0.0, 0.0
-        nprobe = max(round(m * self.retrieval_budget), 1)
-        return m, float(nprobe), float(min(round(m * self.estimation_budget), m - nprobe))
+        """``(m, nprobe, n_est)`` at a context: clusters, retrieved and estimated (the
+        contract's :func:`~schedlab.contract.retrieval.cluster_count` and
+        :func:`~schedlab.contract.retrieval.zone_sizes`, as the index builder and the zone
+        policy count them)."""
+        m, _ = cluster_count(max(math.ceil(context_tokens) - self.steady_tokens, 0),
+                             cluster_tokens=self.cluster_tokens)
+        nprobe, n_est = zone_sizes(m, self.retrieval_budget, self.estimation_budget)
+        return float(m), float(nprobe), float(n_est)
 
 
 class RetroStep(NamedTuple):
-    """Seconds of one decode step of a batch: the non-attention layers, the GPU's attention
-    work (scoring, estimation, buffer copies, exact attention), the PCIe reads of the misses,
-    the fixed per-layer overheads, and the total."""
+    """Seconds of one decode step of a batch: the non-attention layers (``linear_s``), the
+    GPU's attention work (``gpu_s``: centroid scoring, estimation, exact attention), the
+    execution buffer's assembly (``pcie_s``: the larger of the PCIe reads of the misses and the
+    GPU copies of the hits and the steady zone, one kernel), the fixed per-layer costs
+    (``overhead_s``), and the total."""
 
     linear_s: float
     gpu_s: float
@@ -134,6 +140,7 @@ class RetroStep(NamedTuple):
     total_s: float
 
 
+@lru_cache(maxsize=16)
 def _iteration(spec: ModelSpec, gpu: Accelerator) -> RooflineIterationCost:
     return RooflineIterationCost.build(spec, gpu, 1)
 
@@ -159,7 +166,8 @@ def retroinfer_step(spec: ModelSpec, gpu: Accelerator, *, batch: int, context_to
     score_bytes = (m * d * e + n_est * (d + 1) * e) * kv
     copy_bytes = 2.0 * (p.steady_tokens + hits) * token_kv  # read and write on the GPU
     attend_bytes = exact * token_kv
-    flops = (2 * g * m * d + 4 * g * (exact + n_est) * d) * kv
+    # score every centroid, attend the exact tokens, weigh the estimated clusters' value sums
+    flops = (2 * g * m * d + 4 * g * exact * d + 2 * g * n_est * d) * kv
     bw = gpu.hbm_bytes_per_s * eff.memory_efficiency("attention")
     compute = gpu.peak_flops("bf16") * eff.compute_efficiency("attention")
     per_layer_gpu = b * max(flops / compute, (score_bytes + attend_bytes) / bw)
@@ -168,7 +176,7 @@ def retroinfer_step(spec: ModelSpec, gpu: Accelerator, *, batch: int, context_to
     link = get_interconnect(p.host_link)
     per_layer_pcie = b * miss_bytes / (link.bytes_per_s * p.pcie_efficiency)
     layers = spec.num_layers
-    linear = cost.linear_time_s(b) + cost.head_time_s(b) + cost.launch_s
+    linear = cost.linear_time_s(b) + cost.head_time_s(b)  # launches: layer_overhead_s
     gpu_s = layers * per_layer_gpu
     pcie_s = layers * max(per_layer_pcie, per_layer_copy)
     overhead = layers * p.layer_overhead_s
@@ -183,8 +191,8 @@ def full_attention_step_s(spec: ModelSpec, gpu: Accelerator, *, batch: int,
     n = check_positive_float(context_tokens, "context_tokens", "full_attention_step_s")
     if b == 0:
         return 0.0
-    cost = _iteration(spec, gpu)
-    return (cost.linear_time_s(b) + cost.head_time_s(b) + cost.launch_s
+    cost = _iteration(spec, gpu)  # the iteration model's decode step (attention has the launches)
+    return (cost.linear_time_s(b) + cost.head_time_s(b)
             + cost.decode_attention_time_s(b, math.ceil(b * n)))
 
 
@@ -233,12 +241,12 @@ def fit_pcie_efficiency(spec: ModelSpec, gpu: Accelerator, context_tokens: float
                         speedup: float, params: RetroInferParams | None = None) -> float:
     """The ``pcie_efficiency`` at which RetroInfer's best throughput over full attention's at
     ``context_tokens`` equals ``speedup`` (bisection; the speedup grows with the efficiency).
-    ``ValueError`` when no efficiency in (0, 1] reaches it.
+    ``ValueError`` when no efficiency in [0.001, 1] reaches it.
 
     >>> from schedlab.costmodel import get_accelerator, get_model
     >>> round(fit_pcie_efficiency(get_model("llama-3-8b"), get_accelerator("a100-80gb"),
-    ...                           30_000, 4.1), 3)                 # Fig. 13a
-    0.639
+    ...                           30_000, 4.1), 4)                 # Fig. 13a
+    0.6407
     """
     p = RetroInferParams() if params is None else params
     target = check_positive_float(speedup, "speedup", "fit_pcie_efficiency")
@@ -254,7 +262,7 @@ def fit_pcie_efficiency(spec: ModelSpec, gpu: Accelerator, context_tokens: float
     lo, hi = 1e-3, 1.0
     if not ratio(lo) <= target <= ratio(hi):
         raise ValueError(f"fit_pcie_efficiency: a speedup of {target}x is outside what PCIe "
-                         f"efficiencies in (0, 1] give ({ratio(lo):.2f}x to {ratio(hi):.2f}x).")
+                         f"efficiencies in [0.001, 1] give ({ratio(lo):.2f}x to {ratio(hi):.2f}x).")
     for _ in range(24):  # well below the 4 decimals kept
         mid = (lo + hi) / 2
         lo, hi = (mid, hi) if ratio(mid) < target else (lo, mid)

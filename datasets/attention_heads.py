@@ -63,7 +63,7 @@ def topic_attention_head(n_tokens: int, *, head_dim: int = 128, n_queries: int =
     sig = check_positive_float(signal, "signal", where)
     loc = check_fraction(local, "local", where, open_low=False)
     rng = as_generator(seed, where)
-    lengths = rng.geometric(1.0 / seg, size=n // 1 + 1)
+    lengths = rng.geometric(1.0 / seg, size=n + 1)  # enough to cover n tokens whatever
     ends = np.cumsum(lengths)
     n_seg = int(np.searchsorted(ends, n)) + 1
     seg_topic = rng.integers(0, t, n_seg)
@@ -88,8 +88,9 @@ def topic_decode_queries(head: AttentionHead, steps: int, *, signal: float = 0.5
     each looks for a topic of the context (its direction estimated as the mean key of the
     topic's tokens, scaled to ``signal * sqrt(d)``) plus noise that persists from step to step
     (an AR(1) process of unit variance with coefficient ``persistence``); with probability
-    ``switch`` a step moves to another topic drawn from those in the context. Successive steps
-    then retrieve overlapping clusters, the temporal locality RetroInfer's GPU cache relies on.
+    ``switch`` a step draws its topic anew (possibly the same) from those in the context.
+    Successive steps then retrieve overlapping clusters, the temporal locality RetroInfer's GPU
+    cache relies on.
 
     >>> h = topic_attention_head(2048, n_queries=1, seed=0)
     >>> topic_decode_queries(h, 5, seed=0).shape

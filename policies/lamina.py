@@ -69,11 +69,11 @@ def lamina_mix(problem: DeviceMixProblem, /, *, replicas: int = 1) -> DeviceMix:
         deployment,
         evaluate_mix,
         largest_batch,
+        memory_pools,
     )
 
     r = check_positive_int(replicas, "replicas", "lamina_mix")
-    kv_heads = _kv_heads(problem)
-    pools = [b for b in range(1, problem.max_memory + 1) if kv_heads % b == 0]
+    pools = memory_pools(problem)
     first = _smallest_compute(problem, r, pools[0]) if r <= problem.max_replicas else 0
     if first == 0:
         return DeviceMix(0, 0, r, 0)
@@ -109,9 +109,3 @@ def homogeneous_mix(problem: DeviceMixProblem, /) -> DeviceMix:
     if a == 0:
         return DeviceMix(0, 0, 1, 0)
     return DeviceMix(a, 0, 1, largest_batch(problem, deployment(problem, a, 0, 1)))
-
-
-def _kv_heads(problem: DeviceMixProblem) -> int:
-    from schedlab.costmodel.models import get_model
-
-    return get_model(problem.model).num_kv_heads

@@ -21,35 +21,21 @@ replacement on the same access trace is :func:`schedlab.solvers.solve_cache_repl
 
 from __future__ import annotations
 
-import math
 from typing import Any
 
 import numpy as np
 
-from schedlab.contract.retrieval import CacheView, RetrievalView, WaveIndex, Zones
+from schedlab.contract.retrieval import (
+    CacheView,
+    RetrievalView,
+    WaveIndex,
+    Zones,
+    cluster_count,
+    zone_sizes,
+)
 from schedlab.errors import check_fraction, check_nonneg_int, check_positive_int
 
-__all__ = ["build_wave_index", "cluster_count", "fifo_victims", "lru_victims",
-           "retroinfer_zones"]
-
-
-def cluster_count(clustered_tokens: int, *, cluster_tokens: int = 16,
-                  segment_tokens: int = 8192) -> tuple[int, int]:
-    """``(clusters, segments)`` of RetroInfer's index over ``clustered_tokens`` keys: segments
-    of about ``segment_tokens``, about ``cluster_tokens`` keys a cluster, the count a multiple of
-    ``lcm(8, segments)`` (code ``config.py``).
-
-    >>> cluster_count(120_000 - 68), cluster_count(131_072 - 68)
-    ((7440, 15), (8192, 16))
-    """
-    n = check_nonneg_int(clustered_tokens, "clustered_tokens", "cluster_count")
-    c = check_positive_int(cluster_tokens, "cluster_tokens", "cluster_count")
-    s = check_positive_int(segment_tokens, "segment_tokens", "cluster_count")
-    if n == 0:
-        return 0, 0
-    seg = max(round(n / s), 1)
-    step = math.lcm(8, seg)
-    return max(step, round(n / c / step) * step), seg
+__all__ = ["build_wave_index", "fifo_victims", "lru_victims", "retroinfer_zones"]
 
 
 def build_wave_index(keys: Any, values: Any, *, cluster_tokens: int = 16,
@@ -77,6 +63,8 @@ def build_wave_index(keys: Any, values: Any, *, cluster_tokens: int = 16,
         raise ValueError(f"The 'keys' and 'values' parameters of {where} must be (n, d) and "
                          f"(n, dv) arrays with n >= 1. Got {k.shape} and {v.shape}.")
     rounds = check_positive_int(iterations, "iterations", where)
+    check_positive_int(cluster_tokens, "cluster_tokens", where)
+    check_positive_int(segment_tokens, "segment_tokens", where)
     sink = check_nonneg_int(sink_tokens, "sink_tokens", where)
     local = check_nonneg_int(local_tokens, "local_tokens", where)
     n = k.shape[0]
@@ -89,7 +77,6 @@ def build_wave_index(keys: Any, values: Any, *, cluster_tokens: int = 16,
     x = k[lo:hi] - k[lo:hi].mean(axis=0)
     bounds = np.linspace(0, x.shape[0], n_seg + 1).astype(np.int64)
     per_seg = m // n_seg
-    assign = np.empty(x.shape[0], dtype=np.int64)
     cent = np.empty((m, x.shape[1]))
     for s in range(n_seg):
         a, b = int(bounds[s]), int(bounds[s + 1])
@@ -104,18 +91,10 @@ def build_wave_index(keys: Any, values: Any, *, cluster_tokens: int = 16,
             keep = cnt > 0
             c[keep] = sums[keep] / cnt[keep, None]
         cent[s * per_seg:(s + 1) * per_seg] = c
-        assign[a:b] = np.argmax(seg @ c.T, axis=1) + s * per_seg
     unit = cent / np.maximum(np.linalg.norm(cent, axis=1, keepdims=True), 1e-12)
     assign = np.argmax(x @ unit.T, axis=1)  # the last round: every centroid
     cluster_of[lo:hi] = assign
-    index = WaveIndex.from_assignment(k, v, cluster_of)
-    if index.n_clusters < m:  # the last clusters came out empty: keep the count
-        pad = m - index.n_clusters
-        index = WaveIndex(centroids=np.vstack([index.centroids, np.zeros((pad, k.shape[1]))]),
-                          sizes=np.append(index.sizes, np.zeros(pad, dtype=np.int64)),
-                          value_sums=np.vstack([index.value_sums, np.zeros((pad, v.shape[1]))]),
-                          cluster_of=index.cluster_of)
-    return index
+    return WaveIndex.from_assignment(k, v, cluster_of, n_clusters=m)
 
 
 def retroinfer_zones(view: RetrievalView, /, *, retrieval_budget: float = 0.018,
@@ -138,12 +117,7 @@ def retroinfer_zones(view: RetrievalView, /, *, retrieval_budget: float = 0.018,
     rb = check_fraction(retrieval_budget, "retrieval_budget", where)
     eb = check_fraction(estimation_budget, "estimation_budget", where, open_low=False)
     idx = view.index
-    m = idx.n_clusters
-    if m == 0:
-        empty = np.zeros(0, dtype=np.int64)
-        return Zones(retrieval=empty, estimation=empty)
-    nprobe = max(round(m * rb), 1)
-    n_est = min(round(m * eb), m - nprobe)
+    nprobe, n_est = zone_sizes(idx.n_clusters, rb, eb)
     score = np.where(idx.sizes > 0, idx.centroids @ view.query, -np.inf)
     order = np.argsort(-score, kind="stable")
     order = order[np.isfinite(score[order])]

@@ -46,6 +46,7 @@ from __future__ import annotations
 import json
 import math
 import operator
+import os
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from numbers import Real
@@ -59,7 +60,8 @@ from schedlab.errors import check_instance, unknown_name_error
 if TYPE_CHECKING:
     import pandas as pd
 
-__all__ = ["CLAIM_KEYS", "DIRECTIONS", "REPORT_KEYS", "Claim", "ClaimResult", "SeedReport"]
+__all__ = ["CLAIM_KEYS", "DIRECTIONS", "REPORT_KEYS", "Claim", "ClaimResult", "SeedReport",
+           "parallel_jobs"]
 
 #: How ``measured_value`` is compared with ``Claim.threshold`` for the claim to hold.
 DIRECTIONS: Mapping[str, Callable[[float, float], bool]] = {
@@ -75,6 +77,23 @@ CLAIM_KEYS = (
 )
 #: The keys of a report in the JSON contract, in order.
 REPORT_KEYS = ("paper", "claims", "setup", "tables", "wall_s")
+
+
+def parallel_jobs(quick: bool) -> int:
+    """Processes a seed's default run spreads its independent simulations over: two where this
+    process may use two cores or more (CPU affinity, not the machine's count), one for
+    ``quick`` smoke runs (their tests run many at once).
+
+    >>> parallel_jobs(True)
+    1
+    """
+    if quick:
+        return 1
+    try:
+        cores = len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        cores = os.cpu_count() or 1
+    return min(2, cores)
 
 
 def _check_text(value: object, name: str, where: str) -> str:

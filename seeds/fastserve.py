@@ -38,7 +38,6 @@ first turns of ShareGPT_V3); the tail percentile of the v1 claim (p99 here).
 from __future__ import annotations
 
 import inspect
-import os
 import time
 from dataclasses import dataclass
 from os import PathLike
@@ -47,7 +46,7 @@ from typing import Any
 
 import numpy as np
 
-from schedlab.seeds.contract import Claim, ClaimResult, SeedReport
+from schedlab.seeds.contract import Claim, ClaimResult, SeedReport, parallel_jobs
 
 __all__ = [
     "CLAIMS",
@@ -629,7 +628,7 @@ def run(
         *((p, vllm if p == "vllm" else fastserve, p, {}) for p in POLICIES),
         (NO_KV_LIMIT, unlimited, "skip-join-mlfq", {}),
     )
-    jobs = 1 if quick else min(2, os.cpu_count() or 1)  # two cores: the runs in parallel
+    jobs = parallel_jobs(quick)  # two cores: the runs in parallel
     sweep = _sweep(artifact_workloads(rates, prompts, rng), runs, rates,
                    "fastserve: SLO sweep (policy x rate)", jobs)
     large_workloads = artifact_workloads(large_rates, large_prompts, rng)

@@ -168,6 +168,8 @@ def run(*, quick: bool = False, plot_dir: str | PathLike[str] | None = None,
     """Reproduce Lamina's Fig. 10 claims and the device-mix sweep (see the module docstring):
     a few seconds (closed forms on the whole traces). ``plot_dir`` receives
     ``lamina_throughput.png``. ``seed`` is unused: nothing here is random."""
+    from schedlab.costmodel.attention_offload import LAMINA_PRICES
+
     start = time.perf_counter()
     mode = "quick" if quick else "default"
     models = ("llama-3-70b",) if quick else tuple(CONFIGS)
@@ -189,10 +191,11 @@ def run(*, quick: bool = False, plot_dir: str | PathLike[str] | None = None,
 
     least = CLAIMS[0].measured(round(float(gains[i_min]), 4), note=(
         "Per point: " + ", ".join(points) + ". Least: " + why(i_min) + "."
-        + (" A miss there: with two batches on one replica the cycle is twice the replica's "
-           "time, and at that batch two H100s are compute-bound on the linear layers while "
-           "vLLM's four H100s are not; the paper's real vLLM at that batch may run below our "
-           "roofline (GEMMs at 70% of peak)." if gains[i_min] <= 1 else "")
+        + (f" A miss there: with two batches on one replica the cycle is twice the replica's "
+           f"time, and at that batch Lamina's {CONFIGS[fig10['model'][i_min]][0][0]} H100s are "
+           f"compute-bound on the linear layers while vLLM's "
+           f"{CONFIGS[fig10['model'][i_min]][1]} are not; the paper's real vLLM at that batch "
+           "may run below our roofline (GEMMs at 70% of peak)." if gains[i_min] <= 1 else "")
         + CLAIMS[0].factor_note(float(gains[i_min]))))
     greatest = CLAIMS[1].measured(round(float(gains[i_max]), 4), note=(
         "Greatest: " + why(i_max) + ". Lamina's lead comes from its batch (the H20s' 96 GB "
@@ -219,7 +222,7 @@ def run(*, quick: bool = False, plot_dir: str | PathLike[str] | None = None,
     setup = {"configs": {m: {"lamina": f"{a} H100 + {b} H20", "vllm": f"{k} H100"}
                          for m, ((a, b), k) in CONFIGS.items() if m in models},
              "traces": {t: ds for t, ds in traces.items()}, "network": "FHBN over 400 Gb/s RoCE",
-             "prices_usd_per_chip_hour": {"h100-sxm": 11.06, "h20": 4.63}, "mode": mode}
+             "prices_usd_per_chip_hour": dict(LAMINA_PRICES), "mode": mode}
     if plot_dir is not None:
         setup["plots"] = _plot(fig10, plot_dir)
     return SeedReport(paper=PAPER, claims=(least, greatest, batch, v1), setup=setup,

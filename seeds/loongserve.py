@@ -34,7 +34,6 @@ Mixed twice, Zipf four times (short requests need more to load the GPUs).
 from __future__ import annotations
 
 import math
-import os
 import time
 from collections.abc import Callable
 from os import PathLike
@@ -43,7 +42,7 @@ from typing import Any
 
 import numpy as np
 
-from schedlab.seeds.contract import Claim, ClaimResult, SeedReport
+from schedlab.seeds.contract import Claim, ClaimResult, SeedReport, parallel_jobs
 
 __all__ = ["CLAIMS", "PAPER", "SLOS", "run"]
 
@@ -117,7 +116,7 @@ def run(*, quick: bool = False, full: bool = False, plot_dir: str | PathLike[str
                    for system in ("loongserve", "loongserve-no-scale-up")])
     tasks = ((kind, system, d, alpha, bounds, n, seed, cluster, rows, steps)
              for kind, system, d, alpha, bounds in searches)
-    jobs = 1 if quick else min(2, os.cpu_count() or 1)  # the searches on two processes
+    jobs = parallel_jobs(quick)  # the searches on two processes
     if jobs > 1:
         from joblib import Parallel, delayed
 

@@ -145,7 +145,7 @@ def _gate_study(settings: tuple[tuple[int, int, int], ...], n_queries: int,
         rows = [("optimum", best.schedule)] + [
             (name, get_block_selector(name)(v, top_k=k)) for name in SELECTORS]
         for name, sel in rows:
-            c = verify_block_selection(v, sel)
+            c = verify_block_selection(v, sel, top_k=k)
             for key, val in (("tokens", n), ("block_tokens", b), ("top_k", k), ("selector", name),
                              ("mass_captured", round(float(c.captured.mean()), 4)),
                              ("of_optimum", round(float(c.captured.mean()) / kept, 4)),

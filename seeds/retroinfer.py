@@ -151,7 +151,7 @@ def _cache_study(contexts: tuple[int, ...], steps: int, seed: int) -> dict[str, 
 def run(*, quick: bool = False, full: bool = False, plot_dir: str | PathLike[str] | None = None,
         seed: int = 0) -> SeedReport:
     """Reproduce RetroInfer's Fig. 13 claims and study its GPU cache against Belady (see the
-    module docstring): about 10 s on two cores; ``full=True`` adds a 64K-token cache study.
+    module docstring): 5 to 10 s on one core; ``full=True`` adds a 64K-token cache study.
     ``plot_dir`` receives ``retroinfer_throughput.png``."""
     from schedlab.costmodel import get_accelerator, get_model
     from schedlab.costmodel.retrieval_attention import RetroInferParams, fit_pcie_efficiency

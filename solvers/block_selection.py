@@ -24,7 +24,7 @@ block by block (the gate's recall).
 >>> best = solve_block_selection(v, top_k=3)
 >>> best.status, best.gap
 ('OPTIMAL', 0.0)
->>> verify_block_selection(v, best.schedule).missed_mass == best.objective
+>>> verify_block_selection(v, best.schedule, top_k=3).missed_mass == best.objective
 True
 """
 
@@ -38,6 +38,7 @@ import numpy as np
 from schedlab.contract.block_attention import (
     BlockSelection,
     BlockView,
+    InvalidSelection,
     attention_mass,
     top_blocks,
     validate_selection,
@@ -59,22 +60,34 @@ class SelectionCheck:
     missed_mass: float
 
 
-def verify_block_selection(view: BlockView, selection: BlockSelection, *,
+def verify_block_selection(view: BlockView, selection: BlockSelection, *, top_k: int,
                            scale: float | None = None,
                            mass: np.ndarray | None = None) -> SelectionCheck:
-    """Check ``selection`` against the contract's rules (raises
-    :class:`~schedlab.contract.block_attention.InvalidSelection` naming the one broken) and
-    measure it: the share of each query's causal softmax attention (``q . k * scale``, default
-    ``1/sqrt(d)``) on the selected blocks. ``mass`` reuses an
+    """Check ``selection`` against the problem (``view`` with a budget of ``top_k`` blocks a
+    query) and the contract's rules (raises
+    :class:`~schedlab.contract.block_attention.InvalidSelection` naming the one broken: a
+    selection made under a larger budget than the problem's is over budget) and measure it: the
+    share of each query's causal softmax attention (``q . k * scale``, default ``1/sqrt(d)``) on
+    the selected blocks. ``mass`` reuses an
     :func:`~schedlab.contract.block_attention.attention_mass` already computed.
 
     >>> from schedlab.contract.block_attention import BlockView, BlockSelection
     >>> v = BlockView.from_arrays(queries=[[0.0]], keys=[[1.0]] * 4, block_tokens=2)
-    >>> verify_block_selection(v, BlockSelection(selected=[[False, True]], top_k=1)).missed_mass
+    >>> s = BlockSelection(selected=[[False, True]], top_k=1)
+    >>> verify_block_selection(v, s, top_k=1).missed_mass
     0.5
+    >>> verify_block_selection(v, BlockSelection(selected=[[True, True]], top_k=2), top_k=1)
+    Traceback (most recent call last):
+    ...
+    schedlab.contract.block_attention.InvalidSelection: over budget: the selection was made \
+under top_k=2, the problem allows 1
     """
     check_instance(view, BlockView, "view", "verify_block_selection")
     check_instance(selection, BlockSelection, "selection", "verify_block_selection")
+    k = check_positive_int(top_k, "top_k", "verify_block_selection")
+    if selection.top_k > k:
+        raise InvalidSelection("over budget", f"the selection was made under "
+                                              f"top_k={selection.top_k}, the problem allows {k}")
     validate_selection(view, selection)
     m = attention_mass(view, scale=scale) if mass is None else mass
     captured = np.minimum((m * selection.selected).sum(axis=1), 1.0)
@@ -104,7 +117,7 @@ def solve_block_selection(view: BlockView, *, top_k: int = 3,
     start = time.perf_counter()
     mass = attention_mass(view, scale=scale)
     best = top_blocks(view, mass, k)
-    check = verify_block_selection(view, best, mass=mass)
+    check = verify_block_selection(view, best, top_k=k, mass=mass)
     return SolveResult(status="OPTIMAL", objective=check.missed_mass, bound=check.missed_mass,
                        wall_s=time.perf_counter() - start, schedule=best,
                        stats={"mean_captured": float(check.captured.mean())

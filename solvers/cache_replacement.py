@@ -9,10 +9,10 @@ enters only when fetched). The objective is the total misses (minimised).
 With unit sizes and costs, keeping after each step the ``capacity`` candidates whose next
 request comes soonest (never-again ones last) is optimal: Belady's exchange argument (a schedule
 that keeps a later-needed cluster instead of a sooner-needed one can swap them without a miss
-more), and it may decline to admit. :func:`solve_cache_replacement` runs it in ``O(sum |R_t|
-log)``; :func:`verify_cache_schedule` checks a schedule (sets resident after each step) against
-the rules and counts its misses, so a policy's run
-(:func:`schedlab.sim.replay_cache`) and the optimum are judged by one rule.
+more), and it may decline to admit. :func:`solve_cache_replacement` runs it in
+``O(T (C + |R_t|) log C)`` for ``T`` steps and capacity ``C``; :func:`verify_cache_schedule`
+checks a schedule (the sets resident after each step) against the rules and counts its misses,
+so a policy's run (:func:`schedlab.sim.replay_cache`) and the optimum are judged by one rule.
 
 >>> import numpy as np
 >>> trace = [np.array([1, 2]), np.array([3]), np.array([1]), np.array([2])]

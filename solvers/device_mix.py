@@ -31,8 +31,8 @@ from schedlab.costmodel.attention_offload import (
     deployment,
     evaluate_mix,
     largest_batch,
+    memory_pools,
 )
-from schedlab.costmodel.models import get_model
 from schedlab.errors import check_instance
 from schedlab.solvers.result import SolveResult
 
@@ -56,8 +56,7 @@ def verify_device_mix(problem: DeviceMixProblem, mix: DeviceMix) -> MixEvaluatio
 def mixes(problem: DeviceMixProblem) -> list[tuple[int, int, int]]:
     """Every ``(n_compute, n_memory, replicas)`` within the problem's limits whose devices run
     the model (``n_memory=0``: homogeneous, when allowed)."""
-    kv_heads = get_model(problem.model).num_kv_heads
-    pools = [b for b in range(1, problem.max_memory + 1) if kv_heads % b == 0]
+    pools = memory_pools(problem)
     if problem.homogeneous:
         pools = [0, *pools]
     out = []
@@ -81,8 +80,8 @@ def solve_device_mix(problem: DeviceMixProblem) -> SolveResult:
     ``OPTIMAL`` (bound equal to the objective, gap 0) or ``INFEASIBLE`` when no mix within the
     limits runs the model and meets the SLO. ``stats``: ``mixes`` (device mixes enumerated),
     ``throughput``, ``tbt_s``, ``requests``, ``price_per_hour`` of the optimum, and
-    ``best_homogeneous`` and ``best_homogeneous_mix`` (the cheapest mix without memory devices
-    and its USD per million tokens; ``inf`` and ``None`` when there is none).
+    ``best_homogeneous`` (the USD per million tokens of the cheapest mix without memory
+    devices, ``inf`` when there is none) and ``best_homogeneous_mix`` (that mix, or ``None``).
     """
     check_instance(problem, DeviceMixProblem, "problem", "solve_device_mix")
     start = time.perf_counter()

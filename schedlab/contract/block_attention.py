@@ -151,6 +151,9 @@ class BlockView:
         q = np.asarray(queries)
         n = np.asarray(keys).shape[0]
         m = q.shape[0] if q.ndim else 0
+        if positions is None and m > n:
+            raise ValueError(f"BlockView.from_arrays: {m} queries but {n} keys; without "
+                             f"positions the queries are the last tokens, so m <= n.")
         pos = np.arange(n - m, n) if positions is None else positions
         return cls(queries=queries, positions=pos, keys=keys, block_tokens=block_tokens)
 
@@ -250,9 +253,13 @@ def top_blocks(view: BlockView, score: Any, top_k: int) -> BlockSelection:
     [0, 2]
     """
     m, nb = view.n_queries, view.n_blocks
+    sc = np.asarray(score, dtype=np.float64)
+    if sc.shape != (m, nb):
+        raise ValueError(f"The 'score' parameter of top_blocks must have shape ({m}, {nb}) (one "
+                         f"per query and block). Got {sc.shape}.")
     cur = view.current_block
     future = np.arange(nb)[None, :] > cur[:, None]
-    s = np.where(future, -np.inf, np.asarray(score, dtype=np.float64))
+    s = np.where(future, -np.inf, sc)
     s[np.arange(m), cur] = np.inf
     top = np.argsort(-s, axis=1, kind="stable")[:, : min(int(top_k), nb)]
     selected = np.zeros((m, nb), dtype=bool)

@@ -23,6 +23,7 @@ dropped (the rest).
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import Any
 
@@ -36,15 +37,21 @@ __all__ = [
     "WaveIndex",
     "Zones",
     "access_trace",
+    "cluster_count",
     "cluster_masses",
     "validate_eviction",
     "validate_zones",
     "zone_attention",
+    "zone_sizes",
 ]
 
 
 def _ro(a: Any, dtype: Any, name: str, ndim: int) -> np.ndarray:
-    arr = np.array(a, dtype=dtype, copy=True)
+    raw = np.asarray(a)
+    if np.dtype(dtype).kind == "i" and raw.size and raw.dtype.kind not in "iub":
+        if raw.dtype.kind != "f" or not np.isfinite(raw).all() or (raw != np.round(raw)).any():
+            raise ValueError(f"{name} must hold integers. Got {raw.ravel()[:5].tolist()}.")
+    arr = np.array(raw, dtype=dtype, copy=True)
     if arr.ndim != ndim:
         raise ValueError(f"{name} must be {ndim}-dimensional. Got shape {arr.shape}.")
     if arr.dtype.kind == "f" and not np.isfinite(arr).all():
@@ -85,8 +92,10 @@ class WaveIndex:
             object.__setattr__(self, name, val)
 
     @classmethod
-    def from_assignment(cls, keys: Any, values: Any, cluster_of: Any) -> WaveIndex:
-        """The index of ``keys`` and ``values`` under an assignment (``-1``: steady zone)."""
+    def from_assignment(cls, keys: Any, values: Any, cluster_of: Any,
+                        n_clusters: int | None = None) -> WaveIndex:
+        """The index of ``keys`` and ``values`` under an assignment (``-1``: steady zone), with
+        ``n_clusters`` clusters (default: one past the largest id; the others are empty)."""
         k = np.asarray(keys, dtype=np.float64)
         v = np.asarray(values, dtype=np.float64)
         of = np.asarray(cluster_of, dtype=np.int64)
@@ -94,6 +103,12 @@ class WaveIndex:
             raise ValueError(f"WaveIndex.from_assignment needs keys (n, d), values (n, dv) and "
                              f"cluster_of (n,). Got {k.shape}, {v.shape} and {of.shape}.")
         m = int(of.max()) + 1 if of.shape[0] and of.max() >= 0 else 0
+        if n_clusters is not None:
+            if isinstance(n_clusters, bool) or not isinstance(n_clusters, (int, np.integer)) \
+                    or n_clusters < m:
+                raise ValueError(f"The 'n_clusters' parameter of WaveIndex.from_assignment must "
+                                 f"be an int >= {m} (the ids used). Got {n_clusters!r}.")
+            m = int(n_clusters)
         inside = of >= 0
         sizes = np.bincount(of[inside], minlength=m)
         sums = np.zeros((m, k.shape[1]))
@@ -185,12 +200,60 @@ def validate_zones(view: RetrievalView, zones: Zones) -> None:
     both = np.intersect1d(zones.retrieval, zones.estimation)
     if both.shape[0]:
         raise InvalidZones("overlap", f"cluster {int(both[0])} is retrieved and estimated")
-    if not zones.retrieval.shape[0] and (view.index.sizes > 0).any():
-        raise InvalidZones("nothing retrieved", "at least one cluster must be retrieved")
+    if (view.index.sizes > 0).any() and not (view.index.sizes[zones.retrieval] > 0).any():
+        raise InvalidZones("nothing retrieved", "at least one non-empty cluster must be "
+                                                "retrieved")
+
+
+def cluster_count(clustered_tokens: int, *, cluster_tokens: int = 16,
+                  segment_tokens: int = 8192) -> tuple[int, int]:
+    """``(clusters, segments)`` of RetroInfer's index over ``clustered_tokens`` keys: segments
+    of about ``segment_tokens``, about ``cluster_tokens`` keys a cluster, the count a multiple of
+    ``lcm(8, segments)`` (code ``config.py``). The one rule of the index's size, for the index
+    builder and the cost model.
+
+    >>> cluster_count(120_000 - 68), cluster_count(131_072 - 68)
+    ((7440, 15), (8192, 16))
+    """
+    n = int(clustered_tokens)
+    if n < 0 or cluster_tokens < 1 or segment_tokens < 1:
+        raise ValueError(f"cluster_count needs clustered_tokens >= 0 and cluster_tokens, "
+                         f"segment_tokens >= 1. Got {clustered_tokens!r}, {cluster_tokens!r}, "
+                         f"{segment_tokens!r}.")
+    if n == 0:
+        return 0, 0
+    seg = max(round(n / segment_tokens), 1)
+    step = math.lcm(8, seg)
+    return max(step, round(n / cluster_tokens / step) * step), seg
+
+
+def zone_sizes(n_clusters: int, retrieval_budget: float,
+               estimation_budget: float) -> tuple[int, int]:
+    """``(nprobe, n_est)``: clusters retrieved, ``max(round(m * retrieval_budget), 1)``, and
+    estimated, ``min(round(m * estimation_budget), m - nprobe)`` (code
+    ``retroinfer_cache.py``); ``(0, 0)`` without clusters. The one rule of the zones' sizes.
+
+    >>> zone_sizes(7440, 0.018, 0.232)
+    (134, 1726)
+    """
+    m = int(n_clusters)
+    if m <= 0:
+        return 0, 0
+    nprobe = min(max(round(m * retrieval_budget), 1), m)
+    return nprobe, min(round(m * estimation_budget), m - nprobe)
 
 
 def _logits(q: np.ndarray, k: np.ndarray, scale: float | None) -> np.ndarray:
     return (k @ q) * (1.0 / np.sqrt(q.shape[0]) if scale is None else scale)
+
+
+def _rows(view: RetrievalView, a: Any, name: str, where: str) -> np.ndarray:
+    arr = np.asarray(a, dtype=np.float64)
+    n = view.index.cluster_of.shape[0]
+    if arr.ndim != 2 or arr.shape[0] != n:
+        raise ValueError(f"The {name!r} parameter of {where} must have one row per token of the "
+                         f"index ({n}). Got shape {arr.shape}.")
+    return arr
 
 
 def zone_attention(view: RetrievalView, keys: Any, values: Any, zones: Zones, *,
@@ -209,8 +272,8 @@ def zone_attention(view: RetrievalView, keys: Any, values: Any, zones: Zones, *,
     [3.0]
     """
     validate_zones(view, zones)
-    k = np.asarray(keys, dtype=np.float64)
-    v = np.asarray(values, dtype=np.float64)
+    k, v = _rows(view, keys, "keys", "zone_attention"), _rows(view, values, "values",
+                                                               "zone_attention")
     idx, q = view.index, view.query
     exact = np.union1d(idx.steady_tokens(), idx.members(zones.retrieval))
     le = _logits(q, k[exact], scale)
@@ -236,7 +299,7 @@ def cluster_masses(view: RetrievalView, keys: Any, *,
     >>> bool(est[0] < exact[0])
     True
     """
-    k = np.asarray(keys, dtype=np.float64)
+    k = _rows(view, keys, "keys", "cluster_masses")
     idx, q = view.index, view.query
     inside = idx.cluster_of >= 0
     lt = _logits(q, k[inside], scale)
@@ -259,8 +322,13 @@ def access_trace(trace: Any, where: str) -> list[np.ndarray]:
     ...
     ValueError: The 'trace' parameter of demo: trace[0] requests a cluster twice.
     """
+    try:
+        steps = list(trace)
+    except TypeError:
+        raise ValueError(f"The 'trace' parameter of {where} must be a sequence of arrays of "
+                         f"cluster ids, one per step. Got {trace!r:.80}.") from None
     out = []
-    for t, req in enumerate(trace):
+    for t, req in enumerate(steps):
         a = np.asarray(req)
         if a.shape[0:1] == (0,) and a.ndim == 1:
             out.append(np.zeros(0, dtype=np.int64))
@@ -296,7 +364,17 @@ class CacheView:
                                                f"CacheView.{name}", 1))
         if not self.resident.shape == self.last_used.shape == self.admitted.shape:
             raise ValueError("CacheView.resident, last_used and admitted must have one length.")
-        if self.capacity < 0 or self.admitting.shape[0] > self.capacity:
+        for name in ("step", "capacity"):
+            v = getattr(self, name)
+            if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < 0:
+                raise ValueError(f"CacheView.{name} must be an int >= 0. Got {v!r}.")
+        if np.unique(self.resident).shape[0] != self.resident.shape[0]:
+            raise ValueError("CacheView.resident lists a cluster twice.")
+        if not np.isin(self.admitting, self.requested).all() or \
+                np.isin(self.admitting, self.resident).any():
+            raise ValueError("CacheView.admitting must be requested clusters not resident (the "
+                             "step's misses).")
+        if self.admitting.shape[0] > self.capacity:
             raise ValueError(f"CacheView.capacity must be >= 0 and hold every admitted cluster. "
                              f"Got {self.capacity} for {self.admitting.shape[0]}.")
 

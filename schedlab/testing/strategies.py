@@ -1,6 +1,6 @@
 """Hypothesis strategies for schedlab's records: workloads, instance queue views, router views,
 placement views of disaggregated clusters, rollout and elastic views, attention heads cut into
-blocks.
+blocks, device-mix problems, retrieval views and GPU-cache views.
 
 Every view they produce is *consistent*, with the simulator's accounting: device-resident KV
 never exceeds the capacity, ``kv_free_tokens`` is the capacity minus it, prefill progress never
@@ -508,13 +508,7 @@ def retrieval_views(draw: st.DrawFn, *, max_tokens: int = 200, max_dim: int = 8)
     m = draw(st.integers(0, 40))
     keys = rng.normal(size=(n, d))
     of = rng.integers(-1, m, n) if m else np.full(n, -1)
-    idx = WaveIndex.from_assignment(keys, rng.normal(size=(n, 2)), of)
-    if idx.n_clusters < m:  # keep the drawn count: trailing clusters may be empty
-        pad = m - idx.n_clusters
-        idx = WaveIndex(centroids=np.vstack([idx.centroids, np.zeros((pad, d))]),
-                        sizes=np.append(idx.sizes, np.zeros(pad, dtype=np.int64)),
-                        value_sums=np.vstack([idx.value_sums, np.zeros((pad, 2))]),
-                        cluster_of=idx.cluster_of)
+    idx = WaveIndex.from_assignment(keys, rng.normal(size=(n, 2)), of, n_clusters=m)
     return RetrievalView(query=rng.normal(0.0, draw(st.floats(0.1, 3.0)), d), index=idx)
 
 

@@ -85,6 +85,9 @@ def test_table_5_configurations_cost_within_10_percent() -> None:
         assert abs(lam / vllm - 1) <= 0.10
     assert AttentionOffload.build("llama-33b", n_compute=1, n_memory=2,
                                   prices={"h100-sxm": 10.0, "h20": 1.0}).price_per_hour == 12.0
+    # overriding one device keeps the paper's price of the other
+    assert AttentionOffload.build("llama-3-70b", n_compute=2, n_memory=4,
+                                  prices={"h100-sxm": 11.06}).price_per_hour == 40.64
 
 
 def test_evaluate_mix_names_what_fails() -> None:
@@ -117,6 +120,12 @@ def test_evaluate_mix_names_what_fails() -> None:
      "'tbt_slo_s'"),
     (lambda: DeviceMixProblem(model="llama-3-70b", context_tokens=10, max_memory=0),
      "'max_memory'"),
+    (lambda: DeviceMixProblem(model="llama-3-70b", context_tokens=10, stack="fhbn"),
+     "'stack'"),
+    (lambda: DeviceMixProblem(model="llama-3-70b", context_tokens=10, prices={"h20": -1}),
+     r"prices\['h20'\]"),
+    (lambda: DeviceMix(2, 4, 1, -3), "'batch'"),
+    (lambda: DeviceMix(2, 4, 1, 1.5), "'batch'"),
 ])
 def test_bad_input_names_the_field(build, match: str) -> None:
     with pytest.raises(ValueError, match=match):

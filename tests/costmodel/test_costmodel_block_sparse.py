@@ -107,3 +107,8 @@ def test_bad_efficiency_tp_and_points() -> None:
         fit_block_sparse([MOBA_FIG2["2a"][0]] * 2, HEAD, GPU)
     with pytest.raises(ValueError, match="'context_tokens'"):
         moba_decode_time_s(HEAD, GPU, 0)
+    with pytest.raises(ValueError, match="at most llama-3-8b's 32 query heads"):
+        moba_prefill_time_s(HEAD, GPU, 10, tp=64)
+    with pytest.raises(ValueError, match="check their units"):
+        fit_block_sparse([(2 ** 18, 4096, 12, 1e-9, 0.027), (2 ** 19, 4096, 12, 2e-9, 0.061)],
+                         HEAD, GPU, tp=32)

@@ -17,6 +17,7 @@ from schedlab.contract.block_attention import (
     InvalidSelection,
     attend,
     attended_tokens,
+    top_blocks,
     validate_selection,
 )
 from schedlab.policies import BLOCK_SELECTORS, get_block_selector
@@ -166,6 +167,8 @@ def test_registry_names_and_unknown_name() -> None:
     ({"queries": [0.0], "keys": [[0.0]], "block_tokens": 1}, "two-dimensional"),
     ({"queries": np.zeros((0, 1)), "keys": np.zeros((0, 1)), "block_tokens": 1},
      "at least one row"),
+    ({"queries": np.zeros((3, 1)), "keys": np.zeros((2, 1)), "block_tokens": 1},
+     "3 queries but 2 keys"),
 ])
 def test_bad_views_name_the_field(kwargs: dict, match: str) -> None:
     with pytest.raises(ValueError, match=match):
@@ -187,6 +190,8 @@ def test_bad_parameters_and_selections() -> None:
         validate_selection(v, BlockSelection(selected=[[True, True]], top_k=1))
     with pytest.raises(InvalidSelection, match="wrong shape"):
         validate_selection(v, BlockSelection(selected=[[True]], top_k=1))
+    with pytest.raises(ValueError, match="'score' parameter of top_blocks"):
+        top_blocks(v, [[1.0]], 1)
     with pytest.raises(ValueError, match="'values' parameter of attend"):
         attend(v, np.zeros((3, 1)), moba_gate(v))
 

@@ -17,17 +17,13 @@ from schedlab.contract.retrieval import (
     RetrievalView,
     WaveIndex,
     Zones,
+    cluster_count,
     cluster_masses,
     validate_zones,
     zone_attention,
 )
 from schedlab.policies import CACHE_POLICIES, ZONE_POLICIES
-from schedlab.policies.retroinfer import (
-    build_wave_index,
-    cluster_count,
-    lru_victims,
-    retroinfer_zones,
-)
+from schedlab.policies.retroinfer import build_wave_index, lru_victims, retroinfer_zones
 from schedlab.sim import replay_cache
 from schedlab.solvers import solve_cache_replacement, verify_cache_schedule
 from schedlab.testing import check_cache_policy, check_zone_policy, retrieval_views
@@ -190,6 +186,18 @@ def test_lru_evicts_the_least_recent_and_reports_a_bad_policy() -> None:
     (lambda: retroinfer_zones(RetrievalView(query=[1.0], index=WaveIndex.from_assignment(
         [[0.0]], [[0.0]], [0])), retrieval_budget=0.0), "'retrieval_budget'"),
     (lambda: verify_cache_schedule([np.array([1])], 1, [np.array([1, 2])]), "holds 2 clusters"),
+    (lambda: replay_cache(5, 2), "sequence of arrays"),
+    (lambda: WaveIndex(centroids=np.zeros((1, 1)), sizes=[2.7], value_sums=np.zeros((1, 1)),
+                       cluster_of=[0, 0]), "must hold integers"),
+    (lambda: CacheView(step=1, capacity=None, resident=[], last_used=[], admitted=[],
+                       requested=[], admitting=[]), "capacity must be an int"),
+    (lambda: CacheView(step=1, capacity=3, resident=[1, 1], last_used=[0, 0], admitted=[0, 0],
+                       requested=[], admitting=[]), "twice"),
+    (lambda: CacheView(step=1, capacity=3, resident=[1], last_used=[0], admitted=[0],
+                       requested=[2], admitting=[5]), "the step's misses"),
+    (lambda: zone_attention(RetrievalView(query=[1.0], index=WaveIndex.from_assignment(
+        [[0.0]] * 2, [[0.0]] * 2, [0, 0])), np.zeros((3, 1)), np.zeros((2, 1)),
+        Zones(retrieval=np.array([0]), estimation=np.array([], int))), "one row per token"),
 ])
 def test_bad_input_names_the_field(build, match: str) -> None:
     with pytest.raises(ValueError, match=match):
@@ -207,3 +215,7 @@ def test_validate_zones_rules() -> None:
                          "nothing retrieved")):
         with pytest.raises(InvalidZones, match=rule):
             validate_zones(v, zones)
+    holed = WaveIndex.from_assignment([[0.0]] * 2, [[0.0]] * 2, [1, 1], n_clusters=3)
+    with pytest.raises(InvalidZones, match="nothing retrieved"):  # only an empty cluster
+        validate_zones(RetrievalView(query=[1.0], index=holed),
+                       Zones(retrieval=np.array([0]), estimation=np.array([], int)))

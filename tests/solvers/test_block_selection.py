@@ -44,7 +44,7 @@ def test_the_optimum_is_the_brute_force_minimum(view: BlockView, top_k: int) -> 
 def test_no_selector_captures_more_than_the_optimum(view: BlockView, top_k: int,
                                                     name: str) -> None:
     best = solve_block_selection(view, top_k=top_k)
-    got = verify_block_selection(view, get_block_selector(name)(view, top_k=top_k))
+    got = verify_block_selection(view, get_block_selector(name)(view, top_k=top_k), top_k=top_k)
     assert got.missed_mass >= best.objective - 1e-9
     assert ((got.captured >= 0) & (got.captured <= 1)).all()
     rec = selection_recall(get_block_selector(name)(view, top_k=top_k), best.schedule)
@@ -75,7 +75,10 @@ def test_mass_in_query_chunks_matches_one_pass(monkeypatch: pytest.MonkeyPatch) 
 def test_verify_rejects_what_the_contract_rejects() -> None:
     v = BlockView.from_arrays(queries=[[1.0]], keys=[[0.0]] * 6, block_tokens=2, positions=[3])
     with pytest.raises(InvalidSelection, match="future block"):
-        verify_block_selection(v, BlockSelection(selected=[[False, True, True]], top_k=3))
+        verify_block_selection(v, BlockSelection(selected=[[False, True, True]], top_k=3), top_k=3)
+    with pytest.raises(InvalidSelection, match="over budget: the selection was made under top_k=3"):
+        verify_block_selection(v, BlockSelection(selected=[[True, True, False]], top_k=3),
+                               top_k=2)
     with pytest.raises(ValueError, match="'view' parameter"):
         solve_block_selection("not a view")  # type: ignore[arg-type]
     with pytest.raises(ValueError, match="'top_k' parameter"):
