@@ -49,6 +49,8 @@ from dataclasses import dataclass, field
 from functools import lru_cache
 from types import MappingProxyType
 
+import numpy as np
+
 from schedlab.costmodel import ops
 from schedlab.costmodel.hardware import Accelerator, get_accelerator, get_interconnect
 from schedlab.costmodel.iteration import RooflineIterationCost
@@ -72,10 +74,12 @@ __all__ = [
     "Homogeneous",
     "MixEvaluation",
     "NetworkStack",
+    "Timeline",
     "deployment",
     "evaluate_mix",
     "largest_batch",
     "memory_pools",
+    "rotation_timeline",
 ]
 
 #: Price per chip-hour (USD) of Lamina v2 Table 1: H100 from Google Cloud, H20 the authors'
@@ -483,3 +487,69 @@ def evaluate_mix(problem: DeviceMixProblem, mix: DeviceMix) -> MixEvaluation:
         return no(f"time between tokens {tbt:.4f} s over the SLO", price)
     return MixEvaluation(True, "", dep.throughput(batch, problem.context_tokens), tbt,
                          batch * dep.concurrent_batches, price)
+
+
+# ------------------------------------------------------------------------------ the rotation
+@dataclass(frozen=True, slots=True)
+class Timeline:
+    """What :func:`rotation_timeline` ran: one row per task, ``batch``, ``token``, ``layer``,
+    ``resource`` (a replica ``0..r-1``, or ``-1`` for the memory pool), ``start_s``, ``end_s``;
+    and the steady time between one batch's tokens, ``period_s``."""
+
+    batch: np.ndarray
+    token: np.ndarray
+    layer: np.ndarray
+    resource: np.ndarray
+    start_s: np.ndarray
+    end_s: np.ndarray
+    period_s: float
+
+
+def rotation_timeline(n_batches: int, layers: int, parts: DecodeParts, *,
+                      tokens: int = 4) -> Timeline:
+    """Lamina's rotational staggered pipelining (v2 §4.3, Fig. 8) as a schedule: ``n_batches``
+    batches over ``n_batches - 1`` model replicas and one memory pool. A batch's token is
+    ``layers`` rounds of a model slice (``parts.model_s / layers`` on a replica), half the
+    network's round trip, the attention (``parts.attention_s / layers`` on the pool, which
+    serves one batch at a time) and the other half; slice ``k`` of batch ``j`` runs on replica
+    ``(j + k) mod (n - 1)`` (``k`` counting across tokens), batch ``j`` starts ``t_m / (n - 1)``
+    (per slice) after batch ``j - 1``, and every resource serves the batches in turn (slice by
+    slice, batch 0 first): a fixed cyclic sequence, so the steady state is periodic.
+
+    The steady time between tokens (``period_s``: the slowest batch's mean gap over the second
+    half of the ``tokens``) is what
+    :meth:`AttentionOffload.tbt_s` prices in closed form (without the send-Q-early overlap);
+    the tests check it is never below that bound and meets it when the pipeline is balanced.
+
+    >>> t = rotation_timeline(2, 4, DecodeParts(0.04, 0.04, 0.0, 0.0))
+    >>> round(t.period_s, 6)       # balanced t_a = t_m / (n - 1): no bubble, 2 t_m
+    0.08
+    """
+    n = check_positive_int(n_batches, "n_batches", "rotation_timeline")
+    if n < 2:
+        raise ValueError("The 'n_batches' parameter of rotation_timeline must be >= 2 (n - 1 "
+                         f"replicas). Got {n}.")
+    L = check_positive_int(layers, "layers", "rotation_timeline")
+    T = check_positive_int(tokens, "tokens", "rotation_timeline")
+    r = n - 1
+    m, a, w = parts.model_s / L, parts.attention_s / L, parts.network_s / L
+    free = {res: 0.0 for res in range(-1, r)}
+    ready = [j * m / r for j in range(n)]  # staggered by a slice over the replicas
+    rows: list[tuple[int, int, int, int, float, float]] = []
+    done_token: list[list[float]] = [[] for _ in range(n)]
+    for g in range(L * T):  # every resource serves the batches in turn: (slice, batch) order
+        for j in range(n):
+            for res, length in (((j + g) % r, m), (-1, a)):
+                start = max(ready[j], free[res])
+                free[res] = start + length
+                ready[j] = start + length + w / 2
+                rows.append((j, g // L, g % L, res, start, start + length))
+            if g % L == L - 1:
+                done_token[j].append(free[-1])
+    cols = np.array(rows, dtype=np.float64).T
+    half = T // 2  # steady state: the mean gap over the second half of the tokens
+    last = [(d[-1] - d[half]) / (len(d) - 1 - half) for d in done_token if len(d) - 1 > half]
+    return Timeline(batch=cols[0].astype(np.int64), token=cols[1].astype(np.int64),
+                    layer=cols[2].astype(np.int64), resource=cols[3].astype(np.int64),
+                    start_s=cols[4], end_s=cols[5],
+                    period_s=float(max(last)) if last else math.nan)

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -130,3 +131,43 @@ def test_evaluate_mix_names_what_fails() -> None:
 def test_bad_input_names_the_field(build, match: str) -> None:
     with pytest.raises(ValueError, match=match):
         build()
+
+
+@settings(max_examples=80, deadline=None, database=None, derandomize=True)
+@given(st.integers(2, 6), st.integers(1, 8), st.floats(0.001, 0.1), st.floats(0.0005, 0.05),
+       st.floats(0.0, 0.01))
+def test_rotation_schedule_is_conflict_free_and_meets_the_cycle(n: int, layers: int, m: float,
+                                                               a: float, w: float) -> None:
+    """v2 §4.3: slice k of batch j on replica (j + k) mod (n - 1); no replica or pool ever runs
+    two tasks at once; each batch's tasks run in sequence; the steady time between tokens is
+    the closed form max(n t_m / (n - 1), n t_a, t_m + t_a + t_net)."""
+    from schedlab.costmodel.attention_offload import DecodeParts, rotation_timeline
+
+    t = rotation_timeline(n, layers, DecodeParts(m, a, w, 0.0), tokens=8)
+    for res in np.unique(t.resource):
+        k = t.resource == res
+        order = np.argsort(t.start_s[k])
+        assert (t.start_s[k][order][1:] >= t.end_s[k][order][:-1] - 1e-12).all()
+    slices = t.resource >= 0
+    g = t.token * layers + t.layer
+    assert (t.resource[slices] == (t.batch[slices] + g[slices]) % (n - 1)).all()
+    for j in range(n):
+        b = np.flatnonzero(t.batch == j)
+        assert (t.start_s[b][1:] >= t.end_s[b][:-1] - 1e-12).all()
+    bound = max(n * m / (n - 1), n * a, m + a + w)
+    assert t.period_s == pytest.approx(bound, rel=1e-9)
+
+
+def test_balanced_rotation_has_no_bubble_and_tbt_matches_the_schedule() -> None:
+    from schedlab.costmodel.attention_offload import DecodeParts, rotation_timeline
+
+    for n in range(2, 6):  # t_a = t_m / (n - 1): every replica always busy
+        t = rotation_timeline(n, 4, DecodeParts(0.04, 0.04 / (n - 1), 0.0, 0.0), tokens=8)
+        assert t.period_s == pytest.approx(n * 0.04 / (n - 1))
+    off = AttentionOffload.build("llama-3-70b", n_compute=4, n_memory=8, replicas=2,
+                                 send_q_early=False)
+    p = off.parts(96, 4096)
+    sched = rotation_timeline(off.concurrent_batches, 80, p, tokens=6)
+    assert off.tbt_s(96, 4096) == pytest.approx(sched.period_s, rel=1e-9)
+    with pytest.raises(ValueError, match="'n_batches'"):
+        rotation_timeline(1, 4, p)
