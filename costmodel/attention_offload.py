@@ -303,9 +303,8 @@ class Homogeneous:
         b, ctx = _context(batch, context_tokens, "Homogeneous.tbt_s")
         if b == 0:
             return 0.0
-        c = self._cost  # the iteration model's decode step (its attention carries the launches)
-        return (c.linear_time_s(b) + c.head_time_s(b)
-                + c.decode_attention_time_s(b, math.ceil(b * ctx)))
+        none = np.zeros(0, dtype=np.int64)  # the iteration model's decode-only step
+        return self._cost.iteration_time_s(none, none, b, math.ceil(b * ctx))
 
     def throughput(self, batch: int, context_tokens: float) -> float:
         """Tokens per second at ``batch``."""

@@ -43,12 +43,20 @@ from dataclasses import dataclass
 from functools import lru_cache
 from typing import NamedTuple
 
+import numpy as np
+
 from schedlab.contract.retrieval import cluster_count, zone_sizes
 from schedlab.costmodel.hardware import Accelerator, get_interconnect
 from schedlab.costmodel.iteration import RooflineIterationCost
 from schedlab.costmodel.models import ModelSpec
 from schedlab.costmodel.roofline import Efficiency
-from schedlab.errors import check_fraction, check_nonneg_int, check_positive_float
+from schedlab.errors import (
+    check_fraction,
+    check_nonneg_float,
+    check_nonneg_int,
+    check_positive_float,
+    check_positive_int,
+)
 
 __all__ = [
     "RetroInferParams",
@@ -101,18 +109,11 @@ class RetroInferParams:
         check_fraction(self.estimation_budget, "estimation_budget", where, open_low=False)
         check_fraction(self.hit_rate, "hit_rate", where, open_low=False)
         check_fraction(self.pcie_efficiency, "pcie_efficiency", where)
-        for name in ("cluster_tokens", "steady_tokens"):
-            check_nonneg_int(getattr(self, name), name, where)
-        if self.cluster_tokens < 1:
-            raise ValueError(f"The 'cluster_tokens' parameter of {where} must be >= 1.")
-        for name in ("cache_multiplier", "layer_overhead_s", "host_memory_bytes"):
-            v = getattr(self, name)
-            if name == "layer_overhead_s":
-                if not (isinstance(v, (int, float)) and 0 <= v < math.inf):
-                    raise ValueError(f"The '{name}' parameter of {where} must be a finite "
-                                     f"float >= 0. Got {v!r}.")
-            else:
-                check_positive_float(v, name, where)
+        check_positive_int(self.cluster_tokens, "cluster_tokens", where)
+        check_nonneg_int(self.steady_tokens, "steady_tokens", where)
+        check_positive_float(self.cache_multiplier, "cache_multiplier", where)
+        check_positive_float(self.host_memory_bytes, "host_memory_bytes", where)
+        check_nonneg_float(self.layer_overhead_s, "layer_overhead_s", where)
         get_interconnect(self.host_link)
 
     def clusters(self, context_tokens: float) -> tuple[float, float, float]:
@@ -191,9 +192,8 @@ def full_attention_step_s(spec: ModelSpec, gpu: Accelerator, *, batch: int,
     n = check_positive_float(context_tokens, "context_tokens", "full_attention_step_s")
     if b == 0:
         return 0.0
-    cost = _iteration(spec, gpu)  # the iteration model's decode step (attention has the launches)
-    return (cost.linear_time_s(b) + cost.head_time_s(b)
-            + cost.decode_attention_time_s(b, math.ceil(b * n)))
+    none = np.zeros(0, dtype=np.int64)  # the iteration model's decode-only step
+    return _iteration(spec, gpu).iteration_time_s(none, none, b, math.ceil(b * n))
 
 
 def max_batch_full(spec: ModelSpec, gpu: Accelerator, context_tokens: float) -> int:

@@ -137,26 +137,27 @@ def _mix_sweep(models: tuple[str, ...], contexts: tuple[int, ...],
                 rule_cost = evaluate_mix(problem, rule).usd_per_million_tokens \
                     if rule.batch else math.inf
 
-                def show(mix: Any) -> str:
-                    if mix is None:
-                        return "none"
-                    return (f"{mix.n_compute}+{mix.n_memory}" + (f" x{mix.replicas}" if
-                                                                mix.replicas > 1 else "")
-                            + f" B={mix.batch}")
-
                 het_cost = het.objective if het.objective is not None else math.inf
                 row = {"model": model, "context_tokens": ctx,
                        "tbt_slo_ms": None if math.isinf(slo) else round(slo * 1e3),
-                       "optimum": show(het.schedule), "usd_per_mtok": _round(het_cost),
-                       "lamina_rule": show(rule if rule.batch else None),
+                       "optimum": _show(het.schedule), "usd_per_mtok": _round(het_cost),
+                       "lamina_rule": _show(rule if rule.batch else None),
                        "lamina_usd_per_mtok": _round(rule_cost),
-                       "homogeneous": show(hom_mix),
+                       "homogeneous": _show(hom_mix),
                        "homogeneous_usd_per_mtok": _round(hom_cost),
                        "per_dollar_gain": _round(hom_cost / het_cost)
                        if math.isfinite(het_cost) and math.isfinite(hom_cost) else None}
                 for key, val in row.items():
                     out[key].append(val)
     return out
+
+
+def _show(mix: Any) -> str:
+    """A mix as the table shows it: ``compute+memory [xreplicas] B=batch``."""
+    if mix is None:
+        return "none"
+    return (f"{mix.n_compute}+{mix.n_memory}" + (f" x{mix.replicas}" if mix.replicas > 1 else "")
+            + f" B={mix.batch}")
 
 
 def _round(x: float) -> float | None:

@@ -172,14 +172,16 @@ def run(*, quick: bool = False, full: bool = False, plot_dir: str | PathLike[str
         i = fig13["context_tokens"].index(ctx)
         return {k: v[i] for k, v in fig13.items()}
 
+    at = hits["hit_rate"].index(params.hit_rate)  # the default hit rate's row
+
     def speedup_note(r: dict[str, Any]) -> str:
         return (f"RetroInfer {r['retro_tokens_per_s']} tokens/s at batch {r['retro_batch']} "
                 f"(fits {r['retro_max_batch']}), full attention {r['full_tokens_per_s']} at "
                 f"batch {r['full_batch']} (fits {r['full_max_batch']}). PCIe efficiency "
                 f"{eff} fitted so that 30K gives the paper's 4.1x; at 120K a step is "
-                f"{hits['pcie_ms'][2]} ms of PCIe reads of the misses, "
-                f"{hits['gpu_attention_ms'][2]} ms of GPU attention work, "
-                f"{hits['linear_ms'][2]} ms of the other layers and {hits['overhead_ms'][2]} "
+                f"{hits['pcie_ms'][at]} ms of PCIe reads of the misses, "
+                f"{hits['gpu_attention_ms'][at]} ms of GPU attention work, "
+                f"{hits['linear_ms'][at]} ms of the other layers and {hits['overhead_ms'][at]} "
                 "ms of fixed per-layer costs at hit rate 0.85.")
 
     r60, r120, r1m = row(60_000), row(120_000), row(2 ** 20)

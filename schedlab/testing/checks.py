@@ -599,10 +599,10 @@ class _InvalidMix(ValueError):
 def _validate_mix(problem: Any, mix: Any) -> None:
     from schedlab.costmodel.attention_offload import evaluate_mix
 
-    if not (0 <= mix.n_compute <= problem.max_compute and 0 <= mix.n_memory <= problem.max_memory
-            and 1 <= mix.replicas and mix.batch >= 0):
-        raise _InvalidMix("out of limits", f"{mix} is outside the problem's device limits")
-    if mix.batch > 0:
+    if mix.batch == 0:  # nothing to run: only the device counts are checked
+        if mix.n_compute > problem.max_compute or mix.n_memory > problem.max_memory:
+            raise _InvalidMix("out of limits", f"{mix} is outside the problem's device limits")
+    else:  # the one rule of a mix: device limits, the model runs, KV fits, SLO
         ev = evaluate_mix(problem, mix)
         if not ev.feasible:
             raise _InvalidMix("infeasible mix", f"{mix}: {ev.reason}")
