@@ -23,6 +23,10 @@ Generating (every generator takes ``seed``: an int or a ``numpy.random.Generator
 - Attention heads for block-sparse and retrieval attention (MoBA, RetroInfer):
   :func:`topic_attention_head` (:class:`AttentionHead`) and :func:`topic_decode_queries`
   [synthetic].
+- Serverless functions and invocations (TrEnv): :func:`trenv_functions`,
+  :func:`paper_workload` (W1, W2 as the authors generate them), :func:`bursty_trace` and
+  :func:`bursty_functions` (Azure-like, any scale), :func:`agent_workload` [recon]
+  (:class:`ServerlessWorkload`).
 
 >>> from schedlab import datasets
 >>> w = datasets.load("azure-code-2023")
@@ -51,6 +55,14 @@ from schedlab.datasets.loading import infer_format, load, load_with_report
 from schedlab.datasets.long_context import LONG_CONTEXT_DATASETS, long_context_workload
 from schedlab.datasets.report import LoadReport, LoadResult, RowProblem, SkippedRowsWarning
 from schedlab.datasets.rollout import rollout_batch
+from schedlab.datasets.serverless import (
+    ServerlessWorkload,
+    agent_workload,
+    bursty_functions,
+    bursty_trace,
+    paper_workload,
+    trenv_functions,
+)
 from schedlab.datasets.summary import describe, list_datasets
 from schedlab.datasets.vector_graph import Graph, build_graph
 from schedlab.datasets.vectors import (
@@ -96,4 +108,10 @@ __all__ = [
     "shipped_path",
     "synthetic_workload",
     "verify_checksum",
+    "ServerlessWorkload",
+    "agent_workload",
+    "bursty_functions",
+    "bursty_trace",
+    "paper_workload",
+    "trenv_functions",
 ]

@@ -12,11 +12,13 @@ k) -> trace`` (:mod:`.anns`, :mod:`.aversearch`); a block selector of block-spar
 device-mix sizer of heterogeneous decoding (Lamina) is ``sizer(problem: DeviceMixProblem, /)
 -> DeviceMix`` (:mod:`.lamina`); a zone policy of retrieval attention (RetroInfer) is
 ``policy(view: RetrievalView, /) -> Zones`` and a GPU-cache replacement policy
-``policy(view: CacheView, /) -> victims`` (:mod:`.retroinfer`). The
+``policy(view: CacheView, /) -> victims`` (:mod:`.retroinfer`); a sandbox policy of a
+serverless platform (TrEnv) is ``policy(view: SandboxView, /) -> SandboxStart`` (:mod:`.trenv`). The
 contracts (views, answers, accounting) are :mod:`schedlab.contract`,
 :mod:`schedlab.contract.placement`, :mod:`schedlab.contract.dispatch`,
 :mod:`schedlab.contract.divided`, :mod:`schedlab.contract.elastic`,
-:mod:`schedlab.contract.block_attention` and :mod:`schedlab.contract.retrieval`;
+:mod:`schedlab.contract.block_attention`, :mod:`schedlab.contract.retrieval` and
+:mod:`schedlab.contract.serverless`;
 :mod:`.registry` resolves names.
 
 >>> from schedlab.policies import REGISTRY, get_policy
@@ -37,6 +39,7 @@ from schedlab.policies.registry import (
     REGISTRY,
     ROLLOUT_SCHEDULERS,
     ROUTERS,
+    SANDBOX_POLICIES,
     ZONE_POLICIES,
     get_ann_search,
     get_block_selector,
@@ -49,6 +52,7 @@ from schedlab.policies.registry import (
     get_policy,
     get_rollout_scheduler,
     get_router,
+    get_sandbox_policy,
     get_zone_policy,
 )
 
@@ -64,6 +68,7 @@ __all__ = [
     "REGISTRY",
     "ROLLOUT_SCHEDULERS",
     "ROUTERS",
+    "SANDBOX_POLICIES",
     "ZONE_POLICIES",
     "BatchDecision",
     "Plan",
@@ -80,5 +85,6 @@ __all__ = [
     "get_policy",
     "get_rollout_scheduler",
     "get_router",
+    "get_sandbox_policy",
     "get_zone_policy",
 ]

@@ -37,14 +37,15 @@ from schedlab.policies.seer import group_round_robin_all, seer
 from schedlab.policies.sjf import sjf, srpt
 from schedlab.policies.speculation import mba_allocation, uniform_allocation
 from schedlab.policies.streamrl import skew_aware_dispatch
+from schedlab.policies.trenv import criu, faasd, faasnap, reap, repurpose_criu, trenv
 from schedlab.policies.vllm import vllm
 
 __all__ = ["ANN_SEARCHES", "BLOCK_SELECTORS", "CACHE_POLICIES", "DEVICE_MIXERS", "DISPATCHES",
            "DRAFT_ALLOCATORS", "ELASTIC_SCHEDULERS", "PLACEMENTS", "REGISTRY",
-           "ROLLOUT_SCHEDULERS", "ROUTERS", "ZONE_POLICIES", "get_ann_search",
+           "ROLLOUT_SCHEDULERS", "ROUTERS", "SANDBOX_POLICIES", "ZONE_POLICIES", "get_ann_search",
            "get_block_selector", "get_cache_policy", "get_device_mixer", "get_dispatch",
            "get_draft_allocator", "get_elastic_scheduler", "get_placement", "get_policy",
-           "get_rollout_scheduler", "get_router", "get_zone_policy"]
+           "get_rollout_scheduler", "get_router", "get_sandbox_policy", "get_zone_policy"]
 
 #: Batching policies by registry name.
 REGISTRY: Mapping[str, Callable[..., Any]] = MappingProxyType(
@@ -219,6 +220,17 @@ CACHE_POLICIES: Mapping[str, Callable[..., Any]] = MappingProxyType({
     "fifo": fifo_victims,
 })
 
+#: Sandbox policies of serverless platforms (TrEnv: ``policy(view: SandboxView, /) ->
+#: SandboxStart``) by registry name.
+SANDBOX_POLICIES: Mapping[str, Callable[..., Any]] = MappingProxyType({
+    "faasd": faasd,
+    "criu": criu,
+    "reap": reap,
+    "faasnap": faasnap,
+    "trenv": trenv,
+    "repurpose-criu": repurpose_criu,
+})
+
 
 def _resolve(
     kind: str, param: str, table: Mapping[str, Callable[..., Any]], name_or_callable: Any
@@ -347,3 +359,12 @@ def get_cache_policy(name_or_callable: str | Callable[..., Any]) -> Callable[...
     'lru_victims'
     """
     return _resolve("cache policy", "cache_policy", CACHE_POLICIES, name_or_callable)
+
+
+def get_sandbox_policy(name_or_callable: str | Callable[..., Any]) -> Callable[..., Any]:
+    """The serverless sandbox policy registered under a name, or the callable itself.
+
+    >>> get_sandbox_policy("trenv").__name__
+    'trenv'
+    """
+    return _resolve("sandbox policy", "sandbox_policy", SANDBOX_POLICIES, name_or_callable)

@@ -49,6 +49,11 @@ over every mix of compute and memory devices, replicas and batch, exact by enume
 RetroInfer's GPU cache of KV clusters: :func:`solve_cache_replacement` (Belady's MIN, the fewest
 misses on an access trace) and :func:`verify_cache_schedule` (any schedule's misses, checked).
 
+Serverless sandboxes (TrEnv, digest §2.8): :func:`peak_concurrency` and
+:func:`assign_sandboxes` (the fewest sandboxes, by greedy reuse), :func:`solve_reuse` (the
+cheapest reuse schedule by min-cost flow, a :class:`ReuseSchedule`; :func:`verify_reuse`),
+:func:`latency_floor`, and :func:`verify_serverless_run` (the rules any run keeps).
+
 >>> import numpy as np
 >>> from schedlab.solvers import random_problem, solve_cpsat, verify
 >>> p = random_problem(6, np.random.default_rng(3))
@@ -133,6 +138,16 @@ from schedlab.solvers.rollout_dispatch import (
     solve_rollout_dispatch_cpsat,
     verify_rollout_dispatch,
 )
+from schedlab.solvers.sandboxes import (
+    InvalidRun,
+    ReuseSchedule,
+    assign_sandboxes,
+    latency_floor,
+    peak_concurrency,
+    solve_reuse,
+    verify_reuse,
+    verify_serverless_run,
+)
 
 __all__ = [
     "solve_cache_replacement",
@@ -204,4 +219,12 @@ __all__ = [
     "work_span_bound",
     "dag_list_schedule",
     "solve_dag_schedule_cpsat",
+    "InvalidRun",
+    "ReuseSchedule",
+    "assign_sandboxes",
+    "latency_floor",
+    "peak_concurrency",
+    "solve_reuse",
+    "verify_reuse",
+    "verify_serverless_run",
 ]

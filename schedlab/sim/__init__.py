@@ -31,6 +31,9 @@
   (AverSearch against fork-join: :func:`schedlab.sim.anns.anns_table`).
 - :mod:`schedlab.sim.wave_buffer`: RetroInfer's GPU cache of KV clusters replayed on an access
   trace under a replacement policy (:func:`replay_cache`).
+- :mod:`schedlab.sim.serverless`: a serverless platform's sandboxes under a sandbox policy and
+  a memory cap (TrEnv against faasd, CRIU, REAP+ and FaaSnap+: :func:`simulate_serverless`,
+  :class:`ServerlessRun`).
 """
 
 from schedlab.sim.chunked_replay import optimality_gaps, replay_chunked_rollout
@@ -42,13 +45,14 @@ from schedlab.sim.partial_rollout import PartialRolloutResult, simulate_partial_
 from schedlab.sim.placement_window import replay_placement
 from schedlab.sim.result import SimResult
 from schedlab.sim.rollout import RolloutCluster, RolloutResult, simulate_rollout
+from schedlab.sim.serverless import ServerlessRun, simulate_serverless
 from schedlab.sim.simulator import simulate
 from schedlab.sim.speculation import Speculation
 from schedlab.sim.wave_buffer import CacheRun, replay_cache
 
 __all__ = ["CacheRun", "Cluster", "DisaggregatedCluster", "ElasticCluster", "InstanceSpec",
-           "PartialRolloutResult", "RolloutCluster", "RolloutResult", "SimResult", "Speculation",
-           "optimality_gaps", "replay_cache", "replay_chunked_rollout", "replay_placement",
-           "simulate",
+           "PartialRolloutResult", "RolloutCluster", "RolloutResult", "ServerlessRun", "SimResult",
+           "Speculation", "optimality_gaps", "replay_cache", "replay_chunked_rollout",
+           "replay_placement", "simulate", "simulate_serverless",
            "simulate_disaggregated", "simulate_divided_rollout", "simulate_elastic",
            "simulate_partial_rollout", "simulate_rollout"]

@@ -11,7 +11,8 @@ policy checks (:data:`POLICY_CHECKS`, one pytest test each with :func:`policy_ch
 :func:`check_block_selector` (block selectors of block-sparse attention, :func:`block_views`),
 :func:`check_device_mixer` (device-mix sizers of heterogeneous decoding,
 :func:`device_mix_problems`), :func:`check_zone_policy` and :func:`check_cache_policy`
-(RetroInfer's zones and GPU cache, :func:`retrieval_views`, :func:`cache_views`), and
+(RetroInfer's zones and GPU cache, :func:`retrieval_views`, :func:`cache_views`),
+:func:`check_sandbox_policy` (TrEnv's serverless sandboxes, :func:`sandbox_views`), and
 :func:`check_simulation` (conservation and time order of a simulation result). The rules of a
 single answer are the contract's own (:func:`schedlab.contract.validate_decision`).
 
@@ -35,6 +36,7 @@ from schedlab.testing.checks import (
     check_progress,
     check_pure,
     check_router,
+    check_sandbox_policy,
     check_static_plan,
     check_valid_answer,
     check_zone_policy,
@@ -55,6 +57,7 @@ from schedlab.testing.strategies import (
     queue_views,
     retrieval_views,
     router_views,
+    sandbox_views,
     workloads,
 )
 
@@ -77,6 +80,7 @@ __all__ = [
     "check_progress",
     "check_pure",
     "check_router",
+    "check_sandbox_policy",
     "check_simulation",
     "check_static_plan",
     "check_valid_answer",
@@ -92,6 +96,7 @@ __all__ = [
     "policy_checks",
     "queue_views",
     "router_views",
+    "sandbox_views",
     "with_newcomer",
     "workloads",
 ]

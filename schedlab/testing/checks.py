@@ -65,6 +65,7 @@ from schedlab.contract.retrieval import (
     validate_eviction,
     validate_zones,
 )
+from schedlab.contract.serverless import InvalidStart, SandboxStart, validate_start
 from schedlab.errors import check_keyword_params, check_positive_int
 from schedlab.policies.registry import (
     get_block_selector,
@@ -76,6 +77,7 @@ from schedlab.policies.registry import (
     get_policy,
     get_rollout_scheduler,
     get_router,
+    get_sandbox_policy,
     get_zone_policy,
 )
 from schedlab.testing.strategies import (
@@ -89,6 +91,7 @@ from schedlab.testing.strategies import (
     queue_views,
     retrieval_views,
     router_views,
+    sandbox_views,
 )
 
 __all__ = [
@@ -96,6 +99,7 @@ __all__ = [
     "check_answer_type",
     "check_block_selector",
     "check_cache_policy",
+    "check_sandbox_policy",
     "check_device_mixer",
     "check_deterministic",
     "check_policy",
@@ -675,6 +679,29 @@ def check_cache_policy(
     _check_answers("check_cache_policy", get_cache_policy(policy), params, np.ndarray,
                    validate_eviction, InvalidEviction,
                    views if views is not None else cache_views(), max_examples, shrink)
+
+
+def check_sandbox_policy(
+    policy: str | Callable[..., Any],
+    *,
+    max_examples: int = 50,
+    views: st.SearchStrategy | None = None,
+    shrink: bool = True,
+    **params: Any,
+) -> None:
+    """Check a sandbox policy of a serverless platform (a registered name of
+    :data:`~schedlab.policies.SANDBOX_POLICIES` or any callable) on generated
+    :func:`~schedlab.testing.strategies.sandbox_views`: it answers a
+    :class:`~schedlab.contract.serverless.SandboxStart` that keeps the contract's rules
+    (:func:`~schedlab.contract.serverless.validate_start`: a repurpose needs an idle sandbox and
+    a container restore, a template lives on CXL or RDMA, a keep-alive >= 0), leaves its view
+    untouched, and answers equal views equally.
+
+    >>> check_sandbox_policy("trenv", max_examples=10, backend="rdma")
+    """
+    _check_answers("check_sandbox_policy", get_sandbox_policy(policy), params, SandboxStart,
+                   validate_start, InvalidStart,
+                   views if views is not None else sandbox_views(), max_examples, shrink)
 
 
 def _check_answers(check: str, fn: Callable[..., Any], params: dict[str, Any], answer_cls: type,

@@ -31,11 +31,12 @@ from schedlab.contract.divided import DividedView
 from schedlab.contract.elastic import ElasticView
 from schedlab.contract.placement import DecodeStepModel, PlacementView
 from schedlab.contract.retrieval import CacheView, RetrievalView, WaveIndex
+from schedlab.contract.serverless import Functions, SandboxView
 from schedlab.records import Workload
 
 __all__ = ["PHASES", "block_views", "cache_views", "device_mix_problems", "dispatch_views",
            "divided_views", "elastic_views", "placement_views", "queue_views", "retrieval_views",
-           "router_views", "workloads"]
+           "router_views", "sandbox_views", "workloads"]
 
 #: Request phases drawn by :func:`queue_views`.
 PHASES = ("new", "prefilling", "decoding", "swapped", "recomputing", "re-prefilling")
@@ -535,3 +536,33 @@ def cache_views(draw: st.DrawFn, *, max_capacity: int = 12) -> CacheView:
     return CacheView(step=step, capacity=cap, resident=resident, last_used=last,
                      admitted=admitted, requested=requested,
                      admitting=requested[~np.isin(requested, resident)][:cap])
+
+
+@st.composite
+def sandbox_views(draw: st.DrawFn, *, max_functions: int = 6) -> SandboxView:
+    """A :class:`~schedlab.contract.serverless.SandboxView` of a miss: 1 to ``max_functions``
+    functions of random sizes (touched pages within the image), idle instances of the others
+    (none of the arriving function's: that would be a warm hit), clean sandboxes in the pool,
+    the memory charged within the cap (or no cap) and starts under way.
+
+    >>> from hypothesis import find
+    >>> find(sandbox_views(), lambda v: v.idle_total == 0 and v.cap_mb < 1e9).idle_total
+    0
+    """
+    k = draw(st.integers(1, max_functions))
+    rng = np.random.default_rng(draw(st.integers(0, 2**31 - 1)))
+    image = rng.uniform(10.0, 900.0, k).round(1)
+    fns = Functions(names=tuple(f"f{i}" for i in range(k)), image_mb=image,
+                    limit_mb=rng.choice([64.0, 128.0, 256.0, 768.0], k),
+                    threads=rng.integers(1, 400, k), cpus=rng.integers(1, 3, k),
+                    exec_s=rng.uniform(0.0, 2.0, k).round(3),
+                    touched_mb=(image * rng.uniform(0.0, 1.0, k)).round(1),
+                    ro_frac=rng.uniform(0.0, 1.0, k).round(2))
+    f = draw(st.integers(0, k - 1))
+    idle = rng.integers(0, 4, k) * draw(st.booleans())
+    idle[f] = 0
+    cap = draw(st.sampled_from([float("inf"), 4096.0, 65536.0]))
+    used = float(rng.uniform(0.0, min(cap, 1e5)))
+    return SandboxView(function=f, now_s=float(draw(st.floats(0.0, 1e4))), functions=fns,
+                       idle=idle, pooled=draw(st.integers(0, 3)), memory_mb=round(used, 1),
+                       cap_mb=cap, starting=draw(st.integers(0, 12)))
