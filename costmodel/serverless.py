@@ -57,12 +57,20 @@ from dataclasses import dataclass
 import numpy as np
 
 from schedlab.contract.serverless import BACKENDS, PATHS, RESTORES, Functions
+from schedlab.costmodel.hardware import (
+    Interconnect,
+    MemoryDevice,
+    get_interconnect,
+    get_memory_device,
+)
 from schedlab.errors import check_nonneg_float, check_nonneg_int, check_positive_int
 
 __all__ = ["PAGE_MB", "CostTables", "SandboxCosts", "cost_tables", "step_breakdown"]
 
 #: One 4 KB page in MB.
 PAGE_MB = 4.0 / 1024.0
+#: The testbed's CXL access latency (§6.1: 641.1 ns) and local DRAM's.
+_TESTBED_CXL_S, _DRAM_LATENCY_S = 641.1e-9, 100e-9
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -105,6 +113,28 @@ class SandboxCosts:
                 check_nonneg_int(getattr(self, f.name), f.name, "SandboxCosts")
             else:
                 check_nonneg_float(getattr(self, f.name), f.name, "SandboxCosts")
+
+    @classmethod
+    def with_devices(cls, cxl: str | MemoryDevice = "cxl-memory",
+                     rdma: str | Interconnect = "rdma-200g", **overrides: float) -> SandboxCosts:
+        """The paper's costs with the template pool on catalog devices [recon]: CXL's cost per
+        touched MB scaled by the device's latency above local DRAM's 100 ns (the fitted 0.44 ms
+        per MB belongs to the testbed's 641 ns), and an RDMA fault as a round trip of the link
+        plus a 4 KB page at its bandwidth (the testbed's soft-RoCE measured 6 us).
+
+        >>> c = SandboxCosts.with_devices("cxl", "rdma-400g")
+        >>> round(c.cxl_s_per_mb * 1e3, 3), round(c.rdma_fault_s * 1e6, 2)
+        (0.122, 6.08)
+        """
+        dev = get_memory_device(cxl) if isinstance(cxl, str) else cxl
+        link = get_interconnect(rdma) if isinstance(rdma, str) else rdma
+        base = cls()
+        extra = max(dev.latency_s - _DRAM_LATENCY_S, 0.0)
+        return cls(**{**{f.name: getattr(base, f.name) for f in dataclasses.fields(cls)},
+                      "cxl_s_per_mb": base.cxl_s_per_mb * extra / (_TESTBED_CXL_S
+                                                                    - _DRAM_LATENCY_S),
+                      "rdma_fault_s": 2 * link.latency_s + 4096 / link.bytes_per_s,
+                      **overrides})
 
     def netns_at(self, starting: int) -> float:
         """The network namespace's setup with ``starting`` other starts under way (Table 1: 80

@@ -10,7 +10,8 @@ oldest idle instance of the function, §6.1 and the authors' faasd).
 - :func:`trenv`: repurpose the least recently used idle sandbox of any function when there
   is one (§4: cleanse, reconfigure the rootfs, clone into the cgroup, attach the function's
   mm-template over ``backend`` ``"cxl"`` or ``"rdma"``), else create one; no keep-alive limit
-  (the authors' faasd runs TrEnv without its TTL collector: idle sandboxes are the pool).
+  (the authors' faasd runs TrEnv without its TTL collector: idle sandboxes are the pool); an
+  instance whose keep-alive ends, or that the cap evicts, is cleansed into the pool (B1).
 - :func:`repurpose_criu`: the ablation of Fig. 13 and 14 ("+Cgroup"): TrEnv's sandbox
   repurposing with CRIU's copy instead of the template.
 
@@ -40,28 +41,29 @@ __all__ = ["criu", "faasd", "faasnap", "reap", "repurpose_criu", "trenv"]
 def faasd(view: SandboxView, /, *, keep_alive_s: float = 600.0) -> SandboxStart:
     """faasd's cold start (TrEnv §6.1 baseline): a new sandbox, the function started and
     initialised; warm for ``keep_alive_s`` (10 minutes)."""
-    return SandboxStart("create", "cold", "local", keep_alive_s, "no warm instance: cold start")
+    return SandboxStart("create", "cold", "local", keep_alive_s,
+                        reason="no warm instance: cold start")
 
 
 def criu(view: SandboxView, /, *, keep_alive_s: float = 600.0) -> SandboxStart:
     """CRIU (TrEnv §6.1 baseline): a new sandbox, the processes restored by copying their
     image; warm for ``keep_alive_s`` (10 minutes)."""
     return SandboxStart("create", "criu", "local", keep_alive_s,
-                        "no warm instance: CRIU restore into a new sandbox")
+                        reason="no warm instance: CRIU restore into a new sandbox")
 
 
 def reap(view: SandboxView, /, *, keep_alive_s: float = 600.0) -> SandboxStart:
     """REAP+ (TrEnv §6.1 baseline): a Firecracker snapshot whose recorded working set is
     fetched before the run; warm for ``keep_alive_s`` (10 minutes)."""
     return SandboxStart("create", "vm-lazy", "local", keep_alive_s,
-                        "no warm instance: VM snapshot, working set fetched")
+                        reason="no warm instance: VM snapshot, working set fetched")
 
 
 def faasnap(view: SandboxView, /, *, keep_alive_s: float = 600.0) -> SandboxStart:
     """FaaSnap+ (TrEnv §6.1 baseline): a Firecracker snapshot prefetched while it runs; warm
     for ``keep_alive_s`` (10 minutes)."""
     return SandboxStart("create", "vm-prefetch", "local", keep_alive_s,
-                        "no warm instance: VM snapshot, pages prefetched during the run")
+                        reason="no warm instance: VM snapshot, pages prefetched during the run")
 
 
 def trenv(view: SandboxView, /, *, backend: str = "cxl",
@@ -71,9 +73,9 @@ def trenv(view: SandboxView, /, *, backend: str = "cxl",
     ``backend``), or create a sandbox when none is idle; instances stay until repurposed or
     evicted (``keep_alive_s``: no limit, as the authors run it)."""
     if view.idle_total > 0:
-        return SandboxStart("repurpose", "template", backend, keep_alive_s,
+        return SandboxStart("repurpose", "template", backend, keep_alive_s, "pool",
                             f"{view.idle_total} idle sandbox(es): repurpose the oldest")
-    return SandboxStart("create", "template", backend, keep_alive_s,
+    return SandboxStart("create", "template", backend, keep_alive_s, "pool",
                         "no idle sandbox: create one, attach the template")
 
 
@@ -81,7 +83,7 @@ def repurpose_criu(view: SandboxView, /, *, keep_alive_s: float = math.inf) -> S
     """TrEnv's sandbox repurposing with CRIU's copy-based restore instead of the mm-template
     (the "+Cgroup" step of Fig. 14, "Cgroup" of Fig. 13)."""
     if view.idle_total > 0:
-        return SandboxStart("repurpose", "criu", "local", keep_alive_s,
+        return SandboxStart("repurpose", "criu", "local", keep_alive_s, "pool",
                             f"{view.idle_total} idle sandbox(es): repurpose, CRIU copy")
-    return SandboxStart("create", "criu", "local", keep_alive_s,
+    return SandboxStart("create", "criu", "local", keep_alive_s, "pool",
                         "no idle sandbox: create one, CRIU copy")

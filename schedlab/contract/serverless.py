@@ -20,7 +20,9 @@ that finds no idle instance of its own function:
 - ``backend``: where a template's pages live, ``"cxl"`` or ``"rdma"`` (``"local"`` for every
   other restore);
 - ``keep_alive_s``: how long the instance stays warm once idle (``inf``: until repurposed or
-  evicted).
+  evicted);
+- ``release``: what becomes of its sandbox then: ``"destroy"``, or ``"pool"`` (TrEnv's B1:
+  kill the processes, purge the writes, keep the sandbox clean for any function).
 
 A warm hit (an idle instance of the same function) needs no decision: every system of the
 paper serves it the same way (§6.1).
@@ -50,6 +52,7 @@ import numpy as np
 __all__ = [
     "BACKENDS",
     "PATHS",
+    "RELEASES",
     "RESTORES",
     "Functions",
     "InvalidStart",
@@ -65,6 +68,9 @@ PATHS = ("create", "repurpose")
 RESTORES = ("cold", "criu", "vm-lazy", "vm-prefetch", "template")
 #: Where a restore's pages live: local DRAM, or a template's shared pool.
 BACKENDS = ("local", "cxl", "rdma")
+#: What becomes of an instance's sandbox when its keep-alive ends or it is evicted: destroyed,
+#: or cleansed into the function-agnostic pool (TrEnv's B1).
+RELEASES = ("destroy", "pool")
 #: Restores that bring up a whole VM (they cannot join an existing container sandbox).
 VM_RESTORES = ("vm-lazy", "vm-prefetch")
 
@@ -251,12 +257,14 @@ def check_instance_functions(functions: object) -> None:
 class SandboxStart:
     """A sandbox policy's answer: the ``path`` (:data:`PATHS`), the ``restore``
     (:data:`RESTORES`), the template ``backend`` (:data:`BACKENDS`), the instance's
-    ``keep_alive_s`` once idle, and the ``reason`` in words."""
+    ``keep_alive_s`` once idle, its sandbox's ``release`` then (:data:`RELEASES`), and the
+    ``reason`` in words."""
 
     path: str = "create"
     restore: str = "cold"
     backend: str = "local"
     keep_alive_s: float = 600.0
+    release: str = "destroy"
     reason: str = ""
 
 
@@ -270,8 +278,9 @@ class InvalidStart(ValueError):
 
 def validate_start(view: SandboxView, start: SandboxStart) -> None:
     """The rules of a start, checked by the simulator and by ``check_sandbox_policy`` alike:
-    known path, restore and backend; a repurpose needs an idle sandbox and a container restore
-    (a VM snapshot restores a whole VM); a template lives on ``cxl`` or ``rdma``, every other
+    known path, restore, backend and release; a repurpose needs an idle sandbox and a container
+    restore (a VM snapshot restores a whole VM), and only a container is cleansed into the pool;
+    a template lives on ``cxl`` or ``rdma``, every other
     restore on ``local``; a keep-alive is a number >= 0 (``inf`` allowed).
 
     >>> fns = Functions(names=("a",), image_mb=[50.0], limit_mb=[64.0], threads=[1], cpus=[1],
@@ -286,7 +295,8 @@ def validate_start(view: SandboxView, start: SandboxStart) -> None:
     if not isinstance(start, SandboxStart):
         raise InvalidStart("malformed answer", f"expected a SandboxStart, got "
                                                f"{type(start).__name__}")
-    for field, known in (("path", PATHS), ("restore", RESTORES), ("backend", BACKENDS)):
+    for field, known in (("path", PATHS), ("restore", RESTORES), ("backend", BACKENDS),
+                         ("release", RELEASES)):
         value = getattr(start, field)
         if value not in known:
             raise InvalidStart(f"unknown {field}", f"{value!r} is not one of {known}")
@@ -297,6 +307,9 @@ def validate_start(view: SandboxView, start: SandboxStart) -> None:
             raise InvalidStart("vm into sandbox", f"a VM snapshot restores a whole VM "
                                                   f"({start.restore!r}), it cannot be "
                                                   "repurposed into a container sandbox")
+    if start.release == "pool" and start.restore in VM_RESTORES:
+        raise InvalidStart("vm into pool", f"a VM ({start.restore!r}) cannot be cleansed into "
+                                           "the container pool")
     if (start.restore == "template") != (start.backend != "local"):
         raise InvalidStart("backend", f"a template lives on 'cxl' or 'rdma', every other "
                                       f"restore on 'local'; got {start.restore!r} on "

@@ -19,8 +19,10 @@ The platform's rules follow the authors' faasd (``switch-container/faasd``, bran
   fails and is retried after 0.5, 1 and 2 s (the authors' client), then rejected with its
   reason. [deviation] The authors' faasd lets a repurpose exceed the cap; here a repurpose
   evicts to fit like a create, so the cap holds (invariant 6);
-- an instance stays idle for its ``keep_alive_s``, then is destroyed [the authors' collector
-  wakes every 5 s: here the expiry is exact].
+- an instance stays idle for its ``keep_alive_s``, then its sandbox is destroyed or, when its
+  start says ``release="pool"``, cleansed into the pool (TrEnv's B1: no private page, no
+  share left, charged as a pool sandbox); an eviction by the cap does the same [the authors'
+  collector wakes every 5 s: here the expiry is exact].
 
 Memory is accounted by :func:`schedlab.costmodel.serverless.cost_tables` (the one rule):
 an instance's private pages while it lives, each function's shared template image once
@@ -52,6 +54,7 @@ from schedlab.contract.serverless import (
     Functions,
     InvalidStart,
     Invocations,
+    SandboxStart,
     SandboxView,
     validate_start,
 )
@@ -76,7 +79,9 @@ class ServerlessRun:
     ``restore`` (index into :data:`~schedlab.contract.serverless.RESTORES`, -1 for a warm hit
     or a rejection), the ``sandbox`` it ran in, ``queue_s`` (waiting for a start slot or a
     retry), ``start_s``, ``exec_s`` and ``e2e_s = queue_s + start_s + exec_s``; the
-    ``rejections`` (invocation -> reason); the sandbox counts; and the memory over time
+    ``rejections`` (invocation -> reason); the sandbox counts (``creations``, ``repurposes``,
+    ``evictions`` by the cap, ``expiries`` of keep-alives, ``cleanses`` into the pool,
+    ``prestarted``); and the memory over time
     (``timeline_s``, ``charged_mb``: the limits the cap counts, ``memory_mb``: pages held,
     shared counted once)."""
 
@@ -93,6 +98,7 @@ class ServerlessRun:
     repurposes: int
     evictions: int
     expiries: int
+    cleanses: int
     prestarted: int
     cap_mb: float
     timeline_s: np.ndarray
@@ -243,6 +249,8 @@ class _Platform:
         self.sb_charged: list[float] = []
         self.sb_private: list[float] = []
         self.sb_keep: list[float] = []
+        self.sb_pool: list[bool] = []  # released into the pool (else destroyed)
+        self.pool_mb = prestart_mb
         self.sb_epoch: list[int] = []
         self.idle_of: list[dict[int, None]] = [{} for _ in range(k)]
         self.lru: dict[int, None] = {}
@@ -266,11 +274,11 @@ class _Platform:
         self.token = 0
         self.heap: list[tuple[float, int, int, int, int]] = []
         self.seq = 0
-        self.creations = self.repurposes = self.evictions = self.expiries = 0
+        self.creations = self.repurposes = self.evictions = self.expiries = self.cleanses = 0
         self.prestarted = prestart
         self.t_line, self.c_line, self.m_line = array("d"), array("d"), array("d")
         for _ in range(prestart):
-            sid = self._new_sandbox(-1, None, prestart_mb, costs.sandbox_mb, math.inf)
+            sid = self._new_sandbox(-1, prestart_mb, costs.sandbox_mb)
             self.lru[sid] = None
             self.pooled += 1
         self._mark(0.0)
@@ -285,21 +293,24 @@ class _Platform:
         self.c_line.append(self.charged)
         self.m_line.append(self.memory)
 
-    def _new_sandbox(self, f: int, key: tuple[str, str] | None, charged: float,
-                     private: float, keep: float) -> int:
+    def _new_sandbox(self, f: int, charged: float, private: float) -> int:
+        """A new sandbox for ``f`` (-1: clean, in the pool), holding ``charged`` and
+        ``private`` MB until an instance is given it (:meth:`_hold`)."""
         self.sb_fun.append(f)
-        self.sb_key.append(key)
+        self.sb_key.append(None)
         self.sb_charged.append(charged)
         self.sb_private.append(private)
-        self.sb_keep.append(keep)
+        self.sb_keep.append(math.inf)
+        self.sb_pool.append(False)
         self.sb_epoch.append(0)
         self.charged += charged
         self.memory += private
         return len(self.sb_fun) - 1
 
-    def _hold(self, sid: int, f: int, key: tuple[str, str], keep: float) -> None:
+    def _hold(self, sid: int, f: int, key: tuple[str, str], start: SandboxStart) -> None:
         """Give sandbox ``sid`` (empty) to an instance of ``f`` restored by ``key``."""
-        self.sb_fun[sid], self.sb_key[sid], self.sb_keep[sid] = f, key, keep
+        self.sb_fun[sid], self.sb_key[sid] = f, key
+        self.sb_keep[sid], self.sb_pool[sid] = start.keep_alive_s, start.release == "pool"
         self.charged += self.limit[f] - self.sb_charged[sid]
         self.sb_charged[sid] = self.limit[f]
         private = self.private_tab[key][f]
@@ -341,12 +352,30 @@ class _Platform:
         self.memory -= self.sb_private[sid]
         self.sb_charged[sid] = self.sb_private[sid] = 0.0
 
+    def _release(self, sid: int) -> None:
+        """End the idle instance in ``sid`` (taken off the idle lists): cleanse its sandbox into
+        the pool when its start said so (TrEnv's B1: no private page, no share, the pool's
+        charge), else destroy it."""
+        if not self.sb_pool[sid] or self.sb_fun[sid] < 0:
+            self._destroy(sid)
+            return
+        self._empty(sid)
+        self.charged += self.pool_mb - self.sb_charged[sid]
+        self.memory += self.costs.sandbox_mb - self.sb_private[sid]
+        self.sb_charged[sid], self.sb_private[sid] = self.pool_mb, self.costs.sandbox_mb
+        self.sb_fun[sid] = -1
+        self.lru[sid] = None
+        self.pooled += 1
+        self.cleanses += 1
+
     def _make_room(self, need: float, t: float) -> bool:
-        """Evict idle sandboxes, least recently used first, until ``need`` more MB fit."""
+        """Evict idle sandboxes, least recently used first, until ``need`` more MB fit: an
+        instance released into the pool rejoins it as its most recent member, a clean one is
+        destroyed."""
         while self.charged + need > self.cap + 1e-9 and self.lru:
             sid = next(iter(self.lru))
             self._take_idle(sid)
-            self._destroy(sid)
+            self._release(sid)
             self.evictions += 1
         return self.charged + need <= self.cap + 1e-9
 
@@ -383,7 +412,7 @@ class _Platform:
                 return True
             self._empty(sid)
             self.repurposes += 1
-            self._hold(sid, f, key, start.keep_alive_s)
+            self._hold(sid, f, key, start)
             self._mark(t)
             self._serve(i, t, sid, 1, RESTORES.index(start.restore),
                         self.start_tab[("repurpose", *key)][f], self.exec_tab[key][f])
@@ -405,8 +434,8 @@ class _Platform:
                                     f"running instances, {self.functions.names[f]} needs "
                                     f"{self.limit[f]:g} MB")
             return True
-        sid = self._new_sandbox(f, None, 0.0, 0.0, start.keep_alive_s)
-        self._hold(sid, f, key, start.keep_alive_s)
+        sid = self._new_sandbox(f, 0.0, 0.0)
+        self._hold(sid, f, key, start)
         self.creations += 1
         self._mark(t)
         self.starting += 1
@@ -462,8 +491,8 @@ class _Platform:
 
     def _idle(self, sid: int, t: float) -> None:
         keep = self.sb_keep[sid]
-        if keep <= 0:
-            self._destroy(sid)
+        if keep <= 0 and self.sb_fun[sid] >= 0:
+            self._release(sid)
             self.expiries += 1
             self._mark(t)
             return
@@ -503,7 +532,7 @@ class _Platform:
             self._attempt(a, t, b)
         elif self.sb_epoch[a] == b and a in self.lru:  # an expiry still current
             self._take_idle(a)
-            self._destroy(a)
+            self._release(a)
             self.expiries += 1
             self._mark(t)
 
@@ -525,7 +554,8 @@ class _Platform:
             restore=_ro(self.restore), sandbox=_ro(self.sandbox), queue_s=_ro(self.queue),
             start_s=_ro(self.start), exec_s=_ro(self.exec_), rejections=self.rejections,
             creations=self.creations, repurposes=self.repurposes, evictions=self.evictions,
-            expiries=self.expiries, prestarted=self.prestarted, cap_mb=self.cap,
+            expiries=self.expiries, cleanses=self.cleanses, prestarted=self.prestarted,
+            cap_mb=self.cap,
             timeline_s=_ro(np.frombuffer(self.t_line, dtype=np.float64)),
             charged_mb=_ro(np.frombuffer(self.c_line, dtype=np.float64)),
             memory_mb=_ro(np.frombuffer(self.m_line, dtype=np.float64)),

@@ -86,3 +86,20 @@ def test_unknown_function_in_breakdown() -> None:
 def test_cold_start_is_the_slowest_path(name: str) -> None:
     steps = step_breakdown(SandboxCosts(), trenv_functions(), name)
     assert steps["faasd"] == max(steps.values())
+
+
+def test_catalog_devices_keep_cxl_ahead_of_rdma() -> None:
+    fns = trenv_functions()
+    paper = cost_tables(SandboxCosts(), fns)
+    for cxl in ("cxl-memory", "ddr5-host"):
+        for link in ("rdma-200g", "rdma-400g", "ethernet-100g"):
+            c = SandboxCosts.with_devices(cxl, link)
+            t = cost_tables(c, fns)
+            assert (t.exec_s[("template", "cxl")] <= t.exec_s[("template", "rdma")]).all()
+            assert c.cxl_s_per_mb < SandboxCosts().cxl_s_per_mb  # faster than the testbed's
+    dram = SandboxCosts.with_devices("ddr5-host")
+    np.testing.assert_allclose(cost_tables(dram, fns).exec_s[("template", "cxl")],
+                               fns.exec_s)  # local-DRAM latency: no penalty at all
+    assert (paper.exec_s[("template", "cxl")] > fns.exec_s).all()
+    with pytest.raises(ValueError, match="Unknown"):
+        SandboxCosts.with_devices("cxl-9000")

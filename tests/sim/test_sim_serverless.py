@@ -81,6 +81,36 @@ def test_repurposing_needs_no_more_sandboxes_than_the_peak(trace) -> None:
     assert (t.queue_s == 0).all() and (t.start_s == 0).all()
 
 
+def test_expired_trenv_instances_are_cleansed_into_the_pool() -> None:
+    """Invariants 1 and 6: an instance TrEnv releases leaves its sandbox in the pool, clean (no
+    private page, no share, the pool's charge); the next miss repurposes it."""
+    ir, js = FNS.index("IR"), FNS.index("JS")
+    tr = Invocations(arrival_s=[0.0, 0.0, 10.0], function=[ir, js, js], n_functions=len(FNS))
+    run = simulate_serverless(tr, FNS, "trenv", keep_alive_s=1.0, prestart_mb=256.0)
+    c = SandboxCosts()
+    assert run.path.tolist() == [2, 2, 1]  # two creates, then a repurpose of a pooled one
+    assert run.expiries == run.cleanses == 3  # the third instance expires too, at the end
+    assert run.memory_mb[-1] == pytest.approx(2 * c.sandbox_mb)
+    at = int(np.searchsorted(run.timeline_s, 9.0, side="right")) - 1  # both in the pool
+    assert run.memory_mb[at] == pytest.approx(2 * c.sandbox_mb)
+    assert run.charged_mb[at] == pytest.approx(2 * 256.0)
+    gone = simulate_serverless(tr, FNS, "criu", keep_alive_s=1.0)
+    assert gone.cleanses == 0 and gone.memory_mb[-1] == pytest.approx(0.0, abs=1e-9)
+
+
+def test_eviction_under_trenv_grows_the_pool_by_one() -> None:
+    ir = FNS.index("IR")  # 768 MB limit, pool sandboxes charged 256 MB
+    tr = Invocations(arrival_s=[0.0, 5.0], function=[ir, FNS.index("DH")],
+                     n_functions=len(FNS))
+
+    def create_only(view, /):
+        return SandboxStart("create", "template", "cxl", math.inf, "pool")
+
+    run = simulate_serverless(tr, FNS, create_only, cap_mb=800.0)
+    assert run.evictions == 1 and run.cleanses == 1 and run.served == 2
+    run.verify()
+
+
 def test_shared_template_counted_once() -> None:
     js = FNS.index("JS")
     k = 12
