@@ -53,6 +53,7 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
@@ -116,7 +117,7 @@ class SandboxCosts:
 
     @classmethod
     def with_devices(cls, cxl: str | MemoryDevice = "cxl-memory",
-                     rdma: str | Interconnect = "rdma-200g", **overrides: float) -> SandboxCosts:
+                     rdma: str | Interconnect = "rdma-200g", **overrides: Any) -> SandboxCosts:
         """The paper's costs with the template pool on catalog devices [recon]: CXL's cost per
         touched MB scaled by the device's latency above local DRAM's 100 ns (the fitted 0.44 ms
         per MB belongs to the testbed's 641 ns), and an RDMA fault as a round trip of the link
@@ -130,11 +131,9 @@ class SandboxCosts:
         link = get_interconnect(rdma) if isinstance(rdma, str) else rdma
         base = cls()
         extra = max(dev.latency_s - _DRAM_LATENCY_S, 0.0)
-        return cls(**{**{f.name: getattr(base, f.name) for f in dataclasses.fields(cls)},
-                      "cxl_s_per_mb": base.cxl_s_per_mb * extra / (_TESTBED_CXL_S
-                                                                    - _DRAM_LATENCY_S),
-                      "rdma_fault_s": 2 * link.latency_s + 4096 / link.bytes_per_s,
-                      **overrides})
+        return dataclasses.replace(
+            base, cxl_s_per_mb=base.cxl_s_per_mb * extra / (_TESTBED_CXL_S - _DRAM_LATENCY_S),
+            rdma_fault_s=2 * link.latency_s + 4096 / link.bytes_per_s, **overrides)
 
     def netns_at(self, starting: int) -> float:
         """The network namespace's setup with ``starting`` other starts under way (Table 1: 80
