@@ -52,7 +52,8 @@ misses on an access trace) and :func:`verify_cache_schedule` (any schedule's mis
 Serverless sandboxes (TrEnv, digest §2.8): :func:`peak_concurrency` and
 :func:`assign_sandboxes` (the fewest sandboxes, by greedy reuse), :func:`solve_reuse` (the
 cheapest reuse schedule by min-cost flow, a :class:`ReuseSchedule`; :func:`verify_reuse`),
-:func:`latency_floor`, and :func:`verify_serverless_run` (the rules any run keeps).
+:func:`latency_floor`, :func:`memory_floor` (one shared image per function plus written pages),
+and :func:`verify_serverless_run` (the rules any run keeps).
 
 >>> import numpy as np
 >>> from schedlab.solvers import random_problem, solve_cpsat, verify
@@ -143,6 +144,7 @@ from schedlab.solvers.sandboxes import (
     ReuseSchedule,
     assign_sandboxes,
     latency_floor,
+    memory_floor,
     peak_concurrency,
     solve_reuse,
     verify_reuse,
@@ -223,6 +225,7 @@ __all__ = [
     "ReuseSchedule",
     "assign_sandboxes",
     "latency_floor",
+    "memory_floor",
     "peak_concurrency",
     "solve_reuse",
     "verify_reuse",

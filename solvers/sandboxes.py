@@ -13,6 +13,10 @@ policies (:class:`~schedlab.contract.serverless.Invocations`,
   time a run began it for its run on local DRAM (never longer than the run's hold), the
   optimum's start cost bounds that run's total start time from below.
 - :func:`latency_floor`: every invocation's end-to-end time is at least its local run.
+- :func:`memory_floor`: the memory of a platform that shares each function's image (one copy
+  while any of its invocations runs) and holds only each live invocation's written pages and
+  sandbox, nothing idle: given a run's begin times, below that run's memory at every moment
+  when its instances share their images (TrEnv's templates).
 - :func:`verify_serverless_run`: the rules any run keeps (served once or rejected with a
   reason, ``e2e = queue + start + exec`` with every term >= 0, one invocation per sandbox at a
   time, the cap respected); ``ServerlessRun.verify`` calls it.
@@ -45,7 +49,7 @@ from schedlab.costmodel.serverless import SandboxCosts, cost_tables
 from schedlab.errors import check_instance, check_positive_int
 from schedlab.solvers.result import SolveResult
 
-__all__ = ["InvalidRun", "ReuseSchedule", "assign_sandboxes", "latency_floor",
+__all__ = ["InvalidRun", "ReuseSchedule", "assign_sandboxes", "latency_floor", "memory_floor",
            "peak_concurrency", "solve_reuse", "verify_reuse", "verify_serverless_run"]
 
 _EPS = 1e-9
@@ -116,6 +120,54 @@ def latency_floor(trace: Invocations, functions: Functions) -> np.ndarray:
     """Each invocation's end-to-end floor: its run on local DRAM, warm (digest §2.8)."""
     check_instance(trace, Invocations, "trace", "latency_floor")
     return functions.exec_s[trace.function]
+
+
+def memory_floor(trace: Invocations, functions: Functions, *, begin_s: Any = None,
+                 costs: SandboxCosts | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """The memory floor over time (digest §2.8): each invocation live from its begin
+    (``begin_s``, its arrival by default) for its local run, holding its written pages and a
+    sandbox (``costs.sandbox_mb``), and each function's image once while any of its invocations
+    is live. Returns the times and the MB from each time on (at one time, ends first).
+
+    >>> from schedlab.datasets.serverless import trenv_functions
+    >>> fns = trenv_functions(("JS",))
+    >>> tr = Invocations(arrival_s=[0.0, 0.05], function=[0, 0], n_functions=1)
+    >>> t, mb = memory_floor(tr, fns)
+    >>> t.tolist(), mb.round(1).tolist()     # 94.9 MB image once, 3.2 + 2 MB per invocation
+    ([0.0, 0.05, 0.09, 0.14], [100.1, 105.3, 100.1, 0.0])
+    """
+    check_instance(trace, Invocations, "trace", "memory_floor")
+    check_instance(functions, Functions, "functions", "memory_floor")
+    sb = (SandboxCosts() if costs is None else costs).sandbox_mb
+    b = _begins(trace, begin_s, "memory_floor")
+    f = trace.function
+    e = b + functions.exec_s[f]
+    times = np.concatenate([e, b])
+    sign = np.concatenate([-np.ones(len(trace), dtype=np.int64),
+                           np.ones(len(trace), dtype=np.int64)])
+    order = np.lexsort((sign, times))
+    own = (functions.written_mb + sb).tolist()
+    image = functions.image_mb.tolist()
+    live = [0] * len(functions)
+    level = 0.0
+    out_t: list[float] = []
+    out_mb: list[float] = []
+    fun = np.concatenate([f, f]).tolist()
+    for k, t, d in zip(order.tolist(), times[order].tolist(), sign[order].tolist(),
+                       strict=True):
+        g = fun[k]
+        if d > 0:
+            level += own[g] + (image[g] if live[g] == 0 else 0.0)
+            live[g] += 1
+        else:
+            live[g] -= 1
+            level -= own[g] + (image[g] if live[g] == 0 else 0.0)
+        if out_t and out_t[-1] == t:
+            out_mb[-1] = level
+        else:
+            out_t.append(t)
+            out_mb.append(level)
+    return np.array(out_t), np.maximum(np.array(out_mb), 0.0)
 
 
 @dataclass(frozen=True, slots=True)

@@ -37,6 +37,9 @@ def test_claims_come_from_the_tables(report: dict) -> None:
     saving = np.mean([100 * (1 - peak[(w, "T-CXL")] / peak[(w, b)])
                       for w in ("W1", "W2") for b in ("REAP+", "FaaSnap+")])
     assert claims["memory-saving"] == pytest.approx(saving, abs=0.01)
+    for w, s, v, fl in zip(m["workload"], m["system"], m["peak_memory_mb"], m["floor_mb"],
+                           strict=True):
+        assert fl <= v + 1e-6 or not s.startswith("T-"), (w, s)  # the floor bounds TrEnv
     f14 = report["tables"]["fig14"]
     np.testing.assert_allclose(f14["e2e_ms"], f14["paper_ms"], rtol=0.05)
 

@@ -17,7 +17,7 @@ from schedlab.costmodel.serverless import SandboxCosts, cost_tables
 from schedlab.datasets.serverless import paper_workload, trenv_functions
 from schedlab.policies import SANDBOX_POLICIES
 from schedlab.sim import simulate_serverless
-from schedlab.solvers import peak_concurrency
+from schedlab.solvers import memory_floor, peak_concurrency
 
 FNS = trenv_functions()
 #: every cost zero but the runs: intervals are the trace's, whatever the path
@@ -109,6 +109,17 @@ def test_eviction_under_trenv_grows_the_pool_by_one() -> None:
     run = simulate_serverless(tr, FNS, create_only, cap_mb=800.0)
     assert run.evictions == 1 and run.cleanses == 1 and run.served == 2
     run.verify()
+
+
+@settings(max_examples=40, deadline=None)
+@given(traces(), st.sampled_from(["cxl", "rdma"]), st.integers(0, 3))
+def test_trenv_memory_never_below_the_floor(trace, backend, prestart) -> None:
+    """The memory floor at the run's own begins (one image per function, written pages and a
+    sandbox per live invocation) bounds a TrEnv run at every moment."""
+    run = simulate_serverless(trace, FNS, "trenv", backend=backend, prestart=prestart)
+    t, floor = memory_floor(trace, FNS, begin_s=trace.arrival_s + run.queue_s)
+    at = np.searchsorted(run.timeline_s, t, side="right") - 1
+    assert (run.memory_mb[at] >= floor - 1e-6).all()
 
 
 def test_shared_template_counted_once() -> None:
