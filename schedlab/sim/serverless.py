@@ -10,7 +10,9 @@ The platform's rules follow the authors' faasd (``switch-container/faasd``, bran
   decision); otherwise the policy answers a :class:`~schedlab.contract.serverless.SandboxStart`;
 - a repurpose takes the least recently used idle sandbox of any function (or of the pool of
   clean ``prestart`` sandboxes, 70 of 256 MB in the authors' TrEnv runs); a create waits for
-  one of ``max_starts`` start slots (``max_vm_starts`` for VM snapshots, whose workers pause
+  one of ``max_starts`` start slots (a waiting invocation is asked again when a slot frees or
+  an instance finishes, as the authors' client retries every 50 ms; ``max_vm_starts`` for VM
+  snapshots, whose workers pause
   after each start under pressure: 100 ms doubling up to 3.2 s for REAP+, 0.8 s for FaaSnap+,
   as the authors throttle them), then evicts idle
   instances, least recently used first, until the function's memory limit fits the cap;
@@ -363,7 +365,7 @@ class _Platform:
         self.charged += self.pool_mb - self.sb_charged[sid]
         self.memory += self.costs.sandbox_mb - self.sb_private[sid]
         self.sb_charged[sid], self.sb_private[sid] = self.pool_mb, self.costs.sandbox_mb
-        self.sb_fun[sid] = -1
+        self.sb_fun[sid], self.sb_keep[sid] = -1, math.inf  # a clean sandbox waits in the pool
         self.lru[sid] = None
         self.pooled += 1
         self.cleanses += 1
@@ -516,7 +518,13 @@ class _Platform:
                 if self.waits[i] == token:
                     self.waits[i] = 0
                     self._attempt(i, t, tries)
-                    break
+                    return
+            while self.waiting and self.lru:  # else the first waiting one may repurpose it
+                i, tries, token = self.waiting.popleft()
+                if self.waits[i] == token:
+                    self.waits[i] = 0
+                    self._attempt(i, t, tries, front=True)
+                    return
         elif kind == _READY:
             self.starting -= 1
             if b:  # a VM start worker is free again
