@@ -317,16 +317,21 @@ def verify_serverless_run(trace: Invocations, functions: Functions, *, path: Any
     both = served == listed
     if both.any():
         i = int(np.argmax(both))
-        raise InvalidRun("served once", f"invocation {i} is {'served and rejected' if served[i] else 'neither served nor rejected'}")  # noqa: E501
+        state = "served and rejected" if served[i] else "neither served nor rejected"
+        raise InvalidRun("served once", f"invocation {i} is {state}")
     terms = np.stack([q[served], s[served], x[served]])
     if terms.size and (~np.isfinite(terms) | (terms < -_EPS)).any():
         i = int(np.flatnonzero(served)[np.argmax((~np.isfinite(terms) | (terms < -_EPS)).any(0))])
-        raise InvalidRun("e2e terms", f"invocation {i} has queue {q[i]!r}, start {s[i]!r}, "
-                                      f"exec {x[i]!r}: each must be finite and >= 0")
+        raise InvalidRun("e2e terms", f"invocation {i} has queue {float(q[i])!r}, start "
+                                      f"{float(s[i])!r}, exec {float(x[i])!r}: each must be "
+                                      "finite and >= 0")
     if (x[served] + _EPS < functions.exec_s[trace.function[served]]).any():
         i = int(np.flatnonzero(served & (x + _EPS < functions.exec_s[trace.function]))[0])
         raise InvalidRun("latency floor", f"invocation {i} ran {x[i]:g} s, under its local run")
     idx = np.flatnonzero(served)
+    if idx.shape[0] and sb[idx].min() < 0:
+        i = int(idx[np.argmin(sb[idx])])
+        raise InvalidRun("sandbox", f"invocation {i} is served in no sandbox ({int(sb[i])})")
     begin = trace.arrival_s[idx] + q[idx]
     end = begin + s[idx] + x[idx]
     order = np.lexsort((begin, sb[idx]))

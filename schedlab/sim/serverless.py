@@ -9,13 +9,13 @@ The platform's rules follow the authors' faasd (``switch-container/faasd``, bran
 - an invocation with an idle instance of its function takes the oldest one (a warm hit, no
   decision); otherwise the policy answers a :class:`~schedlab.contract.serverless.SandboxStart`;
 - a repurpose takes the least recently used idle sandbox of any function (or of the pool of
-  clean ``prestart`` sandboxes, 70 of 256 MB in the authors' TrEnv runs); a create waits for
-  one of ``max_starts`` start slots (a waiting invocation is asked again when a slot frees or
-  an instance finishes, as the authors' client retries every 50 ms; ``max_vm_starts`` for VM
-  snapshots, whose workers pause
-  after each start under pressure: 100 ms doubling up to 3.2 s for REAP+, 0.8 s for FaaSnap+,
-  as the authors throttle them), then evicts idle
-  instances, least recently used first, until the function's memory limit fits the cap;
+  clean ``prestart`` sandboxes, 70 of 256 MB in the authors' TrEnv runs);
+- a create waits for one of ``max_starts`` start slots (``max_vm_starts`` for VM snapshots,
+  whose workers pause after each start under pressure: 100 ms doubling up to 3.2 s for REAP+,
+  0.8 s for FaaSnap+, as the authors throttle them); a waiting invocation is asked again when a
+  slot frees or an instance finishes (the authors' client retries every 50 ms); then idle
+  instances are evicted, least recently used first, until the function's memory limit fits the
+  cap;
 - the cap counts instances' limits, as faasd does (the authors' cap is that counter, not
   resident pages); where even evicting every idle instance cannot make room, the attempt
   fails and is retried after 0.5, 1 and 2 s (the authors' client), then rejected with its
@@ -61,7 +61,12 @@ from schedlab.contract.serverless import (
     validate_start,
 )
 from schedlab.costmodel.serverless import SandboxCosts, cost_tables
-from schedlab.errors import check_instance, check_nonneg_float, check_nonneg_int
+from schedlab.errors import (
+    check_instance,
+    check_keyword_params,
+    check_nonneg_float,
+    check_nonneg_int,
+)
 from schedlab.policies.registry import get_sandbox_policy
 
 if TYPE_CHECKING:
@@ -194,8 +199,9 @@ def simulate_serverless(
 ) -> ServerlessRun:
     """Serve ``trace`` with ``policy`` (a name of
     :data:`~schedlab.policies.SANDBOX_POLICIES` or a callable, with its ``params``) under the
-    memory cap ``cap_mb`` (instances' limits), ``prestart`` clean sandboxes of
-    ``prestart_mb`` in the pool at time 0, and ``costs`` (the paper's by default)."""
+    memory cap ``cap_mb`` (instances' limits), ``prestart`` clean sandboxes in the pool at time
+    0, each charged ``prestart_mb`` against the cap (as is every sandbox cleansed into the pool
+    later), and ``costs`` (the paper's by default)."""
     where = "simulate_serverless"
     check_instance(trace, Invocations, "trace", where)
     check_instance(functions, Functions, "functions", where)
@@ -215,6 +221,7 @@ def simulate_serverless(
                          f"cap of {cap:g} MB.")
     fn = get_sandbox_policy(policy)
     name = getattr(fn, "__name__", repr(fn))
+    check_keyword_params(fn, params, f"sandbox policy {name!r}")
     wall = time.perf_counter()
     return _Platform(trace, functions, fn, name, params, costs, cap, prestart,
                      prestart_mb).run(wall)

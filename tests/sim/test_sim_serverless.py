@@ -193,12 +193,12 @@ def test_a_policy_breaking_the_contract_is_named() -> None:
     ({"prestart": -1}, "prestart"),
     ({"prestart": 10, "cap_mb": 100.0}, "exceed the cap"),
     ({"policy": "nope"}, "Unknown sandbox policy"),
-    ({"keep_alive_sec": 3.0}, "keep_alive_sec"),
+    ({"keep_alive_sec": 3.0}, r"sandbox policy 'criu' has no parameter 'keep_alive_sec'"),
 ])
 def test_bad_arguments_are_named(kwargs: dict, match: str) -> None:
     tr = Invocations(arrival_s=[0.0], function=[0], n_functions=len(FNS))
     policy = kwargs.pop("policy", "criu")
-    with pytest.raises((ValueError, TypeError), match=match):
+    with pytest.raises(ValueError, match=match):
         simulate_serverless(tr, FNS, policy, **kwargs)
 
 

@@ -118,6 +118,8 @@ def test_verify_run_catches_each_broken_rule() -> None:
         verify_serverless_run(tr, FNS, **{**cols, "rejected": {0: "why"}})
     with pytest.raises(InvalidRun, match="e2e terms"):
         verify_serverless_run(tr, FNS, **{**cols, "queue_s": np.array([-1.0, 0, 0])})
+    with pytest.raises(InvalidRun, match="served in no sandbox"):
+        verify_serverless_run(tr, FNS, **{**cols, "sandbox": np.array([0, -1, 1])})
     with pytest.raises(InvalidRun, match="one invocation per sandbox"):
         verify_serverless_run(tr, FNS, **{**cols, "sandbox": np.array([0, 0, 1])})
     with pytest.raises(InvalidRun, match="latency floor"):
