@@ -195,13 +195,23 @@ def simulate_serverless(
     cap_mb: float = math.inf,
     prestart: int = 0,
     prestart_mb: float = 256.0,
+    reuse: bool = True,
     **params: Any,
 ) -> ServerlessRun:
     """Serve ``trace`` with ``policy`` (a name of
     :data:`~schedlab.policies.SANDBOX_POLICIES` or a callable, with its ``params``) under the
     memory cap ``cap_mb`` (instances' limits), ``prestart`` clean sandboxes in the pool at time
     0, each charged ``prestart_mb`` against the cap (as is every sandbox cleansed into the pool
-    later), and ``costs`` (the paper's by default)."""
+    later), and ``costs`` (the paper's by default). ``reuse=False`` sends every invocation to
+    the policy, warm instance or not (the artifact's ``--no-reuse``, Fig. 11b's setting).
+
+    >>> from schedlab.contract.serverless import Invocations
+    >>> from schedlab.datasets.serverless import trenv_functions
+    >>> fns = trenv_functions(("IR",))
+    >>> tr = Invocations(arrival_s=[0.0, 5.0], function=[0, 0], n_functions=1)
+    >>> [simulate_serverless(tr, fns, "criu", reuse=r).creations for r in (True, False)]
+    [1, 2]
+    """
     where = "simulate_serverless"
     check_instance(trace, Invocations, "trace", where)
     check_instance(functions, Functions, "functions", where)
@@ -222,9 +232,11 @@ def simulate_serverless(
     fn = get_sandbox_policy(policy)
     name = getattr(fn, "__name__", repr(fn))
     check_keyword_params(fn, params, f"sandbox policy {name!r}")
+    if not isinstance(reuse, (bool, np.bool_)):
+        raise ValueError(f"The 'reuse' parameter of {where} must be a bool. Got {reuse!r}.")
     wall = time.perf_counter()
     return _Platform(trace, functions, fn, name, params, costs, cap, prestart,
-                     prestart_mb).run(wall)
+                     prestart_mb, bool(reuse)).run(wall)
 
 
 class _Platform:
@@ -232,8 +244,9 @@ class _Platform:
 
     def __init__(self, trace: Invocations, functions: Functions, fn: Callable[..., Any],
                  name: str, params: dict[str, Any], costs: SandboxCosts, cap: float,
-                 prestart: int, prestart_mb: float) -> None:
+                 prestart: int, prestart_mb: float, reuse: bool) -> None:
         self.trace, self.functions, self.fn, self.name = trace, functions, fn, name
+        self.reuse = reuse
         self.params, self.costs, self.cap = params, costs, cap
         tables = cost_tables(costs, functions)
         self.start_tab = {k: v.tolist() for k, v in tables.start_s.items()}
@@ -393,7 +406,7 @@ class _Platform:
         """Serve, retry or park invocation ``i``; False when it waits for a start slot."""
         f = self.fun[i]
         idle = self.idle_of[f]
-        if idle:
+        if idle and self.reuse:
             sid = next(iter(idle))
             self._take_idle(sid)
             key = self.sb_key[sid]

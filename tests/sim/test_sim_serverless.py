@@ -193,6 +193,7 @@ def test_a_policy_breaking_the_contract_is_named() -> None:
     ({"prestart": -1}, "prestart"),
     ({"prestart": 10, "cap_mb": 100.0}, "exceed the cap"),
     ({"policy": "nope"}, "Unknown sandbox policy"),
+    ({"reuse": "no"}, "reuse"),
     ({"keep_alive_sec": 3.0}, r"sandbox policy 'criu' has no parameter 'keep_alive_sec'"),
 ])
 def test_bad_arguments_are_named(kwargs: dict, match: str) -> None:
