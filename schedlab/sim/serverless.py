@@ -151,20 +151,25 @@ class ServerlessRun:
             "e2e_s": self.e2e_s})
 
     def summary(self, after_s: float = 0.0) -> pd.DataFrame:
-        """Per function, over invocations arriving from ``after_s`` on: served, rejected, P50
-        and P99 of the start and end-to-end latency (seconds), and the share of warm hits."""
+        """Per function with invocations arriving from ``after_s`` on: served, rejected, P50
+        and P99 of the start and end-to-end latency (seconds, ``nan`` where none was served),
+        and the share of warm hits."""
+        import pandas as pd
+
         df = self.frame()
         df = df[df["arrival_s"] >= after_s]
-        served = df[df["path"] != "rejected"]
-        g = served.groupby("function", sort=False)
-        out = g.agg(served=("e2e_s", "size"),
-                    start_p50_s=("start_s", "median"),
-                    start_p99_s=("start_s", lambda s: s.quantile(0.99)),
-                    e2e_p50_s=("e2e_s", "median"),
-                    e2e_p99_s=("e2e_s", lambda s: s.quantile(0.99)),
-                    warm_share=("path", lambda s: float((s == "warm").mean())))
-        rej = df[df["path"] == "rejected"].groupby("function").size()
-        out.insert(1, "rejected", rej.reindex(out.index, fill_value=0).astype(int))
+        ok = df["path"] != "rejected"
+        g = df[ok].assign(warm=(df["path"] == "warm").astype(float)).groupby("function",
+                                                                              sort=False)
+        index = pd.Index(pd.unique(df["function"]), name="function")
+        out = pd.DataFrame({
+            "served": g.size(), "start_p50_s": g["start_s"].median(),
+            "start_p99_s": g["start_s"].quantile(0.99), "e2e_p50_s": g["e2e_s"].median(),
+            "e2e_p99_s": g["e2e_s"].quantile(0.99), "warm_share": g["warm"].mean(),
+        }).reindex(index)
+        out["served"] = out["served"].fillna(0).astype(int)
+        rejected = df[~ok].groupby("function", sort=False).size()
+        out.insert(1, "rejected", rejected.reindex(index, fill_value=0).astype(int))
         return out
 
     def memory_frame(self) -> pd.DataFrame:

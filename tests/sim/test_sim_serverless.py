@@ -152,6 +152,8 @@ def test_cap_evicts_least_recently_used_then_retries_then_rejects() -> None:
     assert run.queue_s[2] == pytest.approx(0.5) or run.queue_s[2] > 0.5  # after a retry
     never = simulate_serverless(tr, FNS, "criu", cap_mb=700.0)
     assert never.rejected == 3
+    s = never.summary()
+    assert s.loc["IR", "rejected"] == 3 and s.loc["IR", "served"] == 0
     assert "IR needs 768 MB" in never.rejections[0] and "4 attempts" in never.rejections[0]
 
 
