@@ -40,7 +40,8 @@ stage up to ``reap_backoff_stages`` (3.2 s) or ``faasnap_backoff_stages`` (0.8 s
 Memory (what Fig. 11a measures): a cold or CRIU instance holds its whole image; a VM its
 touched pages plus its guest; a template instance only the pages it writes (CXL) or every page
 it touched (RDMA faults copy them locally), while the template's image is held once per
-function on the pool as long as an instance of it lives (shared, invariant 5).
+function on the pool as long as an instance of it lives (shared, invariant 5); every instance
+also holds what its run allocates afresh (``Functions.heap_mb``, zero unless given).
 
 >>> from schedlab.costmodel.serverless import SandboxCosts, step_breakdown
 >>> from schedlab.datasets.serverless import trenv_functions
@@ -208,13 +209,14 @@ def cost_tables(costs: SandboxCosts, functions: Functions) -> CostTables:
             run = run + c.rdma_fault_s * touched / PAGE_MB
         exec_[(r, b)] = _ro(run)
         warm[(r, b)] = _ro(functions.exec_s + (c.cxl_s_per_mb * touched if b == "cxl" else 0.0))
+        heap = functions.heap_mb
         if r in ("cold", "criu"):
-            private[(r, b)], shared[(r, b)] = _ro(image + c.sandbox_mb), _ro(zero)
+            private[(r, b)], shared[(r, b)] = _ro(image + heap + c.sandbox_mb), _ro(zero)
         elif r.startswith("vm-"):
-            private[(r, b)], shared[(r, b)] = _ro(touched + c.vm_guest_mb), _ro(image)
+            private[(r, b)], shared[(r, b)] = _ro(touched + heap + c.vm_guest_mb), _ro(image)
         else:
             mine = functions.written_mb if b == "cxl" else touched
-            private[(r, b)], shared[(r, b)] = _ro(mine + c.sandbox_mb), _ro(image)
+            private[(r, b)], shared[(r, b)] = _ro(mine + heap + c.sandbox_mb), _ro(image)
     return CostTables(start_s=start, exec_s=exec_, warm_exec_s=warm, private_mb=private,
                       shared_mb=shared)
 

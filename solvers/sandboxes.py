@@ -125,9 +125,10 @@ def latency_floor(trace: Invocations, functions: Functions) -> np.ndarray:
 def memory_floor(trace: Invocations, functions: Functions, *, begin_s: Any = None,
                  costs: SandboxCosts | None = None) -> tuple[np.ndarray, np.ndarray]:
     """The memory floor over time (digest §2.8): each invocation live from its begin
-    (``begin_s``, its arrival by default) for its local run, holding its written pages and a
-    sandbox (``costs.sandbox_mb``), and each function's image once while any of its invocations
-    is live. Returns the times and the MB from each time on (at one time, ends first).
+    (``begin_s``, its arrival by default) for its local run, holding its written pages, its
+    fresh allocations (``heap_mb``) and a sandbox (``costs.sandbox_mb``), and each function's
+    image once while any of its invocations is live. Returns the times and the MB from each
+    time on (at one time, ends first).
 
     >>> from schedlab.datasets.serverless import trenv_functions
     >>> fns = trenv_functions(("JS",))
@@ -146,7 +147,7 @@ def memory_floor(trace: Invocations, functions: Functions, *, begin_s: Any = Non
     sign = np.concatenate([-np.ones(len(trace), dtype=np.int64),
                            np.ones(len(trace), dtype=np.int64)])
     order = np.lexsort((sign, times))
-    own = (functions.written_mb + sb).tolist()
+    own = (functions.written_mb + functions.heap_mb + sb).tolist()
     image = functions.image_mb.tolist()
     live = [0] * len(functions)
     level = 0.0

@@ -112,7 +112,9 @@ class Functions:
     - ``exec_s``: the warm run on local DRAM;
     - ``touched_mb``: pages the run touches (at most the image); ``ro_frac``: the share of them
       only read (24-90% in §2.2), so ``written_mb = touched_mb * (1 - ro_frac)`` are copied on
-      write under a template.
+      write under a template;
+    - ``heap_mb``: memory a run allocates afresh (buffers, activations), private under every
+      restore; zeros by default (the paper gives none).
     """
 
     names: tuple[str, ...]
@@ -123,6 +125,7 @@ class Functions:
     exec_s: np.ndarray
     touched_mb: np.ndarray
     ro_frac: np.ndarray
+    heap_mb: np.ndarray | None = None
 
     def __post_init__(self) -> None:
         names = tuple(self.names)
@@ -140,6 +143,8 @@ class Functions:
         set_(self, "exec_s", _column(self.exec_s, "Functions.exec_s", n))
         set_(self, "touched_mb", _column(self.touched_mb, "Functions.touched_mb", n))
         set_(self, "ro_frac", _column(self.ro_frac, "Functions.ro_frac", n, high=1.0))
+        set_(self, "heap_mb", _column(np.zeros(n) if self.heap_mb is None else self.heap_mb,
+                                      "Functions.heap_mb", n))
         over = self.touched_mb > self.image_mb
         if over.any():
             i = int(np.argmax(over))

@@ -557,7 +557,8 @@ def sandbox_views(draw: st.DrawFn, *, max_functions: int = 6) -> SandboxView:
                     threads=rng.integers(1, 400, k), cpus=rng.integers(1, 3, k),
                     exec_s=rng.uniform(0.0, 2.0, k).round(3),
                     touched_mb=(image * rng.uniform(0.0, 1.0, k)).round(1),
-                    ro_frac=rng.uniform(0.0, 1.0, k).round(2))
+                    ro_frac=rng.uniform(0.0, 1.0, k).round(2),
+                    heap_mb=rng.uniform(0.0, 200.0, k).round(1) * draw(st.booleans()))
     f = draw(st.integers(0, k - 1))
     idle = rng.integers(0, 4, k) * draw(st.booleans())
     idle[f] = 0

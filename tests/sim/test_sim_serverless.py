@@ -122,6 +122,24 @@ def test_trenv_memory_never_below_the_floor(trace, backend, prestart) -> None:
     assert (run.memory_mb[at] >= floor - 1e-6).all()
 
 
+@pytest.mark.parametrize("policy", ["trenv", "criu", "reap"])
+def test_fresh_allocations_are_private_under_every_restore(policy: str) -> None:
+    import dataclasses
+
+    ir = FNS.index("IR")
+    heap = np.zeros(len(FNS))
+    heap[ir] = 90.0
+    big = dataclasses.replace(FNS, heap_mb=heap)
+    tr = Invocations(arrival_s=np.arange(10) * 0.5, function=np.full(10, ir),
+                     n_functions=len(FNS))
+    kw = {"prestart": 10} if policy == "trenv" else {"keep_alive_s": 600.0}
+    a = simulate_serverless(tr, FNS, policy, reuse=False, **kw)
+    b = simulate_serverless(tr, big, policy, reuse=False, **kw)
+    assert b.peak_memory_mb() == pytest.approx(a.peak_memory_mb() + 10 * 90.0)
+    _, floor = memory_floor(tr, big)
+    assert floor.max() == pytest.approx(memory_floor(tr, FNS)[1].max() + 90.0 * 1)
+
+
 def test_shared_template_counted_once() -> None:
     js = FNS.index("JS")
     k = 12
