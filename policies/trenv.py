@@ -15,7 +15,7 @@ oldest idle instance of the function, §6.1 and the authors' faasd).
 - :func:`repurpose_criu`: the ablation of Fig. 13 and 14 ("+Cgroup"): TrEnv's sandbox
   repurposing with CRIU's copy instead of the template.
 
-Invariants the tests check (``check_sandbox_policy`` and ``tests/policies/test_trenv.py``):
+Invariants the tests check (``check_sandbox_policy``, ``tests/policies/test_policies_trenv.py``):
 each answer keeps :func:`~schedlab.contract.serverless.validate_start`; TrEnv repurposes
 whenever an idle sandbox exists and creates only when none does; answers depend on the view
 alone.

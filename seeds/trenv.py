@@ -321,7 +321,7 @@ def _agents(sessions: int, seed: int) -> tuple[dict[str, list[Any]], dict[str, f
 
 def run(*, quick: bool = False, plot_dir: str | PathLike[str] | None = None,
         seed: int = 0) -> SeedReport:
-    """Reproduce TrEnv's claims (see the module docstring): about 5 s on one core (quick: 1 s).
+    """Reproduce TrEnv's claims (see the module docstring): about 3 s on one core (quick: 2 s).
     ``plot_dir`` receives ``trenv_p99.png`` and ``trenv_memory.png``."""
     start = time.perf_counter()
     mode = "quick" if quick else "default"
