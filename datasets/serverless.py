@@ -40,7 +40,12 @@ import numpy as np
 
 from schedlab.contract.serverless import Functions, Invocations
 from schedlab.datasets.arrivals import as_generator
-from schedlab.errors import check_nonneg_float, check_positive_float, check_positive_int
+from schedlab.errors import (
+    check_fraction,
+    check_nonneg_float,
+    check_positive_float,
+    check_positive_int,
+)
 
 __all__ = ["AGENT_TABLE", "FUNCTION_TABLE", "ServerlessWorkload", "agent_functions",
            "agent_workload", "bursty_functions", "bursty_trace", "paper_workload",
@@ -164,10 +169,7 @@ def bursty_trace(n_invocations: int, n_functions: int, *, duration_s: float = 36
     k = check_positive_int(n_functions, "n_functions", where)
     duration = check_positive_float(duration_s, "duration_s", where)
     sigma = check_nonneg_float(popularity_sigma, "popularity_sigma", where)
-    share = check_nonneg_float(burst_share, "burst_share", where)
-    if share > 1:
-        raise ValueError(f"The 'burst_share' parameter of {where} must be a float in [0, 1]. "
-                         f"Got {burst_share!r} instead.")
+    share = check_fraction(burst_share, "burst_share", where, open_low=False)
     factor = check_positive_float(burst_factor, "burst_factor", where)
     window = check_positive_float(burst_window_s, "burst_window_s", where)
     rng = as_generator(seed, where)

@@ -108,15 +108,20 @@ CLAIMS = (
 )
 
 
-def _simulate(workload: Any, system: str, *, cap_mb: float | None = None) -> Any:
+def _simulate(trace: Any, functions: Any, system: str, *, keep_alive_s: float,
+              pool: int | None = None, **platform: Any) -> Any:
+    """Run ``system`` of :data:`SYSTEMS` on a trace: a baseline keeps instances
+    ``keep_alive_s``; TrEnv starts with its pool of prestarted sandboxes (``pool``, 70 by
+    default); ``platform`` goes to the simulator (cap, reuse)."""
     from schedlab.sim.serverless import simulate_serverless
 
     policy, params, keeps, prestart = SYSTEMS[system]
     if keeps:
-        params = {**params, "keep_alive_s": workload.keep_alive_s}
-    return simulate_serverless(workload.trace, workload.functions, policy,
-                               cap_mb=workload.cap_mb if cap_mb is None else cap_mb,
-                               prestart=prestart, **params)
+        params = {**params, "keep_alive_s": keep_alive_s}
+    elif pool is not None:
+        prestart = pool
+    return simulate_serverless(trace, functions, policy, prestart=prestart, **platform,
+                               **params)
 
 
 def _fig10(cycles: int, seed: int) -> tuple[dict[str, list[Any]], dict[str, list[Any]]]:
@@ -132,7 +137,8 @@ def _fig10(cycles: int, seed: int) -> tuple[dict[str, list[Any]], dict[str, list
     for name in ("w1", "w2"):
         w = paper_workload(name, cycles=cycles, seed=seed)
         for system in SYSTEMS:
-            run = _simulate(w, system)
+            run = _simulate(w.trace, w.functions, system, keep_alive_s=w.keep_alive_s,
+                            cap_mb=w.cap_mb)
             run.verify()
             s = run.summary(after_s=w.warmup_s)
             for fn, row in s.iterrows():
@@ -167,7 +173,8 @@ def _azure(n: int, duration: float, seed: int) -> tuple[Any, dict[str, Any]]:
     trace = bursty_trace(n, len(fns), duration_s=duration, popularity_sigma=1.0, seed=seed)
     w = ServerlessWorkload(name="azure-like", functions=fns, trace=trace,
                            warmup_s=AZURE_WARMUP_S, cap_mb=64 * 1024.0, keep_alive_s=600.0)
-    runs = {s: _simulate(w, s, cap_mb=32 * 1024.0 if s == "REAP+" else None) for s in SYSTEMS}
+    runs = {s: _simulate(trace, fns, s, keep_alive_s=w.keep_alive_s,
+                         cap_mb=32 * 1024.0 if s == "REAP+" else w.cap_mb) for s in SYSTEMS}
     for r in runs.values():
         r.verify()
     return w, runs
@@ -230,7 +237,6 @@ def _optimum(w: Any, windows: int) -> dict[str, list[Any]]:
     """Each system's summed start time and creations on short windows of the trace, alone on an
     uncapped platform, against the min-cost-flow optimum and the peak concurrency."""
     from schedlab.contract.serverless import Invocations
-    from schedlab.sim.serverless import simulate_serverless
     from schedlab.solvers.sandboxes import peak_concurrency, solve_reuse
 
     out: dict[str, list[Any]] = {k: [] for k in (
@@ -244,9 +250,7 @@ def _optimum(w: Any, windows: int) -> dict[str, list[Any]]:
         tr = Invocations(arrival_s=w.trace.arrival_s[sl] - w.trace.arrival_s[s],
                          function=w.trace.function[sl], n_functions=len(w.functions))
         for system, (restore, backend, repurpose) in restores.items():
-            policy, params, keeps, _ = SYSTEMS[system]
-            kwargs: dict[str, Any] = {**params, **({"keep_alive_s": 600.0} if keeps else {})}
-            run = simulate_serverless(tr, w.functions, policy, **kwargs)
+            run = _simulate(tr, w.functions, system, keep_alive_s=600.0, pool=0)
             run.verify()
             begin = tr.arrival_s + run.queue_s
             opt = solve_reuse(tr, w.functions, restore=restore, backend=backend,
@@ -269,7 +273,6 @@ def _fig11b() -> dict[str, list[Any]]:
     0.5 s, every one on a start path; peak memory per system."""
     from schedlab.contract.serverless import Invocations
     from schedlab.datasets.serverless import trenv_functions
-    from schedlab.sim.serverless import simulate_serverless
 
     fns = trenv_functions()
     out: dict[str, list[Any]] = {"function": [], "system": [], "peak_memory_mb": []}
@@ -277,11 +280,8 @@ def _fig11b() -> dict[str, list[Any]]:
         tr = Invocations(arrival_s=np.arange(50) * 0.5,
                          function=np.full(50, fns.index(name)), n_functions=len(fns))
         for system in ("CRIU", "REAP+", "FaaSnap+", "T-CXL"):
-            policy, params, keeps, _ = SYSTEMS[system]
-            kwargs: dict[str, Any] = {**params, **({"keep_alive_s": 1200.0} if keeps else
-                                                    {"prestart": 50})}
-            run = simulate_serverless(tr, fns, policy, reuse=False, cap_mb=80 * 1024.0,
-                                      **kwargs)
+            run = _simulate(tr, fns, system, keep_alive_s=1200.0, pool=50, reuse=False,
+                            cap_mb=80 * 1024.0)
             out["function"].append(name)
             out["system"].append(system)
             out["peak_memory_mb"].append(round(run.peak_memory_mb(), 1))

@@ -23,8 +23,6 @@ The rules shared by the simulator, the checks and the policies (one rule, one pl
   decode batch takes while its masters are compute-bound (§5.4).
 
 >>> import numpy as np
-
-from schedlab.errors import check_nonneg_int, check_positive_int
 >>> prefill_placement([600_000], used=[300_000, 200_000, 0], cap=400_000).tolist()
 [[100000, 200000, 300000]]
 >>> decode_masters(300, used=[10, 50, 0], cap=1000, threshold=128).tolist()

@@ -225,7 +225,7 @@ class SandboxView:
     starting: int
 
     def __post_init__(self) -> None:
-        check_instance_functions(self.functions)
+        _check_functions(self.functions)
         n = len(self.functions)
         f = self.function
         if isinstance(f, bool) or not isinstance(f, (int, np.integer)) or not 0 <= f < n:
@@ -252,7 +252,7 @@ class SandboxView:
         return int(self.idle.sum()) + int(self.pooled)
 
 
-def check_instance_functions(functions: object) -> None:
+def _check_functions(functions: object) -> None:
     """Raise ``ValueError`` unless ``functions`` is a :class:`Functions` table."""
     if not isinstance(functions, Functions):
         raise ValueError(f"functions must be a Functions table. Got {type(functions).__name__}.")

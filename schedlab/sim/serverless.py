@@ -66,6 +66,7 @@ from schedlab.errors import (
     check_keyword_params,
     check_nonneg_float,
     check_nonneg_int,
+    check_positive_float,
 )
 from schedlab.policies.registry import get_sandbox_policy
 
@@ -225,10 +226,7 @@ def simulate_serverless(
                          f"functions ({len(functions)}).")
     costs = SandboxCosts() if costs is None else costs
     check_instance(costs, SandboxCosts, "costs", where)
-    cap = float(cap_mb) if isinstance(cap_mb, (int, float, np.number)) else math.nan
-    if not cap > 0:
-        raise ValueError(f"The 'cap_mb' parameter of {where} must be a number > 0 (inf: no "
-                         f"cap). Got {cap_mb!r} instead.")
+    cap = check_positive_float(cap_mb, "cap_mb", where, allow_inf=True)
     prestart = check_nonneg_int(prestart, "prestart", where)
     prestart_mb = check_nonneg_float(prestart_mb, "prestart_mb", where)
     if prestart * prestart_mb > cap:
