@@ -81,7 +81,7 @@ from schedlab.errors import (
 from schedlab.records import MAX_TOKENS, Workload
 from schedlab.sim.cluster import InstanceSpec
 from schedlab.sim.deciding import Decider
-from schedlab.sim.engine import EventQueue
+from schedlab.sim.engine import PRIORITY_RUN_END, EventQueue
 from schedlab.sim.gaps import GapLog
 from schedlab.sim.instance import InstanceRuntime
 from schedlab.sim.prefix_cache import EVICTIONS, PrefixCache
@@ -620,7 +620,8 @@ class _Run:
         d = int(self.decode_of[r])
         rt = self.rts[self.P + d]
         kv = int(T.input[r]) + 1
-        if rt.gpu_used + kv > rt.cap:
+        # the running decode grows its KV up to its next step boundary, where the join takes part
+        if rt.gpu_used + rt.kv_growth(now) + kv > rt.cap:
             self.wasted[r] = True
             self._reject(r, "decode_kv_full", now)
             return
@@ -632,6 +633,10 @@ class _Run:
                 return
         self.join_s[r] = now
         self.changed.add(d)
+        if rt.gpu_used + rt.kv_growth() + kv > rt.cap:  # the stretch was planned without it
+            new_end = rt.cut_at(now)
+            if new_end is not None:
+                self.q.push(new_end, PRIORITY_RUN_END, target=self.P + d, token=rt.token)
         m = rt.admit_prefilled(np.array([r]), now)
         joined(self.decs[self.P + d], self.P + d, m, now, self.q.push)
 

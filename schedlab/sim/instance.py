@@ -283,6 +283,23 @@ class InstanceRuntime:
         self.gpu_used += int(inp.sum()) + idx.shape[0]
         return int(idx.shape[0])
 
+    def kv_growth(self, t: float | None = None) -> int:
+        """Device KV tokens the running work adds by its first iteration boundary at or after
+        ``t`` (``None``: by the end of the whole run, a decode stretch's steps past its costing
+        horizon included): what a request joining now must leave room for."""
+        b = self.batch.shape[0]
+        if self.kind == _RUN_DECODE:
+            n = self.ends.shape[0]
+            steps = n if t is None else min(int(np.searchsorted(self.ends, t, side="left")) + 1, n)
+            if t is None and self.more:
+                steps = max(self.dec_left, n)
+            return steps * b
+        if self.kind == _RUN_ITER:
+            pos, c = self.batch, self.chunks
+            emits = (c == 0) | (c >= self.Q.I[TARGET, pos] - self.Q.I[PREFILLED, pos])
+            return int(c.sum()) + int(emits.sum())
+        return 0
+
     def cut_at(self, t: float) -> float | None:
         """An arrival at ``t`` that may change the decision: a closed-form decode stretch stops at
         the first iteration boundary at or after ``t``; returns the new end time (the caller
