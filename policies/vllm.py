@@ -33,7 +33,8 @@ def vllm(view: QueueView, /, *, preempt: str = "recompute", watermark: float = 0
     default scheduler does not schedule decodes while prefills are scheduled, so the running
     requests wait one iteration per admission); with chunked prefill, decodes and prefill chunks
     share iterations. The plan is static whenever the order is arrival order (a newcomer queues
-    last; the engine keeps the plan until a preemption).
+    last; the engine keeps the plan until a preemption) and no swapped-out request waits beside
+    a waiting one.
 
     Parameters
     ----------
@@ -74,5 +75,9 @@ def vllm(view: QueueView, /, *, preempt: str = "recompute", watermark: float = 0
         watermark_tokens=int(watermark * view.kv_capacity_tokens),
         preempt=preempt,
         prefills_alone=view.chunk_tokens == 0,
-        static=is_arrival_order(view, order),
+        # a swapped-out request behind which a waiting one is admitted (its decode sits out a
+        # prefill-only iteration, or its swap-in does not fit) falls behind it once that one is
+        # on the device: the order then changes, so the plan cannot be kept
+        static=is_arrival_order(view, order)
+        and not (bool((queue == 1).any()) and bool((queue == 2).any())),
     )

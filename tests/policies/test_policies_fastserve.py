@@ -238,11 +238,12 @@ def test_starvation_bound(view: QueueView, counters: dict[str, int], period: int
         assert not ((d.priority == 0) & (view.priority > 0) & seen).any()
         kept = seen & (view.attained_s <= Q0 * RATIO ** view.priority.astype(float))
         assert (d.attained_s[kept] == view.attained_s[kept]).all()
-    # wake-ups: the quantum of the batch; starvation adds one only when checking at every decision
-    left_out = np.ones(view.n, dtype=bool)
-    left_out[d.run] = False
-    left_out[d.reject] = False
-    pending = left_out & waiting & ((d.priority > 0) | (d.attained_s > 0))
+    # wake-ups: the quantum of the batch; starvation adds one only when checking at every
+    # decision, for the jobs not running in the view (the policy does not know which the batch
+    # takes: a job it takes wakes the engine once more, for nothing) that are not rejected
+    kept_in = np.ones(view.n, dtype=bool)
+    kept_in[d.reject] = False
+    pending = kept_in & waiting & ((d.priority > 0) | (d.attained_s > 0))
     run = d.run
     quantum_wake = np.inf
     if run.shape[0]:
