@@ -33,11 +33,17 @@ from schedlab.costmodel.speculative import (
 from schedlab.costmodel.training import TrainingCost
 
 if TYPE_CHECKING:
-    from schedlab.costmodel.calibrate import ValidationReport, calibrate, validate
+    from schedlab.costmodel.calibrate import (
+        ValidationReport,
+        calibrate,
+        cross_validate,
+        validate,
+    )
     from schedlab.costmodel.profiling import Profile, load_profile
 
 #: Names loaded on first use: calibration and profiles are not needed to simulate.
 _LAZY = {"ValidationReport": "calibrate", "calibrate": "calibrate", "validate": "calibrate",
+         "cross_validate": "calibrate",
          "Profile": "profiling", "load_profile": "profiling"}
 
 __all__ = [
@@ -53,6 +59,7 @@ __all__ = [
     "TrainingCost",
     "ValidationReport",
     "calibrate",
+    "cross_validate",
     "get_accelerator",
     "get_interconnect",
     "get_memory_device",

@@ -225,7 +225,7 @@ class AttentionOffload:
         >>> off = AttentionOffload.build("llama-3-70b", n_compute=2, n_memory=4)
         >>> p = off.parts(128, 4096)
         >>> round(p.model_s * 1e3, 1), round(p.attention_s * 1e3, 1), round(p.network_s * 1e3, 1)
-        (36.9, 14.1, 6.8)
+        (35.7, 13.9, 6.8)
         """
         b, ctx = _context(batch, context_tokens, "AttentionOffload.parts")
         if b == 0:
@@ -460,7 +460,7 @@ def evaluate_mix(problem: DeviceMixProblem, mix: DeviceMix) -> MixEvaluation:
     >>> p = DeviceMixProblem(model="llama-3-70b", context_tokens=2000)
     >>> e = evaluate_mix(p, DeviceMix(2, 4, 1, 200))
     >>> e.feasible, e.requests, round(e.usd_per_million_tokens, 3)
-    (True, 400, 2.194)
+    (True, 400, 2.12)
     >>> evaluate_mix(p, DeviceMix(2, 4, 1, 10_000)).reason
     'KV of 20000 requests does not fit'
     """

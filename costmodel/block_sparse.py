@@ -115,8 +115,8 @@ class BlockSparseEfficiency:
     """
 
     attention_compute: float = 0.3017
-    block_half_tokens: float = 1009.0
-    topk_bytes_per_score: float = 460.0
+    block_half_tokens: float = 1012.0
+    topk_bytes_per_score: float = 450.0
     gate_compute: float = 0.70
     memory: float = 0.80
 
@@ -300,7 +300,7 @@ def moba_prefill_time_s(spec: ModelSpec, gpu: Accelerator, n_tokens: Any, *,
     >>> t = moba_prefill_time_s(get_model("llama-3-8b"), get_accelerator("h800"),
     ...                         [2 ** 18, 2 ** 20], tp=32)
     >>> (t * 1e3).round().tolist()      # Fig. 2a: 27 and 144 ms
-    [27.0, 143.0]
+    [27.0, 142.0]
     """
     where = "moba_prefill_time_s"
     tp = check_positive_int(tp, "tp", where)
@@ -374,7 +374,7 @@ def moba_decode_time_s(spec: ModelSpec, gpu: Accelerator, context_tokens: Any, *
     >>> spec, gpu = get_model("llama-3-8b"), get_accelerator("h800")
     >>> t = moba_decode_time_s(spec, gpu, [2 ** 20, 2 ** 20], top_k=[12, 256])
     >>> round(float(t[1] / t[0]), 1)      # dense / MoBA at 1M tokens
-    18.4
+    19.0
     """
     where = "moba_decode_time_s"
     tp = check_positive_int(tp, "tp", where)

@@ -29,10 +29,17 @@ import numpy as np
 from schedlab.costmodel.hardware import Accelerator
 from schedlab.costmodel.ops import KINDS
 from schedlab.costmodel.profiling import GEMM_OPS, Profile, load_profile
-from schedlab.costmodel.roofline import LINK_ROLES, Efficiency
+from schedlab.costmodel.roofline import (
+    ELEMENTWISE_KINDS,
+    L2_KINDS,
+    LINK_ROLES,
+    Efficiency,
+    roofline_time_s,
+    sm_cycles_per_s,
+)
 from schedlab.progress import counter
 
-__all__ = ["ValidationReport", "ape", "calibrate", "predict", "validate"]
+__all__ = ["ValidationReport", "ape", "calibrate", "cross_validate", "predict", "validate"]
 
 
 def ape(predicted: np.ndarray, measured: np.ndarray) -> np.ndarray:
@@ -68,16 +75,11 @@ def _prepare(profile: Profile) -> list[tuple[str, np.ndarray, dict[str, np.ndarr
 def _predict(groups: list, n_rows: int, gpu: Accelerator, eff: Efficiency,
              dtype: str = "bf16") -> np.ndarray:
     out = np.empty(n_rows)
-    launch = eff.launch_s(gpu)
-    peak, bw_hbm = gpu.peak_flops(dtype), gpu.hbm_bytes_per_s
     for kind, idx, c in groups:
         if kind in KINDS:
-            ec = eff.compute_efficiency(kind)
-            if kind == "gemm":
-                ec = ec * c["rows"] / (c["rows"] + eff.rows_half)
-            t = np.maximum(c["flops"] / (peak * ec),
-                           c["nbytes"] / (bw_hbm * eff.memory_efficiency(kind)))
-            out[idx] = t + c["kernels"] * launch
+            out[idx] = roofline_time_s(flops=c["flops"], nbytes=c["nbytes"], rows=c["rows"],
+                                       kind=kind, gpu=gpu, efficiency=eff, dtype=dtype,
+                                       kernels=c["kernels"])
             continue
         link_eff = np.select([c[f"role:{r}"] for r in LINK_ROLES],
                              [eff.link_efficiency(r) for r in LINK_ROLES], np.nan)
@@ -175,8 +177,10 @@ def validate(profile: str | Path | Profile, gpu: str | Accelerator | None = None
 _BOUNDS: dict[str, tuple[float, float]] = {
     "gemm_compute": (0.05, 1.0), "gemm_memory": (0.05, 1.0), "rows_half": (0.0, 512.0),
     "attention_compute": (0.05, 1.0), "attention_memory": (0.05, 1.0),
-    "norm_memory": (0.02, 1.0), "rope_memory": (0.02, 1.0), "act_memory": (0.02, 1.0),
-    "add_memory": (0.02, 1.0), "gather_memory": (0.02, 1.0),
+    "elementwise_memory": (0.05, 1.0), "norm_bytes_per_cycle": (0.1, 128.0),
+    "rope_bytes_per_cycle": (0.1, 128.0), "act_bytes_per_cycle": (0.1, 128.0),
+    "add_bytes_per_cycle": (0.1, 128.0), "gather_bytes_per_cycle": (0.1, 128.0),
+    "l2_share": (0.0, 1.0), "l2_speedup": (1.0, 4.0),
     "launch_overhead_s": (0.0, 50e-6), "collective_latency_s": (0.0, 1e-3),
     "p2p_latency_s": (0.0, 1e-3), "scale_up_efficiency": (0.02, 1.0),
     "host_efficiency": (0.02, 1.0), "scale_out_efficiency": (0.02, 1.0),
@@ -192,6 +196,10 @@ def _fitted_fields(prof: Profile) -> list[str]:
         prefix = name.split("_")[0]
         if name in ("rows_half", "launch_overhead_s"):
             use = bool(kinds & set(KINDS))
+        elif name == "elementwise_memory":
+            use = bool(kinds & set(ELEMENTWISE_KINDS))
+        elif name.startswith("l2_"):
+            use = bool(kinds & set(L2_KINDS)) and prof.gpu.l2_bytes is not None
         elif prefix in KINDS:
             use = prefix in kinds
         elif name in ("collective_latency_s", "ring_efficiency"):
@@ -231,9 +239,19 @@ def calibrate(profile: str | Path | Profile, gpu: str | Accelerator | None = Non
     if base.launch_overhead_s is None:
         base = dataclasses.replace(base, launch_overhead_s=prof.gpu.kernel_launch_s)
     names = _fitted_fields(prof)
+    # One GPU cannot tell an HBM-bound element-wise kernel from an SM-bound one: fit each kind's
+    # rate as SM-bound (no cap, a smooth problem), then take the fastest kind as the HBM-bound one.
+    capped = "elementwise_memory" in names
+    if capped:
+        names.remove("elementwise_memory")
+        base = dataclasses.replace(base, elementwise_memory=1.0)
     lo = np.array([_BOUNDS[n][0] for n in names])
     hi = np.array([_BOUNDS[n][1] for n in names])
-    x0 = np.clip(np.array([float(getattr(base, n)) for n in names]), lo + 1e-9, hi - 1e-9)
+    if capped:  # SM limits below HBM bandwidth, so the uncapped rate is what the fit moves
+        sm_bound = prof.gpu.hbm_bytes_per_s / sm_cycles_per_s(prof.gpu)
+        per_cycle = np.array([n.endswith("_bytes_per_cycle") for n in names])
+        hi[per_cycle] = np.minimum(hi[per_cycle], sm_bound)
+    x0 = np.clip(np.array([float(getattr(base, n)) for n in names]), lo + 1e-9, 0.9 * hi)
     scale = np.maximum(np.abs(x0), (hi - lo) * 1e-3)
     counts = {op: int((prof.op == op).sum()) for op in set(prof.op.tolist())}
     weight = np.sqrt(1.0 / np.array([counts[o] for o in prof.op]))
@@ -247,6 +265,57 @@ def calibrate(profile: str | Path | Profile, gpu: str | Accelerator | None = Non
             eff = dataclasses.replace(base, **dict(zip(names, x.tolist(), strict=True)))
             return weight * (np.log(_predict(groups, len(prof), prof.gpu, eff)) - log_meas)
 
-        fit = least_squares(residuals, x0, bounds=(lo, hi), x_scale=scale, loss="soft_l1",
-                            f_scale=0.1 * float(weight.max()), max_nfev=max_nfev)
-    return dataclasses.replace(base, **dict(zip(names, fit.x.tolist(), strict=True)))
+        # the cache's share is a kink in the model: start from a few shares, keep the best fit
+        starts = [x0]
+        if "l2_share" in names:
+            i = names.index("l2_share")
+            for share in (0.25, 0.75):
+                starts.append(x0.copy())
+                starts[-1][i] = share
+        fit = min((least_squares(residuals, x, bounds=(lo, hi), x_scale=scale, loss="soft_l1",
+                                 f_scale=0.1 * float(weight.max()), max_nfev=max_nfev)
+                   for x in starts), key=lambda f: f.cost)
+    fitted = dataclasses.replace(base, **dict(zip(names, fit.x.tolist(), strict=True)))
+    return _hbm_cap_from_fastest_kind(fitted, prof, start or Efficiency()) if capped else fitted
+
+
+def _hbm_cap_from_fastest_kind(eff: Efficiency, prof: Profile, start: Efficiency) -> Efficiency:
+    """Set ``elementwise_memory`` to the fastest measured element-wise kind's rate (as a fraction
+    of HBM bandwidth) and leave that kind's SM limit above it: predictions on ``prof``'s GPU are
+    unchanged, and on another GPU that kind stays HBM-bound where the others are SM-bound."""
+    kinds = [k for k in ELEMENTWISE_KINDS if k in set(prof.kind.tolist())]
+    cycles, bw = sm_cycles_per_s(prof.gpu), prof.gpu.hbm_bytes_per_s
+    rates = {k: getattr(eff, f"{k}_bytes_per_cycle") * cycles for k in kinds}
+    fastest = max(rates, key=rates.__getitem__)
+    share = min(1.0, rates[fastest] / bw)
+    top = max(getattr(start, f"{fastest}_bytes_per_cycle"), share * bw / cycles)
+    return dataclasses.replace(eff, elementwise_memory=share, **{f"{fastest}_bytes_per_cycle": top})
+
+
+def cross_validate(profile: str | Path | Profile, gpu: str | Accelerator | None = None, *,
+                   groups: list[str] | None = None, max_nfev: int = 200,
+                   max_rows_per_op: int = 2000) -> dict[str, ValidationReport]:
+    """Leave one model out: for each model folder (``group``) of the kernels' rows, calibrate on
+    every other model and validate on the one held out (its kernels only; the collectives have
+    no model). Transfer to a shape the fit never saw, measured on one GPU: the protocol the
+    README's cost-model section reports.
+
+    ``groups`` picks the held-out models (default: every model folder of the profile).
+    """
+    prof = _as_profile(profile, gpu)
+    kernels = ~prof.is_network
+    names = list(dict.fromkeys(prof.group[kernels].tolist()))
+    if groups is None:
+        groups = names
+    unknown = [g for g in groups if g not in names]
+    if unknown:
+        raise ValueError(f"The 'groups' parameter of cross_validate names {unknown}, which the "
+                         f"profile does not hold; its models are {names}.")
+    if len(names) < 2:
+        raise ValueError("cross_validate needs a profile of at least two models.")
+    out = {}
+    for name in groups:
+        held = prof.group == name
+        fitted = calibrate(prof.take(~held), max_nfev=max_nfev, max_rows_per_op=max_rows_per_op)
+        out[name] = validate(prof.take(held & kernels), calibration=fitted)
+    return out

@@ -37,6 +37,7 @@ from typing import TypeVar
 from schedlab.errors import (
     check_nonneg_float,
     check_positive_float,
+    check_positive_int,
     unknown_name_error,
 )
 
@@ -59,10 +60,12 @@ __all__ = [
 #: Datatype keys of :attr:`Accelerator.peak_flops_per_s` (int8 is in OP/s).
 DTYPES = ("fp32", "tf32", "fp16", "bf16", "fp8", "int8")
 
-#: Default per-kernel launch overhead: a few microseconds is the usual CUDA launch plus
-#: scheduling gap between back-to-back kernels (the Vidur A100 profiles show element-wise kernels
-#: on tiny inputs bottoming out at a few microseconds). The roofline calibration may refit it.
-DEFAULT_KERNEL_LAUNCH_S = 4e-6
+#: Default per-kernel launch overhead: about 3 us is the launch of a null kernel on recent NVIDIA
+#: hardware and drivers (NVIDIA developer forums; a raw ``cuLaunchKernel`` measured 3.0-3.3 us on
+#: GB200 in PyTorch's tritonbench), and the smallest element-wise kernels of the Vidur A100
+#: profiles take 2-5 us. No public source gives a figure per generation, so every catalog part
+#: takes this one; the roofline calibration may refit it.
+DEFAULT_KERNEL_LAUNCH_S = 3e-6
 
 _T = TypeVar("_T")
 
@@ -322,6 +325,13 @@ class Accelerator:
     :class:`Interconnect` used to swap KV to host memory, ``scale_up_link`` the GPU-to-GPU one
     (both must be catalog names; they are stored canonical). Instances are hashable.
 
+    ``sm_count`` (streaming multiprocessors, or compute units on AMD parts), ``sm_clock_hz`` (the
+    maximum boost clock) and ``l2_bytes`` (the last-level on-chip cache) set how fast the
+    element-wise kernels run where the SMs, not HBM, limit them, and how much of their data stays
+    in cache (:mod:`schedlab.costmodel.roofline`). They are optional for accelerators of your own:
+    without them those kernels take the A100's balance of SM throughput to HBM bandwidth, and no
+    cache residency.
+
     >>> gpu = Accelerator.from_datasheet(
     ...     name="toy", tflops={"bf16": 100}, hbm_tb_per_s=1.0, hbm_gb=16, price_per_hour=1.0,
     ...     host_link="pcie4", scale_up_link="PCIe4-x16", vendor="none", source="doctest")
@@ -343,6 +353,9 @@ class Accelerator:
     scale_up_link: str
     vendor: str
     source: str
+    sm_count: int | None = None
+    sm_clock_hz: float | None = None
+    l2_bytes: float | None = None
 
     def __post_init__(self) -> None:
         where = "Accelerator"
@@ -376,11 +389,19 @@ class Accelerator:
             object.__setattr__(self, field, get_interconnect(value).name)
         _check_text(self.vendor, "vendor", where)
         _check_text(self.source, "source", where)
+        if self.sm_count is not None:
+            object.__setattr__(self, "sm_count", check_positive_int(self.sm_count, "sm_count",
+                                                                    where))
+        for field in ("sm_clock_hz", "l2_bytes"):
+            if getattr(self, field) is not None:
+                object.__setattr__(self, field,
+                                   check_positive_float(getattr(self, field), field, where))
 
     def __hash__(self) -> int:
         return hash((self.name, tuple(sorted(self.peak_flops_per_s.items())), self.hbm_bytes_per_s,
                      self.hbm_capacity_bytes, self.price_per_hour, self.kernel_launch_s,
-                     self.host_link, self.scale_up_link))
+                     self.host_link, self.scale_up_link, self.sm_count, self.sm_clock_hz,
+                     self.l2_bytes))
 
     def __reduce__(self) -> tuple:
         # The read-only peak table (a mappingproxy) cannot be pickled; rebuild from a plain dict
@@ -402,6 +423,17 @@ class Accelerator:
                 f"The 'dtype' parameter of Accelerator.peak_flops must be one of "
                 f"{sorted(self.peak_flops_per_s)} for {self.name!r}. Got {dtype!r} instead."
             ) from None
+
+    def sm_cycles_per_s(self) -> float | None:
+        """SM clock cycles the whole chip runs per second (``sm_count * sm_clock_hz``), or
+        ``None`` where the datasheet figures are not given.
+
+        >>> round(get_accelerator("a100-80gb").sm_cycles_per_s() / 1e9, 1)
+        152.3
+        """
+        if self.sm_count is None or self.sm_clock_hz is None:
+            return None
+        return self.sm_count * self.sm_clock_hz
 
     def ridge_point(self, dtype: str = "bf16") -> float:
         """Arithmetic intensity (FLOP per HBM byte) where the roofline turns compute-bound.
@@ -433,8 +465,13 @@ class Accelerator:
         vendor: str,
         source: str,
         kernel_launch_us: float = DEFAULT_KERNEL_LAUNCH_S * 1e6,
+        sms: int | None = None,
+        boost_mhz: float | None = None,
+        l2_mib: float | None = None,
     ) -> Accelerator:
-        """Build from datasheet units: dense TFLOPS per dtype, HBM TB/s (1e12 B/s), HBM GB (1e9 B).
+        """Build from datasheet units: dense TFLOPS per dtype, HBM TB/s (1e12 B/s), HBM GB (1e9 B),
+        the SM count, the boost clock in MHz and the L2 cache in MiB (cache sizes are binary: an
+        "L2 of 40 MB" holds 40 * 2**20 bytes).
 
         >>> Accelerator.from_datasheet(name="x", tflops={"fp16": 1}, hbm_tb_per_s=0.5, hbm_gb=8,
         ...     price_per_hour=0, host_link="pcie5", scale_up_link="nvlink4", vendor="v",
@@ -461,6 +498,11 @@ class Accelerator:
             scale_up_link=scale_up_link,
             vendor=vendor,
             source=source,
+            sm_count=sms,
+            sm_clock_hz=None if boost_mhz is None
+            else check_positive_float(boost_mhz, "boost_mhz", where) * 1e6,
+            l2_bytes=None if l2_mib is None else check_positive_float(l2_mib, "l2_mib", where)
+            * 2**20,
         )
 
 
@@ -471,11 +513,36 @@ def _accelerator_from_fields(fields: dict) -> Accelerator:
 _PRICE_NOTE = "price: indicative 2025 on-demand USD per GPU-hour at GPU clouds, a parameter"
 
 
+#: SM count, maximum boost clock (MHz), L2 / last-level cache (MiB) and where each comes from.
+#: "[unconfirmed]" marks a figure no public page we found states for that exact part.
+_CHIPS: dict[str, tuple[int, float, float, str]] = {
+    "a100": (108, 1410, 40, "A100 whitepaper / deviceQuery of an A100-SXM4-80GB: 108 SMs, "
+             "1,410 MHz boost, 40 MB L2"),
+    "a800": (108, 1410, 40, "A800: the A100's GA100 configuration (108 SMs, 1,410 MHz, 40 MB L2), "
+             "only NVLink cut"),
+    "h100-sxm": (132, 1980, 50, "H100 whitepaper (SXM5): 132 SMs, 50 MB L2; 1,980 MHz max boost"),
+    "h100-pcie": (114, 1755, 50, "H100 whitepaper (PCIe): 114 SMs, 1,755 MHz boost, 50 MB L2"),
+    "h800": (132, 1980, 50, "H800 SXM: the H100 SXM5's GH100 configuration (132 SMs, 1,980 MHz, "
+             "50 MB L2) [unconfirmed for the H800 itself]"),
+    "h200": (132, 1980, 50, "H200: 132 SMs; the H100 SXM's 1,980 MHz and 50 MB L2 "
+             "[clock and L2 unconfirmed]"),
+    "h20": (78, 1980, 60, "H20: 78 SMs (as reported); 1,980 MHz and 60 MB L2 [unconfirmed]"),
+    "a40": (84, 1740, 6, "A40 datasheet / GA102: 84 SMs, 1,740 MHz boost, 6 MB L2"),
+    "l40s": (142, 2520, 96, "L40S datasheet / AD102: 142 SMs, 2,520 MHz boost, 96 MB L2"),
+    "b200": (148, 1965, 126, "B200: 148 SMs (2 x 74), 126 MB L2 (Chips and Cheese); clock "
+             "about the H100 SXM's [unconfirmed]"),
+    "mi300x": (304, 2100, 256, "MI300X: 304 CUs, 2,100 MHz peak engine clock, 256 MB Infinity "
+               "Cache as the last-level cache (ROCm GPU specifications)"),
+}
+
+
 def _gpu(name: str, tflops: dict[str, float], tb_s: float, gb: float, price: float, host: str,
-         scale_up: str, vendor: str, source: str) -> Accelerator:
+         scale_up: str, vendor: str, source: str, chip: str) -> Accelerator:
+    sms, mhz, l2_mib, chip_source = _CHIPS[chip]
     return Accelerator.from_datasheet(
         name=name, tflops=tflops, hbm_tb_per_s=tb_s, hbm_gb=gb, price_per_hour=price,
-        host_link=host, scale_up_link=scale_up, vendor=vendor, source=f"{source}; {_PRICE_NOTE}",
+        host_link=host, scale_up_link=scale_up, vendor=vendor,
+        source=f"{source}; {chip_source}; {_PRICE_NOTE}", sms=sms, boost_mhz=mhz, l2_mib=l2_mib,
     )
 
 
@@ -489,63 +556,75 @@ ACCELERATORS: Mapping[str, Accelerator] = types.MappingProxyType({
         _gpu("a100-40gb", _A100_TFLOPS, 1.555, 40, 1.29, "pcie4-x16", "nvlink3", "nvidia",
              "NVIDIA A100 Tensor Core GPU datasheet (SXM4 40GB): 19.5 fp32, 156 tf32, "
              "312 fp16/bf16, "
-             "624 int8 dense TFLOPS; 40GB HBM2 at 1,555 GB/s; NVLink 600 GB/s; PCIe Gen4"),
+             "624 int8 dense TFLOPS; 40GB HBM2 at 1,555 GB/s; NVLink 600 GB/s; PCIe Gen4",
+             chip="a100"),
         _gpu("a100-80gb", _A100_TFLOPS, 2.039, 80, 1.79, "pcie4-x16", "nvlink3", "nvidia",
              "NVIDIA A100 Tensor Core GPU datasheet (SXM4 80GB): 19.5 fp32, 156 tf32, "
              "312 fp16/bf16, "
-             "624 int8 dense TFLOPS; 80GB HBM2e at 2,039 GB/s; NVLink 600 GB/s; PCIe Gen4"),
+             "624 int8 dense TFLOPS; 80GB HBM2e at 2,039 GB/s; NVLink 600 GB/s; PCIe Gen4",
+             chip="a100"),
         _gpu("a800", _A100_TFLOPS, 2.039, 80, 1.79, "pcie4-x16", "nvlink-a800", "nvidia",
              "NVIDIA A800 SXM4 80GB datasheet: A100 compute (312 fp16/bf16 dense TFLOPS), "
              "80GB HBM2e "
-             "at 2,039 GB/s, NVLink reduced to 400 GB/s bidirectional"),
+             "at 2,039 GB/s, NVLink reduced to 400 GB/s bidirectional",
+             chip="a800"),
         _gpu("h100-sxm", _H100_SXM_TFLOPS, 3.35, 80, 2.99, "pcie5-x16", "nvlink4", "nvidia",
              "NVIDIA H100 Tensor Core GPU Architecture whitepaper, SXM5 table: 66.9 fp32, 494.7 "
              "tf32, 989.4 fp16/bf16, 1,978.9 fp8/int8 dense TFLOPS (the datasheet prints the "
              "'with sparsity' figures 989/1,979/3,958); H100 datasheet (SXM): 80GB HBM3 at "
-             "3.35 TB/s; NVLink 900 GB/s; PCIe Gen5"),
+             "3.35 TB/s; NVLink 900 GB/s; PCIe Gen5",
+             chip="h100-sxm"),
         _gpu("h100-pcie", {"fp32": 51.2, "tf32": 378, "fp16": 756, "bf16": 756, "fp8": 1513,
                            "int8": 1513},
              2.0, 80, 2.49, "pcie5-x16", "pcie5-x16", "nvidia",
              "NVIDIA H100 Tensor Core GPU datasheet (PCIe): 51 fp32, 378 tf32, 756 fp16/bf16, "
              "1,513 "
              "fp8/int8 dense TFLOPS; 80GB HBM2e at 2.0 TB/s; PCIe Gen5 (GPU-GPU over PCIe; the "
-             "optional NVLink bridge is not assumed)"),
+             "optional NVLink bridge is not assumed)",
+             chip="h100-pcie"),
         _gpu("h800", _H100_SXM_TFLOPS, 3.35, 80, 2.99, "pcie5-x16", "nvlink-h800", "nvidia",
              "NVIDIA H800 SXM5 product brief: H100 SXM compute (989.4 fp16/bf16, 1,978.9 fp8 dense "
-             "TFLOPS), 80GB HBM3 at 3.35 TB/s, NVLink reduced to 400 GB/s bidirectional"),
+             "TFLOPS), 80GB HBM3 at 3.35 TB/s, NVLink reduced to 400 GB/s bidirectional",
+             chip="h800"),
         _gpu("h200", _H100_SXM_TFLOPS, 4.8, 141, 3.79, "pcie5-x16", "nvlink4", "nvidia",
              "NVIDIA H200 Tensor Core GPU datasheet (SXM): H100 SXM compute (989 fp16/bf16, "
              "1,979 fp8 "
-             "dense TFLOPS); 141GB HBM3e at 4.8 TB/s; NVLink 900 GB/s; PCIe Gen5"),
+             "dense TFLOPS); 141GB HBM3e at 4.8 TB/s; NVLink 900 GB/s; PCIe Gen5",
+             chip="h200"),
         _gpu("h20", {"fp32": 44, "tf32": 74, "fp16": 148, "bf16": 148, "fp8": 296, "int8": 296},
              4.0, 96, 1.29, "pcie5-x16", "nvlink4", "nvidia",
              "NVIDIA HGX H20 product brief (as reported, best knowledge, not a public datasheet): "
              "148 fp16/bf16, 296 fp8/int8 dense TFLOPS, 44 fp32, 74 tf32; 96GB HBM3 at 4.0 TB/s; "
-             "NVLink 900 GB/s; PCIe Gen5"),
+             "NVLink 900 GB/s; PCIe Gen5",
+             chip="h20"),
         _gpu("a40", {"fp32": 37.4, "tf32": 74.8, "fp16": 149.7, "bf16": 149.7, "int8": 299.3},
              0.696, 48, 0.69, "pcie4-x16", "pcie4-x16", "nvidia",
              "NVIDIA A40 datasheet: 37.4 fp32, 74.8 tf32, 149.7 fp16/bf16 (dense, fp32 "
              "accumulate), "
              "299.3 int8 dense TOPS; 48GB GDDR6 at 696 GB/s; PCIe Gen4 (optional 112.5 GB/s NVLink "
-             "bridge between pairs not assumed)"),
+             "bridge between pairs not assumed)",
+             chip="a40"),
         _gpu("l40s", {"fp32": 91.6, "tf32": 183, "fp16": 362.05, "bf16": 362.05, "fp8": 733,
                       "int8": 733},
              0.864, 48, 0.99, "pcie4-x16", "pcie4-x16", "nvidia",
              "NVIDIA L40S datasheet: 91.6 fp32, 183 tf32, 362.05 fp16/bf16, 733 fp8/int8 dense "
-             "TFLOPS (sparsity figures halved); 48GB GDDR6 at 864 GB/s; PCIe Gen4, no NVLink"),
+             "TFLOPS (sparsity figures halved); 48GB GDDR6 at 864 GB/s; PCIe Gen4, no NVLink",
+             chip="l40s"),
         _gpu("b200", {"fp32": 80, "tf32": 1100, "fp16": 2250, "bf16": 2250, "fp8": 4500,
                       "int8": 4500},
              8.0, 180, 4.99, "pcie5-x16", "nvlink5", "nvidia",
              "NVIDIA DGX B200 / HGX B200 datasheet: per GPU 2.25 PFLOPS fp16/bf16 and 4.5 PFLOPS "
              "fp8 dense (sparsity figures halved), tf32 1.1 PFLOPS dense, fp32 80 TFLOPS; HBM3e "
              "8 TB/s; 180GB per GPU in DGX/HGX B200 (1,440GB per 8 GPUs; the 192GB figure is the "
-             "chip's physical HBM from early announcements); NVLink 5 1.8 TB/s"),
+             "chip's physical HBM from early announcements); NVLink 5 1.8 TB/s",
+             chip="b200"),
         _gpu("mi300x", {"fp32": 163.4, "tf32": 653.7, "fp16": 1307.4, "bf16": 1307.4, "fp8": 2614.9,
                         "int8": 2614.9},
              5.3, 192, 2.49, "pcie5-x16", "infinity-fabric-mi300x", "amd",
              "AMD Instinct MI300X data sheet: 163.4 fp32 (matrix), 653.7 tf32, 1,307.4 fp16/bf16, "
              "2,614.9 fp8/int8 dense TFLOPS; 192GB HBM3 at 5.3 TB/s; Infinity Fabric 896 GB/s; "
-             "PCIe Gen5"),
+             "PCIe Gen5",
+             chip="mi300x"),
     )
 })
 

@@ -30,7 +30,7 @@ holds of the KV.
 >>> spec, gpu = get_model("llama-3-8b"), get_accelerator("a100-80gb")
 >>> s = retroinfer_step(spec, gpu, batch=32, context_tokens=120_000)
 >>> round(s.total_s * 1e3), round(s.pcie_s / s.total_s, 2)       # PCIe is the bottleneck
-(97, 0.68)
+(96, 0.68)
 >>> max_batch_retroinfer(spec, gpu, 120_000), max_batch_full(spec, gpu, 120_000)
 (30, 3)
 """
@@ -98,7 +98,7 @@ class RetroInferParams:
     steady_tokens: int = 68
     cache_multiplier: float = 3.0
     hit_rate: float = 0.85
-    pcie_efficiency: float = 0.6407
+    pcie_efficiency: float = 0.645
     layer_overhead_s: float = 100e-6
     host_link: str = "pcie4-x16"
     host_memory_bytes: float = 1.7e12
@@ -246,7 +246,7 @@ def fit_pcie_efficiency(spec: ModelSpec, gpu: Accelerator, context_tokens: float
     >>> from schedlab.costmodel import get_accelerator, get_model
     >>> round(fit_pcie_efficiency(get_model("llama-3-8b"), get_accelerator("a100-80gb"),
     ...                           30_000, 4.1), 4)                 # Fig. 13a
-    0.6407
+    0.645
     """
     p = RetroInferParams() if params is None else params
     target = check_positive_float(speedup, "speedup", "fit_pcie_efficiency")

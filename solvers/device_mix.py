@@ -16,7 +16,7 @@ term of the time between tokens is affine in it with a non-negative intercept,
 >>> from schedlab.costmodel.attention_offload import DeviceMixProblem
 >>> r = solve_device_mix(DeviceMixProblem(model="llama-3-70b", context_tokens=2000))
 >>> r.status, r.schedule, round(r.objective, 3)   # USD per million tokens: 4 batches in flight
-('OPTIMAL', DeviceMix(n_compute=6, n_memory=8, replicas=3, batch=263), 1.619)
+('OPTIMAL', DeviceMix(n_compute=6, n_memory=8, replicas=3, batch=263), 1.576)
 """
 
 from __future__ import annotations
@@ -46,7 +46,7 @@ def verify_device_mix(problem: DeviceMixProblem, mix: DeviceMix) -> MixEvaluatio
     >>> from schedlab.costmodel.attention_offload import DeviceMixProblem, DeviceMix
     >>> p = DeviceMixProblem(model="llama-3-70b", context_tokens=2000, tbt_slo_s=0.05)
     >>> verify_device_mix(p, DeviceMix(2, 4, 1, 263)).reason
-    'time between tokens 0.0828 s over the SLO'
+    'time between tokens 0.0799 s over the SLO'
     """
     check_instance(problem, DeviceMixProblem, "problem", "verify_device_mix")
     check_instance(mix, DeviceMix, "mix", "verify_device_mix")

@@ -226,8 +226,8 @@ class SimResult:
         >>> df = pd.concat([simulate(w, c, p).summary_frame(rate=5.0) for p in ("fcfs", "srpt")])
         >>> print(df[["rate", "policy", "completed", "jct_mean_s"]].round(3).to_string(index=False))
          rate policy  completed  jct_mean_s
-          5.0   fcfs          3       0.216
-          5.0   srpt          3       0.143
+          5.0   fcfs          3       0.205
+          5.0   srpt          3       0.137
         """
         import pandas as pd
 

@@ -51,10 +51,12 @@ def _write_profile(root: Path) -> Path:
     return root
 
 
-TRUE = Efficiency(gemm_compute=0.62, gemm_memory=0.71, rows_half=40.0, norm_memory=0.5,
-                  rope_memory=0.3, act_memory=0.6, add_memory=0.9, gather_memory=0.2,
-                  launch_overhead_s=3e-6, collective_latency_s=35e-6, p2p_latency_s=8e-6,
-                  scale_up_efficiency=0.7, host_efficiency=0.6, scale_out_efficiency=0.3)
+TRUE = Efficiency(gemm_compute=0.62, gemm_memory=0.71, rows_half=40.0, elementwise_memory=0.9,
+                  norm_bytes_per_cycle=5.0, rope_bytes_per_cycle=3.0, act_bytes_per_cycle=8.0,
+                  add_bytes_per_cycle=20.0, gather_bytes_per_cycle=1.5, l2_share=0.3,
+                  l2_speedup=2.0, launch_overhead_s=2e-6, collective_latency_s=35e-6,
+                  p2p_latency_s=8e-6, scale_up_efficiency=0.7, host_efficiency=0.6,
+                  scale_out_efficiency=0.3)
 
 
 def test_profile_maps_rows_onto_operators(tmp_path: Path) -> None:
@@ -82,6 +84,9 @@ def test_calibration_recovers_synthetic_parameters(tmp_path: Path) -> None:
     assert fitted.gemm_compute == pytest.approx(TRUE.gemm_compute, rel=0.05)
     assert fitted.launch_overhead_s == pytest.approx(TRUE.launch_overhead_s, rel=0.1)
     assert fitted.scale_out_efficiency == pytest.approx(TRUE.scale_out_efficiency, rel=0.05)
+    for name in ("norm_bytes_per_cycle", "gather_bytes_per_cycle", "elementwise_memory",
+                 "l2_speedup"):
+        assert getattr(fitted, name) == pytest.approx(getattr(TRUE, name), rel=0.05), name
 
 
 def test_calibration_json_round_trip(tmp_path: Path) -> None:
@@ -92,6 +97,11 @@ def test_calibration_json_round_trip(tmp_path: Path) -> None:
     data["efficiency"]["bogus"] = 1
     path.write_text(json.dumps(data))
     with pytest.raises(ValueError, match="bogus"):
+        Efficiency.load(path)
+    data["efficiency"].pop("bogus")
+    data["efficiency"]["norm_memory"] = 0.35   # a file from the older element-wise model
+    path.write_text(json.dumps(data))
+    with pytest.raises(ValueError, match="calibrate again"):
         Efficiency.load(path)
     path.write_text("{not json")
     with pytest.raises(ValueError, match="not valid JSON"):
