@@ -33,7 +33,7 @@ from schedlab.costmodel import (
     load_profile,
     validate,
 )
-from schedlab.costmodel.calibrate import calibrate
+from schedlab.costmodel.calibration import calibrate
 from schedlab.costmodel.hardware import Accelerator
 from schedlab.costmodel.roofline import REFERENCE_BYTES_PER_SM_CYCLE, Efficiency, roofline_time_s
 

@@ -33,7 +33,7 @@ from schedlab.costmodel.speculative import (
 from schedlab.costmodel.training import TrainingCost
 
 if TYPE_CHECKING:
-    from schedlab.costmodel.calibrate import (
+    from schedlab.costmodel.calibration import (
         ValidationReport,
         calibrate,
         cross_validate,
@@ -42,9 +42,8 @@ if TYPE_CHECKING:
     from schedlab.costmodel.profiling import Profile, load_profile
 
 #: Names loaded on first use: calibration and profiles are not needed to simulate.
-_LAZY = {"ValidationReport": "calibrate", "calibrate": "calibrate", "validate": "calibrate",
-         "cross_validate": "calibrate",
-         "Profile": "profiling", "load_profile": "profiling"}
+_LAZY = {"ValidationReport": "calibration", "calibrate": "calibration", "validate": "calibration",
+         "cross_validate": "calibration", "Profile": "profiling", "load_profile": "profiling"}
 
 __all__ = [
     "Accelerator",

@@ -135,7 +135,7 @@ class Efficiency:
       ``ring_efficiency`` (75%) of that, so an NVLink all-reduce runs at 60% of the link (NCCL
       bus bandwidth ~180 of 300 GB/s per direction on A100).
 
-    :func:`schedlab.costmodel.calibrate.calibrate` fits a new instance to measured kernels;
+    :func:`schedlab.costmodel.calibration.calibrate` fits a new instance to measured kernels;
     :meth:`save` and :meth:`load` keep it as JSON.
 
     >>> Efficiency().memory_efficiency("add")

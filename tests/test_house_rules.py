@@ -212,4 +212,4 @@ def test_importing_the_simulator_loads_no_compiler() -> None:
     """numba (0.2 s to import, 0.3 s more to load cached kernels) loads on a kernel's first
     compiled call, not when the simulator or the cost model is imported."""
     assert _loaded("schedlab.sim, schedlab.costmodel, schedlab.datasets",
-                   ("numba", "llvmlite", "schedlab.costmodel.calibrate")) == []
+                   ("numba", "llvmlite", "schedlab.costmodel.calibration")) == []

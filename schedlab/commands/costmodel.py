@@ -202,7 +202,7 @@ def _run_report(args: argparse.Namespace) -> int:
 
 
 def _run_validate(args: argparse.Namespace) -> int:
-    from schedlab.costmodel.calibrate import validate
+    from schedlab.costmodel.calibration import validate
 
     report = validate(args.profile_dir, args.gpu, calibration=args.calibration,
                       scale_out_link=args.scale_out_link)
@@ -218,7 +218,7 @@ def _run_validate(args: argparse.Namespace) -> int:
 
 def _run_calibrate(args: argparse.Namespace) -> int:
     from schedlab.commands.outputs import output_file
-    from schedlab.costmodel.calibrate import calibrate, validate
+    from schedlab.costmodel.calibration import calibrate, validate
     from schedlab.costmodel.profiling import load_profile
 
     output_file(args.output, "-o/--output")  # before the fit, not after it

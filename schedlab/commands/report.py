@@ -139,7 +139,7 @@ def _validation_section(profiles: str | Path | None) -> str:
         return head + ("<p>No profile folder was given (<code>--profiles DIR</code>, a folder in "
                        "Vidur's layout such as <code>../shared/costmodel/vidur-profiling</code>)"
                        ": nothing to validate against.</p>")
-    from schedlab.costmodel.calibrate import calibrate, validate
+    from schedlab.costmodel.calibration import calibrate, validate
     from schedlab.costmodel.profiling import load_profile
 
     prof = load_profile(profiles, "a100-80gb")

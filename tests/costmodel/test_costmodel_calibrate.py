@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from schedlab.cli import main
-from schedlab.costmodel.calibrate import calibrate, predict, validate
+from schedlab.costmodel.calibration import calibrate, predict, validate
 from schedlab.costmodel.profiling import COMPUTE_OPS, GEMM_OPS, load_profile
 from schedlab.costmodel.roofline import Efficiency
 from schedlab.errors import DataFormatError
@@ -210,3 +210,14 @@ def test_the_fit_draws_a_progress_bar_only_when_asked(tmp_path: Path, capsys) ->
     with showing_progress():
         calibrate(synthetic, max_nfev=5)
     assert "calibrate a100-80gb: model evaluations" in capsys.readouterr().err
+
+
+def test_the_package_names_the_functions_not_the_module() -> None:
+    # the module was named calibrate: once imported, ``from schedlab.costmodel import calibrate``
+    # gave the module, not the function
+    import schedlab.costmodel.calibration  # noqa: F401
+    from schedlab.costmodel import calibrate as fit
+    from schedlab.costmodel import cross_validate
+    from schedlab.costmodel import validate as check
+
+    assert fit is calibrate and check is validate and callable(cross_validate)
