@@ -247,11 +247,12 @@ def calibrate(profile: str | Path | Profile, gpu: str | Accelerator | None = Non
         base = dataclasses.replace(base, elementwise_memory=1.0)
     lo = np.array([_BOUNDS[n][0] for n in names])
     hi = np.array([_BOUNDS[n][1] for n in names])
+    x0 = np.clip(np.array([float(getattr(base, n)) for n in names]), lo + 1e-9, hi - 1e-9)
     if capped:  # SM limits below HBM bandwidth, so the uncapped rate is what the fit moves
         sm_bound = prof.gpu.hbm_bytes_per_s / sm_cycles_per_s(prof.gpu)
         per_cycle = np.array([n.endswith("_bytes_per_cycle") for n in names])
         hi[per_cycle] = np.minimum(hi[per_cycle], sm_bound)
-    x0 = np.clip(np.array([float(getattr(base, n)) for n in names]), lo + 1e-9, 0.9 * hi)
+        x0[per_cycle] = np.minimum(x0[per_cycle], 0.9 * hi[per_cycle])
     scale = np.maximum(np.abs(x0), (hi - lo) * 1e-3)
     counts = {op: int((prof.op == op).sum()) for op in set(prof.op.tolist())}
     weight = np.sqrt(1.0 / np.array([counts[o] for o in prof.op]))

@@ -528,7 +528,8 @@ _CHIPS: dict[str, tuple[int, float, float, str]] = {
              "[clock and L2 unconfirmed]"),
     "h20": (78, 1980, 60, "H20: 78 SMs (as reported); 1,980 MHz and 60 MB L2 [unconfirmed]"),
     "a40": (84, 1740, 6, "A40 datasheet / GA102: 84 SMs, 1,740 MHz boost, 6 MB L2"),
-    "l40s": (142, 2520, 96, "L40S datasheet / AD102: 142 SMs, 2,520 MHz boost, 96 MB L2"),
+    "l40s": (142, 2520, 96, "L40S: 142 SMs, 2,520 MHz boost; 96 MB L2 as measured on the L40 "
+             "(same 142-SM AD102) [one spec table says 48 MB]"),
     "b200": (148, 1965, 126, "B200: 148 SMs (2 x 74), 126 MB L2 (Chips and Cheese); clock "
              "about the H100 SXM's [unconfirmed]"),
     "mi300x": (304, 2100, 256, "MI300X: 304 CUs, 2,100 MHz peak engine clock, 256 MB Infinity "

@@ -120,10 +120,9 @@ class Efficiency:
       pass, fp32 math), rotary embedding 6 (a gather of the cos/sin tables per element), SiLU-and-
       mul 6.5, the embedding gather 2 (``index_select``'s per-element index arithmetic) and the
       add 32 (any value above 12 fits the A100, where the add is HBM-bound; 32 keeps it so on
-      every catalog GPU). On the A100
-      (152 G SM cycles/s) these are about 30%, 45%, 49% and 15% of HBM bandwidth; on an A40,
-      whose 84 SMs run at 1.74 GHz in front of 696 GB/s of GDDR6, the same kernels reach
-      84-85% of its bandwidth, except the gather (42%).
+      every catalog GPU). On the A100 (152 G SM cycles/s) the first four are about 30%, 45%, 49%
+      and 15% of HBM bandwidth; on an A40, whose 84 SMs run at 1.74 GHz in front of 696 GB/s of
+      GDDR6, the same kernels reach 84-85% of its bandwidth, except the gather (42%).
     * ``l2_share`` (0.5) of the last-level cache holds the data of the :data:`L2_KINDS` kernels,
       read ``l2_speedup`` (1.5x) faster than from HBM.
     * ``launch_overhead_s``: per-kernel fixed cost; ``None`` takes the accelerator's
