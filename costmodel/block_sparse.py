@@ -363,12 +363,13 @@ def fit_block_sparse(points: Any, spec: ModelSpec, gpu: Accelerator, *, tp: int 
 
 def moba_decode_time_s(spec: ModelSpec, gpu: Accelerator, context_tokens: Any, *,
                        block_tokens: Any = 4096, top_k: Any = 12, tp: int = 1,
-                       efficiency: BlockSparseEfficiency | None = None) -> np.ndarray:
+                       efficiency: BlockSparseEfficiency | None = None,
+                       dtype: str = "bf16") -> np.ndarray:
     """Seconds of one decode step's attention for one request with ``context_tokens`` of KV
     under MoBA (one layer, one device): score the block means, then read the selected blocks'
     K and V (memory-bound: it streams ``ceil(N/B)`` means and up to ``k B`` tokens instead of
     ``N``) [recon: the paper decodes dense, §3.3]. ``top_k`` at least the number of blocks gives
-    the dense step.
+    the dense step. ``dtype`` picks the peak FLOP/s (the bytes are the model's ``dtype_bytes``).
 
     >>> from schedlab.costmodel import get_accelerator, get_model
     >>> spec, gpu = get_model("llama-3-8b"), get_accelerator("h800")
@@ -391,7 +392,7 @@ def moba_decode_time_s(spec: ModelSpec, gpu: Accelerator, context_tokens: Any, *
     gate_bytes = np.where(dense, 0.0, nb * hk * d * eb + nb * h * 4.0)
     nbytes = gate_bytes + tokens * 2.0 * hk * d * eb + 2.0 * h * d * eb
     flops = np.where(dense, 0.0, 2.0 * nb * h * d) + 4.0 * tokens * h * d
-    t = np.maximum(flops / (gpu.peak_flops("bf16") * e.attention_compute),
+    t = np.maximum(flops / (gpu.peak_flops(dtype) * e.attention_compute),
                    nbytes / (gpu.hbm_bytes_per_s * e.memory))
     kernels = np.where(dense, 1.0, 3.0)
     return t + kernels * gpu.kernel_launch_s

@@ -142,19 +142,20 @@ class RetroStep(NamedTuple):
 
 
 @lru_cache(maxsize=16)
-def _iteration(spec: ModelSpec, gpu: Accelerator) -> RooflineIterationCost:
-    return RooflineIterationCost.build(spec, gpu, 1)
+def _iteration(spec: ModelSpec, gpu: Accelerator, dtype: str = "bf16") -> RooflineIterationCost:
+    return RooflineIterationCost.build(spec, gpu, 1, dtype=dtype)
 
 
 def retroinfer_step(spec: ModelSpec, gpu: Accelerator, *, batch: int, context_tokens: float,
-                    params: RetroInferParams | None = None) -> RetroStep:
+                    params: RetroInferParams | None = None, dtype: str = "bf16") -> RetroStep:
     """One decode step of ``batch`` requests of ``context_tokens`` each under RetroInfer (module
-    docstring), on one GPU."""
+    docstring), on one GPU; ``dtype`` picks the peak FLOP/s of the attention and of the linear
+    layers (the bytes are the model's ``dtype_bytes``)."""
     where = "retroinfer_step"
     b = check_nonneg_int(batch, "batch", where)
     n = check_positive_float(context_tokens, "context_tokens", where)
     p = RetroInferParams() if params is None else params
-    cost = _iteration(spec, gpu)
+    cost = _iteration(spec, gpu, dtype)
     if b == 0:
         return RetroStep(0.0, 0.0, 0.0, 0.0, 0.0)
     eff = Efficiency()
@@ -170,7 +171,7 @@ def retroinfer_step(spec: ModelSpec, gpu: Accelerator, *, batch: int, context_to
     # score every centroid, attend the exact tokens, weigh the estimated clusters' value sums
     flops = (2 * g * m * d + 4 * g * exact * d + 2 * g * n_est * d) * kv
     bw = gpu.hbm_bytes_per_s * eff.memory_efficiency("attention")
-    compute = gpu.peak_flops("bf16") * eff.compute_efficiency("attention")
+    compute = gpu.peak_flops(dtype) * eff.compute_efficiency("attention")
     per_layer_gpu = b * max(flops / compute, (score_bytes + attend_bytes) / bw)
     per_layer_copy = b * copy_bytes / bw
     miss_bytes = (1.0 - p.hit_rate) * nprobe * p.cluster_tokens * token_kv

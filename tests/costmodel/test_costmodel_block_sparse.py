@@ -112,3 +112,18 @@ def test_bad_efficiency_tp_and_points() -> None:
     with pytest.raises(ValueError, match="check their units"):
         fit_block_sparse([(2 ** 18, 4096, 12, 1e-9, 0.027), (2 ** 19, 4096, 12, 2e-9, 0.061)],
                          HEAD, GPU, tp=32)
+
+
+def test_decode_takes_the_dtype_of_its_peak() -> None:
+    import dataclasses
+
+    spec, gpu = get_model("llama-3-8b"), get_accelerator("h800")
+    # decode attention is memory-bound: only a part whose fp32 peak is tiny makes fp32 slower
+    slow_fp32 = dataclasses.replace(gpu, peak_flops_per_s={**gpu.peak_flops_per_s, "fp32": 1e9})
+    bf16, fp32 = (float(moba_decode_time_s(spec, slow_fp32, 2 ** 20, dtype=d))
+                  for d in ("bf16", "fp32"))
+    assert fp32 > 10 * bf16
+    assert float(moba_decode_time_s(spec, gpu, 2 ** 20)) == float(
+        moba_decode_time_s(spec, gpu, 2 ** 20, dtype="bf16"))
+    with pytest.raises(ValueError, match="dtype"):
+        moba_decode_time_s(spec, gpu, 2 ** 20, dtype="fp4")

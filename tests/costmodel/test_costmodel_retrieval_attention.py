@@ -68,3 +68,12 @@ def test_bad_arguments_and_unreachable_fit() -> None:
         fit_pcie_efficiency(SPEC, GPU, 30_000, 100.0)
     with pytest.raises(ValueError, match="does not fit"):
         fit_pcie_efficiency(SPEC, GPU, 2 ** 20, 10.0)
+
+
+def test_the_step_takes_the_dtype_of_its_peak() -> None:
+    bf16 = retroinfer_step(SPEC, GPU, batch=16, context_tokens=120_000)
+    assert retroinfer_step(SPEC, GPU, batch=16, context_tokens=120_000, dtype="bf16") == bf16
+    fp32 = retroinfer_step(SPEC, GPU, batch=16, context_tokens=120_000, dtype="fp32")
+    assert fp32.total_s > bf16.total_s  # fp32's peak is 16x lower: the linear layers slow down
+    with pytest.raises(ValueError, match="dtype"):
+        retroinfer_step(SPEC, GPU, batch=16, context_tokens=120_000, dtype="fp4")
