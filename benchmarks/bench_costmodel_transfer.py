@@ -27,13 +27,13 @@ import timeit
 import numpy as np
 
 from schedlab.costmodel import (
+    calibrate,
     cross_validate,
     get_accelerator,
     iteration_cost,
     load_profile,
     validate,
 )
-from schedlab.costmodel.calibration import calibrate
 from schedlab.costmodel.hardware import Accelerator
 from schedlab.costmodel.roofline import REFERENCE_BYTES_PER_SM_CYCLE, Efficiency, roofline_time_s
 

@@ -290,10 +290,9 @@ class InstanceRuntime:
         b = self.batch.shape[0]
         if self.kind == _RUN_DECODE:
             n = self.ends.shape[0]
-            steps = n if t is None else min(int(np.searchsorted(self.ends, t, side="left")) + 1, n)
-            if t is None and self.more:
-                steps = max(self.dec_left, n)
-            return steps * b
+            if t is None:  # the stretch's steps left: dec_left, of which ``ends`` are costed
+                return (self.dec_left if self.more else n) * b
+            return min(int(np.searchsorted(self.ends, t, side="left")) + 1, n) * b
         if self.kind == _RUN_ITER:
             pos, c = self.batch, self.chunks
             emits = (c == 0) | (c >= self.Q.I[TARGET, pos] - self.Q.I[PREFILLED, pos])
