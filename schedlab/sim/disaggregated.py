@@ -78,6 +78,7 @@ from schedlab.errors import (
     check_positive_float,
     check_positive_int,
 )
+from schedlab.jit import njit
 from schedlab.records import MAX_TOKENS, Workload
 from schedlab.sim.cluster import InstanceSpec
 from schedlab.sim.deciding import Decider
@@ -229,24 +230,61 @@ class _Estimates:
         self.lat = link_latency_s
         self.layers = layers
 
-    def prefill_s(self, r: int, prefix: np.ndarray) -> np.ndarray:
-        """Prefill time of request ``r``'s prompt with each prefix of ``prefix`` cached (whole
-        blocks, or all of the prompt but its last token): max(T(n) - T(p) + F, load(p)), with
-        F the fixed cost of an iteration that T(n) - T(p) cancels (0 without a prefix)."""
-        whole = prefix >= self.inputs[r] - 1
-        t_p = np.where(whole, self.all_but_last[r], self.blocks[np.minimum(
-            prefix // self.B, self.blocks.shape[0] - 1)])
-        cached = prefix > 0
-        load = np.where(cached, self.load_latency + prefix * self.load_per_token, 0.0)
-        return np.maximum(self.full[r] - t_p + np.where(cached, self.fixed, 0.0), load)
+    def for_view(self, r: int, prefix: np.ndarray, free_at: np.ndarray, now: float) -> tuple[
+            int, int, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """Request ``r``'s estimates on every prefill instance, given the prompt tokens each
+        holds (``prefix``) and when each queue empties (``free_at``): the best prefix and its
+        lowest-indexed holder (-1: none), the prefill time with the local prefix and with the
+        best one, the time to pull the missing part of the best prefix, and the queue time."""
+        return _view_estimates(prefix, int(self.inputs[r]), float(self.full[r]),
+                               float(self.all_but_last[r]), self.blocks, self.B, self.fixed,
+                               self.load_latency, self.load_per_token, free_at, now, self.kvb,
+                               self.bw, self.lat)
 
-    def transfer_s(self, tokens: Any) -> Any:
-        """Time to move ``tokens`` tokens of KV between nodes (0 for none), for an int or an
-        array of them."""
-        if isinstance(tokens, int):
-            return self.lat + tokens * self.kvb / self.bw if tokens > 0 else 0.0
-        t = np.asarray(tokens, dtype=np.float64)
-        return np.where(t > 0, self.lat + t * self.kvb / self.bw, 0.0)
+    def transfer_s(self, tokens: int) -> float:
+        """Time to move ``tokens`` tokens of KV between nodes (0 for none)."""
+        return self.lat + tokens * self.kvb / self.bw if tokens > 0 else 0.0
+
+
+@njit
+def _prefill_with(prefix, n, full, all_but_last, blocks, B, fixed, load_latency, load_per_token):
+    """The prefill time of an ``n``-token prompt whose batch-1 prefill takes ``full``, with
+    ``prefix`` tokens cached (whole blocks, or all of the prompt but its last token):
+    max(T(n) - T(p) + F, load(p)), with F the fixed cost of an iteration that T(n) - T(p)
+    cancels and load the host-to-device time (no F and no load without a prefix)."""
+    if prefix >= n - 1:
+        t_p = all_but_last
+    else:
+        t_p = blocks[min(prefix // B, blocks.shape[0] - 1)]
+    if prefix <= 0:
+        return max(full - t_p, 0.0)
+    return max(full - t_p + fixed, load_latency + prefix * load_per_token)
+
+
+@njit
+def _view_estimates(prefix, n, full, all_but_last, blocks, B, fixed, load_latency,
+                    load_per_token, free_at, now, kv_bytes, link_bytes_per_s, link_latency):
+    """The compiled body of :meth:`_Estimates.for_view` (one loop over the prefill pool)."""
+    p = prefix.shape[0]
+    best, holder = 0, -1
+    for i in range(p):
+        if prefix[i] > best:
+            best, holder = prefix[i], i
+    with_best = _prefill_with(best, n, full, all_but_last, blocks, B, fixed, load_latency,
+                              load_per_token)
+    local = np.empty(p)
+    at_best = np.full(p, with_best)
+    transfer = np.zeros(p)
+    queue = np.zeros(p)
+    for i in range(p):
+        local[i] = _prefill_with(prefix[i], n, full, all_but_last, blocks, B, fixed,
+                                 load_latency, load_per_token)
+        missing = best - prefix[i]
+        if missing > 0:
+            transfer[i] = link_latency + missing * kv_bytes / link_bytes_per_s
+        if free_at[i] > now:
+            queue[i] = free_at[i] - now
+    return best, holder, local, at_best, transfer, queue
 
 
 def simulate_disaggregated(
@@ -355,6 +393,40 @@ def simulate_disaggregated(
                         instance=run.decode_of, extra=extra)
 
 
+@njit
+def _splice_pool(since, context, counts, new_counts, changed, rids, kvs, join_s):
+    """The decode pool's per-request columns (instance, join time, context tokens), grouped by
+    instance with ``counts[d]`` rows for instance ``d`` (the last ``since`` and ``context``),
+    with the rows of the instances ``changed`` (ascending) replaced by their queues now:
+    ``new_counts[d]`` requests each, whose ids and KV tokens ``rids`` and ``kvs`` hold in that
+    order (a request's join time comes from ``join_s``). Also returns how many instances are
+    busy."""
+    total = 0
+    for d in range(new_counts.shape[0]):
+        total += new_counts[d]
+    out_i = np.empty(total, np.int64)
+    out_s = np.empty(total, np.float64)
+    out_c = np.empty(total, np.int64)
+    src, dst, k, c, busy = 0, 0, 0, 0, 0
+    for d in range(counts.shape[0]):
+        fresh = c < changed.shape[0] and changed[c] == d
+        for j in range(new_counts[d]):
+            out_i[dst] = d
+            if fresh:
+                out_s[dst] = join_s[rids[k]]
+                out_c[dst] = kvs[k]
+                k += 1
+            else:
+                out_s[dst] = since[src + j]
+                out_c[dst] = context[src + j]
+            dst += 1
+        if fresh:
+            c += 1
+        busy += new_counts[d] > 0
+        src += counts[d]
+    return out_i, out_s, out_c, busy
+
+
 class _Run:
     """One disaggregated run: the event loop and the bookkeeping between the pools."""
 
@@ -393,15 +465,13 @@ class _Run:
         self.inc_ctx = np.zeros(64, dtype=np.int64)
         self.reserved = np.zeros(D, dtype=np.int64)  # KV promised to incoming requests
         self.caps = np.array([rt.cap for rt in runtimes[P:]], dtype=np.int64)
-        self.decode_index = np.arange(D, dtype=np.int64)
         # the decode pool as the last view showed it, rebuilt only for the instances whose queue
         # changed since (a decode queue changes only in its own events and at a join)
         self.changed: set[int] = set(range(D))
-        self.seg_rid = [_EMPTY_I] * D
-        self.seg_ctx = [_EMPTY_I] * D
         self.counts = np.zeros(D, dtype=np.int64)
         self.used = np.zeros(D, dtype=np.int64)
-        self.decoding: tuple[np.ndarray, ...] = ()
+        # per request decoding, grouped by instance: instance, join time, context tokens
+        self.decoding: tuple[np.ndarray, ...] = (_EMPTY_I, np.zeros(0), _EMPTY_I)
         self.pool_load = (0.0, 0.0, 0.0)  # busy instances, requests, context tokens
         self.blocks = w.prefix_block_ids
         # at each arrival: time, sum of prefill queues, busy decode instances, decode requests
@@ -456,11 +526,8 @@ class _Run:
         hit_blocks = (self.cache.match_blocks(chain, trusted=True) if chain.shape[0]
                       else np.zeros(P, np.int64))
         prefix = cached_prefix_tokens(hit_blocks, n, self.cache.block_tokens)
-        best = int(prefix.max())
-        holder = int(np.argmax(prefix)) if best > 0 else -1
-        est = self.est
-        times = est.prefill_s(r, np.append(prefix, best))
-        local_s, best_s = times[:-1], np.full(P, times[-1])
+        best, holder, local_s, best_s, transfer_s, queue_s = self.est.for_view(
+            r, prefix, self.free_at, now)
         self.read_s = None
         if self.cache.ssd_blocks:  # a prefix partly on SSD is read back before the prefill
             self.read_s = read = np.zeros(P)
@@ -474,9 +541,9 @@ class _Run:
         m = len(self.inc_at)
         view = PlacementView(
             now_s=now, request_id=r, input_tokens=n, output_tokens_pred=float(T.pred[r]),
-            prefix_tokens=_ro(prefix), queue_s=_ro(np.maximum(self.free_at - now, 0.0)),
+            prefix_tokens=_ro(prefix), queue_s=_ro(queue_s),
             queued_requests=_ro(self.queued.copy()), prefill_s=_ro(local_s),
-            prefill_best_s=_ro(best_s), transfer_s=_ro(est.transfer_s(best - prefix)),
+            prefill_best_s=_ro(best_s), transfer_s=_ro(transfer_s),
             best_prefix_tokens=best, best_holder=holder,
             decode_batch=counts, decode_context_tokens=used,
             decode_kv_free_tokens=_ro(self.caps - used - self.reserved),
@@ -492,19 +559,22 @@ class _Run:
     def _decode_pool(self) -> None:
         """Refresh the decode pool's columns of the views from the instances that changed (the
         arrays are new and read-only: views made earlier keep theirs)."""
+        changed = sorted(self.changed)
+        self.changed.clear()
         counts, used = self.counts.copy(), self.used.copy()
-        for d in self.changed:
+        rids, kvs = [], []
+        for d in changed:
             rt = self.rts[self.P + d]
             q = rt.Q
-            self.seg_rid[d] = q.rid[: q.n].copy()
-            self.seg_ctx[d] = q.I[KV, : q.n].copy()
+            rids.append(q.rid[: q.n])
+            kvs.append(q.I[KV, : q.n])
             counts[d], used[d] = q.n, rt.gpu_used
-        self.changed.clear()
+        *decoding, busy = _splice_pool(self.decoding[1], self.decoding[2], self.counts, counts,
+                                       np.array(changed, dtype=np.int64), np.concatenate(rids),
+                                       np.concatenate(kvs), self.join_s)
         self.counts, self.used = _ro(counts), _ro(used)
-        self.pool_load = (float(np.count_nonzero(counts)), float(counts.sum()), float(used.sum()))
-        rid = np.concatenate(self.seg_rid)
-        self.decoding = (_ro(np.repeat(self.decode_index, counts)), _ro(self.join_s[rid]),
-                         _ro(np.concatenate(self.seg_ctx)))
+        self.decoding = tuple(_ro(a) for a in decoding)
+        self.pool_load = (float(busy), float(decoding[0].shape[0]), float(used.sum()))
 
     def _reject(self, r: int, reason: str, now: float) -> None:
         T = self.T

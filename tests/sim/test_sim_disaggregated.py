@@ -14,6 +14,8 @@ from schedlab import PrefixBlocks, Workload
 from schedlab.contract.placement import Placement, PlacementView
 from schedlab.costmodel import iteration_cost
 from schedlab.costmodel.base import ConstantIterationCost
+from schedlab.costmodel.hardware import get_interconnect
+from schedlab.policies.mooncake import mooncake
 from schedlab.sim import DisaggregatedCluster, simulate, simulate_disaggregated
 from schedlab.sim.disaggregated import fit_decode_step
 
@@ -234,3 +236,45 @@ def test_an_ssd_tier_serves_what_dram_evicted_after_reading_it_back() -> None:
     assert both.ttft_s[1] == pytest.approx(both.extra["ttft_est_s"][1], abs=0.02)
     with pytest.raises(ValueError, match="ssd_tokens"):
         _cluster(ssd_tokens=-1)
+
+
+def test_every_view_agrees_with_its_rules_recomputed() -> None:
+    """The views' compiled estimates and incrementally kept decode-pool columns, recomputed
+    from their definitions (the module docstring) at every arrival: the best prefix and its
+    holder, the transfer of what is missing, queue times >= 0, the decode pool grouped by
+    instance with one row per request decoding, joined no later than now, and each instance's
+    context the sum of its requests'."""
+    w = _workload(150, rate=6.0)
+    seen: list[PlacementView] = []
+
+    def checking(view: PlacementView, /) -> Placement:
+        seen.append(view)
+        return mooncake(view, slo_ttft_s=8.0)
+
+    c = _cluster(3, 3)
+    simulate_disaggregated(w, c, checking)
+    kvb = COST.kv_bytes_per_token
+    link = get_interconnect(c.link)
+    for v in seen:
+        n = v.input_tokens
+        assert v.best_prefix_tokens == v.prefix_tokens.max()
+        held = np.flatnonzero(v.prefix_tokens == v.best_prefix_tokens)
+        assert v.best_holder == (held[0] if v.best_prefix_tokens else -1)
+        missing = v.best_prefix_tokens - v.prefix_tokens
+        want = np.where(missing > 0, link.latency_s + missing * kvb
+                        / (link.bytes_per_s * c.links_per_node), 0.0)
+        np.testing.assert_allclose(v.transfer_s, want, rtol=1e-12)
+        assert (v.queue_s >= 0).all()
+        full = float(COST.prefill_time_s(np.array([n]))[0])
+        cold = v.prefix_tokens == 0
+        np.testing.assert_allclose(v.prefill_s[cold], full, rtol=1e-12)
+        assert (v.prefill_s[~cold] <= full + 1e-12).all()
+        assert (v.prefill_best_s == v.prefill_best_s[0]).all()
+        assert (np.diff(v.decoding_instance) >= 0).all()
+        np.testing.assert_array_equal(np.bincount(v.decoding_instance, minlength=v.n_decode),
+                                      v.decode_batch)
+        np.testing.assert_array_equal(
+            np.bincount(v.decoding_instance, v.decoding_context_tokens, minlength=v.n_decode),
+            v.decode_context_tokens)
+        assert (v.decoding_since_s <= v.now_s).all()
+    assert sum(int(v.decode_batch.sum()) for v in seen) > 0  # the pool was seen busy
