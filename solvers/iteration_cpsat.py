@@ -24,12 +24,18 @@ requests hold device KV). Built in labelled stages:
    above half the budget, and two more cuts of that kind), which the linear budget misses.
    Symmetry: requests with the same prompt and output length are interchangeable run by run
    (swapping their run sequences slot by slot keeps every slot's load and the total JCT), so
-   the one that arrives first takes each of its runs no later than the other.
+   the one that arrives first takes each of its runs no later than the other. Dominance
+   (:func:`_add_dominance`): only *active* schedules, in which no run could move to an earlier
+   slot with room for it (an optimal schedule of that kind always exists).
 5. **Search.** (a) Decision models from the bound up: is there a schedule of total JCT
-   exactly ``L``? Fixed at ``t = L``, each gets at most half of the time left; infeasible
-   raises ``L`` by one, feasible is optimal (every smaller total was ruled out). (b) If still
-   open, minimise ``sum_j (S[j,o_j] + 1 - a_j)`` between ``L`` and ``U`` (fixed at ``t = U``,
-   the incumbent as the hint) with the time left; CP-SAT's proven bound may raise ``L``.
+   exactly ``L``? Fixed at ``t = L``, each gets at most half of the time left, on CP-SAT's
+   workers ``probing_max_lp`` (which proves infeasibility fastest) and ``max_lp`` (which finds
+   schedules); infeasible raises ``L`` by one, feasible is optimal (every smaller total was
+   ruled out). (b) If still open, minimise
+   ``sum_j (S[j,o_j] + 1 - a_j)`` between ``L`` and ``U`` (fixed at ``t = U``, the incumbent as
+   the hint) with the time left; CP-SAT's proven bound may raise ``L``. The workers are chosen
+   on two workers or fewer; the plain model (``lagrangian=False``) keeps CP-SAT's defaults and
+   no dominance.
 
 >>> from schedlab.solvers.iteration_problem import IterationProblem
 >>> p = IterationProblem(arrival_slot=[0, 0], input_tokens=[2, 2], output_tokens=[3, 1],
@@ -85,10 +91,12 @@ class _Model:
 
 
 def _build_model(problem: IterationProblem, incumbent: int, target: int, lower_bound: int,
-                 allowed: list[np.ndarray] | None, budget: Budget) -> _Model:
+                 allowed: list[np.ndarray] | None, budget: Budget, *,
+                 dominance: bool = False) -> _Model:
     """The model of schedules with total JCT between ``lower_bound`` and ``target`` (at most
     ``incumbent``, whose windows it uses); with ``allowed`` (run_costs' layout), only the
-    allowed slots get a variable (stage 3)."""
+    allowed slots get a variable (stage 3); with ``dominance``, only active schedules
+    (:func:`_add_dominance`)."""
     from ortools.sat.python import cp_model
 
     a, inp, o = problem.arrival_slot, problem.input_tokens, problem.output_tokens
@@ -160,6 +168,8 @@ def _build_model(problem: IterationProblem, incumbent: int, target: int, lower_b
             if sum(wj for _, wj in pre) > cap:
                 m.add(sum(wj * v for v, wj in pre) <= cap)
 
+    if dominance:
+        _add_dominance(m, problem, y, start, per_slot, budget)
     total_jct = sum(sj[-1] for sj in start) + int((1 - a).sum())
     m.add(total_jct <= target)
     m.add(total_jct >= lower_bound)
@@ -190,6 +200,78 @@ def _can_bind(runs: list[tuple[Any, int, int, int]], column: int, capacity: int)
     for run in runs:
         most[run[3]] = max(most.get(run[3], 0), run[column])
     return sum(most.values()) > capacity
+
+
+def _add_dominance(m: Any, problem: IterationProblem, y: list[tuple[dict[int, Any], ...]],
+                   start: list[tuple[Any, ...]],
+                   per_slot: dict[int, list[tuple[Any, int, int, int]]], budget: Budget) -> None:
+    """Only *active* schedules: where run ``k`` of request ``j`` starts after slot ``t`` while
+    its run ``k - 1`` ran before ``t`` (for the prefill: ``j`` had arrived), slot ``t`` has no
+    room for it: its batch is full, or its tokens plus the run's exceed the budget, or its KV
+    plus the run's exceeds the capacity.
+
+    Valid because moving a run to an earlier slot with room keeps every rule (its request runs
+    nothing there, its order holds, slot ``t`` fits it and its old slot only loses load) and never
+    raises the total JCT; so an optimal schedule with the least sum of run slots is active, and
+    it uses only slots the reduced-cost fixing keeps (a schedule that good uses no other). Nor
+    does it clash with the symmetry rule: giving the earlier of two identical requests the
+    earlier slot of each of their runs keeps every slot's load and leaves the schedule active.
+    Each "slot ``t`` is full for the run" is a literal implying its load (one per slot and
+    threshold, shared by the runs that need it); where no load of slot ``t`` can block the run,
+    the run may not wait past ``t`` once its predecessor ran before it."""
+    a, inp = problem.arrival_slot, problem.input_tokens
+    limits = (problem.max_batch_size, problem.max_batch_tokens, problem.kv_capacity_tokens)
+    full: dict[tuple[int, int, int], Any] = {}
+    reach: dict[tuple[int, int], int] = {}  # (slot, column): the most any allowed runs load
+
+    def full_at(t: int, column: int, threshold: int) -> Any:
+        """A literal implying slot ``t``'s load in ``column`` (0: runs, 1: tokens, 2: KV) is
+        at least ``threshold``; None when it never can be."""
+        runs = per_slot.get(t, ())
+        if (t, column) not in reach:
+            most: dict[int, int] = {}
+            for _, tok, kv, j in runs:
+                most[j] = max(most.get(j, 0), (1, tok, kv)[column])
+            reach[t, column] = sum(most.values())
+        if reach[t, column] < threshold:
+            return None
+        key = (t, column, threshold)
+        if key not in full:
+            lit = full[key] = m.new_bool_var(f"full[{t},{column},{threshold}]")
+            m.add(sum((1, tok, kv)[column] * v for v, tok, kv, _ in runs) >= threshold
+                  ).only_enforce_if(lit)
+        return full[key]
+
+    later: dict[tuple[int, int, int], Any] = {}
+
+    def starts_after(j: int, k: int, t: int) -> Any:
+        """The literal ``S[j,k] > t``."""
+        if (j, k, t) not in later:
+            lit = later[j, k, t] = m.new_bool_var(f"after[{j},{k + 1},{t}]")
+            m.add(start[j][k] > t).only_enforce_if(lit)
+            m.add(start[j][k] <= t).only_enforce_if(lit.Not())
+        return later[j, k, t]
+
+    for j, yj in enumerate(y):
+        budget.check("building the CP-SAT model")
+        for k, yk in enumerate(yj):
+            slots = sorted(yk)
+            tok = int(inp[j]) if k == 0 else 1
+            kv = int(kv_tokens_at_run(int(inp[j]), k + 1))
+            before = sorted(yj[k - 1]) if k else [int(a[j]) - 1]
+            for t in slots[:-1]:  # the run may start at t or later
+                if before[0] >= t:
+                    continue
+                waits = [starts_after(j, k, t)]
+                if before[-1] >= t:  # its predecessor ran before t
+                    waits.append(starts_after(j, k - 1, t - 1).Not())
+                blocked = [lit for lit in (full_at(t, 0, limits[0]),
+                                           full_at(t, 1, limits[1] - tok + 1),
+                                           full_at(t, 2, limits[2] - kv + 1)) if lit is not None]
+                if blocked:
+                    m.add_bool_or(blocked).only_enforce_if(waits)
+                else:
+                    m.add_bool_or([w.Not() for w in waits])
 
 
 def _add_hint(im: _Model, schedule: Schedule) -> None:
@@ -255,7 +337,8 @@ def solve_cpsat(
         bound = max(bound, lb.bound)
         costs = run_costs(problem, lb)
     stats["incumbent_objective"] = best
-    search = _Search(problem, incumbent, best, bound, stats, budget, num_workers, seed)
+    search = _Search(problem, incumbent, best, bound, stats, budget, num_workers, seed,
+                     tuned=lagrangian)
     try:
         if lb is not None:  # stage 5a: targets from the bound up; the first feasible one is optimal
             while search.bound < search.best and search.prove_or_find(lb, costs):
@@ -278,6 +361,15 @@ def solve_cpsat(
 _FIX_ROUNDS = 4
 #: A decision model (is there a schedule of total JCT t?) gets this share of the time left.
 _DECISION_SHARE = 0.5
+#: CP-SAT's full workers on two workers or fewer, measured on the benchmark's instances.
+#: ``max_lp`` finds schedules (its LP solutions also feed an LNS helper when it runs alone,
+#: which found instance 3's (n=20) schedule of 163 in 23 s); ``probing_max_lp`` proves
+#: infeasibility fastest (instance 9 at its bound of 134: 20 s, against 55 s with ``max_lp``
+#: and no proof in 60 s with CP-SAT's default workers) but finds schedules slowly. A decision
+#: model may be either, so it runs both; the minimisation runs ``max_lp`` and its helpers. On
+#: more workers CP-SAT's own portfolio runs.
+_DECIDE_WITH = ("probing_max_lp", "max_lp")
+_MINIMISE_WITH = ("max_lp",)
 
 
 def _fixed_slots(problem: IterationProblem, target: int, lb: LagrangianBound,
@@ -307,9 +399,11 @@ class _Search:
     """The incumbent, the bound and the CP-SAT models of stage 5, with their statistics."""
 
     def __init__(self, problem: IterationProblem, incumbent: Schedule, best: int, bound: int,
-                 stats: dict[str, Any], budget: Budget, num_workers: int, seed: int) -> None:
+                 stats: dict[str, Any], budget: Budget, num_workers: int, seed: int, *,
+                 tuned: bool) -> None:
         self.problem, self.incumbent, self.best, self.bound = problem, incumbent, best, bound
         self.stats, self.budget, self.num_workers, self.seed = stats, budget, num_workers, seed
+        self.tuned = tuned  # dominance and the LP workers of stage 5 (False: the plain model)
 
     def prove_or_find(self, lb: LagrangianBound, costs: list[np.ndarray]) -> bool:
         """Decide whether a schedule of total JCT ``bound`` exists: raise the bound when not,
@@ -319,10 +413,10 @@ class _Search:
         if allowed is None:
             self.bound += 1
             return True
-        code, solver, im = self._solve(target, allowed, hint=False,
-                                       seconds=self.budget.left() * _DECISION_SHARE)
         from ortools.sat.python import cp_model
 
+        code, solver, im = self._solve(target, allowed, hint=False, workers=_DECIDE_WITH,
+                                       seconds=self.budget.left() * _DECISION_SHARE)
         if code == cp_model.INFEASIBLE:
             self.bound += 1
             return True
@@ -336,7 +430,8 @@ class _Search:
         """Minimise from the incumbent (its hint) over ``allowed`` with the time left."""
         from ortools.sat.python import cp_model
 
-        code, solver, im = self._solve(self.best, allowed, hint=hint, seconds=self.budget.left())
+        code, solver, im = self._solve(self.best, allowed, hint=hint, workers=_MINIMISE_WITH,
+                                       seconds=self.budget.left())
         if code == cp_model.MODEL_INVALID or code == cp_model.INFEASIBLE:
             raise RuntimeError(  # a bug in _build_model: the incumbent satisfies the model
                 f"CP-SAT found the model {solver.status_name(code)} although the incumbent "
@@ -350,12 +445,18 @@ class _Search:
             self.bound = max(self.bound, math.ceil(solver.best_objective_bound - 1e-6))
 
     def _solve(self, target: int, allowed: list[np.ndarray] | None, *, hint: bool,
-               seconds: float) -> tuple[int, Any, _Model]:
-        im = _build_model(self.problem, self.best, target, self.bound, allowed, self.budget)
+               workers: tuple[str, ...], seconds: float) -> tuple[int, Any, _Model]:
+        """Build and solve the model of totals between the bound and ``target``; ``workers``:
+        CP-SAT's full workers in a tuned search on two workers or fewer."""
+        im = _build_model(self.problem, self.best, target, self.bound, allowed, self.budget,
+                          dominance=self.tuned)
         if hint:
             _add_hint(im, self.incumbent)
+        params: dict[str, Any] = {}
+        if self.tuned and self.num_workers <= 2:
+            params["subsolvers"] = list(workers[: self.num_workers])
         solver, code = run_cpsat(im.model, time_left_s=min(seconds, self.budget.left()),
-                                 num_workers=self.num_workers, seed=self.seed)
+                                 num_workers=self.num_workers, seed=self.seed, **params)
         proto = im.model.proto
         st = self.stats
         st["models"] += 1

@@ -111,7 +111,8 @@ def run_cpsat(model: Any, *, time_left_s: float, num_workers: int, seed: int = 0
     """Solve a CP-SAT ``model`` with every solver's settings: the time left (at least a
     millisecond), ``num_workers`` and a fixed ``seed`` (a solve repeats), plus any further
     ``parameters`` of CP-SAT's ``SatParameters`` a model needs (for example
-    ``use_overload_checker_in_cumulative=True``). Returns ``(solver, status code)``.
+    ``use_overload_checker_in_cumulative=True``; a list for a repeated field, such as
+    ``subsolvers=["max_lp"]``). Returns ``(solver, status code)``.
 
     >>> from ortools.sat.python import cp_model
     >>> m = cp_model.CpModel()
@@ -128,5 +129,8 @@ def run_cpsat(model: Any, *, time_left_s: float, num_workers: int, seed: int = 0
     solver.parameters.num_workers = int(num_workers)
     solver.parameters.random_seed = int(seed)
     for name, value in parameters.items():
-        setattr(solver.parameters, name, value)
+        if isinstance(value, (list, tuple)):  # a repeated field, such as ``subsolvers``
+            getattr(solver.parameters, name).extend(value)
+        else:
+            setattr(solver.parameters, name, value)
     return solver, solver.solve(model)

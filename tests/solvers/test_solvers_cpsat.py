@@ -6,11 +6,12 @@ import math
 
 import numpy as np
 import pytest
-from hypothesis import given, settings
+from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
 from schedlab.solvers import (
     IterationProblem,
+    Schedule,
     SolveResult,
     list_schedule,
     lp_bound,
@@ -198,3 +199,66 @@ def test_an_incumbent_better_than_the_list_schedules_keeps_the_bound_s_windows()
     assert r.stats["models"] >= 1
     assert verify(p, r.schedule).objective == r.objective <= r.stats["incumbent_objective"]
     assert r.stats["lagrangian_bound"] <= r.bound <= r.objective
+
+
+def _movable_runs(p: IterationProblem, run: np.ndarray) -> list[tuple[int, int, int]]:
+    """(request, run index, slot) of every run that could move to an earlier slot with room."""
+    kv = np.zeros(run.shape, dtype=int)
+    tokens, count = np.zeros(run.shape[1], int), run.sum(axis=0)
+    for j in range(p.n):
+        slots = np.flatnonzero(run[j])
+        for k, t in enumerate(slots):
+            tokens[t] += int(p.input_tokens[j]) if k == 0 else 1
+            kv[j, t] = int(p.input_tokens[j]) + k + 1
+    kv_used = kv.sum(axis=0)
+    out = []
+    for j in range(p.n):
+        slots = np.flatnonzero(run[j])
+        for k, t_k in enumerate(slots.tolist()):
+            first = int(p.arrival_slot[j]) if k == 0 else int(slots[k - 1]) + 1
+            tok, need = (int(p.input_tokens[j]) if k == 0 else 1), int(p.input_tokens[j]) + k + 1
+            for t in range(first, t_k):
+                if (count[t] < p.max_batch_size and tokens[t] + tok <= p.max_batch_tokens
+                        and kv_used[t] + need <= p.kv_capacity_tokens):
+                    out.append((j, k, t))
+    return out
+
+
+@given(seed=st.integers(0, 2**32 - 1), n=st.integers(2, 6), size=st.integers(2, 4),
+       tokens=st.integers(24, 48), kv=st.integers(35, 96))
+@settings(max_examples=30, deadline=None)
+def test_the_dominance_rule_keeps_an_optimum_and_only_active_schedules(seed, n, size, tokens,
+                                                                        kv):
+    """The plain model's optimum is reached by an active schedule that the dominance model
+    finds (a wrong rule would cut the optimum off), and nothing in it could move earlier; the
+    batch size, token budget and KV capacity each bind in some of the problems."""
+    from ortools.sat.python import cp_model
+
+    from schedlab.solvers.budget import Budget
+    from schedlab.solvers.iteration_cpsat import _build_model
+    from schedlab.solvers.result import run_cpsat
+
+    p = random_problem(n, np.random.default_rng(seed), max_batch_size=size,
+                       max_batch_tokens=tokens, kv_capacity_tokens=kv)
+    opt = solve_cpsat(p, time_limit_s=10, lagrangian=False)
+    assume(opt.status == "OPTIMAL")  # the plain model proves nearly all of these in a second
+    best = int(opt.objective)
+    im = _build_model(p, best, best, best, None, Budget(10.0), dominance=True)
+    solver, code = run_cpsat(im.model, time_left_s=10, num_workers=1)
+    assert code in (cp_model.OPTIMAL, cp_model.FEASIBLE)
+    run = np.zeros((p.n, best + int(p.arrival_slot.max()) + 2), dtype=bool)
+    for j, yj in enumerate(im.y):
+        for yk in yj:
+            for t, v in yk.items():
+                run[j, t] |= bool(solver.boolean_value(v))
+    req, slot = np.nonzero(run)
+    found = Schedule.from_runs(n_requests=p.n, request=req, slot=slot, input_tokens=p.input_tokens)
+    assert verify(p, found).objective == best
+    assert _movable_runs(p, run) == []
+
+
+def test_a_run_that_could_start_earlier_is_seen() -> None:
+    lazy = np.zeros((2, 5), dtype=bool)
+    lazy[0, :3] = True  # request 0's three runs, then request 1 waits a slot longer than needed
+    lazy[1, 4] = True
+    assert _movable_runs(_two(), lazy) == [(1, 0, 3)]
