@@ -31,11 +31,11 @@ requests hold device KV). Built in labelled stages:
    exactly ``L``? Fixed at ``t = L``, each gets at most half of the time left, on CP-SAT's
    workers ``probing_max_lp`` (which proves infeasibility fastest) and ``max_lp`` (which finds
    schedules); infeasible raises ``L`` by one, feasible is optimal (every smaller total was
-   ruled out). (b) If still open, minimise
-   ``sum_j (S[j,o_j] + 1 - a_j)`` between ``L`` and ``U`` (fixed at ``t = U``, the incumbent as
-   the hint) with the time left; CP-SAT's proven bound may raise ``L``. The workers are chosen
-   on two workers or fewer; the plain model (``lagrangian=False``) keeps CP-SAT's defaults and
-   no dominance.
+   ruled out). (b) If still open, minimise ``sum_j (S[j,o_j] + 1 - a_j)`` between ``L`` and
+   ``U`` (fixed at ``t = U``, the incumbent as the hint) with the time left, on ``max_lp``;
+   CP-SAT's proven bound may raise ``L``. The workers are chosen on two workers (one: ``max_lp``
+   alone; more: CP-SAT's portfolio); the plain model (``lagrangian=False``) keeps CP-SAT's
+   defaults and no dominance.
 
 >>> from schedlab.solvers.iteration_problem import IterationProblem
 >>> p = IterationProblem(arrival_slot=[0, 0], input_tokens=[2, 2], output_tokens=[3, 1],
@@ -366,8 +366,7 @@ _DECISION_SHARE = 0.5
 #: which found instance 3's (n=20) schedule of 163 in 23 s); ``probing_max_lp`` proves
 #: infeasibility fastest (instance 9 at its bound of 134: 20 s, against 55 s with ``max_lp``
 #: and no proof in 60 s with CP-SAT's default workers) but finds schedules slowly. A decision
-#: model may be either, so it runs both; the minimisation runs ``max_lp`` and its helpers. On
-#: more workers CP-SAT's own portfolio runs.
+#: model may be either, so it runs both; the minimisation runs ``max_lp`` and its helpers.
 _DECIDE_WITH = ("probing_max_lp", "max_lp")
 _MINIMISE_WITH = ("max_lp",)
 
@@ -447,14 +446,16 @@ class _Search:
     def _solve(self, target: int, allowed: list[np.ndarray] | None, *, hint: bool,
                workers: tuple[str, ...], seconds: float) -> tuple[int, Any, _Model]:
         """Build and solve the model of totals between the bound and ``target``; ``workers``:
-        CP-SAT's full workers in a tuned search on two workers or fewer."""
+        CP-SAT's full workers in a tuned search on two workers."""
         im = _build_model(self.problem, self.best, target, self.bound, allowed, self.budget,
                           dominance=self.tuned)
         if hint:
             _add_hint(im, self.incumbent)
         params: dict[str, Any] = {}
-        if self.tuned and self.num_workers <= 2:
-            params["subsolvers"] = list(workers[: self.num_workers])
+        if self.tuned and self.num_workers == 2:
+            params["subsolvers"] = list(workers)
+        elif self.tuned and self.num_workers == 1:
+            params["subsolvers"] = ["max_lp"]  # one worker: the one that finds schedules
         solver, code = run_cpsat(im.model, time_left_s=min(seconds, self.budget.left()),
                                  num_workers=self.num_workers, seed=self.seed, **params)
         proto = im.model.proto
