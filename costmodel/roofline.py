@@ -69,7 +69,12 @@ import numpy as np
 
 from schedlab.costmodel.hardware import Accelerator, Interconnect
 from schedlab.costmodel.ops import KINDS, OpCost
-from schedlab.errors import check_nonneg_float, check_positive_float, check_positive_int
+from schedlab.errors import (
+    check_fraction,
+    check_nonneg_float,
+    check_positive_float,
+    check_positive_int,
+)
 
 __all__ = [
     "ELEMENTWISE_KINDS",
@@ -171,22 +176,13 @@ class Efficiency:
         for f in dataclasses.fields(self):
             v = getattr(self, f.name)
             if f.name.endswith(("_compute", "_memory", "_efficiency")) or f.name == "l2_share":
-                low = "[0, 1]" if f.name == "l2_share" else "(0, 1]"
-                ok = isinstance(v, (int, float)) and not isinstance(v, bool) and (
-                    0 <= v <= 1 if f.name == "l2_share" else 0 < v <= 1)
-                if not ok:
-                    raise ValueError(
-                        f"The {f.name!r} parameter of Efficiency must be a float in {low}. "
-                        f"Got {v!r} instead."
-                    )
+                check_fraction(v, f.name, "Efficiency", open_low=f.name != "l2_share")
             elif f.name.endswith("_bytes_per_cycle"):
                 check_positive_float(v, f.name, "Efficiency")
             elif f.name == "l2_speedup":
-                if not isinstance(v, (int, float)) or isinstance(v, bool) or not 1 <= v < np.inf:
-                    raise ValueError(
-                        f"The 'l2_speedup' parameter of Efficiency must be a finite float >= 1. "
-                        f"Got {v!r} instead."
-                    )
+                if check_positive_float(v, f.name, "Efficiency") < 1:
+                    raise ValueError("The 'l2_speedup' parameter of Efficiency must be a finite "
+                                     f"float >= 1. Got {v!r} instead.")
             elif not (f.name == "launch_overhead_s" and v is None):
                 check_nonneg_float(v, f.name, "Efficiency")
 

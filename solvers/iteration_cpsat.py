@@ -49,6 +49,7 @@ from __future__ import annotations
 
 import math
 import time
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
@@ -196,10 +197,16 @@ def _add_time_indexed_order(m: Any, before: dict[int, Any], after: dict[int, Any
 def _can_bind(runs: list[tuple[Any, int, int, int]], column: int, capacity: int) -> bool:
     """Whether the largest use of the runs that may share a slot (one per request) exceeds
     ``capacity``."""
+    return _peak(runs, column) > capacity
+
+
+def _peak(runs: Iterable[tuple[Any, int, int, int]], column: int) -> int:
+    """The largest load in ``column`` (0: runs, 1: tokens, 2: KV) that the runs which may share a
+    slot can put on it: one run per request, its largest."""
     most: dict[int, int] = {}
     for run in runs:
-        most[run[3]] = max(most.get(run[3], 0), run[column])
-    return sum(most.values()) > capacity
+        most[run[3]] = max(most.get(run[3], 0), run[column] if column else 1)
+    return sum(most.values())
 
 
 def _add_dominance(m: Any, problem: IterationProblem, y: list[tuple[dict[int, Any], ...]],
@@ -222,17 +229,14 @@ def _add_dominance(m: Any, problem: IterationProblem, y: list[tuple[dict[int, An
     a, inp = problem.arrival_slot, problem.input_tokens
     limits = (problem.max_batch_size, problem.max_batch_tokens, problem.kv_capacity_tokens)
     full: dict[tuple[int, int, int], Any] = {}
-    reach: dict[tuple[int, int], int] = {}  # (slot, column): the most any allowed runs load
+    reach: dict[tuple[int, int], int] = {}  # (slot, column): its _peak
 
     def full_at(t: int, column: int, threshold: int) -> Any:
         """A literal implying slot ``t``'s load in ``column`` (0: runs, 1: tokens, 2: KV) is
         at least ``threshold``; None when it never can be."""
         runs = per_slot.get(t, ())
         if (t, column) not in reach:
-            most: dict[int, int] = {}
-            for _, tok, kv, j in runs:
-                most[j] = max(most.get(j, 0), (1, tok, kv)[column])
-            reach[t, column] = sum(most.values())
+            reach[t, column] = _peak(runs, column)
         if reach[t, column] < threshold:
             return None
         key = (t, column, threshold)

@@ -243,7 +243,14 @@ class _Estimates:
 
     def transfer_s(self, tokens: int) -> float:
         """Time to move ``tokens`` tokens of KV between nodes (0 for none)."""
-        return self.lat + tokens * self.kvb / self.bw if tokens > 0 else 0.0
+        return _transfer_time(tokens, self.kvb, self.bw, self.lat)
+
+
+@njit
+def _transfer_time(tokens, kv_bytes, link_bytes_per_s, link_latency):
+    """Seconds to move ``tokens`` tokens of KV over the link (0 for none): its latency, then
+    the bytes at its bandwidth."""
+    return link_latency + tokens * kv_bytes / link_bytes_per_s if tokens > 0 else 0.0
 
 
 @njit
@@ -274,14 +281,13 @@ def _view_estimates(prefix, n, full, all_but_last, blocks, B, fixed, load_latenc
                               load_per_token)
     local = np.empty(p)
     at_best = np.full(p, with_best)
-    transfer = np.zeros(p)
+    transfer = np.empty(p)
     queue = np.zeros(p)
     for i in range(p):
         local[i] = _prefill_with(prefix[i], n, full, all_but_last, blocks, B, fixed,
                                  load_latency, load_per_token)
-        missing = best - prefix[i]
-        if missing > 0:
-            transfer[i] = link_latency + missing * kv_bytes / link_bytes_per_s
+        transfer[i] = _transfer_time(best - prefix[i], kv_bytes, link_bytes_per_s,
+                                     link_latency)
         if free_at[i] > now:
             queue[i] = free_at[i] - now
     return best, holder, local, at_best, transfer, queue
