@@ -5,8 +5,8 @@ Offline iteration scheduling on one serving instance (FastServe digest §1.5):
 :class:`IterationProblem`, :class:`Schedule`, :func:`verify`, :func:`solve_cpsat` (CP-SAT,
 OR-Tools loaded on first use), :func:`lagrangian_bound` and :func:`solve_lagrangian` (a
 certified bound and gap at thousands of requests), :func:`lp_bound` (scipy HiGHS),
-:func:`list_schedule`, and :class:`SolveResult` (status, objective, bound, gap, wall time,
-schedule).
+:func:`list_schedule`, :func:`local_search` (swaps in a list schedule's priority order), and
+:class:`SolveResult` (status, objective, bound, gap, wall time, schedule).
 
 Admission and placement of a window of requests in a disaggregated cluster (Mooncake digest
 §2.5a): :class:`PlacementProblem`, :class:`PlacementSchedule`, :func:`verify_placement`,
@@ -100,7 +100,7 @@ from schedlab.solvers.expansion_dag import (
 from schedlab.solvers.expansion_dag import list_schedule as dag_list_schedule
 from schedlab.solvers.iteration_bounds import lp_bound
 from schedlab.solvers.iteration_cpsat import solve_cpsat
-from schedlab.solvers.iteration_heuristics import best_list_schedule, list_schedule
+from schedlab.solvers.iteration_heuristics import best_list_schedule, list_schedule, local_search
 from schedlab.solvers.iteration_lagrangian import (
     LagrangianBound,
     completion_windows,
@@ -173,6 +173,7 @@ __all__ = [
     "best_list_schedule",
     "kv_tokens_at_run",
     "list_schedule",
+    "local_search",
     "lp_bound",
     "LagrangianBound",
     "completion_windows",

@@ -1,6 +1,7 @@
 """Simple feasible schedules for an :class:`IterationProblem`, built inside the solvers layer (no
-policy imports): greedy list scheduling by a priority order. They give the CP-SAT model its
-horizon and a first solution, and tests compare the optimum with them.
+policy imports): greedy list scheduling by a priority order, and a local search over those
+orders. They give the CP-SAT model its horizon and a first solution, the Lagrangian gap its
+schedule, and tests compare the optimum with them.
 
 Each slot, the arrived unfinished requests are taken in priority order and added first-fit while
 the batch size, token budget and KV capacity allow (skipping one that does not fit and trying the
@@ -8,6 +9,14 @@ next). The highest-priority request always fits alone, so every slot with work m
 
 - ``fcfs``: by arrival slot, then index.
 - ``srpt``: by remaining runs (output tokens not yet produced), then arrival, then index.
+
+:func:`local_search` improves a schedule by searching the static priority orders: swap two
+requests' places, keep the swap when the list schedule's total JCT does not grow. Each list
+schedule is one compiled pass (about 1.5 us at 20 requests), which stops as soon as its total
+provably exceeds the current one's. Every run here takes one slot, so a schedule in which no run
+could move to an earlier slot with room for it (an *active* one, which some optimum is) is a
+first-fit list schedule of some order per slot; static orders reach most of them, and on the
+benchmark's twenty-request instances the search finds every proven optimum.
 
 >>> from schedlab.solvers.iteration_problem import IterationProblem
 >>> p = IterationProblem(arrival_slot=[0, 0], input_tokens=[2, 2], output_tokens=[3, 1],
@@ -22,12 +31,20 @@ from __future__ import annotations
 
 import numpy as np
 
-from schedlab.errors import check_array, unknown_name_error
+from schedlab.errors import (
+    check_array,
+    check_instance,
+    check_nonneg_int,
+    check_positive_float,
+    unknown_name_error,
+)
+from schedlab.jit import njit
+from schedlab.solvers.budget import Budget
 from schedlab.solvers.iteration_problem import IterationProblem, kv_tokens_at_run
 from schedlab.solvers.iteration_schedule import Schedule
-from schedlab.solvers.iteration_verify import verify
+from schedlab.solvers.iteration_verify import ScheduleInvalid, verify
 
-__all__ = ["PRIORITY_RULES", "best_list_schedule", "list_schedule"]
+__all__ = ["PRIORITY_RULES", "best_list_schedule", "list_schedule", "local_search"]
 
 #: Names accepted by :func:`list_schedule`.
 PRIORITY_RULES = ("fcfs", "srpt")
@@ -105,3 +122,132 @@ def best_list_schedule(problem: IterationProblem) -> tuple[Schedule, int]:
             best = (s, obj)
     assert best is not None
     return best
+
+
+#: Swaps drawn per compiled call of :func:`local_search` (the time limit is checked between).
+_CHUNK = 4096
+
+
+def local_search(problem: IterationProblem, schedule: Schedule, *, evaluations: int = 100_000,
+                 seed: int = 0, stop_at: int | None = None,
+                 time_limit_s: float | None = None) -> tuple[Schedule, int]:
+    """A schedule of ``problem`` no worse than ``schedule``, by local search over priority orders,
+    with its total JCT.
+
+    Starts from the order of ``schedule``'s completion slots (then arrival, then index) and
+    tries ``evaluations`` random swaps of two requests' places (drawn from
+    ``numpy.random.default_rng(seed)``), keeping each swap whose first-fit list schedule
+    (:func:`list_schedule` with that order as its ``priority``) has a total JCT no larger; ties
+    are kept too, so the search walks across plateaus. It stops early when the total reaches
+    ``stop_at`` (a lower bound: nothing better exists) or ``time_limit_s`` runs out (checked
+    every 4,096 swaps; only then does the result depend on the machine's speed). Returns
+    ``schedule`` itself unless a strictly better one was found.
+
+    >>> from schedlab.solvers.iteration_problem import random_problem
+    >>> p = random_problem(20, np.random.default_rng(0))
+    >>> start, total = best_list_schedule(p)
+    >>> better, better_total = local_search(p, start)
+    >>> total, better_total, verify(p, better).objective
+    (110, 109, 109)
+    """
+    where = "local_search"
+    check_instance(problem, IterationProblem, "problem", where)
+    check_instance(schedule, Schedule, "schedule", where)
+    evaluations = check_nonneg_int(evaluations, "evaluations", where)
+    seed = check_nonneg_int(seed, "seed", where)
+    goal = -1 if stop_at is None else check_nonneg_int(stop_at, "stop_at", where)
+    budget = Budget(None if time_limit_s is None
+                    else check_positive_float(time_limit_s, "time_limit_s", where))
+    try:
+        total = verify(problem, schedule).raise_if_invalid().objective
+    except ScheduleInvalid as exc:
+        raise ScheduleInvalid(f"The 'schedule' parameter of {where} is no schedule of the "
+                              f"problem. {exc}") from None
+    assert total is not None
+    if problem.n < 2 or total <= goal:
+        return schedule, total
+    a, inp, o = problem.arrival_slot, problem.input_tokens, problem.output_tokens
+    limits = (problem.max_batch_size, problem.max_batch_tokens, problem.kv_capacity_tokens)
+    order = np.lexsort((np.arange(problem.n), a, schedule.completion_slot()))
+    done = np.zeros(problem.n, dtype=np.int64)
+    value = _list_total(a, inp, o, *limits, order, np.iinfo(np.int64).max, done)
+    rng = np.random.default_rng(seed)
+    left = evaluations
+    while left and value > goal and budget.left() > 0:
+        swaps = rng.integers(problem.n, size=(min(left, _CHUNK), 2))
+        value = _swap_search(a, inp, o, *limits, order, value, swaps, goal, done)
+        left -= swaps.shape[0]
+    if value >= total:
+        return schedule, total
+    rank = np.empty(problem.n)
+    rank[order] = np.arange(problem.n)
+    return list_schedule(problem, "fcfs", priority=rank), int(value)
+
+
+@njit
+def _list_total(a, inp, o, batch, budget, kv_cap, order, cap, done):  # pragma: no cover
+    """Total JCT of the first-fit list schedule taking requests in ``order`` (the rule of
+    :func:`list_schedule`), or ``cap + 1`` once it provably exceeds ``cap``: the requests done
+    plus, for each one left, its runs back to back from the next slot. ``done``: scratch
+    (runs done per request; a run chosen this slot is marked ``-(done + 1)``)."""
+    n = order.shape[0]
+    done[:] = 0
+    left = n
+    t = a.min()
+    total = 0
+    while left > 0:
+        tokens = 0
+        kv = 0
+        size = 0
+        waiting = False
+        for q in range(n):
+            j = order[q]
+            if a[j] <= t and done[j] < o[j]:
+                waiting = True
+                need_tok = inp[j] if done[j] == 0 else 1
+                need_kv = inp[j] + done[j] + 1  # kv_tokens_at_run(inp, done + 1)
+                if size < batch and tokens + need_tok <= budget and kv + need_kv <= kv_cap:
+                    tokens += need_tok
+                    kv += need_kv
+                    size += 1
+                    done[j] = -done[j] - 1
+        if not waiting:  # idle until the next arrival of unfinished work
+            t = np.iinfo(np.int64).max
+            for j in range(n):
+                if done[j] < o[j] and a[j] < t:
+                    t = a[j]
+            continue
+        floor = 0
+        for j in range(n):
+            if done[j] < 0:
+                done[j] = -done[j]
+                if done[j] == o[j]:
+                    left -= 1
+                    total += t + 1 - a[j]
+            if done[j] < o[j]:
+                floor += max(t + 1, a[j]) + o[j] - done[j] - a[j]
+        if total + floor > cap:
+            return cap + 1
+        t += 1
+    return total
+
+
+@njit
+def _swap_search(a, inp, o, batch, budget, kv_cap, order, value, swaps, goal,
+                 done):  # pragma: no cover
+    """Try each swap of ``swaps`` (pairs of places in ``order``), keeping it (in ``order``) when
+    the total does not grow; returns the total, stopping once it reaches ``goal``."""
+    for s in range(swaps.shape[0]):
+        if value <= goal:
+            break
+        i = swaps[s, 0]
+        k = swaps[s, 1]
+        if i == k:
+            continue
+        order[i], order[k] = order[k], order[i]
+        tried = _list_total(a, inp, o, batch, budget, kv_cap, order, value, done)
+        if tried <= value:
+            value = tried
+        else:
+            order[i], order[k] = order[k], order[i]
+    return value
