@@ -5,8 +5,10 @@ The model follows the FastServe digest (serving.md §1.5) on the rules of
 requests hold device KV). Built in labelled stages:
 
 1. **An incumbent and a bound.** The best of the FCFS, SRPT and Lagrangian-guided list
-   schedules is the incumbent (total JCT ``U``); :func:`~schedlab.solvers.iteration_lagrangian.
-   lagrangian_bound` gives a certified lower bound ``L`` in milliseconds. ``L = U`` ends the solve.
+   schedules, improved by :func:`~schedlab.solvers.iteration_heuristics.local_search` (swaps in
+   its priority order; at most a tenth of the time left), is the incumbent (total JCT ``U``);
+   :func:`~schedlab.solvers.iteration_lagrangian.lagrangian_bound` gives a certified lower bound
+   ``L`` in milliseconds. ``L = U`` ends the solve.
 2. **Run-indexed variables.** Run ``k`` of request ``j`` (run 1 is the prefill) is one Boolean
    per slot it may take, ``y[j,k,t]``, exactly one of them true, and its slot ``S[j,k]``. A run's
    tokens (the prompt or 1) and KV (``input_j + k``) are constants, so every per-slot capacity is
@@ -28,8 +30,9 @@ requests hold device KV). Built in labelled stages:
    (:func:`_add_dominance`): only *active* schedules, in which no run could move to an earlier
    slot with room for it (an optimal schedule of that kind always exists).
 5. **Search.** (a) Decision models from the bound up: is there a schedule of total JCT
-   exactly ``L``? Fixed at ``t = L``, each gets at most half of the time left, on CP-SAT's
-   workers ``probing_max_lp`` (which proves infeasibility fastest) and ``max_lp`` (which finds
+   exactly ``L``? Fixed at ``t = L``, each gets at most half of the time left (all of it when
+   ``L = U - 1``: its answer settles the optimum either way), on CP-SAT's workers
+   ``probing_max_lp`` (which proves infeasibility fastest) and ``max_lp`` (which finds
    schedules); infeasible raises ``L`` by one, feasible is optimal (every smaller total was
    ruled out). (b) If still open, minimise ``sum_j (S[j,o_j] + 1 - a_j)`` between ``L`` and
    ``U`` (fixed at ``t = U``, the incumbent as the hint) with the time left, on ``max_lp``;
@@ -55,9 +58,14 @@ from typing import Any
 
 import numpy as np
 
-from schedlab.errors import check_instance, check_positive_float, check_positive_int
+from schedlab.errors import (
+    check_instance,
+    check_nonneg_int,
+    check_positive_float,
+    check_positive_int,
+)
 from schedlab.solvers.budget import Budget, OutOfTime
-from schedlab.solvers.iteration_heuristics import best_list_schedule
+from schedlab.solvers.iteration_heuristics import best_list_schedule, local_search
 from schedlab.solvers.iteration_lagrangian import (
     LagrangianBound,
     completion_windows,
@@ -76,6 +84,9 @@ _WHERE = "solve_cpsat"
 #: Share of the time limit the Lagrangian bound may take (it converges in about 0.05 s on
 #: 20 requests; the share only matters on large instances).
 _LAGRANGIAN_SHARE = 0.25
+#: Share of the time left that the local search over priority orders may take (100,000 swaps,
+#: its default, take about 0.15 s on 20 requests; the share only matters on large instances).
+_LOCAL_SEARCH_SHARE = 0.1
 #: Reduced costs are floats: a slot is kept unless it is this much above the threshold.
 _FIX_TOLERANCE = 1e-6
 
@@ -302,10 +313,11 @@ def solve_cpsat(
     """Minimise total JCT of ``problem`` with CP-SAT within ``time_limit_s`` seconds.
 
     ``time_limit_s`` is a wall-clock budget for the whole call: the list schedules, the
-    Lagrangian bound (at most a quarter of it), building the model and CP-SAT's search share
-    it, so the call returns after about ``time_limit_s`` whatever the problem's size.
-    ``hint``: start CP-SAT from the incumbent. ``lagrangian=False`` leaves out stages 1's bound
-    and 3 (for comparison: the plain run-indexed model).
+    Lagrangian bound (at most a quarter of it), the local search (at most a tenth of what is
+    left), building the model and CP-SAT's search share it, so the call returns after about
+    ``time_limit_s`` whatever the problem's size. ``hint``: start CP-SAT from the incumbent.
+    ``seed`` (``>= 0``): CP-SAT's and the local search's. ``lagrangian=False`` leaves out stage
+    1's bound and local search and stage 3 (for comparison: the plain run-indexed model).
 
     Returns a :class:`SolveResult` whose ``schedule`` is a :class:`Schedule` (checked by
     :func:`verify`). Every instance is feasible, so the status is ``OPTIMAL`` or ``FEASIBLE``
@@ -314,14 +326,15 @@ def solve_cpsat(
     proven bound, the Lagrangian bound and the trivial bound. ``stats``: the list-schedule and
     incumbent objectives, the Lagrangian bound and how its search stopped, slots fixed,
     the model size, CP-SAT's counters, where the solution came from (``"list-schedule"``,
-    ``"lagrangian-guided"`` or ``"cp-sat"``), what proved it (``"lagrangian"``: the bound or
-    its fixing, with no CP-SAT model; ``"cp-sat"``) and, when the budget ran out early,
-    ``"stopped_while"``.
+    ``"lagrangian-guided"``, ``"local-search"`` or ``"cp-sat"``), what proved it
+    (``"lagrangian"``: the bound or its fixing, with no CP-SAT model; ``"cp-sat"``) and, when
+    the budget ran out early, ``"stopped_while"``.
     """
     t0 = time.perf_counter()
     check_instance(problem, IterationProblem, "problem", _WHERE)
     time_limit_s = check_positive_float(time_limit_s, "time_limit_s", _WHERE)
     num_workers = check_positive_int(num_workers, "num_workers", _WHERE)
+    seed = check_nonneg_int(seed, "seed", _WHERE)
     budget = Budget(time_limit_s)
     import ortools.sat.python.cp_model  # noqa: F401  (its first import, ~0.5 s, counts too)
 
@@ -340,6 +353,11 @@ def solve_cpsat(
                                                                      best)
         bound = max(bound, lb.bound)
         costs = run_costs(problem, lb)
+        searched, searched_best = local_search(
+            problem, incumbent, seed=seed, stop_at=bound,
+            time_limit_s=max(1e-3, budget.left() * _LOCAL_SEARCH_SHARE))
+        if searched_best < best:
+            incumbent, best, stats["solution_source"] = searched, searched_best, "local-search"
     stats["incumbent_objective"] = best
     search = _Search(problem, incumbent, best, bound, stats, budget, num_workers, seed,
                      tuned=lagrangian)
@@ -363,7 +381,8 @@ def solve_cpsat(
 
 #: Rounds of Lagrangian fixing per target (each: a bound on the allowed slots, then fixing).
 _FIX_ROUNDS = 4
-#: A decision model (is there a schedule of total JCT t?) gets this share of the time left.
+#: A decision model (is there a schedule of total JCT t?) gets this share of the time left,
+#: unless ``t`` is one below the incumbent's total (then it gets all of it).
 _DECISION_SHARE = 0.5
 #: CP-SAT's full workers on two workers or fewer, measured on the benchmark's instances.
 #: ``max_lp`` finds schedules (its LP solutions also feed an LNS helper when it runs alone,
@@ -418,8 +437,11 @@ class _Search:
             return True
         from ortools.sat.python import cp_model
 
+        # the last total below the incumbent's: its answer settles the optimum either way, so
+        # it may take all the time left (the minimisation would only ask it again)
+        share = 1.0 if target + 1 == self.best else _DECISION_SHARE
         code, solver, im = self._solve(target, allowed, hint=False, workers=_DECIDE_WITH,
-                                       seconds=self.budget.left() * _DECISION_SHARE)
+                                       seconds=self.budget.left() * share)
         if code == cp_model.INFEASIBLE:
             self.bound += 1
             return True
