@@ -85,7 +85,7 @@ _WHERE = "solve_cpsat"
 #: 20 requests; the share only matters on large instances).
 _LAGRANGIAN_SHARE = 0.25
 #: Share of the time left that the local search over priority orders may take (100,000 swaps,
-#: its default, take about 0.15 s on 20 requests; the share only matters on large instances).
+#: its default, take about 0.14 s on 20 requests; the share only matters on large instances).
 _LOCAL_SEARCH_SHARE = 0.1
 #: Reduced costs are floats: a slot is kept unless it is this much above the threshold.
 _FIX_TOLERANCE = 1e-6

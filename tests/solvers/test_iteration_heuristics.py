@@ -115,3 +115,16 @@ def test_an_invalid_start_is_refused():
                      output_token=np.zeros(0, dtype=bool))
     with pytest.raises(ValueError, match="'schedule' parameter of local_search is no schedule"):
         local_search(p, empty)
+
+
+def test_the_chunks_of_swaps_do_not_change_the_result(monkeypatch):
+    import schedlab.solvers.iteration_heuristics as heuristics
+
+    p = random_problem(20, np.random.default_rng(0))
+    start, _ = best_list_schedule(p)
+    one = local_search(p, start, evaluations=5_000, seed=2)
+    monkeypatch.setattr(heuristics, "_FIRST_CHUNK", 3)
+    monkeypatch.setattr(heuristics, "_CHUNK", 7)
+    two = local_search(p, start, evaluations=5_000, seed=2)
+    assert one[1] == two[1] and np.array_equal(one[0].slot, two[0].slot)
+    assert np.array_equal(one[0].request, two[0].request)
