@@ -4,7 +4,8 @@ optimum, an exact solver with a time limit, lower bounds and a verifier.
 Offline iteration scheduling on one serving instance (FastServe digest §1.5):
 :class:`IterationProblem`, :class:`Schedule`, :func:`verify`, :func:`solve_cpsat` (CP-SAT,
 OR-Tools loaded on first use), :func:`lagrangian_bound` and :func:`solve_lagrangian` (a
-certified bound and gap at thousands of requests), :func:`lp_bound` (scipy HiGHS),
+certified bound and gap at thousands of requests), :func:`lp_bound` (scipy HiGHS; its size
+before building, :func:`lp_size`),
 :func:`list_schedule`, :func:`local_search` (swaps in a list schedule's priority order), and
 :class:`SolveResult` (status, objective, bound, gap, wall time, schedule).
 
@@ -98,7 +99,7 @@ from schedlab.solvers.expansion_dag import (
     work_span_bound,
 )
 from schedlab.solvers.expansion_dag import list_schedule as dag_list_schedule
-from schedlab.solvers.iteration_bounds import lp_bound
+from schedlab.solvers.iteration_bounds import lp_bound, lp_size
 from schedlab.solvers.iteration_cpsat import solve_cpsat
 from schedlab.solvers.iteration_heuristics import best_list_schedule, list_schedule, local_search
 from schedlab.solvers.iteration_lagrangian import (
@@ -175,6 +176,7 @@ __all__ = [
     "list_schedule",
     "local_search",
     "lp_bound",
+    "lp_size",
     "LagrangianBound",
     "completion_windows",
     "lagrangian_bound",

@@ -16,6 +16,13 @@
 Any optimal schedule is feasible for the LP, so its value is a valid lower bound; rounded up,
 since JCTs are integers. ``time_limit_s`` bounds the whole call (building the LP and HiGHS); a
 bound not computed in time, or that HiGHS could not compute, is ``None``, never an exception.
+So is the bound of an LP above ``max_variables`` (two million by default), which is counted
+from the windows before anything is built: the LP grows with requests times horizon (about
+220,000 variables at 100 requests, solved in 30-55 s; 1.8 million at 300; 20 million at 1,000,
+where building it ran out of 24 GiB), and the Lagrangian bound is the one that scales. HiGHS
+gets what is left of the time limit, but its presolve checks the clock rarely: at 300 requests a
+10 s limit ended after 17.8 s (without presolve the limit holds, but no 100-request LP is solved
+within 60 s, against 27-52 s with it).
 
 >>> from schedlab.solvers.iteration_problem import IterationProblem
 >>> p = IterationProblem(arrival_slot=[0, 0], input_tokens=[2, 2], output_tokens=[3, 1],
@@ -33,20 +40,27 @@ from typing import Any
 
 import numpy as np
 
-from schedlab.errors import check_instance, check_positive_float
+from schedlab.errors import check_instance, check_positive_float, check_positive_int
 from schedlab.solvers.budget import Budget, OutOfTime
 from schedlab.solvers.iteration_heuristics import best_list_schedule
 from schedlab.solvers.iteration_lagrangian import completion_windows
 from schedlab.solvers.iteration_problem import IterationProblem, kv_tokens_at_run
 
-__all__ = ["lp_bound"]
+__all__ = ["MAX_LP_VARIABLES", "lp_bound", "lp_size"]
+
+
+#: :func:`lp_bound`'s default cap on the LP's variables (building one takes about 1 GiB per
+#: million variables in Python lists before HiGHS sees it).
+MAX_LP_VARIABLES = 2_000_000
 
 
 def lp_bound(problem: IterationProblem, upper_bound: int | None = None, *,
-             time_limit_s: float | None = None) -> int | None:
+             time_limit_s: float | None = None,
+             max_variables: int = MAX_LP_VARIABLES) -> int | None:
     """LP-relaxation lower bound on the optimal total JCT (see the module docstring), or
     ``None`` when it could not be computed within ``time_limit_s`` seconds of wall-clock time
-    (default: no limit) or HiGHS failed.
+    (default: no limit), the LP would have more than ``max_variables`` variables, or HiGHS
+    failed.
 
     ``upper_bound`` is the total JCT of any feasible schedule (default: the better list
     schedule); it only sets the windows, so a looser one gives the same or a weaker bound.
@@ -54,17 +68,21 @@ def lp_bound(problem: IterationProblem, upper_bound: int | None = None, *,
     check_instance(problem, IterationProblem, "problem", "lp_bound")
     if time_limit_s is not None:
         time_limit_s = check_positive_float(time_limit_s, "time_limit_s", "lp_bound")
-    return lp_bound_within(problem, upper_bound, Budget(time_limit_s))[0]
+    max_variables = check_positive_int(max_variables, "max_variables", "lp_bound")
+    return lp_bound_within(problem, upper_bound, Budget(time_limit_s), max_variables)[0]
 
 
-def lp_bound_within(problem: IterationProblem, upper_bound: int | None,
-                    budget: Budget) -> tuple[int | None, str]:
+def lp_bound_within(problem: IterationProblem, upper_bound: int | None, budget: Budget,
+                    max_variables: int = MAX_LP_VARIABLES) -> tuple[int | None, str]:
     """:func:`lp_bound` within ``budget``: the bound (or ``None``) and how it ended
-    (``"optimal"``, ``"time limit"`` or ``"failed: <HiGHS's message>"``)."""
+    (``"optimal"``, ``"time limit"``, ``"too large: <its size>"`` or
+    ``"failed: <HiGHS's message>"``)."""
     try:
-        return _lp_bound(problem, upper_bound, budget), "optimal"
+        return _lp_bound(problem, upper_bound, budget, max_variables), "optimal"
     except OutOfTime:
         return None, "time limit"
+    except _TooLarge as exc:
+        return None, f"too large: {exc}"
     except _HighsFailed as exc:
         return None, f"failed: {exc}"
 
@@ -73,11 +91,37 @@ class _HighsFailed(RuntimeError):
     pass
 
 
-def _lp_bound(problem: IterationProblem, upper_bound: int | None, budget: Budget) -> int:
+class _TooLarge(RuntimeError):
+    pass
+
+
+def lp_size(problem: IterationProblem, upper_bound: int | None = None) -> int:
+    """The number of variables of :func:`lp_bound`'s LP (``upper_bound`` as there), counted from
+    the windows without building it: per request, runs, prefix sums of runs and of prefills
+    over its window, and prefill and done variables where they can be 1.
+
+    >>> import numpy as np
+    >>> from schedlab.solvers.iteration_problem import random_problem
+    >>> lp_size(random_problem(100, np.random.default_rng(0)))
+    220619
+    """
+    check_instance(problem, IterationProblem, "problem", "lp_size")
+    if upper_bound is None:
+        upper_bound = best_list_schedule(problem)[1]
+    width = completion_windows(problem, upper_bound) - problem.arrival_slot + 1
+    tail = np.maximum(width - problem.output_tokens + 1, 0)
+    return int((3 * width + 2 * tail).sum())
+
+
+def _lp_bound(problem: IterationProblem, upper_bound: int | None, budget: Budget,
+              max_variables: int) -> int:
     from scipy.optimize import linprog
 
     if upper_bound is None:
         upper_bound = best_list_schedule(problem)[1]
+    size = lp_size(problem, upper_bound)
+    if size > max_variables:
+        raise _TooLarge(f"{size:,} variables, above max_variables={max_variables:,}")
     a, inp, o = problem.arrival_slot, problem.input_tokens, problem.output_tokens
     last = completion_windows(problem, upper_bound)
     n = problem.n
@@ -105,6 +149,7 @@ def _lp_bound(problem: IterationProblem, upper_bound: int | None, budget: Budget
         Q.append({t: nv + i for i, t in enumerate(slots)})
         nv += len(Q[j])
 
+    assert nv == size, (nv, size)  # lp_size counts what is built here
     ub, eq = _Rows(), _Rows()
     ub_row, eq_row = ub.add, eq.add
     for j in range(n):

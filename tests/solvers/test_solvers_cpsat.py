@@ -191,6 +191,28 @@ def test_a_bound_not_computed_is_none_never_an_exception(monkeypatch) -> None:
         lp_bound(small, time_limit_s=-1)
 
 
+def test_an_lp_above_max_variables_is_refused_before_it_is_built() -> None:
+    import time
+
+    from schedlab.solvers import lp_size
+    from schedlab.solvers.budget import Budget
+    from schedlab.solvers.iteration_bounds import MAX_LP_VARIABLES, lp_bound_within
+
+    p = random_problem(6, np.random.default_rng(3))
+    size = lp_size(p)  # _lp_bound asserts that it counts what it builds
+    assert lp_bound(p, max_variables=size) == lp_bound(p) is not None
+    assert lp_bound(p, max_variables=size - 1) is None
+    assert lp_bound_within(p, None, Budget(None), size - 1) == (
+        None, f"too large: {size:,} variables, above max_variables={size - 1:,}")
+    big = random_problem(1000, np.random.default_rng(0))  # about 20 million variables
+    start = time.perf_counter()
+    bound, how = lp_bound_within(big, None, Budget(60.0))
+    assert bound is None and how.startswith("too large") and lp_size(big) > MAX_LP_VARIABLES
+    assert time.perf_counter() - start < 5.0  # it built nothing (building it took 24 GiB)
+    with pytest.raises(ValueError, match="'max_variables' parameter of lp_bound"):
+        lp_bound(p, max_variables=0)
+
+
 def test_an_incumbent_better_than_the_list_schedules_keeps_the_bound_s_windows():
     # instance 9 of the benchmark: the Lagrangian-guided list schedule (136) and the local search
     # from it (135, the optimum) beat FCFS and SRPT (138), so the incumbent's windows are
