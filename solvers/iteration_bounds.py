@@ -108,7 +108,12 @@ def lp_size(problem: IterationProblem, upper_bound: int | None = None) -> int:
     check_instance(problem, IterationProblem, "problem", "lp_size")
     if upper_bound is None:
         upper_bound = best_list_schedule(problem)[1]
-    width = completion_windows(problem, upper_bound) - problem.arrival_slot + 1
+    return _n_variables(problem, completion_windows(problem, upper_bound))
+
+
+def _n_variables(problem: IterationProblem, last: np.ndarray) -> int:
+    """:func:`lp_size` for the windows ending at ``last``."""
+    width = last - problem.arrival_slot + 1
     tail = np.maximum(width - problem.output_tokens + 1, 0)
     return int((3 * width + 2 * tail).sum())
 
@@ -119,11 +124,11 @@ def _lp_bound(problem: IterationProblem, upper_bound: int | None, budget: Budget
 
     if upper_bound is None:
         upper_bound = best_list_schedule(problem)[1]
-    size = lp_size(problem, upper_bound)
-    if size > max_variables:
-        raise _TooLarge(f"{size:,} variables, above max_variables={max_variables:,}")
     a, inp, o = problem.arrival_slot, problem.input_tokens, problem.output_tokens
     last = completion_windows(problem, upper_bound)
+    size = _n_variables(problem, last)
+    if size > max_variables:
+        raise _TooLarge(f"{size:,} variables, above max_variables={max_variables:,}")
     n = problem.n
 
     # variable indices

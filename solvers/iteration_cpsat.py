@@ -481,7 +481,7 @@ class _Search:
         if self.tuned and self.num_workers == 2:
             params["subsolvers"] = list(workers)
         elif self.tuned and self.num_workers == 1:
-            params["subsolvers"] = ["max_lp"]  # one worker: the one that finds schedules
+            params["subsolvers"] = list(_MINIMISE_WITH)  # one worker: the one that finds
         solver, code = run_cpsat(im.model, time_left_s=min(seconds, self.budget.left()),
                                  num_workers=self.num_workers, seed=self.seed, **params)
         proto = im.model.proto

@@ -65,6 +65,7 @@ from schedlab.errors import (
     check_positive_int,
 )
 from schedlab.jit import njit
+from schedlab.solvers.budget import Budget
 from schedlab.solvers.iteration_heuristics import best_list_schedule, list_schedule, local_search
 from schedlab.solvers.iteration_problem import IterationProblem
 from schedlab.solvers.iteration_schedule import Schedule
@@ -331,6 +332,7 @@ def solve_lagrangian(problem: IterationProblem, *, time_limit_s: float = 10.0,
     time_limit_s = check_positive_float(time_limit_s, "time_limit_s", where)
     evaluations = check_nonneg_int(evaluations, "evaluations", where)
     seed = check_nonneg_int(seed, "seed", where)
+    budget = Budget(time_limit_s)
     schedule, objective = best_list_schedule(problem)
     lb = lagrangian_bound(problem, upper_bound=objective,
                           time_limit_s=time_limit_s * _BOUND_SHARE,
@@ -340,10 +342,9 @@ def solve_lagrangian(problem: IterationProblem, *, time_limit_s: float = 10.0,
                              "guided_objective": objective,
                              "iterations": lb.iterations, "stopped": lb.stopped,
                              "bound_wall_s": lb.wall_s, "dual_value": lb.value}
-    left = time_limit_s - (time.perf_counter() - t0)
     searched, searched_objective = local_search(
         problem, schedule, evaluations=evaluations, seed=seed, stop_at=lb.bound,
-        time_limit_s=max(1e-3, left))
+        time_limit_s=max(1e-3, budget.left()))
     if searched_objective < objective:
         schedule, objective, source = searched, searched_objective, "local-search"
     stats["solution_source"] = source
